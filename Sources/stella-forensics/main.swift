@@ -1,0 +1,1 @@
+print("stella-forensics")
