@@ -1,0 +1,64 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// A bundle file read with `pread`, so verification never holds more than one member at a time.
+public final class FileByteSource: ByteSource, @unchecked Sendable {
+  // @unchecked: the descriptor is only read with pread (no shared offset) and closed in deinit.
+  private let descriptor: Int32
+  public let path: String
+  public let count: Int
+
+  /// Opens `path` for reading.
+  public init(path: String) throws(ByteSourceError) {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw ByteSourceError(path: path, message: String(cString: strerror(errno))) }
+    var info = stat()
+    guard fstat(fd, &info) == 0 else {
+      let message = String(cString: strerror(errno))
+      close(fd)
+      throw ByteSourceError(path: path, message: message)
+    }
+    guard (info.st_mode & S_IFMT) == S_IFREG else {
+      close(fd)
+      throw ByteSourceError(path: path, message: "not a regular file")
+    }
+    self.descriptor = fd
+    self.path = path
+    self.count = Int(info.st_size)
+  }
+
+  deinit { close(descriptor) }
+
+  public func bytes(at offset: Int, count: Int) throws(ByteSourceError) -> [UInt8] {
+    var buffer = [UInt8](repeating: 0, count: count)
+    var failure: ByteSourceError?
+    buffer.withUnsafeMutableBytes { raw in
+      do throws(ByteSourceError) {
+        try read(into: raw, at: offset)
+      } catch {
+        failure = error
+      }
+    }
+    if let failure { throw failure }
+    return buffer
+  }
+
+  /// Fills `buffer` with the bytes at `offset`.
+  public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(ByteSourceError) {
+    var done = 0
+    while done < buffer.count {
+      let result = pread(descriptor, buffer.baseAddress.map { $0 + done }, buffer.count - done, off_t(offset + done))
+      if result < 0 {
+        if errno == EINTR { continue }
+        throw ByteSourceError(path: path, message: "read failed at byte \(offset + done): \(String(cString: strerror(errno)))")
+      }
+      if result == 0 {
+        throw ByteSourceError(path: path, message: "file shrank while being read (byte \(offset + done))")
+      }
+      done += result
+    }
+  }
+}
