@@ -205,9 +205,6 @@ public struct SegmentStreamParser {
       throw SegmentFormatError(
         .truncated, offset: bufferOffset, "segment ends inside record \(recordCount) (\(buffer.count) bytes left)")
     }
-    if recordCount == 0 {
-      throw SegmentFormatError(.truncated, offset: bufferOffset, "segment has no records")
-    }
   }
 
   private mutating func parseAvailable(_ bytes: UnsafeRawBufferPointer, onRecord: RecordHandler) throws(SegmentFormatError)

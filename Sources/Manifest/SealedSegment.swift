@@ -1,0 +1,73 @@
+/// A segment ready to be a bundle blob: its compressed bytes and the manifest entry describing them.
+///
+/// A sealed segment already *is* a blob, so sealing a bundle is hashing and copying, never
+/// re-encoding.
+public struct SealedSegment: Sendable {
+  /// The manifest entry: digest, sizes, stream, counts, sequence and time range.
+  public var entry: BlobEntry
+  /// Where the compressed bytes are.
+  public var data: MemberData
+
+  public init(entry: BlobEntry, data: MemberData) {
+    self.entry = entry
+    self.data = data
+  }
+}
+
+/// Building a segment or a manifest failed.
+public struct SealError: Error, CustomStringConvertible, Sendable {
+  public var message: String
+
+  public init(_ message: String) { self.message = message }
+
+  public var description: String { message }
+}
+
+/// Frames, scans and compresses records into a ``SealedSegment``.
+public enum SegmentSealer {
+  /// Seals `records` of one stream. Their seqs must be consecutive; their requests must be
+  /// valid OTLP on the walked path (§6.3), which is what a verifier will recompute.
+  public static func seal(header: SegmentHeader, records: [SegmentRecord], limits: VerificationLimits = .init())
+    throws(SealError) -> SealedSegment
+  {
+    guard let first = records.first, let last = records.last else {
+      throw SealError("a segment needs at least one record")
+    }
+    var segment = header.encoded()
+    var times = OTLPTimeSummary()
+    for (index, record) in records.enumerated() {
+      guard record.seq == first.seq &+ UInt64(index) else {
+        throw SealError("record \(index) of \(header.signal.rawValue)/\(header.tenant) has seq \(record.seq), expected \(first.seq &+ UInt64(index))")
+      }
+      guard record.request.count + SegmentRecord.bodyPrefixSize <= limits.maxRecordSize else {
+        throw SealError("record seq \(record.seq) is \(record.request.count) bytes, over the record limit")
+      }
+      do {
+        times.merge(try OTLPTimeScan.scan(record.request, signal: header.signal))
+      } catch {
+        throw SealError("record seq \(record.seq): invalid OTLP protobuf: \(error)")
+      }
+      segment.append(contentsOf: record.framed())
+    }
+    let compressed: [UInt8]
+    do {
+      compressed = try Zstd.compress(segment)
+    } catch {
+      throw SealError("compressing segment: \(error)")
+    }
+    guard UInt64(segment.count) <= limits.maxUncompressedSize,
+      UInt64(segment.count) <= limits.maxRatio * UInt64(compressed.count)
+    else {
+      // A verifier would refuse this blob (§7); writers must not emit it.
+      throw SealError(
+        "segment of \(segment.count) bytes compresses to \(compressed.count): over the size or ratio limit; use smaller segments")
+    }
+    let (firstTime, lastTime) = times.range
+    let entry = BlobEntry(
+      sha256: SHA256Digest.hex(of: compressed), size: UInt64(compressed.count),
+      uncompressedSize: UInt64(segment.count), signal: header.signal, tenant: header.tenant,
+      node: header.node, recordCount: UInt64(records.count), firstSeq: first.seq, lastSeq: last.seq,
+      firstTimeUnixNano: firstTime, lastTimeUnixNano: lastTime)
+    return SealedSegment(entry: entry, data: .bytes(compressed))
+  }
+}

@@ -1,0 +1,159 @@
+import Manifest
+
+/// Step 7 of §9 for one blob: size and digest, then (deep) the bomb limits, decompression,
+/// segment header, every record, and the counts, sequences and times the manifest declares.
+struct BlobChecker<Source: ByteSource> {
+  let source: Source
+  let limits: VerificationLimits
+  let depth: VerificationDepth
+
+  mutating func check(_ entry: BlobEntry, member: TarMember) throws -> Void {
+    // 7.1
+    guard UInt64(member.size) == entry.size else {
+      throw Finding(.blobSizeMismatch, "\(entry.path): member is \(member.size) bytes, manifest says \(entry.size)")
+    }
+    let blob = try source.bytes(at: member.dataOffset, count: member.size)
+    let digest = SHA256Digest.hex(of: blob)
+    guard digest == entry.sha256 else {
+      throw Finding(.blobDigestMismatch, "\(entry.path): SHA-256 is \(digest), manifest says \(entry.sha256)")
+    }
+    guard depth == .deep else { return }
+
+    // 7.2
+    guard entry.uncompressedSize <= limits.maxUncompressedSize else {
+      throw Finding(
+        .limitUncompressedSize,
+        "\(entry.path): uncompressedSize \(entry.uncompressedSize) exceeds the limit of \(limits.maxUncompressedSize)")
+    }
+    guard entry.uncompressedSize <= limits.maxRatio * entry.size else {
+      throw Finding(
+        .limitRatio, "\(entry.path): uncompressedSize \(entry.uncompressedSize) is over \(limits.maxRatio) × size \(entry.size)")
+    }
+
+    // 7.3–7.6: decompress and parse as the output streams; segment findings are held until
+    // decompression has finished, because 7.3's findings come first.
+    var segment = SegmentCheck(entry: entry, limits: limits)
+    var decompressError: ZstdError?
+    var produced = 0
+    blob.withUnsafeBytes { raw in
+      do throws(ZstdError) {
+        produced = try Zstd.decompress(raw, maxOutputBytes: Int(entry.uncompressedSize)) { piece in
+          segment.consume(piece)
+        }
+      } catch {
+        decompressError = error
+      }
+    }
+    if let decompressError {
+      switch decompressError.kind {
+      case .outputLimitExceeded:
+        throw Finding(
+          .blobBomb, "\(entry.path): decompresses to more than the declared \(entry.uncompressedSize) bytes")
+      case .corrupt, .windowTooLarge, .library:
+        throw Finding(.blobDecompressError, "\(entry.path): \(decompressError.message)")
+      }
+    }
+    guard UInt64(produced) == entry.uncompressedSize else {
+      throw Finding(
+        .blobUncompressedSizeMismatch,
+        "\(entry.path): decompresses to \(produced) bytes, manifest says \(entry.uncompressedSize)")
+    }
+    try segment.finish()
+  }
+}
+
+/// Checks one decompressed segment against its manifest entry (§9 steps 7.4–7.6).
+struct SegmentCheck {
+  let entry: BlobEntry
+  private var parser: SegmentStreamParser
+  /// The first framing error, from the parser.
+  private var framingError: SegmentFormatError?
+  /// The first record-level finding (sequence or protobuf), from the record handler.
+  private var recordFinding: Finding?
+  private var times = OTLPTimeSummary()
+
+  init(entry: BlobEntry, limits: VerificationLimits) {
+    self.entry = entry
+    self.parser = SegmentStreamParser(maxRecordSize: limits.maxRecordSize)
+  }
+
+  mutating func consume(_ piece: UnsafeRawBufferPointer) {
+    guard framingError == nil, recordFinding == nil else { return }
+    let entry = self.entry
+    var finding: Finding?
+    var summary = times
+    do {
+      try parser.consume(piece) { record in
+        guard finding == nil else { return }
+        let expectedSeq = entry.firstSeq &+ record.index
+        guard record.seq == expectedSeq, expectedSeq >= entry.firstSeq else {
+          finding = Finding(
+            .segmentSequenceMismatch,
+            "\(entry.path): record \(record.index) (segment byte \(record.offset)) has seq \(record.seq), expected \(expectedSeq)")
+          return
+        }
+        do {
+          summary.merge(try OTLPTimeScan.scan(record.request, signal: entry.signal))
+        } catch {
+          finding = Finding(
+            .segmentProtobufInvalid,
+            "\(entry.path): record \(record.index) (seq \(record.seq), segment byte \(record.offset)): \(error)")
+        }
+      }
+    } catch {
+      framingError = error
+    }
+    times = summary
+    if recordFinding == nil { recordFinding = finding }
+  }
+
+  func finish() throws(Finding) {
+    // 7.4 comes before any record-level finding.
+    if let framingError, framingError.kind == .badHeader {
+      throw Finding(.segmentBadHeader, "\(entry.path): \(framingError)")
+    }
+    if let header = parser.header,
+      header.signal != entry.signal || header.tenant != entry.tenant || header.node != entry.node
+    {
+      throw Finding(
+        .segmentMismatch,
+        "\(entry.path): segment header says \(header.node)/\(header.signal.rawValue)/\(header.tenant), manifest says \(entry.stream)"
+      )
+    }
+    // 7.5, in record order: a handler finding is on an earlier record than a framing error.
+    if let recordFinding { throw recordFinding }
+    if let framingError { throw Finding(Self.code(for: framingError), "\(entry.path): \(framingError)") }
+    do {
+      try parser.finish()
+    } catch {
+      throw Finding(Self.code(for: error), "\(entry.path): \(error)")
+    }
+    // 7.6
+    guard parser.recordCount == entry.recordCount else {
+      throw Finding(
+        .segmentRecordCountMismatch, "\(entry.path): segment has \(parser.recordCount) records, manifest says \(entry.recordCount)")
+    }
+    let (declaredSpan, overflow) = entry.lastSeq.subtractingReportingOverflow(entry.firstSeq)
+    guard !overflow, declaredSpan < UInt64.max, entry.recordCount == declaredSpan + 1 else {
+      throw Finding(
+        .segmentSequenceMismatch,
+        "\(entry.path): \(entry.recordCount) records cannot span seqs \(entry.firstSeq)...\(entry.lastSeq)")
+    }
+    let (first, last) = times.range
+    guard first == entry.firstTimeUnixNano, last == entry.lastTimeUnixNano else {
+      throw Finding(
+        .segmentTimeMismatch,
+        "\(entry.path): records span times \(first)...\(last), manifest says \(entry.firstTimeUnixNano)...\(entry.lastTimeUnixNano)")
+    }
+  }
+
+  private static func code(for error: SegmentFormatError) -> ReasonCode {
+    switch error.kind {
+    case .badHeader: return .segmentBadHeader
+    case .badRecord: return .segmentBadRecord
+    case .recordTooLarge: return .limitRecordSize
+    case .truncated: return .segmentTruncated
+    case .crcMismatch: return .segmentCRCMismatch
+    }
+  }
+}

@@ -1,0 +1,169 @@
+public import Manifest
+import Signing
+
+/// How far verification goes (BUNDLE-FORMAT.md §9).
+public enum VerificationDepth: Sendable {
+  /// Steps 1–7.1: structure, signatures, manifest, and every blob's size and digest.
+  case quick
+  /// All of §9: also decompresses every segment and checks framing, sequences, counts and times.
+  case deep
+}
+
+/// The offline verifier of BUNDLE-FORMAT.md §9. It needs only the bundle and trusted keys.
+///
+/// The first failing check decides the result, in the order the format fixes, so every
+/// rejection carries exactly one stable reason code.
+public struct BundleVerifier: Sendable {
+  public let policy: TrustPolicy
+  public let depth: VerificationDepth
+  public let limits: VerificationLimits
+
+  public init(policy: TrustPolicy, depth: VerificationDepth = .quick, limits: VerificationLimits = .init()) {
+    self.policy = policy
+    self.depth = depth
+    self.limits = limits
+  }
+
+  /// Verifies the bundle at `path`.
+  /// - Throws: ``ByteSourceError`` only when the file cannot be read at all; every problem with
+  ///   its content is a ``VerificationResult/rejected(_:)``.
+  public func verify(path: String) throws(ByteSourceError) -> VerificationResult {
+    let source = try FileByteSource(path: path)
+    return try verify(source: source, path: path)
+  }
+
+  /// Verifies a bundle held by `source`; `path` names it in the result.
+  public func verify(source: some ByteSource, path: String) throws(ByteSourceError) -> VerificationResult {
+    let check = BundleCheck(source: source, limits: limits, depth: depth)
+    switch try check.run(trust: policy) {
+    case .success(let checked):
+      return .verified(
+        VerifiedBundle(
+          path: path, manifest: checked.manifest, manifestBytes: checked.manifestBytes,
+          signerKeyIDs: checked.signerKeyIDs, isDeep: depth == .deep, blobMembers: checked.blobMembers))
+    case .failure(let finding):
+      return .rejected(finding)
+    }
+  }
+}
+
+/// What a successful check established.
+struct CheckedBundle {
+  var manifest: BundleManifest
+  var manifestBytes: [UInt8]
+  var envelopeSignatures: [DSSESignature]
+  var signerKeyIDs: [String]
+  var members: [TarMember]
+  var blobMembers: [String: TarMember]
+}
+
+/// One run of the §9 algorithm over one source.
+struct BundleCheck<Source: ByteSource> {
+  let source: Source
+  let limits: VerificationLimits
+  let depth: VerificationDepth
+
+  /// Runs every step. `trust == nil` skips step 4 (signature trust); only the co-signer does
+  /// that, to check integrity before adding its own signature, and it never yields a
+  /// ``VerifiedBundle``.
+  func run(trust: TrustPolicy?) throws(ByteSourceError) -> Result<CheckedBundle, Finding> {
+    do {
+      return .success(try runSteps(trust: trust))
+    } catch let error as Finding {
+      return .failure(error)
+    } catch let error as ByteSourceError {
+      throw error
+    } catch {
+      return .failure(Finding(.tarTruncated, "unexpected error: \(error)"))
+    }
+  }
+
+  private func runSteps(trust: TrustPolicy?) throws -> CheckedBundle {
+    // Step 1: every tar header.
+    let members = try TarStructureChecker(limits: limits).members(of: source)
+    let byName = Dictionary(members.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+
+    // Step 2.
+    guard let manifestMember = byName[BundleTar.manifestName] else {
+      throw Finding(.missingMember, "manifest.json is not in the archive")
+    }
+    guard let envelopeMember = byName[BundleTar.envelopeName] else {
+      throw Finding(.missingMember, "manifest.dsse.json is not in the archive")
+    }
+    let manifestBytes = try source.bytes(at: manifestMember.dataOffset, count: manifestMember.size)
+    let envelopeBytes = try source.bytes(at: envelopeMember.dataOffset, count: envelopeMember.size)
+
+    // Step 3.
+    let signatures = try EnvelopeReader.read(envelopeBytes, manifestBytes: manifestBytes, limits: limits)
+
+    // Step 4.
+    var signers: [String] = []
+    if let trust {
+      signers = try checkSignatures(signatures, payload: manifestBytes, trust: trust)
+    }
+
+    // Step 5.
+    let manifest = try ManifestChecks.authenticatedManifest(manifestBytes)
+
+    // Step 6.
+    let blobMembers = try checkMemberSet(members, byName: byName, manifest: manifest)
+
+    // Step 7.
+    var blobChecker = BlobChecker(source: source, limits: limits, depth: depth)
+    for entry in manifest.blobs {
+      guard let member = blobMembers[entry.path] else { continue }
+      try blobChecker.check(entry, member: member)
+    }
+
+    return CheckedBundle(
+      manifest: manifest, manifestBytes: manifestBytes, envelopeSignatures: signatures, signerKeyIDs: signers,
+      members: members, blobMembers: blobMembers)
+  }
+
+  private func checkSignatures(_ signatures: [DSSESignature], payload: [UInt8], trust: TrustPolicy) throws(Finding)
+    -> [String]
+  {
+    let message = DSSE.preAuthenticationEncoding(payloadType: DSSE.manifestPayloadType, payload: payload)
+    var verified: Set<String> = []
+    for signature in signatures {
+      guard let key = trust.trustedKeys[signature.keyID] else {
+        if trust.ignoresUntrustedSignatures { continue }
+        throw Finding(.sigUntrustedKey, "signature by keyid \(signature.keyID), which is not a trusted key")
+      }
+      guard key.isValidSignature(signature.signature, for: message) else {
+        throw Finding(.sigInvalid, "signature by trusted keyid \(signature.keyID) does not verify")
+      }
+      verified.insert(signature.keyID)
+    }
+    guard verified.count >= trust.threshold else {
+      throw Finding(
+        .sigThresholdNotMet,
+        "\(verified.count) trusted key(s) signed, the threshold is \(trust.threshold)")
+    }
+    return verified.sorted()
+  }
+
+  private func checkMemberSet(_ members: [TarMember], byName: [String: TarMember], manifest: BundleManifest)
+    throws(Finding) -> [String: TarMember]
+  {
+    var blobMembers: [String: TarMember] = [:]
+    for entry in manifest.blobs {
+      guard let member = byName[entry.path] else {
+        throw Finding(.missingMember, "\(entry.path) is listed in the manifest but not in the archive")
+      }
+      blobMembers[entry.path] = member
+    }
+    for member in members
+    where member.name != BundleTar.manifestName && member.name != BundleTar.envelopeName
+      && blobMembers[member.name] == nil
+    {
+      throw Finding(.extraMember, "archive member \(member.name) is not listed in the manifest")
+    }
+    let expectedOrder = [BundleTar.manifestName, BundleTar.envelopeName] + manifest.blobs.map(\.path)
+    for (index, member) in members.enumerated() where member.name != expectedOrder[index] {
+      throw Finding(
+        .memberOrder, "archive member \(index) is \(member.name), expected \(expectedOrder[index])")
+    }
+    return blobMembers
+  }
+}
