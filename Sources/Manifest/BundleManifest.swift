@@ -217,3 +217,14 @@ extension BlobEntry {
     ])
   }
 }
+
+extension ToolInfo {
+  /// This tool, as it names itself in the manifests it writes.
+  public static let current = ToolInfo(name: "stella-forensics", version: "0.1.0")
+}
+
+extension RedactionPolicyReference {
+  /// The policy of evidence no redaction was applied to: id `none`, digest of the empty document.
+  public static let none = RedactionPolicyReference(
+    id: "none", sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+}

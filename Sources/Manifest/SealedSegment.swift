@@ -71,3 +71,23 @@ public enum SegmentSealer {
     return SealedSegment(entry: entry, data: .bytes(compressed))
   }
 }
+
+/// The facts a bundle states about itself besides its blobs.
+public struct BundleFacts: Sendable {
+  public var incident: IncidentFacts
+  public var captureStartUnixNano: UInt64
+  public var captureEndUnixNano: UInt64
+  public var redactionPolicy: RedactionPolicyReference
+  public var tool: ToolInfo
+
+  public init(
+    incident: IncidentFacts, captureStartUnixNano: UInt64, captureEndUnixNano: UInt64,
+    redactionPolicy: RedactionPolicyReference, tool: ToolInfo
+  ) {
+    self.incident = incident
+    self.captureStartUnixNano = captureStartUnixNano
+    self.captureEndUnixNano = captureEndUnixNano
+    self.redactionPolicy = redactionPolicy
+    self.tool = tool
+  }
+}

@@ -1,26 +1,6 @@
 public import Manifest
 public import Signing
 
-/// The facts a bundle states about itself besides its blobs.
-public struct BundleFacts: Sendable {
-  public var incident: IncidentFacts
-  public var captureStartUnixNano: UInt64
-  public var captureEndUnixNano: UInt64
-  public var redactionPolicy: RedactionPolicyReference
-  public var tool: ToolInfo
-
-  public init(
-    incident: IncidentFacts, captureStartUnixNano: UInt64, captureEndUnixNano: UInt64,
-    redactionPolicy: RedactionPolicyReference, tool: ToolInfo
-  ) {
-    self.incident = incident
-    self.captureStartUnixNano = captureStartUnixNano
-    self.captureEndUnixNano = captureEndUnixNano
-    self.redactionPolicy = redactionPolicy
-    self.tool = tool
-  }
-}
-
 /// Seals segments into a signed bundle: manifest (sorted, content-addressed, canonical), DSSE
 /// envelope signed by every key, canonical tar. The same inputs and keys give the same bytes.
 public enum BundleSealer {
@@ -147,5 +127,29 @@ public enum BundleCoSigner {
       throw SealError("\(error)")
     }
     return .success(.added(keyID: keyID))
+  }
+}
+
+/// A bundle read for display: integrity checked, signatures listed but *not* trusted.
+public struct InspectedBundle: Sendable {
+  public let manifest: BundleManifest
+  /// Lowercase hex SHA-256 of `manifest.json`.
+  public let manifestSHA256: String
+  /// Key ids that claim to have signed (not verified: inspect has no trusted keys).
+  public let claimedSignerKeyIDs: [String]
+}
+
+/// Reads a bundle for `inspect`: every structural and digest check of a quick verification,
+/// but no signature trust, so the result must never be presented as verified.
+public enum BundleInspector {
+  public static func inspect(path: String, limits: VerificationLimits = .init()) throws(ByteSourceError)
+    -> Result<InspectedBundle, Finding>
+  {
+    let source = try FileByteSource(path: path)
+    return try BundleCheck(source: source, limits: limits, depth: .quick).run(trust: nil).map { checked in
+      InspectedBundle(
+        manifest: checked.manifest, manifestSHA256: SHA256Digest.hex(of: checked.manifestBytes),
+        claimedSignerKeyIDs: checked.envelopeSignatures.map(\.keyID))
+    }
   }
 }

@@ -1,0 +1,125 @@
+import Foundation
+import Manifest
+import Verify
+
+/// Per-stream totals for display.
+struct StreamSummary {
+  var stream: StreamKey
+  var blobs = 0
+  var records: UInt64 = 0
+  var firstSeq = UInt64.max
+  var lastSeq: UInt64 = 0
+  var firstTime = UInt64.max
+  var lastTime: UInt64 = 0
+  var compressedBytes: UInt64 = 0
+  var uncompressedBytes: UInt64 = 0
+
+  static func of(_ manifest: BundleManifest) -> [StreamSummary] {
+    var byStream: [StreamKey: StreamSummary] = [:]
+    for blob in manifest.blobs {
+      var summary = byStream[blob.stream] ?? StreamSummary(stream: blob.stream)
+      summary.blobs += 1
+      summary.records += blob.recordCount
+      summary.firstSeq = min(summary.firstSeq, blob.firstSeq)
+      summary.lastSeq = max(summary.lastSeq, blob.lastSeq)
+      summary.firstTime = min(summary.firstTime, blob.firstTimeUnixNano)
+      summary.lastTime = max(summary.lastTime, blob.lastTimeUnixNano)
+      summary.compressedBytes += blob.size
+      summary.uncompressedBytes += blob.uncompressedSize
+      byStream[blob.stream] = summary
+    }
+    return byStream.values.sorted { $0.stream < $1.stream }
+  }
+}
+
+/// Rendering of command output: canonical (sorted, compact) JSON, and text for terminals.
+enum Output {
+  static func printJSON(_ value: JSONValue) throws {
+    do {
+      let bytes = try CanonicalJSON.serialize(value)
+      FileHandle.standardOutput.write(Data(bytes + [0x0A]))
+    } catch {
+      throw CLIFailure.runtime("cannot render JSON output: \(error)")
+    }
+  }
+
+  static func inspectJSON(_ inspected: InspectedBundle, streams: [StreamSummary]) -> JSONValue {
+    let manifest = inspected.manifest
+    return .object([
+      ("formatVersion", .integer(BundleManifest.formatVersion)),
+      ("manifestSha256", .string(inspected.manifestSHA256)),
+      ("signaturesVerified", .bool(false)),
+      ("claimedSignerKeyids", .array(inspected.claimedSignerKeyIDs.map { .string($0) })),
+      ("incident", manifest.jsonValue["incident"] ?? .null),
+      ("capture", manifest.jsonValue["capture"] ?? .null),
+      ("redactionPolicy", manifest.jsonValue["redactionPolicy"] ?? .null),
+      ("tool", manifest.jsonValue["tool"] ?? .null),
+      ("blobCount", .integer(manifest.blobs.count)),
+      (
+        "streams",
+        .array(
+          streams.map { summary in
+            .object([
+              ("node", .string(summary.stream.node)), ("signal", .string(summary.stream.signal.rawValue)),
+              ("tenant", .string(summary.stream.tenant)), ("blobs", .integer(summary.blobs)),
+              ("records", .number(String(summary.records))),
+              ("firstSeq", .string(String(summary.firstSeq))), ("lastSeq", .string(String(summary.lastSeq))),
+              ("firstTimeUnixNano", .string(String(summary.firstTime))),
+              ("lastTimeUnixNano", .string(String(summary.lastTime))),
+              ("compressedBytes", .number(String(summary.compressedBytes))),
+              ("uncompressedBytes", .number(String(summary.uncompressedBytes))),
+            ])
+          })
+      ),
+    ])
+  }
+
+  static func inspectText(_ inspected: InspectedBundle, streams: [StreamSummary], bundle: String) -> String {
+    let manifest = inspected.manifest
+    var lines: [String] = []
+    lines.append("bundle        \(bundle)")
+    lines.append("manifest      sha256 \(inspected.manifestSHA256) (structure and digests checked; signatures NOT verified)")
+    lines.append("incident      \(manifest.incident.id)")
+    lines.append("reason        \(manifest.incident.reason)")
+    lines.append("declared by   \(manifest.incident.declaredBy) at \(RFC3339.format(manifest.incident.declaredAtUnixNano))")
+    lines.append(
+      "capture       \(RFC3339.format(manifest.capture.startUnixNano)) .. \(RFC3339.format(manifest.capture.endUnixNano)) on node(s) \(manifest.capture.nodes.joined(separator: ", "))"
+    )
+    lines.append("redaction     \(manifest.redactionPolicy.id) (sha256 \(manifest.redactionPolicy.sha256))")
+    lines.append("tool          \(manifest.tool.name) \(manifest.tool.version)")
+    lines.append("signers       \(inspected.claimedSignerKeyIDs.joined(separator: "\n              "))")
+    lines.append("streams       \(streams.count), blobs \(manifest.blobs.count)")
+    for summary in streams {
+      lines.append(
+        "  \(summary.stream.signal.rawValue) tenant=\(summary.stream.tenant) node=\(summary.stream.node): \(summary.records) record(s) in \(summary.blobs) blob(s), seq \(summary.firstSeq)..\(summary.lastSeq), time \(RFC3339.format(summary.firstTime)) .. \(RFC3339.format(summary.lastTime))"
+      )
+    }
+    return lines.joined(separator: "\n")
+  }
+}
+
+/// RFC 3339 UTC rendering of Unix nanoseconds, independent of locale and time zone.
+enum RFC3339 {
+  static func format(_ unixNano: UInt64) -> String {
+    let seconds = Int64(unixNano / 1_000_000_000)
+    let nanos = unixNano % 1_000_000_000
+    let days = seconds / 86_400
+    let secondOfDay = seconds % 86_400
+    // Civil-from-days (proleptic Gregorian), after H. Hinnant's algorithm.
+    let z = days + 719_468
+    let era = z / 146_097
+    let dayOfEra = z - era * 146_097
+    let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
+    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+    let mp = (5 * dayOfYear + 2) / 153
+    let day = dayOfYear - (153 * mp + 2) / 5 + 1
+    let month = mp < 10 ? mp + 3 : mp - 9
+    let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+    func pad(_ value: Int64, _ width: Int) -> String {
+      let text = String(value)
+      return String(repeating: "0", count: max(0, width - text.count)) + text
+    }
+    return
+      "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(Int64(nanos), 9))Z"
+  }
+}

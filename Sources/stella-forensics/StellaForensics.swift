@@ -1,0 +1,45 @@
+import ArgumentParser
+import Foundation
+
+/// The `stella-forensics` command: forensic evidence of OpenTelemetry traffic.
+@main
+struct StellaForensics: ParsableCommand {
+  static let configuration = CommandConfiguration(
+    commandName: "stella-forensics",
+    abstract: "Keep signed, verifiable forensic evidence of OpenTelemetry traffic.",
+    discussion: """
+      Exit codes: 0 success; 1 evidence failed verification (tampered, missing, untrusted);
+      2 usage, configuration or input error; 3 other runtime failure.
+      """,
+    version: "0.1.0",
+    subcommands: [
+      KeygenCommand.self, ImportCommand.self, SignCommand.self, VerifyCommand.self, InspectCommand.self,
+    ]
+  )
+
+  /// Runs the command line, mapping every failure to the documented exit codes in one place.
+  static func main() {
+    let code: Int32
+    do {
+      var command = try parseAsRoot()
+      try command.run()
+      code = 0
+    } catch let failure as CLIFailure {
+      FileHandle.standardError.write(Data("error: \(failure.message)\n".utf8))
+      code = failure.exitCode.rawValue
+    } catch let exitCode as ExitCode {
+      code = exitCode.rawValue
+    } catch {
+      // Argument parsing: help and version succeed; everything else is a usage error (2).
+      if exitCode(for: error) == .success {
+        print(fullMessage(for: error))
+        code = 0
+      } else {
+        let message = fullMessage(for: error)
+        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        code = CLIFailure.usageExitCode.rawValue
+      }
+    }
+    Foundation.exit(code)
+  }
+}
