@@ -23,7 +23,7 @@ public struct ImportSource: Sendable, Equatable, CustomStringConvertible {
     self.location = location
   }
 
-  /// `path:line N` or `path@byte N`.
+  /// `path: line N` or `path: byte offset N`.
   public var description: String {
     switch location {
     case .line(let line): return "\(path): line \(line)"
@@ -152,7 +152,8 @@ public struct OTLPFileImporter {
       data = try Data(contentsOf: URL(fileURLWithPath: path))
     } catch {
       throw ImportError(
-        code: .unreadable, path: path, message: "cannot read the file: \(error.localizedDescription)")
+        code: .unreadable, path: path,
+        message: "cannot read the file: \(error.localizedDescription)")
     }
     return try read(bytes: [UInt8](data), path: path)
   }
@@ -174,12 +175,19 @@ public struct OTLPFileImporter {
     guard let first = content.first(where: { !isJSONWhitespace($0) }) else {
       throw ImportError(
         code: .noRecords, path: path, decompressed: compressed,
-        message: "no OTLP records (the \(compressed ? "decompressed data is" : "file is") empty or whitespace)")
+        message:
+          "no OTLP records (the \(compressed ? "decompressed data is" : "file is") empty "
+          + "or whitespace)"
+      )
     }
     if first == UInt8(ascii: "{") {
-      return (.jsonLines, compressed, try readJSONLines(content, path: path, compressed: compressed))
+      return (
+        .jsonLines, compressed, try readJSONLines(content, path: path, compressed: compressed)
+      )
     }
-    return (.protoStream, compressed, try readProtoStream(content, path: path, compressed: compressed))
+    return (
+      .protoStream, compressed, try readProtoStream(content, path: path, compressed: compressed)
+    )
   }
 
   private static func isJSONWhitespace(_ byte: UInt8) -> Bool {
@@ -242,7 +250,8 @@ public struct OTLPFileImporter {
         throw ImportError(
           code: .truncated, path: path, location: .byteOffset(offset), decompressed: compressed,
           message:
-            "truncated message: the length prefix says \(length) bytes, \(content.count - bodyStart) remain"
+            "truncated message: the length prefix says \(length) bytes, "
+            + "\(content.count - bodyStart) remain"
         )
       }
       let body = Array(content[bodyStart..<(bodyStart + length)])

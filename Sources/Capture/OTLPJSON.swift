@@ -59,13 +59,22 @@ enum OTLPJSON {
     let json = rewriter.rewritten()
     switch signal {
     case .traces:
-      return (signal, try reserialize(json, as: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest.self))
+      return (
+        signal,
+        try reserialize(
+          json, as: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest.self)
+      )
     case .logs:
-      return (signal, try reserialize(json, as: Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest.self))
+      return (
+        signal,
+        try reserialize(
+          json, as: Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest.self)
+      )
     case .metrics:
       return (
         signal,
-        try reserialize(json, as: Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest.self)
+        try reserialize(
+          json, as: Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest.self)
       )
     }
   }
@@ -443,7 +452,8 @@ private struct IDRewriter {
     }
     if index < input.count, input[index] == UInt8(ascii: "e") || input[index] == UInt8(ascii: "E") {
       index += 1
-      if index < input.count, input[index] == UInt8(ascii: "+") || input[index] == UInt8(ascii: "-") {
+      if index < input.count, input[index] == UInt8(ascii: "+") || input[index] == UInt8(ascii: "-")
+      {
         index += 1
       }
       guard index < input.count, Self.isDigit(input[index]) else {

@@ -35,9 +35,11 @@ enum OTLPProtoSignal {
       let outcome: Result<[UInt8], OTLPProtoSignalError>
       switch signal {
       case .traces:
-        outcome = attempt(message, as: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest.self)
+        outcome = attempt(
+          message, as: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest.self)
       case .logs:
-        outcome = attempt(message, as: Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest.self)
+        outcome = attempt(
+          message, as: Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest.self)
       case .metrics:
         outcome = attempt(
           message, as: Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest.self)
@@ -50,7 +52,8 @@ enum OTLPProtoSignal {
     if fits.count == 1, let only = fits.first { return only }
     if fits.isEmpty {
       throw OTLPProtoSignalError(
-        message: "not an OTLP ExportTrace/Logs/MetricsServiceRequest (" + reasons.joined(separator: "; ")
+        message: "not an OTLP ExportTrace/Logs/MetricsServiceRequest ("
+          + reasons.joined(separator: "; ")
           + ")")
     }
     throw OTLPProtoSignalError(

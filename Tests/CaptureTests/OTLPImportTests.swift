@@ -6,7 +6,8 @@ import Testing
 
 private typealias TraceRequest = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest
 private typealias LogsRequest = Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest
-private typealias MetricsRequest = Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest
+private typealias MetricsRequest =
+  Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest
 
 private func bytes(_ text: String) -> [UInt8] { Array(text.utf8) }
 
@@ -20,7 +21,9 @@ private func importJSON(_ text: String) throws(ImportError) -> [ImportedRecord] 
 private func hexBytes(_ hex: String) -> [UInt8] {
   var out: [UInt8] = []
   var chars = Array(hex.utf8)[...]
-  while chars.count >= 2, let byte = UInt8(String(decoding: chars.prefix(2), as: UTF8.self), radix: 16) {
+  while chars.count >= 2,
+    let byte = UInt8(String(decoding: chars.prefix(2), as: UTF8.self), radix: 16)
+  {
     out.append(byte)
     chars = chars.dropFirst(2)
   }
@@ -81,7 +84,12 @@ private func sampleTraceRequest() -> TraceRequest {
   TraceRequest.with {
     $0.resourceSpans = [
       .with {
-        $0.resource.attributes = [.with { $0.key = "service.name"; $0.value.stringValue = "svc" }]
+        $0.resource.attributes = [
+          .with {
+            $0.key = "service.name"
+            $0.value.stringValue = "svc"
+          }
+        ]
         $0.scopeSpans = [
           .with {
             $0.scope.name = "lib"
@@ -155,7 +163,10 @@ private func frame(_ messages: [[UInt8]]) -> [UInt8] {
   var out: [UInt8] = []
   for message in messages {
     let length = UInt32(message.count)
-    out += [UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF)]
+    out += [
+      UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF),
+      UInt8(length & 0xFF),
+    ]
     out += message
   }
   return out
@@ -187,7 +198,8 @@ struct OTLPJSONImportTests {
     let snake = try importJSON(snakeSpanLine)
     #expect(camel == snake)
     let span = try #require(
-      try TraceRequest(serializedBytes: snake[0].request).resourceSpans.first?.scopeSpans.first?.spans.first)
+      try TraceRequest(serializedBytes: snake[0].request).resourceSpans.first?.scopeSpans.first?
+        .spans.first)
     #expect(span.startTimeUnixNano == 1_718_000_000_000_010_243)
     #expect(span.endTimeUnixNano == 1_718_000_000_000_020_243)
     #expect(span.kind == .server)
@@ -196,15 +208,18 @@ struct OTLPJSONImportTests {
 
   @Test("64-bit integers above 2^53 survive exactly, as strings and as numbers")
   func largeIntegers() throws {
-    for (time, value) in [(#""1718000000000010243""#, #""-9223372036854775807""#),
-                          ("1718000000000010243", "-9223372036854775807")] {
+    for (time, value) in [
+      (#""1718000000000010243""#, #""-9223372036854775807""#),
+      ("1718000000000010243", "-9223372036854775807"),
+    ] {
       let line = #"""
         {"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":\#(time),\#
         "attributes":[{"key":"n","value":{"intValue":\#(value)}}]}]}]}]}
         """#
       let records = try importJSON(line)
       let log = try #require(
-        try LogsRequest(serializedBytes: records[0].request).resourceLogs.first?.scopeLogs.first?.logRecords.first)
+        try LogsRequest(serializedBytes: records[0].request).resourceLogs.first?.scopeLogs.first?
+          .logRecords.first)
       #expect(log.timeUnixNano == 1_718_000_000_000_010_243)
       #expect(log.attributes.first?.value.intValue == -9_223_372_036_854_775_807)
     }
@@ -213,11 +228,14 @@ struct OTLPJSONImportTests {
   @Test("enum as name and as number")
   func enums() throws {
     let byName = try importJSON(
-      #"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":"SEVERITY_NUMBER_WARN"}]}]}]}"#)
-    let byNumber = try importJSON(#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":13}]}]}]}"#)
+      #"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":"SEVERITY_NUMBER_WARN"}]}]}]}"#
+    )
+    let byNumber = try importJSON(
+      #"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":13}]}]}]}"#)
     #expect(byName[0].request == byNumber[0].request)
     let log = try #require(
-      try LogsRequest(serializedBytes: byName[0].request).resourceLogs.first?.scopeLogs.first?.logRecords.first)
+      try LogsRequest(serializedBytes: byName[0].request).resourceLogs.first?.scopeLogs.first?
+        .logRecords.first)
     #expect(log.severityNumber == .warn)
   }
 
@@ -227,29 +245,35 @@ struct OTLPJSONImportTests {
     #expect(records.map(\.signal) == [.logs, .metrics])
     #expect(records.map(\.source.location) == [.line(1), .line(2)])
     let log = try #require(
-      try LogsRequest(serializedBytes: records[0].request).resourceLogs.first?.scopeLogs.first?.logRecords.first)
+      try LogsRequest(serializedBytes: records[0].request).resourceLogs.first?.scopeLogs.first?
+        .logRecords.first)
     #expect(Array(log.traceID) == hexBytes("34b457669278abf31b429da7795fb348"))
     #expect(Array(log.spanID) == hexBytes("8047f7b5f8673ece"))
     let metrics = try MetricsRequest(serializedBytes: records[1].request)
-    let histogram = try #require(metrics.resourceMetrics.first?.scopeMetrics.first?.metrics.first { $0.name == "h" })
+    let histogram = try #require(
+      metrics.resourceMetrics.first?.scopeMetrics.first?.metrics.first { $0.name == "h" })
     let exemplar = try #require(histogram.histogram.dataPoints.first?.exemplars.first)
     #expect(Array(exemplar.traceID) == hexBytes("d154acfd0bd5844af40b7fc2e7d9eeba"))
     #expect(Array(exemplar.spanID) == hexBytes("8858e6343b8b8507"))
 
     let empty = try importJSON(
-      #"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"\#(traceID)","spanId":"\#(spanID)","parentSpanId":""}]}]}]}"#)
+      #"{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"\#(traceID)","spanId":"\#(spanID)","parentSpanId":""}]}]}]}"#
+    )
     let span = try #require(
-      try TraceRequest(serializedBytes: empty[0].request).resourceSpans.first?.scopeSpans.first?.spans.first)
+      try TraceRequest(serializedBytes: empty[0].request).resourceSpans.first?.scopeSpans.first?
+        .spans.first)
     #expect(span.parentSpanID.isEmpty)
   }
 
   @Test("lines from the Python SDK's OTLP/JSON file exporter import")
   func pythonExporterLines() throws {
-    let records = try importJSON([pythonTraceLine, pythonLogLine, pythonMetricLine].joined(separator: "\n") + "\n")
+    let records = try importJSON(
+      [pythonTraceLine, pythonLogLine, pythonMetricLine].joined(separator: "\n") + "\n")
     #expect(records.map(\.signal) == [.traces, .logs, .metrics])
     let request = try TraceRequest(serializedBytes: records[0].request)
     let resource = try #require(request.resourceSpans.first?.resource)
-    #expect(resource.attributes.first { $0.key == "big" }?.value.intValue == 4_611_686_018_427_387_907)
+    #expect(
+      resource.attributes.first { $0.key == "big" }?.value.intValue == 4_611_686_018_427_387_907)
     #expect(resource.attributes.first { $0.key == "b" }?.value.bytesValue == Data([1, 2]))
     let span = try #require(request.resourceSpans.first?.scopeSpans.first?.spans.first)
     #expect(Array(span.traceID) == hexBytes("bfeba1211714a5257c5a2591100d5059"))
@@ -259,7 +283,8 @@ struct OTLPJSONImportTests {
 
   @Test("upper-case hex and \\u escapes in ids are read as the same bytes")
   func idSpellings() throws {
-    let plain = try importJSON(#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"\#(spanID)"}]}]}]}"#)
+    let plain = try importJSON(
+      #"{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"\#(spanID)"}]}]}]}"#)
     let upper = try importJSON(
       #"{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"\#(spanID.uppercased())"}]}]}]}"#)
     let escaped = try importJSON(
@@ -300,7 +325,8 @@ struct OTLPJSONImportTests {
 
   @Test("truncated, trailing-data and non-object lines are malformed")
   func otherSyntaxErrors() {
-    for line in [#"{"resourceSpans":[]"#, #"{"resourceSpans":[]} x"#, #"{"a":01}"#, #"{"a":"\x"}"#] {
+    for line in [#"{"resourceSpans":[]"#, #"{"resourceSpans":[]} x"#, #"{"a":01}"#, #"{"a":"\x"}"#]
+    {
       let error = importError { _ = try importJSON(line) }
       #expect(error?.code == .malformedJSON, "\(line)")
       #expect(error?.location == .line(1))
@@ -312,13 +338,15 @@ struct OTLPJSONImportTests {
     #expect(deep?.code == .malformedJSON)
   }
 
-  @Test("invalid hex ids are refused with the path of the field", arguments: [
-    ("\(traceID.dropLast(2))", "traceId"),  // 15 bytes
-    ("\(traceID)00", "traceId"),  // 17 bytes
-    ("5b8efff798038103d269b633813fc60g", "traceId"),  // not hex
-    ("W47/95gDgQPSabYzgT/GDA==", "traceId"),  // base64 of 16 bytes
-    ("eee19b7ec3c1b17", "spanId"),  // odd length
-  ])
+  @Test(
+    "invalid hex ids are refused with the path of the field",
+    arguments: [
+      ("\(traceID.dropLast(2))", "traceId"),  // 15 bytes
+      ("\(traceID)00", "traceId"),  // 17 bytes
+      ("5b8efff798038103d269b633813fc60g", "traceId"),  // not hex
+      ("W47/95gDgQPSabYzgT/GDA==", "traceId"),  // base64 of 16 bytes
+      ("eee19b7ec3c1b17", "spanId"),  // odd length
+    ])
   func invalidIDs(value: String, field: String) {
     let line = #"{"resourceSpans":[{"scopeSpans":[{},{"spans":[{},{"\#(field)":"\#(value)"}]}]}]}"#
     let error = importError { _ = try importJSON(camelSpanLine + "\n" + line) }
@@ -367,12 +395,16 @@ struct OTLPProtoImportTests {
     let trace: [UInt8] = try sampleTraceRequest().serializedBytes()
     let logs: [UInt8] = try sampleLogsRequest().serializedBytes()
     let metrics: [UInt8] = try sampleMetricsRequest().serializedBytes()
-    let result = try OTLPFileImporter.read(bytes: frame([trace, logs, metrics, trace]), path: "in.pb")
+    let result = try OTLPFileImporter.read(
+      bytes: frame([trace, logs, metrics, trace]), path: "in.pb")
     #expect(result.format == .protoStream)
     #expect(result.compressed == false)
     #expect(result.records.map(\.signal) == [.traces, .logs, .metrics, .traces])
     #expect(result.records.map(\.request) == [trace, logs, metrics, trace])
-    let offsets = [0, 4 + trace.count, 8 + trace.count + logs.count, 12 + trace.count + logs.count + metrics.count]
+    let offsets = [
+      0, 4 + trace.count, 8 + trace.count + logs.count,
+      12 + trace.count + logs.count + metrics.count,
+    ]
     #expect(result.records.map(\.source.location) == offsets.map { .byteOffset($0) })
     let decoded = try MetricsRequest(serializedBytes: result.records[2].request)
     #expect(decoded == sampleMetricsRequest())
@@ -383,10 +415,13 @@ struct OTLPProtoImportTests {
     let trace = (try? sampleTraceRequest().serializedBytes() as [UInt8]) ?? []
     let stream = frame([trace, trace])
     let second = 4 + trace.count
-    let inMessage = importError { _ = try OTLPFileImporter.read(bytes: Array(stream.dropLast(3)), path: "in.pb") }
+    let inMessage = importError {
+      _ = try OTLPFileImporter.read(bytes: Array(stream.dropLast(3)), path: "in.pb")
+    }
     #expect(inMessage?.code == .truncated)
     #expect(inMessage?.location == .byteOffset(second))
-    #expect(inMessage?.description.hasPrefix("in.pb: byte offset \(second): truncated message") == true)
+    #expect(
+      inMessage?.description.hasPrefix("in.pb: byte offset \(second): truncated message") == true)
     let inPrefix = importError {
       _ = try OTLPFileImporter.read(bytes: Array(stream.prefix(second + 2)), path: "in.pb")
     }
@@ -410,9 +445,13 @@ struct OTLPProtoImportTests {
 
   @Test("a request that holds no item cannot be attributed to a signal")
   func ambiguous() throws {
-    let bare = TraceRequest.with { $0.resourceSpans = [.with { $0.resource.attributes = [.with { $0.key = "k" }] }] }
+    let bare = TraceRequest.with {
+      $0.resourceSpans = [.with { $0.resource.attributes = [.with { $0.key = "k" }] }]
+    }
     let message: [UInt8] = try bare.serializedBytes()
-    let error = importError { _ = try OTLPFileImporter.read(bytes: frame([message]), path: "in.pb") }
+    let error = importError {
+      _ = try OTLPFileImporter.read(bytes: frame([message]), path: "in.pb")
+    }
     #expect(error?.code == .unknownSignal)
     #expect(error?.message.contains("cannot tell the signal") == true)
     let empty = importError { _ = try OTLPFileImporter.read(bytes: frame([[]]), path: "in.pb") }
@@ -428,18 +467,22 @@ struct OTLPProtoImportTests {
 
   @Test("zstd-compressed JSON lines and protobuf streams are decompressed")
   func zstd() throws {
-    let json = try OTLPFileImporter.read(bytes: try Zstd.compress(bytes(camelSpanLine + "\n")), path: "in.jsonl.zst")
+    let json = try OTLPFileImporter.read(
+      bytes: try Zstd.compress(bytes(camelSpanLine + "\n")), path: "in.jsonl.zst")
     #expect(json.format == .jsonLines)
     #expect(json.compressed)
     #expect(json.records.map(\.request) == (try importJSON(camelSpanLine)).map(\.request))
     #expect(json.records.first?.source == ImportSource(path: "in.jsonl.zst", location: .line(1)))
     let trace: [UInt8] = try sampleTraceRequest().serializedBytes()
-    let proto = try OTLPFileImporter.read(bytes: try Zstd.compress(frame([trace, trace])), path: "in.pb.zst")
+    let proto = try OTLPFileImporter.read(
+      bytes: try Zstd.compress(frame([trace, trace])), path: "in.pb.zst")
     #expect(proto.format == .protoStream)
     #expect(proto.compressed)
     #expect(proto.records.count == 2)
     let cut = try Zstd.compress(frame([trace, trace, trace]))
-    let truncated = importError { _ = try OTLPFileImporter.read(bytes: Array(cut.dropLast(5)), path: "in.zst") }
+    let truncated = importError {
+      _ = try OTLPFileImporter.read(bytes: Array(cut.dropLast(5)), path: "in.zst")
+    }
     #expect(truncated?.code == .decompression)
     let packedCut = try Zstd.compress(Array(frame([trace]).dropLast()))
     let inner = importError { _ = try OTLPFileImporter.read(bytes: packedCut, path: "in.zst") }
@@ -460,7 +503,8 @@ struct OTLPProtoImportTests {
 
   @Test("reading from a path, and a path that cannot be read")
   func files() throws {
-    let directory = FileManager.default.temporaryDirectory.appendingPathComponent("otlp-import-\(UUID().uuidString)")
+    let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+      "otlp-import-\(UUID().uuidString)")
     try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: directory) }
     let file = directory.appendingPathComponent("t.jsonl")

@@ -1,0 +1,34 @@
+# stella-forensics: `make run` (set up + end-to-end demo) and `make test` (set up + every test).
+SWIFT_BUILD_FLAGS ?=
+BIN := .build/debug/stella-forensics
+
+.PHONY: setup build run test unit-test e2e-test lint bench fuzz clean
+
+setup:
+	bash scripts/setup.sh
+
+build:
+	swift build $(SWIFT_BUILD_FLAGS)
+
+run: setup build
+	bash scripts/demo.sh
+
+unit-test:
+	swift test $(SWIFT_BUILD_FLAGS)
+
+e2e-test: build
+	STELLA_BIN=$(abspath $(BIN)) python3 -m pytest -q e2e
+
+test: setup build unit-test e2e-test
+
+lint:
+	swift format lint --recursive Sources Tests
+
+bench:
+	bash bench/bundle-bench.sh
+
+fuzz:
+	bash fuzz/run-fuzz.sh
+
+clean:
+	rm -rf .build .build-*

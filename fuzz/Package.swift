@@ -1,0 +1,26 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// libFuzzer targets for stella-forensics. Not part of the product or of CI: build and run them
+// with fuzz/run-fuzz.sh, which passes `-sanitize=fuzzer,address -parse-as-library` to every Swift
+// module (the root package's libraries get coverage instrumentation and ASan too) and links
+// libFuzzer's `main` into each executable below.
+let package = Package(
+  name: "stella-forensics-fuzz",
+  dependencies: [.package(name: "stella-forensics", path: "..")],
+  targets: [
+    .target(
+      name: "FuzzSupport",
+      dependencies: [
+        .product(name: "Manifest", package: "stella-forensics"),
+        .product(name: "Signing", package: "stella-forensics"),
+        .product(name: "Verify", package: "stella-forensics"),
+        .product(name: "Capture", package: "stella-forensics"),
+      ]
+    ),
+    .executableTarget(name: "FuzzBundleVerify", dependencies: ["FuzzSupport"]),
+    .executableTarget(name: "FuzzBundleResigned", dependencies: ["FuzzSupport"]),
+    .executableTarget(name: "FuzzOTLPJSONLines", dependencies: ["FuzzSupport"]),
+    .executableTarget(name: "FuzzOTLPProtoStream", dependencies: ["FuzzSupport"]),
+  ]
+)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing stella-forensics needs on a fresh Debian machine
+# (run as root). Safe to run again: it installs only what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_packages=(libsodium-dev libzstd-dev libarchive-dev libssl-dev pkg-config
+  zstd openssl libarchive-tools protobuf-compiler)
+missing=()
+for package in "${apt_packages[@]}"; do
+  dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! python3 -m pip install -q --disable-pip-version-check -r e2e/requirements.txt --dry-run 2>/dev/null | grep -q "Would install"; then
+  :
+else
+  echo "setup: installing Python packages from e2e/requirements.txt"
+fi
+python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r e2e/requirements.txt
