@@ -93,7 +93,9 @@ public enum EvidenceImport {
       while start < streamRecords.count {
         var end = start
         var bytes = 0
-        while end < streamRecords.count, end == start || bytes + streamRecords[end].request.count <= options.maxSegmentBytes {
+        while end < streamRecords.count,
+          end == start || bytes + streamRecords[end].request.count <= options.maxSegmentBytes
+        {
           bytes += streamRecords[end].request.count + SegmentRecord.frameHeaderSize + SegmentRecord.bodyPrefixSize
           end += 1
         }
@@ -119,7 +121,8 @@ public enum EvidenceImport {
       captureStartUnixNano: captureStart, captureEndUnixNano: captureEnd,
       redactionPolicy: .none, tool: .current)
     return ImportedEvidence(
-      segments: segments, facts: facts, recordCounts: byStream.mapValues(\.count).reduce(into: [:]) { $0[$1.key] = $1.value })
+      segments: segments, facts: facts,
+      recordCounts: byStream.mapValues(\.count).reduce(into: [:]) { $0[$1.key] = $1.value })
   }
 }
 
@@ -134,7 +137,8 @@ public enum TenantName {
     guard (1...255).contains(bytes.count) else { return "must be 1...255 bytes long" }
     let allowed = bytes.allSatisfy { byte in
       (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
-        || [UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: ":"), UInt8(ascii: "@")].contains(byte)
+        || [UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: ":"), UInt8(ascii: "@")].contains(
+          byte)
     }
     return allowed ? nil : "may hold only letters, digits and . _ - : @"
   }

@@ -452,8 +452,7 @@ private struct IDRewriter {
     }
     if index < input.count, input[index] == UInt8(ascii: "e") || input[index] == UInt8(ascii: "E") {
       index += 1
-      if index < input.count, input[index] == UInt8(ascii: "+") || input[index] == UInt8(ascii: "-")
-      {
+      if index < input.count, input[index] == UInt8(ascii: "+") || input[index] == UInt8(ascii: "-") {
         index += 1
       }
       guard index < input.count, Self.isDigit(input[index]) else {

@@ -51,7 +51,8 @@ public enum BundleArchiveWriter {
       try writeArchive(members: members, to: temporaryPath)
       try syncFile(temporaryPath)
       guard rename(temporaryPath, outputPath) == 0 else {
-        throw BundleWriteError(path: outputPath, message: "cannot rename into place: \(String(cString: strerror(errno)))")
+        throw BundleWriteError(
+          path: outputPath, message: "cannot rename into place: \(String(cString: strerror(errno)))")
       }
     } catch {
       unlink(temporaryPath)

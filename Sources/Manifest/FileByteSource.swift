@@ -53,7 +53,8 @@ public final class FileByteSource: ByteSource, @unchecked Sendable {
       let result = pread(descriptor, buffer.baseAddress.map { $0 + done }, buffer.count - done, off_t(offset + done))
       if result < 0 {
         if errno == EINTR { continue }
-        throw ByteSourceError(path: path, message: "read failed at byte \(offset + done): \(String(cString: strerror(errno)))")
+        throw ByteSourceError(
+          path: path, message: "read failed at byte \(offset + done): \(String(cString: strerror(errno)))")
       }
       if result == 0 {
         throw ByteSourceError(path: path, message: "file shrank while being read (byte \(offset + done))")

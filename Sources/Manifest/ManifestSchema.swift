@@ -52,7 +52,8 @@ extension BundleManifest {
 
     let tool = try root.object("tool")
     try tool.expectKeys(["name", "version"])
-    self.tool = ToolInfo(name: try tool.string("name", maxBytes: 256), version: try tool.string("version", maxBytes: 64))
+    self.tool = ToolInfo(
+      name: try tool.string("name", maxBytes: 256), version: try tool.string("version", maxBytes: 64))
 
     let blobValues = try root.array("blobs")
     guard !blobValues.isEmpty else {

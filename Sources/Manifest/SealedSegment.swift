@@ -37,7 +37,9 @@ public enum SegmentSealer {
     var times = OTLPTimeSummary()
     for (index, record) in records.enumerated() {
       guard record.seq == first.seq &+ UInt64(index) else {
-        throw SealError("record \(index) of \(header.signal.rawValue)/\(header.tenant) has seq \(record.seq), expected \(first.seq &+ UInt64(index))")
+        throw SealError(
+          "record \(index) of \(header.signal.rawValue)/\(header.tenant) has seq \(record.seq), expected \(first.seq &+ UInt64(index))"
+        )
       }
       guard record.request.count + SegmentRecord.bodyPrefixSize <= limits.maxRecordSize else {
         throw SealError("record seq \(record.seq) is \(record.request.count) bytes, over the record limit")
@@ -60,7 +62,8 @@ public enum SegmentSealer {
     else {
       // A verifier would refuse this blob (§7); writers must not emit it.
       throw SealError(
-        "segment of \(segment.count) bytes compresses to \(compressed.count): over the size or ratio limit; use smaller segments")
+        "segment of \(segment.count) bytes compresses to \(compressed.count): over the size or ratio limit; use smaller segments"
+      )
     }
     let (firstTime, lastTime) = times.range
     let entry = BlobEntry(

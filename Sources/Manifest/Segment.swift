@@ -207,7 +207,8 @@ public struct SegmentStreamParser {
     }
   }
 
-  private mutating func parseAvailable(_ bytes: UnsafeRawBufferPointer, onRecord: RecordHandler) throws(SegmentFormatError)
+  private mutating func parseAvailable(_ bytes: UnsafeRawBufferPointer, onRecord: RecordHandler)
+    throws(SegmentFormatError)
     -> Int
   {
     var position = 0

@@ -121,7 +121,8 @@ public struct TarStructureChecker {
       let isManifestMember = member.name == BundleTar.manifestName || member.name == BundleTar.envelopeName
       let sizeLimit = isManifestMember ? limits.maxManifestSize : limits.maxBlobSize
       guard member.size <= sizeLimit else {
-        throw Finding(.limitMemberSize, "member \"\(member.name)\" is \(member.size) bytes, over the limit of \(sizeLimit)")
+        throw Finding(
+          .limitMemberSize, "member \"\(member.name)\" is \(member.size) bytes, over the limit of \(sizeLimit)")
       }
       let padded = (member.size + BundleTar.blockSize - 1) / BundleTar.blockSize * BundleTar.blockSize
       guard total - member.dataOffset >= padded else {
@@ -234,6 +235,9 @@ public struct TarStructureChecker {
   }
 
   private func quoted(_ name: String) -> String {
-    "\"" + name.unicodeScalars.map { $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? String($0) : "\\u{\(String($0.value, radix: 16))}" }.joined() + "\""
+    "\""
+      + name.unicodeScalars.map {
+        $0.isASCII && $0.value >= 0x20 && $0.value < 0x7F ? String($0) : "\\u{\(String($0.value, radix: 16))}"
+      }.joined() + "\""
   }
 }

@@ -7,7 +7,7 @@ struct BlobChecker<Source: ByteSource> {
   let limits: VerificationLimits
   let depth: VerificationDepth
 
-  mutating func check(_ entry: BlobEntry, member: TarMember) throws -> Void {
+  mutating func check(_ entry: BlobEntry, member: TarMember) throws {
     // 7.1
     guard UInt64(member.size) == entry.size else {
       throw Finding(.blobSizeMismatch, "\(entry.path): member is \(member.size) bytes, manifest says \(entry.size)")
@@ -27,7 +27,8 @@ struct BlobChecker<Source: ByteSource> {
     }
     guard entry.uncompressedSize <= limits.maxRatio * entry.size else {
       throw Finding(
-        .limitRatio, "\(entry.path): uncompressedSize \(entry.uncompressedSize) is over \(limits.maxRatio) × size \(entry.size)")
+        .limitRatio,
+        "\(entry.path): uncompressedSize \(entry.uncompressedSize) is over \(limits.maxRatio) × size \(entry.size)")
     }
 
     // 7.3–7.6: decompress and parse as the output streams; segment findings are held until
@@ -89,7 +90,8 @@ struct SegmentCheck {
         guard record.seq == expectedSeq, expectedSeq >= entry.firstSeq else {
           finding = Finding(
             .segmentSequenceMismatch,
-            "\(entry.path): record \(record.index) (segment byte \(record.offset)) has seq \(record.seq), expected \(expectedSeq)")
+            "\(entry.path): record \(record.index) (segment byte \(record.offset)) has seq \(record.seq), expected \(expectedSeq)"
+          )
           return
         }
         do {
@@ -131,7 +133,8 @@ struct SegmentCheck {
     // 7.6
     guard parser.recordCount == entry.recordCount else {
       throw Finding(
-        .segmentRecordCountMismatch, "\(entry.path): segment has \(parser.recordCount) records, manifest says \(entry.recordCount)")
+        .segmentRecordCountMismatch,
+        "\(entry.path): segment has \(parser.recordCount) records, manifest says \(entry.recordCount)")
     }
     let (declaredSpan, overflow) = entry.lastSeq.subtractingReportingOverflow(entry.firstSeq)
     guard !overflow, declaredSpan < UInt64.max, entry.recordCount == declaredSpan + 1 else {
@@ -143,7 +146,8 @@ struct SegmentCheck {
     guard first == entry.firstTimeUnixNano, last == entry.lastTimeUnixNano else {
       throw Finding(
         .segmentTimeMismatch,
-        "\(entry.path): records span times \(first)...\(last), manifest says \(entry.firstTimeUnixNano)...\(entry.lastTimeUnixNano)")
+        "\(entry.path): records span times \(first)...\(last), manifest says \(entry.firstTimeUnixNano)...\(entry.lastTimeUnixNano)"
+      )
     }
   }
 

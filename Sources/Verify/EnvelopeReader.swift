@@ -26,7 +26,8 @@ enum EnvelopeReader {
     }
     guard payloadType == DSSE.manifestPayloadType else {
       throw Finding(
-        .envelopeWrongPayloadType, "manifest.dsse.json: payloadType \"\(payloadType)\", expected \(DSSE.manifestPayloadType)")
+        .envelopeWrongPayloadType,
+        "manifest.dsse.json: payloadType \"\(payloadType)\", expected \(DSSE.manifestPayloadType)")
     }
     guard case .string(let payloadText) = root["payload"], let payload = StrictBase64.decode(payloadText) else {
       throw Finding(.envelopeMalformed, "manifest.dsse.json: payload is not canonical standard base64")
@@ -41,7 +42,8 @@ enum EnvelopeReader {
         throw Finding(.envelopeMalformed, "manifest.dsse.json: signatures[\(index)] must have exactly keyid and sig")
       }
       guard case .string(let keyID) = entry["keyid"], Hex.isHex64(keyID) else {
-        throw Finding(.envelopeMalformed, "manifest.dsse.json: signatures[\(index)].keyid is not 64 lowercase hex digits")
+        throw Finding(
+          .envelopeMalformed, "manifest.dsse.json: signatures[\(index)].keyid is not 64 lowercase hex digits")
       }
       guard case .string(let sigText) = entry["sig"], let sig = StrictBase64.decode(sigText), sig.count == 64 else {
         throw Finding(

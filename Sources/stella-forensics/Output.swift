@@ -78,10 +78,12 @@ enum Output {
     let manifest = inspected.manifest
     var lines: [String] = []
     lines.append("bundle        \(bundle)")
-    lines.append("manifest      sha256 \(inspected.manifestSHA256) (structure and digests checked; signatures NOT verified)")
+    lines.append(
+      "manifest      sha256 \(inspected.manifestSHA256) (structure and digests checked; signatures NOT verified)")
     lines.append("incident      \(manifest.incident.id)")
     lines.append("reason        \(manifest.incident.reason)")
-    lines.append("declared by   \(manifest.incident.declaredBy) at \(RFC3339.format(manifest.incident.declaredAtUnixNano))")
+    lines.append(
+      "declared by   \(manifest.incident.declaredBy) at \(RFC3339.format(manifest.incident.declaredAtUnixNano))")
     lines.append(
       "capture       \(RFC3339.format(manifest.capture.startUnixNano)) .. \(RFC3339.format(manifest.capture.endUnixNano)) on node(s) \(manifest.capture.nodes.joined(separator: ", "))"
     )

@@ -325,8 +325,7 @@ struct OTLPJSONImportTests {
 
   @Test("truncated, trailing-data and non-object lines are malformed")
   func otherSyntaxErrors() {
-    for line in [#"{"resourceSpans":[]"#, #"{"resourceSpans":[]} x"#, #"{"a":01}"#, #"{"a":"\x"}"#]
-    {
+    for line in [#"{"resourceSpans":[]"#, #"{"resourceSpans":[]} x"#, #"{"a":01}"#, #"{"a":"\x"}"#] {
       let error = importError { _ = try importJSON(line) }
       #expect(error?.code == .malformedJSON, "\(line)")
       #expect(error?.location == .line(1))

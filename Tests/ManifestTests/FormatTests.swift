@@ -11,7 +11,8 @@ import Testing
 
   @Test func sha256KnownAnswers() {
     #expect(SHA256Digest.hex(of: []) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-    #expect(SHA256Digest.hex(of: Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    #expect(
+      SHA256Digest.hex(of: Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
   }
 
   @Test func sha256StreamingEqualsOneShot() {
@@ -30,8 +31,9 @@ import Testing
 
   @Test func sortsKeysByUTF16CodeUnitsAndStripsWhitespace() throws {
     // U+10000 is D800 DC00 in UTF-16, so it sorts before U+FFFD although its scalar is larger.
-    #expect(try canonical("{\"\u{FFFD}\": 1, \"\u{10000}\": 2, \"b\": [true, null], \"a\": \"x\"}")
-      == "{\"a\":\"x\",\"b\":[true,null],\"\u{10000}\":2,\"\u{FFFD}\":1}")
+    #expect(
+      try canonical("{\"\u{FFFD}\": 1, \"\u{10000}\": 2, \"b\": [true, null], \"a\": \"x\"}")
+        == "{\"a\":\"x\",\"b\":[true,null],\"\u{10000}\":2,\"\u{FFFD}\":1}")
   }
 
   @Test func escapesOnlyWhatJCSEscapes() throws {
@@ -94,7 +96,8 @@ import Testing
   }
 
   @Test func headerLayoutIsExact() {
-    #expect(header.encoded() == [0x53, 0x46, 0x53, 0x47, 1, 1, 0, 4] + Array("acme".utf8) + [0, 6] + Array("node-1".utf8))
+    #expect(
+      header.encoded() == [0x53, 0x46, 0x53, 0x47, 1, 1, 0, 4] + Array("acme".utf8) + [0, 6] + Array("node-1".utf8))
   }
 
   @Test func recordLayoutIsExact() {
@@ -103,11 +106,14 @@ import Testing
     #expect(Array(framed[4..<8]) == [0, 0, 0, 17])
     #expect(Array(framed[12..<29]) == [0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 9, 0xAA])
     let crc = CRC32C.checksum(Array(framed[12...]))
-    #expect(Array(framed[8..<12]) == [UInt8(crc >> 24), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc & 0xFF)])
+    #expect(
+      Array(framed[8..<12]) == [UInt8(crc >> 24), UInt8(crc >> 16 & 0xFF), UInt8(crc >> 8 & 0xFF), UInt8(crc & 0xFF)])
   }
 
   @Test func parsesTheSameWhetherFedWholeOrOneByteAtATime() throws {
-    let records = (0..<5).map { SegmentRecord(seq: UInt64(10 + $0), receivedUnixNano: UInt64($0), request: Wire.traces([(1, 2)])) }
+    let records = (0..<5).map {
+      SegmentRecord(seq: UInt64(10 + $0), receivedUnixNano: UInt64($0), request: Wire.traces([(1, 2)]))
+    }
     let bytes = segmentBytes(records)
     for pieceSize in [1, 3, 12, 4096] {
       let (parsedHeader, parsed) = try parse(bytes, pieceSize: pieceSize)
@@ -117,7 +123,10 @@ import Testing
   }
 
   @Test func tornTailIsDetectedAsTruncationOrCRCMismatch() throws {
-    let bytes = segmentBytes([SegmentRecord(seq: 0, receivedUnixNano: 0, request: [1, 2, 3]), SegmentRecord(seq: 1, receivedUnixNano: 0, request: [4, 5, 6])])
+    let bytes = segmentBytes([
+      SegmentRecord(seq: 0, receivedUnixNano: 0, request: [1, 2, 3]),
+      SegmentRecord(seq: 1, receivedUnixNano: 0, request: [4, 5, 6]),
+    ])
     for cut in 1..<30 {
       #expect { _ = try parse(Array(bytes.dropLast(cut)), pieceSize: 7) } throws: {
         ($0 as? SegmentFormatError)?.kind == .truncated
@@ -160,7 +169,9 @@ import Testing
   @Test func rejectsTrailingSkippableAndTruncatedData() throws {
     let compressed = try Zstd.compress(payload)
     let skippable: [UInt8] = [0x50, 0x2A, 0x4D, 0x18, 0, 0, 0, 0]
-    for bad in [compressed + [0], skippable + compressed, compressed + skippable, Array(compressed.dropLast(1)), [], [1, 2, 3]] {
+    for bad in [
+      compressed + [0], skippable + compressed, compressed + skippable, Array(compressed.dropLast(1)), [], [1, 2, 3],
+    ] {
       #expect { _ = try Zstd.decompress(bad, maxOutputBytes: 1 << 20) } throws: { ($0 as? ZstdError)?.kind == .corrupt }
     }
   }
@@ -191,7 +202,8 @@ import Testing
 
   @Test func rejectsBadWireOnTheWalkedPath() {
     // A timestamp encoded as varint instead of fixed64.
-    let varintTime = Wire.field(1, bytes: Wire.field(2, bytes: Wire.field(2, bytes: Wire.varint(7 << 3) + Wire.varint(5))))
+    let varintTime = Wire.field(
+      1, bytes: Wire.field(2, bytes: Wire.field(2, bytes: Wire.varint(7 << 3) + Wire.varint(5))))
     let truncated = Array(Wire.traces([(1, 2)]).dropLast(3))
     let group: [UInt8] = [0x0B]
     for bad in [varintTime, truncated, group] {

@@ -19,7 +19,8 @@ struct BundleLab {
   func path(_ name: String) -> String { directory + "/" + name }
 
   static let facts = BundleFacts(
-    incident: IncidentFacts(id: "INC-1", reason: "test", declaredBy: "tester", declaredAtUnixNano: 1_718_000_000_000_000_000),
+    incident: IncidentFacts(
+      id: "INC-1", reason: "test", declaredBy: "tester", declaredAtUnixNano: 1_718_000_000_000_000_000),
     captureStartUnixNano: 100, captureEndUnixNano: 1_718_000_000_000_000_000,
     redactionPolicy: .none, tool: .current)
 
@@ -29,7 +30,9 @@ struct BundleLab {
     return [
       try SegmentSealer.seal(
         header: traces,
-        records: (0..<3).map { SegmentRecord(seq: UInt64($0), receivedUnixNano: 5, request: Wire.traces([(100 + UInt64($0), 200)])) }),
+        records: (0..<3).map {
+          SegmentRecord(seq: UInt64($0), receivedUnixNano: 5, request: Wire.traces([(100 + UInt64($0), 200)]))
+        }),
       try SegmentSealer.seal(
         header: traces, records: [SegmentRecord(seq: 3, receivedUnixNano: 6, request: Wire.traces([(300, 400)]))]),
       try SegmentSealer.seal(
@@ -43,8 +46,12 @@ struct BundleLab {
     return path(name)
   }
 
-  func verify(_ path: String, trusting keys: [Ed25519PrivateKey], threshold: Int = 1, ignoreUntrusted: Bool = false, depth: VerificationDepth = .deep) throws -> VerificationResult {
-    let policy = try TrustPolicy(trustedKeys: keys.map(\.publicKey), threshold: threshold, ignoreUntrustedSignatures: ignoreUntrusted)
+  func verify(
+    _ path: String, trusting keys: [Ed25519PrivateKey], threshold: Int = 1, ignoreUntrusted: Bool = false,
+    depth: VerificationDepth = .deep
+  ) throws -> VerificationResult {
+    let policy = try TrustPolicy(
+      trustedKeys: keys.map(\.publicKey), threshold: threshold, ignoreUntrustedSignatures: ignoreUntrusted)
     return try BundleVerifier(policy: policy, depth: depth).verify(path: path)
   }
 }
@@ -89,9 +96,13 @@ func code(_ result: VerificationResult) -> ReasonCode? {
     let both = try lab.seal("both.sfb.tar", keys: [lab.analyst, lab.auditor])
     let later = try lab.seal("later.sfb.tar", keys: [lab.analyst])
     let before = try Data(contentsOf: URL(fileURLWithPath: later))
-    #expect(try BundleCoSigner.coSign(bundlePath: later, key: lab.auditor).get() == .added(keyID: lab.auditor.publicKey.keyID))
+    #expect(
+      try BundleCoSigner.coSign(bundlePath: later, key: lab.auditor).get() == .added(keyID: lab.auditor.publicKey.keyID)
+    )
     #expect(try Data(contentsOf: URL(fileURLWithPath: later)) == Data(contentsOf: URL(fileURLWithPath: both)))
-    #expect(try BundleCoSigner.coSign(bundlePath: later, key: lab.auditor).get() == .alreadySigned(keyID: lab.auditor.publicKey.keyID))
+    #expect(
+      try BundleCoSigner.coSign(bundlePath: later, key: lab.auditor).get()
+        == .alreadySigned(keyID: lab.auditor.publicKey.keyID))
     #expect(try Data(contentsOf: URL(fileURLWithPath: later)) == Data(contentsOf: URL(fileURLWithPath: both)))
     // The manifest member is byte-identical before and after.
     let manifestBefore = before.prefix(1024)
@@ -139,14 +150,17 @@ func code(_ result: VerificationResult) -> ReasonCode? {
       }
       codes.insert(finding.code)
     }
-    #expect(codes.isSuperset(of: [.tarBadHeader, .envelopePayloadMismatch, .blobDigestMismatch, .tarNoncanonicalPadding]))
+    #expect(
+      codes.isSuperset(of: [.tarBadHeader, .envelopePayloadMismatch, .blobDigestMismatch, .tarNoncanonicalPadding]))
   }
 
   @Test func truncationAndExtensionAreRejected() throws {
     let lab = try BundleLab()
     let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: try lab.seal("a.sfb.tar", keys: [lab.analyst]))))
     let verifier = BundleVerifier(policy: try TrustPolicy(trustedKeys: [lab.analyst.publicKey]), depth: .deep)
-    func verdict(_ bytes: [UInt8]) throws -> ReasonCode? { code(try verifier.verify(source: MemoryByteSource(bytes), path: "t")) }
+    func verdict(_ bytes: [UInt8]) throws -> ReasonCode? {
+      code(try verifier.verify(source: MemoryByteSource(bytes), path: "t"))
+    }
     #expect(try verdict(Array(original.dropLast(512))) == .tarTruncated)
     #expect(try verdict(original + [UInt8](repeating: 0, count: 512)) == .tarTrailingData)
     #expect(try verdict(original + [UInt8](repeating: 0, count: 10240 - original.count % 10240)) == .tarTrailingData)

@@ -26,7 +26,9 @@ enum Wire {
 
   /// An ExportTraceServiceRequest with one span per (start, end) pair.
   static func traces(_ spans: [(UInt64, UInt64)]) -> [UInt8] {
-    let spanBytes = spans.flatMap { field(2, bytes: field(1, bytes: Array("span".utf8)) + fixed64(7, $0.0) + fixed64(8, $0.1)) }
+    let spanBytes = spans.flatMap {
+      field(2, bytes: field(1, bytes: Array("span".utf8)) + fixed64(7, $0.0) + fixed64(8, $0.1))
+    }
     return field(1, bytes: field(1, bytes: []) + field(2, bytes: spanBytes))
   }
 
