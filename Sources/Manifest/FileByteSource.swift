@@ -32,20 +32,6 @@ public final class FileByteSource: ByteSource, @unchecked Sendable {
 
   deinit { close(descriptor) }
 
-  public func bytes(at offset: Int, count: Int) throws(ByteSourceError) -> [UInt8] {
-    var buffer = [UInt8](repeating: 0, count: count)
-    var failure: ByteSourceError?
-    buffer.withUnsafeMutableBytes { raw in
-      do throws(ByteSourceError) {
-        try read(into: raw, at: offset)
-      } catch {
-        failure = error
-      }
-    }
-    if let failure { throw failure }
-    return buffer
-  }
-
   /// Fills `buffer` with the bytes at `offset`.
   public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(ByteSourceError) {
     var done = 0

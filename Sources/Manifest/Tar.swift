@@ -59,8 +59,28 @@ public struct TarMember: Sendable, Equatable {
 public protocol ByteSource: ~Copyable {
   /// Total length in bytes.
   var count: Int { get }
-  /// Exactly `count` bytes at `offset` (callers stay within ``count``).
-  func bytes(at offset: Int, count: Int) throws(ByteSourceError) -> [UInt8]
+  /// Fills `buffer` with the bytes at `offset` (callers stay within ``count``).
+  func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(ByteSourceError)
+}
+
+extension ByteSource where Self: ~Copyable {
+  /// Exactly `count` bytes at `offset`.
+  public func bytes(at offset: Int, count: Int) throws(ByteSourceError) -> [UInt8] {
+    var failure: ByteSourceError?
+    let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+      do throws(ByteSourceError) {
+        try read(into: UnsafeMutableRawBufferPointer(buffer), at: offset)
+        initialized = count
+      } catch {
+        // Zero what was not read so the array is fully initialized before it is dropped.
+        buffer.initialize(repeating: 0)
+        initialized = count
+        failure = error
+      }
+    }
+    if let failure { throw failure }
+    return bytes
+  }
 }
 
 /// Reading the bundle itself failed (not a format problem: an I/O error).
@@ -84,8 +104,10 @@ public struct MemoryByteSource: ByteSource {
 
   public var count: Int { data.count }
 
-  public func bytes(at offset: Int, count: Int) -> [UInt8] {
-    Array(data[offset..<offset + count])
+  public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) {
+    data.withUnsafeBytes { all in
+      buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: all[offset..<offset + buffer.count]))
+    }
   }
 }
 

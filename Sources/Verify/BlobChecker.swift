@@ -12,12 +12,15 @@ struct BlobChecker<Source: ByteSource> {
     guard UInt64(member.size) == entry.size else {
       throw Finding(.blobSizeMismatch, "\(entry.path): member is \(member.size) bytes, manifest says \(entry.size)")
     }
+    guard depth == .deep else {
+      try checkDigestStreaming(entry, member: member)
+      return
+    }
     let blob = try source.bytes(at: member.dataOffset, count: member.size)
     let digest = SHA256Digest.hex(of: blob)
     guard digest == entry.sha256 else {
       throw Finding(.blobDigestMismatch, "\(entry.path): SHA-256 is \(digest), manifest says \(entry.sha256)")
     }
-    guard depth == .deep else { return }
 
     // 7.2
     guard entry.uncompressedSize <= limits.maxUncompressedSize else {
@@ -60,6 +63,28 @@ struct BlobChecker<Source: ByteSource> {
         "\(entry.path): decompresses to \(produced) bytes, manifest says \(entry.uncompressedSize)")
     }
     try segment.finish()
+  }
+}
+
+extension BlobChecker {
+  /// Quick mode hashes the blob in fixed-size chunks, so memory stays flat whatever the blob size.
+  fileprivate func checkDigestStreaming(_ entry: BlobEntry, member: TarMember) throws {
+    let chunkSize = 4 << 20
+    let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 64)
+    defer { chunk.deallocate() }
+    var hasher = SHA256Hasher()
+    var done = 0
+    while done < member.size {
+      let step = min(chunkSize, member.size - done)
+      let slice = UnsafeMutableRawBufferPointer(rebasing: chunk[0..<step])
+      try source.read(into: slice, at: member.dataOffset + done)
+      hasher.update(UnsafeRawBufferPointer(slice))
+      done += step
+    }
+    let digest = Hex.encode(hasher.finalize())
+    guard digest == entry.sha256 else {
+      throw Finding(.blobDigestMismatch, "\(entry.path): SHA-256 is \(digest), manifest says \(entry.sha256)")
+    }
   }
 }
 
