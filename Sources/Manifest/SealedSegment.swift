@@ -16,9 +16,21 @@ public struct SealedSegment: Sendable {
 
 /// Building a segment or a manifest failed.
 public struct SealError: Error, CustomStringConvertible, Sendable {
+  /// Whose fault it is.
+  public enum Kind: Sendable, Equatable {
+    /// The evidence or facts cannot make a valid bundle (the caller's input).
+    case invalidInput
+    /// Reading or writing files failed.
+    case io
+  }
+
+  public var kind: Kind
   public var message: String
 
-  public init(_ message: String) { self.message = message }
+  public init(_ message: String, kind: Kind = .invalidInput) {
+    self.kind = kind
+    self.message = message
+  }
 
   public var description: String { message }
 }

@@ -57,7 +57,7 @@ public enum BundleSealer {
     do {
       try BundleArchiveWriter.write(members: members, to: outputPath)
     } catch {
-      throw SealError("\(error)")
+      throw SealError("\(error)", kind: .io)
     }
     return manifest
   }
@@ -93,7 +93,7 @@ public enum BundleCoSigner {
     do {
       source = try FileByteSource(path: bundlePath)
     } catch {
-      throw SealError("\(error)")
+      throw SealError("\(error)", kind: .io)
     }
     let checked: CheckedBundle
     do {
@@ -102,7 +102,7 @@ public enum BundleCoSigner {
       case .failure(let finding): return .failure(finding)
       }
     } catch {
-      throw SealError("\(error)")
+      throw SealError("\(error)", kind: .io)
     }
     let keyID = key.publicKey.keyID
     var envelope = DSSEEnvelope(
@@ -124,7 +124,7 @@ public enum BundleCoSigner {
     do {
       try BundleArchiveWriter.write(members: members, to: bundlePath)
     } catch {
-      throw SealError("\(error)")
+      throw SealError("\(error)", kind: .io)
     }
     return .success(.added(keyID: keyID))
   }

@@ -74,7 +74,9 @@ struct BundleCheck<Source: ByteSource> {
     } catch let error as ByteSourceError {
       throw error
     } catch {
-      return .failure(Finding(.tarTruncated, "unexpected error: \(error)"))
+      // Every step throws a Finding or a ByteSourceError; anything else is reported as a read
+      // failure rather than dressed up as a reason code.
+      throw ByteSourceError(path: "bundle", message: "unexpected error: \(error)")
     }
   }
 

@@ -55,7 +55,7 @@ struct ImportCommand: ParsableCommand {
       manifest = try BundleSealer.seal(
         segments: evidence.segments, facts: evidence.facts, signingKeys: [signingKey], outputPath: out)
     } catch {
-      throw CLIFailure.usage("\(out): \(error)")
+      throw error.kind == .io ? CLIFailure.runtime(error.message) : CLIFailure.usage("\(out): \(error.message)")
     }
     let counts = Signal.allCases.compactMap { signal in
       evidence.recordCounts[signal].map { "\($0) \(signal.rawValue)" }
