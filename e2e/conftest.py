@@ -126,5 +126,8 @@ def run_script(*args, **kwargs) -> Result:
     argv = [str(arg) for arg in args]
     completed = subprocess.run(argv, capture_output=True, timeout=CLI_TIMEOUT, check=False, **kwargs)
     return Result(
-        argv, completed.returncode, completed.stdout.decode("utf-8", "replace"), completed.stderr.decode("utf-8", "replace")
+        argv,
+        completed.returncode,
+        completed.stdout.decode("utf-8", "replace"),
+        completed.stderr.decode("utf-8", "replace"),
     )

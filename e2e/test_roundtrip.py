@@ -20,6 +20,23 @@ from conftest import FIXTURE_FILES, FIXTURES, PER_SIGNAL_FILES
 SIGNALS = ("traces", "logs", "metrics")
 
 
+def evidence_digest(bundle: bl.Bundle, inputs: list[Path]) -> str:
+    """SHA-256 over every record in input order: signal code (1 byte), u64 BE length, request bytes.
+
+    The input order across signals comes from reading the inputs; the bytes are the stored ones.
+    """
+    stored: dict[str, list[bytes]] = defaultdict(list)
+    for blob in sorted(bundle.manifest["blobs"], key=lambda b: (b["signal"], int(b["firstSeq"]))):
+        stored[blob["signal"]] += [record.raw for record in bundle.segments[blob["path"]].records]
+    codes = {name: code for code, name in bl.SIGNAL_CODES.items()}
+    digest = hashlib.sha256()
+    for path in inputs:
+        for signal, _ in bl.read_otlp_file(path):
+            request = stored[signal].pop(0)
+            digest.update(bytes([codes[signal]]) + len(request).to_bytes(8, "big") + request)
+    return digest.hexdigest()
+
+
 def check_bundle(bundle_path: Path, inputs: list[Path], expected: dict) -> bl.Bundle:
     """Everything the bundle claims and holds, against the inputs and what the SDK emitted."""
     bundle = bl.read_bundle(bundle_path)
@@ -32,9 +49,8 @@ def check_bundle(bundle_path: Path, inputs: list[Path], expected: dict) -> bl.Bu
     assert manifest["tool"]["name"] == "stella-forensics"
     assert manifest["capture"]["nodes"] == ["import"]
 
-    # Contract defaults for import.
-    digest = hashlib.sha256(b"".join(path.read_bytes() for path in inputs)).hexdigest()
-    assert manifest["incident"]["id"] == "import-" + digest[:16]
+    # Import defaults (README "import"): the incident id is a digest of the records, not of the files.
+    assert manifest["incident"]["id"] == "import-" + evidence_digest(bundle, inputs)[:16]
     assert manifest["incident"]["reason"] == "imported from OTLP files"
     assert manifest["incident"]["declaredBy"] == "stella-forensics import"
 
@@ -90,9 +106,11 @@ def check_bundle(bundle_path: Path, inputs: list[Path], expected: dict) -> bl.Bu
         want = [bl.normalized(m) for m in inputs_by_signal.get(signal, [])]
         assert got == want, f"{signal}: stored requests differ from the input's"
 
-    # Capture window and declaredAt (contract: min firstTime / max lastTime; declaredAt = end).
-    assert manifest["capture"]["startUnixNano"] == str(min(int(b["firstTimeUnixNano"]) for b in blobs))
-    assert manifest["capture"]["endUnixNano"] == str(max(int(b["lastTimeUnixNano"]) for b in blobs))
+    # Capture window and declaredAt (contract: min firstTime / max lastTime over blobs that hold
+    # timed items; declaredAt = end).
+    timed = [b for b in blobs if b["firstTimeUnixNano"] != "0" or b["lastTimeUnixNano"] != "0"]
+    assert manifest["capture"]["startUnixNano"] == str(min(int(b["firstTimeUnixNano"]) for b in timed))
+    assert manifest["capture"]["endUnixNano"] == str(max(int(b["lastTimeUnixNano"]) for b in timed))
     assert manifest["incident"]["declaredAtUnixNano"] == manifest["capture"]["endUnixNano"]
     return bundle
 
@@ -139,6 +157,17 @@ def test_keygen_files(stella, tmp_path):
     stella.ok("keygen", "--out", other)
     assert sorted(p.name for p in other.iterdir()) == ["signer.key", "signer.pub"]
     assert os.stat(other / "signer.key").st_mode & 0o077 == 0
+
+
+def test_formats_give_the_same_bundle(stella, keys, tmp_path):
+    """JSON or protobuf, compressed or not: the same records make the same evidence, to the byte."""
+    key, _ = keys
+    digests = {}
+    for name in FIXTURE_FILES:
+        out = tmp_path / f"{name}.sfb.tar"
+        stella.import_([FIXTURES / name], key, out)
+        digests[name] = hashlib.sha256(out.read_bytes()).hexdigest()
+    assert len(set(digests.values())) == 1, digests
 
 
 def test_verify_json_report(stella, keys, imported, expected):

@@ -54,7 +54,8 @@ keyid=$(openssl pkey -pubin -in "$key_abs" -outform DER | sha256sum | cut -d' ' 
   usage_error "$key: cannot compute the keyid"
 
 # --- member list (before extracting anything) -------------------------------------------------
-listing=$(tar -tvf "$bundle_abs" 2>"$work/tar.err") || fail "$bundle: not a readable tar archive: $(head -n1 "$work/tar.err")"
+listing=$(tar -tvf "$bundle_abs" 2>"$work/tar.err") ||
+  fail "$bundle: not a readable tar archive: $(head -n1 "$work/tar.err")"
 members=$(tar -tf "$bundle_abs" 2>/dev/null) || fail "$bundle: not a readable tar archive"
 [ -n "$members" ] || fail "$bundle: archive has no members"
 

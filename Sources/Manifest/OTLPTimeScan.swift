@@ -137,14 +137,21 @@ public enum OTLPTimeScan {
   private enum FieldValue {
     case varint(UInt64)
     case bytes(UnsafeRawBufferPointer)
+    /// A (deprecated but valid) group; its contents were checked and skipped.
+    case group
   }
 
   private enum WireType: UInt64 {
     case varint = 0
     case fixed64 = 1
     case lengthDelimited = 2
+    case startGroup = 3
+    case endGroup = 4
     case fixed32 = 5
   }
+
+  /// Groups nested deeper than this are refused, so hostile input cannot exhaust the stack.
+  private static let maxGroupDepth = 64
 
   private static func lengthDelimited(_ wire: WireType, _ value: FieldValue, _ offset: Int, _ what: String)
     throws(OTLPWireError) -> UnsafeRawBufferPointer
@@ -175,13 +182,9 @@ public enum OTLPTimeScan {
     var position = 0
     while position < message.count {
       let tagOffset = base + position
-      let tag = try readVarint(message, &position, base: base)
-      let fieldNumber = tag >> 3
-      guard fieldNumber >= 1, fieldNumber <= 536_870_911 else {
-        throw OTLPWireError(offset: tagOffset, message: "invalid field number \(fieldNumber)")
-      }
-      guard let wire = WireType(rawValue: tag & 7) else {
-        throw OTLPWireError(offset: tagOffset, message: "unsupported wire type \(tag & 7)")
+      let (fieldNumber, wire) = try readTag(message, &position, base: base)
+      if wire == .endGroup {
+        throw OTLPWireError(offset: tagOffset, message: "end-group tag \(fieldNumber) without a matching start")
       }
       let payloadOffset = base + position
       // Where the field's content starts: after the length prefix for length-delimited fields.
@@ -206,9 +209,67 @@ public enum OTLPTimeScan {
         let end = position + Int(length)
         value = .bytes(UnsafeRawBufferPointer(rebasing: message[position..<end]))
         position = end
+      case .startGroup:
+        try skipGroup(message, &position, base: base, fieldNumber: fieldNumber, depth: 1)
+        value = .group
+      case .endGroup:
+        throw OTLPWireError(offset: tagOffset, message: "unexpected end-group tag")
       }
       try body(fieldNumber, wire, value, contentOffset)
     }
+  }
+
+  private static func readTag(_ message: UnsafeRawBufferPointer, _ position: inout Int, base: Int)
+    throws(OTLPWireError) -> (UInt64, WireType)
+  {
+    let tagOffset = base + position
+    let tag = try readVarint(message, &position, base: base)
+    let fieldNumber = tag >> 3
+    guard fieldNumber >= 1, fieldNumber <= 536_870_911 else {
+      throw OTLPWireError(offset: tagOffset, message: "invalid field number \(fieldNumber)")
+    }
+    guard let wire = WireType(rawValue: tag & 7) else {
+      throw OTLPWireError(offset: tagOffset, message: "invalid wire type \(tag & 7)")
+    }
+    return (fieldNumber, wire)
+  }
+
+  /// Skips a group's fields up to its end-group tag, checking that every field is well-formed.
+  private static func skipGroup(
+    _ message: UnsafeRawBufferPointer, _ position: inout Int, base: Int, fieldNumber: UInt64, depth: Int
+  ) throws(OTLPWireError) {
+    let groupOffset = base + position
+    guard depth <= maxGroupDepth else {
+      throw OTLPWireError(offset: groupOffset, message: "groups nested deeper than \(maxGroupDepth)")
+    }
+    while position < message.count {
+      let tagOffset = base + position
+      let (innerField, wire) = try readTag(message, &position, base: base)
+      switch wire {
+      case .endGroup:
+        guard innerField == fieldNumber else {
+          throw OTLPWireError(offset: tagOffset, message: "end-group \(innerField) closes group \(fieldNumber)")
+        }
+        return
+      case .startGroup:
+        try skipGroup(message, &position, base: base, fieldNumber: innerField, depth: depth + 1)
+      case .varint:
+        _ = try readVarint(message, &position, base: base)
+      case .fixed64, .fixed32:
+        let width = wire == .fixed64 ? 8 : 4
+        guard message.count - position >= width else {
+          throw OTLPWireError(offset: base + position, message: "truncated fixed-width field")
+        }
+        position += width
+      case .lengthDelimited:
+        let length = try readVarint(message, &position, base: base)
+        guard length <= UInt64(message.count - position) else {
+          throw OTLPWireError(offset: base + position, message: "length \(length) runs past the end of its message")
+        }
+        position += Int(length)
+      }
+    }
+    throw OTLPWireError(offset: groupOffset, message: "group \(fieldNumber) has no end-group tag")
   }
 
   private static func readVarint(_ bytes: UnsafeRawBufferPointer, _ position: inout Int, base: Int)

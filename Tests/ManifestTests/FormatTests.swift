@@ -200,6 +200,20 @@ import Testing
     #expect(summary.itemCount == 0 && summary.range.first == 0 && summary.range.last == 0)
   }
 
+  @Test func skipsWellFormedGroupsAndRefusesBrokenOnes() throws {
+    // An unknown field 20 written as a group (wire types 3/4) inside a span: valid protobuf.
+    let group: [UInt8] = [0xA3, 0x01, 0x08, 0x05, 0xA4, 0x01]
+    let span = Wire.fixed64(7, 10) + group + Wire.fixed64(8, 20)
+    let request = Wire.field(1, bytes: Wire.field(2, bytes: Wire.field(2, bytes: span)))
+    let summary = try OTLPTimeScan.scan(request, signal: .traces)
+    #expect(summary.range.first == 10 && summary.range.last == 20)
+    let unclosed = Wire.field(1, bytes: Wire.field(2, bytes: Wire.field(2, bytes: Array(group.dropLast(2)))))
+    let mismatched = Wire.field(1, bytes: Wire.field(2, bytes: Wire.field(2, bytes: [0xA3, 0x01, 0xAC, 0x01])))
+    for bad in [unclosed, mismatched] {
+      #expect(throws: OTLPWireError.self) { _ = try OTLPTimeScan.scan(bad, signal: .traces) }
+    }
+  }
+
   @Test func rejectsBadWireOnTheWalkedPath() {
     // A timestamp encoded as varint instead of fixed64.
     let varintTime = Wire.field(
