@@ -55,10 +55,12 @@ let package = Package(
       path: "Sources/stella-forensics"
     ),
 
-    .testTarget(name: "ManifestTests", dependencies: ["Manifest"]),
+    // Hand-encoded OTLP protobuf for tests that must not depend on generated code.
+    .target(name: "WireTestSupport", path: "Tests/WireTestSupport"),
+    .testTarget(name: "ManifestTests", dependencies: ["Manifest", "WireTestSupport"]),
     .testTarget(name: "SigningTests", dependencies: ["Signing"]),
     .testTarget(name: "CaptureTests", dependencies: ["Capture", "Manifest", "OTLPProto"]),
-    .testTarget(name: "VerifyTests", dependencies: ["Verify", "Manifest", "Signing"]),
+    .testTarget(name: "VerifyTests", dependencies: ["Verify", "Manifest", "Signing", "WireTestSupport"]),
   ]
 )
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WireTestSupport
 
 @testable import Manifest
 

@@ -2,6 +2,7 @@ import Foundation
 import Manifest
 import Signing
 import Testing
+import WireTestSupport
 
 @testable import Verify
 
