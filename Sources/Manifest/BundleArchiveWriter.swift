@@ -6,20 +6,6 @@ internal import CArchive
   import Darwin
 #endif
 
-/// Writing a bundle archive failed.
-public struct BundleWriteError: Error, CustomStringConvertible, Sendable {
-  /// The file being written or read.
-  public var path: String
-  public var message: String
-
-  public init(path: String, message: String) {
-    self.path = path
-    self.message = message
-  }
-
-  public var description: String { "\(path): \(message)" }
-}
-
 /// Where a member's bytes come from.
 public enum MemberData: Sendable {
   /// Bytes in memory (the manifest and envelope, small blobs).
@@ -44,14 +30,14 @@ public enum MemberData: Sendable {
 public enum BundleArchiveWriter {
   /// Writes `members` in the given order to `outputPath`, replacing it atomically.
   public static func write(members: [(name: String, data: MemberData)], to outputPath: String)
-    throws(BundleWriteError)
+    throws(BundleIOError)
   {
     let temporaryPath = outputPath + ".partial-\(getpid())"
-    do throws(BundleWriteError) {
+    do throws(BundleIOError) {
       try writeArchive(members: members, to: temporaryPath)
       try syncFile(temporaryPath)
       guard rename(temporaryPath, outputPath) == 0 else {
-        throw BundleWriteError(
+        throw BundleIOError(
           path: outputPath, message: "cannot rename into place: \(String(cString: strerror(errno)))")
       }
     } catch {
@@ -61,18 +47,18 @@ public enum BundleArchiveWriter {
   }
 
   private static func writeArchive(members: [(name: String, data: MemberData)], to path: String)
-    throws(BundleWriteError)
+    throws(BundleIOError)
   {
     guard let archive = archive_write_new() else {
-      throw BundleWriteError(path: path, message: "libarchive: cannot allocate a writer")
+      throw BundleIOError(path: path, message: "libarchive: cannot allocate a writer")
     }
     defer { archive_write_free(archive) }
-    func check(_ result: Int32, _ what: String) throws(BundleWriteError) {
+    func check(_ result: Int32, _ what: String) throws(BundleIOError) {
       // libarchive returns ARCHIVE_OK (0) or ARCHIVE_WARN (-20) on success, ARCHIVE_FAILED (-25)
       // or ARCHIVE_FATAL (-30) on failure; archive_error_string says why.
       if result < ARCHIVE_WARN {
         let reason = archive_error_string(archive).map { String(cString: $0) } ?? "error \(result)"
-        throw BundleWriteError(path: path, message: "libarchive: \(what): \(reason)")
+        throw BundleIOError(path: path, message: "libarchive: \(what): \(reason)")
       }
     }
     try check(archive_write_set_format_ustar(archive), "set ustar format")
@@ -81,7 +67,7 @@ public enum BundleArchiveWriter {
     try check(archive_write_open_filename(archive, path), "open")
     for member in members {
       guard let entry = archive_entry_new() else {
-        throw BundleWriteError(path: path, message: "libarchive: cannot allocate an entry")
+        throw BundleIOError(path: path, message: "libarchive: cannot allocate an entry")
       }
       defer { archive_entry_free(entry) }
       archive_entry_set_pathname(entry, member.name)
@@ -98,53 +84,44 @@ public enum BundleArchiveWriter {
   }
 
   private static func writeData(_ member: (name: String, data: MemberData), archive: OpaquePointer, archivePath: String)
-    throws(BundleWriteError)
+    throws(BundleIOError)
   {
-    func put(_ bytes: UnsafeRawBufferPointer) throws(BundleWriteError) {
+    func put(_ bytes: UnsafeRawBufferPointer) throws(BundleIOError) {
       guard !bytes.isEmpty else { return }
       let written = archive_write_data(archive, bytes.baseAddress, bytes.count)
       guard written == bytes.count else {
         let reason = archive_error_string(archive).map { String(cString: $0) } ?? "short write"
-        throw BundleWriteError(path: archivePath, message: "libarchive: data of \(member.name): \(reason)")
+        throw BundleIOError(path: archivePath, message: "libarchive: data of \(member.name): \(reason)")
       }
     }
     switch member.data {
     case .bytes(let bytes):
-      var failure: BundleWriteError?
+      var failure: BundleIOError?
       bytes.withUnsafeBytes { raw in
-        do throws(BundleWriteError) { try put(raw) } catch { failure = error }
+        do throws(BundleIOError) { try put(raw) } catch { failure = error }
       }
       if let failure { throw failure }
     case .fileRange(let sourcePath, let offset, let count):
-      let source: FileByteSource
-      do {
-        source = try FileByteSource(path: sourcePath)
-      } catch {
-        throw BundleWriteError(path: sourcePath, message: error.message)
-      }
+      let source = try FileByteSource(path: sourcePath)
       let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
       defer { chunk.deallocate() }
       var done = 0
       while done < count {
         let step = min(chunk.count, count - done)
         let slice = UnsafeMutableRawBufferPointer(rebasing: chunk[0..<step])
-        do {
-          try source.read(into: slice, at: offset + done)
-        } catch {
-          throw BundleWriteError(path: sourcePath, message: error.message)
-        }
+        try source.read(into: slice, at: offset + done)
         try put(UnsafeRawBufferPointer(slice))
         done += step
       }
     }
   }
 
-  private static func syncFile(_ path: String) throws(BundleWriteError) {
+  private static func syncFile(_ path: String) throws(BundleIOError) {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0, fsync(fd) == 0 else {
       let message = String(cString: strerror(errno))
       if fd >= 0 { close(fd) }
-      throw BundleWriteError(path: path, message: "fsync failed: \(message)")
+      throw BundleIOError(path: path, message: "fsync failed: \(message)")
     }
     close(fd)
   }

@@ -12,18 +12,18 @@ public final class FileByteSource: ByteSource, @unchecked Sendable {
   public let count: Int
 
   /// Opens `path` for reading.
-  public init(path: String) throws(ByteSourceError) {
+  public init(path: String) throws(BundleIOError) {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { throw ByteSourceError(path: path, message: String(cString: strerror(errno))) }
+    guard fd >= 0 else { throw BundleIOError(path: path, message: String(cString: strerror(errno))) }
     var info = stat()
     guard fstat(fd, &info) == 0 else {
       let message = String(cString: strerror(errno))
       close(fd)
-      throw ByteSourceError(path: path, message: message)
+      throw BundleIOError(path: path, message: message)
     }
     guard (info.st_mode & S_IFMT) == S_IFREG else {
       close(fd)
-      throw ByteSourceError(path: path, message: "not a regular file")
+      throw BundleIOError(path: path, message: "not a regular file")
     }
     self.descriptor = fd
     self.path = path
@@ -33,17 +33,17 @@ public final class FileByteSource: ByteSource, @unchecked Sendable {
   deinit { close(descriptor) }
 
   /// Fills `buffer` with the bytes at `offset`.
-  public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(ByteSourceError) {
+  public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(BundleIOError) {
     var done = 0
     while done < buffer.count {
       let result = pread(descriptor, buffer.baseAddress.map { $0 + done }, buffer.count - done, off_t(offset + done))
       if result < 0 {
         if errno == EINTR { continue }
-        throw ByteSourceError(
+        throw BundleIOError(
           path: path, message: "read failed at byte \(offset + done): \(String(cString: strerror(errno)))")
       }
       if result == 0 {
-        throw ByteSourceError(path: path, message: "file shrank while being read (byte \(offset + done))")
+        throw BundleIOError(path: path, message: "file shrank while being read (byte \(offset + done))")
       }
       done += result
     }

@@ -60,15 +60,15 @@ public protocol ByteSource: ~Copyable {
   /// Total length in bytes.
   var count: Int { get }
   /// Fills `buffer` with the bytes at `offset` (callers stay within ``count``).
-  func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(ByteSourceError)
+  func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) throws(BundleIOError)
 }
 
 extension ByteSource where Self: ~Copyable {
   /// Exactly `count` bytes at `offset`.
-  public func bytes(at offset: Int, count: Int) throws(ByteSourceError) -> [UInt8] {
-    var failure: ByteSourceError?
+  public func bytes(at offset: Int, count: Int) throws(BundleIOError) -> [UInt8] {
+    var failure: BundleIOError?
     let bytes = [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-      do throws(ByteSourceError) {
+      do throws(BundleIOError) {
         try read(into: UnsafeMutableRawBufferPointer(buffer), at: offset)
         initialized = count
       } catch {
@@ -83,8 +83,8 @@ extension ByteSource where Self: ~Copyable {
   }
 }
 
-/// Reading the bundle itself failed (not a format problem: an I/O error).
-public struct ByteSourceError: Error, CustomStringConvertible, Sendable {
+/// Reading or writing a bundle file failed: an I/O problem, not a format problem.
+public struct BundleIOError: Error, CustomStringConvertible, Sendable {
   public var path: String
   public var message: String
 

@@ -142,7 +142,7 @@ public struct InspectedBundle: Sendable {
 /// Reads a bundle for `inspect`: every structural and digest check of a quick verification,
 /// but no signature trust, so the result must never be presented as verified.
 public enum BundleInspector {
-  public static func inspect(path: String, limits: VerificationLimits = .init()) throws(ByteSourceError)
+  public static func inspect(path: String, limits: VerificationLimits = .init()) throws(BundleIOError)
     -> Result<InspectedBundle, Finding>
   {
     let source = try FileByteSource(path: path)

@@ -25,15 +25,15 @@ public struct BundleVerifier: Sendable {
   }
 
   /// Verifies the bundle at `path`.
-  /// - Throws: ``ByteSourceError`` only when the file cannot be read at all; every problem with
+  /// - Throws: ``BundleIOError`` only when the file cannot be read at all; every problem with
   ///   its content is a ``VerificationResult/rejected(_:)``.
-  public func verify(path: String) throws(ByteSourceError) -> VerificationResult {
+  public func verify(path: String) throws(BundleIOError) -> VerificationResult {
     let source = try FileByteSource(path: path)
     return try verify(source: source, path: path)
   }
 
   /// Verifies a bundle held by `source`; `path` names it in the result.
-  public func verify(source: some ByteSource, path: String) throws(ByteSourceError) -> VerificationResult {
+  public func verify(source: some ByteSource, path: String) throws(BundleIOError) -> VerificationResult {
     let check = BundleCheck(source: source, limits: limits, depth: depth)
     switch try check.run(trust: policy) {
     case .success(let checked):
@@ -66,17 +66,17 @@ struct BundleCheck<Source: ByteSource> {
   /// Runs every step. `trust == nil` skips step 4 (signature trust); only the co-signer does
   /// that, to check integrity before adding its own signature, and it never yields a
   /// ``VerifiedBundle``.
-  func run(trust: TrustPolicy?) throws(ByteSourceError) -> Result<CheckedBundle, Finding> {
+  func run(trust: TrustPolicy?) throws(BundleIOError) -> Result<CheckedBundle, Finding> {
     do {
       return .success(try runSteps(trust: trust))
     } catch let error as Finding {
       return .failure(error)
-    } catch let error as ByteSourceError {
+    } catch let error as BundleIOError {
       throw error
     } catch {
-      // Every step throws a Finding or a ByteSourceError; anything else is reported as a read
+      // Every step throws a Finding or a BundleIOError; anything else is reported as a read
       // failure rather than dressed up as a reason code.
-      throw ByteSourceError(path: "bundle", message: "unexpected error: \(error)")
+      throw BundleIOError(path: "bundle", message: "unexpected error: \(error)")
     }
   }
 
