@@ -17,6 +17,8 @@ public struct BundleVerifier: Sendable {
   public let policy: TrustPolicy
   public let depth: VerificationDepth
   public let limits: VerificationLimits
+  /// Called after each blob is checked, for progress displays.
+  public var progress: (@Sendable (VerificationProgress) -> Void)?
 
   public init(policy: TrustPolicy, depth: VerificationDepth = .quick, limits: VerificationLimits = .init()) {
     self.policy = policy
@@ -34,7 +36,7 @@ public struct BundleVerifier: Sendable {
 
   /// Verifies a bundle held by `source`; `path` names it in the result.
   public func verify(source: some ByteSource, path: String) throws(BundleIOError) -> VerificationResult {
-    let check = BundleCheck(source: source, limits: limits, depth: depth)
+    let check = BundleCheck(source: source, limits: limits, depth: depth, progress: progress)
     switch try check.run(trust: policy) {
     case .success(let checked):
       return .verified(
@@ -45,6 +47,15 @@ public struct BundleVerifier: Sendable {
       return .rejected(finding)
     }
   }
+}
+
+/// How far blob checking has come.
+public struct VerificationProgress: Sendable {
+  public var blobsDone: Int
+  public var blobCount: Int
+  /// Compressed blob bytes checked so far.
+  public var bytesDone: UInt64
+  public var byteCount: UInt64
 }
 
 /// What a successful check established.
@@ -62,6 +73,7 @@ struct BundleCheck<Source: ByteSource> {
   let source: Source
   let limits: VerificationLimits
   let depth: VerificationDepth
+  var progress: (@Sendable (VerificationProgress) -> Void)? = nil
 
   /// Runs every step. `trust == nil` skips step 4 (signature trust); only the co-signer does
   /// that, to check integrity before adding its own signature, and it never yields a
@@ -112,9 +124,15 @@ struct BundleCheck<Source: ByteSource> {
 
     // Step 7.
     var blobChecker = BlobChecker(source: source, limits: limits, depth: depth)
+    var done = VerificationProgress(
+      blobsDone: 0, blobCount: manifest.blobs.count, bytesDone: 0,
+      byteCount: manifest.blobs.reduce(0) { $0 + $1.size })
     for entry in manifest.blobs {
       guard let member = blobMembers[entry.path] else { continue }
       try blobChecker.check(entry, member: member)
+      done.blobsDone += 1
+      done.bytesDone += entry.size
+      progress?(done)
     }
 
     return CheckedBundle(

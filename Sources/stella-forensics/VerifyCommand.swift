@@ -42,11 +42,17 @@ struct VerifyCommand: ParsableCommand {
     } catch {
       throw CLIFailure.usage(error.message)
     }
-    let verifier = BundleVerifier(policy: policy, depth: deep ? .deep : .quick)
+    var verifier = BundleVerifier(policy: policy, depth: deep ? .deep : .quick)
+    let display = json ? nil : ProgressDisplay.ifTerminal("verifying")
+    if let display {
+      verifier.progress = { @Sendable progress in display.update(progress) }
+    }
     let result: VerificationResult
     do {
       result = try verifier.verify(path: bundle)
+      display?.finish()
     } catch {
+      display?.finish()
       throw CLIFailure.usage(error.description)
     }
     let mode = deep ? "deep" : "quick"
