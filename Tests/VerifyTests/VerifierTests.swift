@@ -6,8 +6,8 @@ import WireTestSupport
 
 @testable import Verify
 
-/// Bundles built in a temporary directory with keys generated inside the test.
-struct BundleLab {
+/// Bundles built in a temporary directory (removed afterwards) with keys generated inside the test.
+final class BundleLab {
   let directory: String
   let analyst = Ed25519PrivateKey.generate()
   let auditor = Ed25519PrivateKey.generate()
@@ -16,6 +16,8 @@ struct BundleLab {
     directory = NSTemporaryDirectory() + "verify-tests-" + UUID().uuidString
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
   }
+
+  deinit { try? FileManager.default.removeItem(atPath: directory) }
 
   func path(_ name: String) -> String { directory + "/" + name }
 
