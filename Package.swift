@@ -59,7 +59,7 @@ let package = Package(
     .target(name: "WireTestSupport", path: "Tests/WireTestSupport"),
     .testTarget(name: "ManifestTests", dependencies: ["Manifest", "WireTestSupport"]),
     .testTarget(name: "SigningTests", dependencies: ["Signing"]),
-    .testTarget(name: "CaptureTests", dependencies: ["Capture", "Manifest", "OTLPProto"]),
+    .testTarget(name: "CaptureTests", dependencies: ["Capture", "Manifest", "OTLPProto", "WireTestSupport"]),
     .testTarget(name: "VerifyTests", dependencies: ["Verify", "Manifest", "Signing", "WireTestSupport"]),
   ]
 )

@@ -63,6 +63,21 @@ public enum SegmentSealer {
       }
       segment.append(contentsOf: record.framed())
     }
+    return try sealFramed(
+      segment, header: header, recordCount: UInt64(records.count), firstSeq: first.seq, lastSeq: last.seq,
+      times: times, limits: limits)
+  }
+
+  /// Compresses an already framed segment (header and records, as a journal file holds it)
+  /// and describes it. The caller vouches for the counts, sequence range and times, which it
+  /// computed while the records were appended.
+  public static func sealFramed(
+    _ segment: [UInt8], header: SegmentHeader, recordCount: UInt64, firstSeq: UInt64, lastSeq: UInt64,
+    times: OTLPTimeSummary, limits: VerificationLimits = .init()
+  ) throws(SealError) -> SealedSegment {
+    guard recordCount >= 1, lastSeq >= firstSeq, lastSeq - firstSeq == recordCount - 1 else {
+      throw SealError("segment of \(recordCount) records cannot span seqs \(firstSeq)...\(lastSeq)")
+    }
     let compressed: [UInt8]
     do {
       compressed = try Zstd.compress(segment)
@@ -81,7 +96,7 @@ public enum SegmentSealer {
     let entry = BlobEntry(
       sha256: SHA256Digest.hex(of: compressed), size: UInt64(compressed.count),
       uncompressedSize: UInt64(segment.count), signal: header.signal, tenant: header.tenant,
-      node: header.node, recordCount: UInt64(records.count), firstSeq: first.seq, lastSeq: last.seq,
+      node: header.node, recordCount: recordCount, firstSeq: firstSeq, lastSeq: lastSeq,
       firstTimeUnixNano: firstTime, lastTimeUnixNano: lastTime)
     return SealedSegment(entry: entry, data: .bytes(compressed))
   }

@@ -1,0 +1,324 @@
+public import Manifest
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// A segment file could not be written, read or recovered.
+public struct SegmentFileError: Error, CustomStringConvertible, Sendable {
+  public enum Kind: Sendable, Equatable {
+    /// The operating system refused (open, write, fsync, rename...).
+    case io
+    /// A request that is not valid OTLP on the walked path (§6.3): never journaled, because a
+    /// verifier would reject the segment.
+    case invalidRecord
+    /// Damage that is not a torn tail: a bad header, or a broken record with valid data after
+    /// it. Recovery refuses to cut it, because cutting would silently drop evidence.
+    case corruptMiddle
+    /// The segment file is already sealed or closed.
+    case closed
+  }
+
+  public var kind: Kind
+  public var path: String
+  public var message: String
+
+  public init(_ kind: Kind, path: String, _ message: String) {
+    self.kind = kind
+    self.path = path
+    self.message = message
+  }
+
+  public var description: String { "\(path): \(message)" }
+
+  static func errno(_ kind: Kind = .io, path: String, _ what: String) -> SegmentFileError {
+    SegmentFileError(kind, path: path, "\(what): \(String(cString: strerror(Glibc.errno)))")
+  }
+}
+
+/// Appends framed records of one stream to an open segment file: the journal's unit.
+///
+/// The file holds exactly the bytes of an uncompressed segment (§6.2), so a crash leaves at most
+/// a torn tail that ``SegmentFileRecovery`` detects and cuts, and sealing is compressing the
+/// file as it is. Every request is checked on the §6.3 wire path before it is written, so a
+/// sealed segment always verifies.
+public final class SegmentFileWriter {
+  public let path: String
+  public let header: SegmentHeader
+  public let firstSeq: UInt64
+  /// The seq the next appended record gets.
+  public private(set) var nextSeq: UInt64
+  /// Bytes in the file, header included.
+  public private(set) var byteCount: Int
+  /// Times over every appended record (§6.3).
+  public private(set) var times = OTLPTimeSummary()
+  private var descriptor: Int32
+  private let limits: VerificationLimits
+
+  /// Creates `path` (which must not exist) and writes the segment header durably.
+  public init(creating path: String, header: SegmentHeader, firstSeq: UInt64, limits: VerificationLimits = .init())
+    throws(SegmentFileError)
+  {
+    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw .errno(path: path, "cannot create segment file") }
+    self.path = path
+    self.header = header
+    self.firstSeq = firstSeq
+    self.nextSeq = firstSeq
+    self.descriptor = fd
+    self.limits = limits
+    let encoded = header.encoded()
+    self.byteCount = encoded.count
+    try SegmentFileWriter.writeAll(fd, encoded, path: path)
+    try sync()
+    try SegmentFileWriter.syncDirectory(of: path)
+  }
+
+  /// Continues a recovered segment file: appends go after its last valid record.
+  public init(continuing recovered: RecoveredSegment, limits: VerificationLimits = .init()) throws(SegmentFileError) {
+    let fd = open(recovered.path, O_WRONLY | O_APPEND | O_CLOEXEC)
+    guard fd >= 0 else { throw .errno(path: recovered.path, "cannot open segment file") }
+    self.path = recovered.path
+    self.header = recovered.header
+    self.firstSeq = recovered.firstSeq
+    self.nextSeq = recovered.firstSeq + recovered.recordCount
+    self.byteCount = recovered.validLength
+    self.times = recovered.times
+    self.descriptor = fd
+    self.limits = limits
+  }
+
+  deinit {
+    if descriptor >= 0 { close(descriptor) }
+  }
+
+  /// Records appended so far.
+  public var recordCount: UInt64 { nextSeq - firstSeq }
+
+  /// Appends one request as the next record of the stream and returns its seq. Durable only
+  /// after ``sync()`` (callers batch several appends per sync: group commit).
+  @discardableResult
+  public func append(request: [UInt8], receivedUnixNano: UInt64) throws(SegmentFileError) -> UInt64 {
+    guard descriptor >= 0 else { throw SegmentFileError(.closed, path: path, "segment is closed") }
+    guard request.count + SegmentRecord.bodyPrefixSize <= limits.maxRecordSize else {
+      throw SegmentFileError(
+        .invalidRecord, path: path, "request of \(request.count) bytes exceeds the record limit \(limits.maxRecordSize)"
+      )
+    }
+    let summary: OTLPTimeSummary
+    do {
+      summary = try OTLPTimeScan.scan(request, signal: header.signal)
+    } catch {
+      throw SegmentFileError(
+        .invalidRecord, path: path, "request is not valid OTLP \(header.signal.rawValue): \(error)")
+    }
+    let seq = nextSeq
+    let framed = SegmentRecord(seq: seq, receivedUnixNano: receivedUnixNano, request: request).framed()
+    try SegmentFileWriter.writeAll(descriptor, framed, path: path)
+    nextSeq += 1
+    byteCount += framed.count
+    times.merge(summary)
+    return seq
+  }
+
+  /// Makes every appended record durable (fdatasync).
+  public func sync() throws(SegmentFileError) {
+    guard descriptor >= 0 else { throw SegmentFileError(.closed, path: path, "segment is closed") }
+    guard fdatasync(descriptor) == 0 else { throw .errno(path: path, "fdatasync failed") }
+  }
+
+  /// Syncs and closes the file, then compresses it into `compressedPath` (written atomically
+  /// and durably). The open file stays as it is; removing it is the caller's decision.
+  public func seal(to compressedPath: String) throws(SegmentFileError) -> SealedSegment {
+    guard recordCount > 0 else {
+      throw SegmentFileError(.invalidRecord, path: path, "cannot seal a segment without records")
+    }
+    try sync()
+    close(descriptor)
+    descriptor = -1
+    let bytes = try SegmentFileRecovery.readFile(path)
+    let sealed: SealedSegment
+    do {
+      sealed = try SegmentSealer.sealFramed(
+        bytes, header: header, recordCount: recordCount, firstSeq: firstSeq, lastSeq: nextSeq - 1, times: times,
+        limits: limits)
+    } catch {
+      throw SegmentFileError(.invalidRecord, path: path, error.message)
+    }
+    guard case .bytes(let compressed) = sealed.data else { return sealed }
+    let temporary = compressedPath + ".partial"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw .errno(path: temporary, "cannot create sealed segment") }
+    do throws(SegmentFileError) {
+      try SegmentFileWriter.writeAll(fd, compressed, path: temporary)
+      guard fsync(fd) == 0 else { throw SegmentFileError.errno(path: temporary, "fsync failed") }
+      close(fd)
+    } catch {
+      close(fd)
+      unlink(temporary)
+      throw error
+    }
+    guard rename(temporary, compressedPath) == 0 else {
+      unlink(temporary)
+      throw .errno(path: compressedPath, "cannot rename sealed segment into place")
+    }
+    try SegmentFileWriter.syncDirectory(of: compressedPath)
+    return SealedSegment(
+      entry: sealed.entry, data: .fileRange(path: compressedPath, offset: 0, count: compressed.count))
+  }
+
+  static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(SegmentFileError) {
+    var failure: SegmentFileError?
+    bytes.withUnsafeBytes { raw in
+      var done = 0
+      while done < raw.count {
+        let written = write(fd, raw.baseAddress.map { $0 + done }, raw.count - done)
+        if written < 0 {
+          if Glibc.errno == EINTR { continue }
+          failure = .errno(path: path, "write failed")
+          return
+        }
+        done += written
+      }
+    }
+    if let failure { throw failure }
+  }
+
+  static func syncDirectory(of path: String) throws(SegmentFileError) {
+    let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+    let fd = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { throw .errno(path: directory, "cannot open directory to sync it") }
+    defer { close(fd) }
+    guard fsync(fd) == 0 else { throw .errno(path: directory, "directory fsync failed") }
+  }
+}
+
+/// What a scan of an open segment file found.
+public struct RecoveredSegment: Sendable {
+  public var path: String
+  public var header: SegmentHeader
+  public var firstSeq: UInt64
+  public var recordCount: UInt64
+  public var times: OTLPTimeSummary
+  /// Bytes of the header and every whole, valid record.
+  public var validLength: Int
+  /// Bytes after them: a torn tail left by a crash mid-append (0 when the file ends cleanly).
+  public var tornTailBytes: Int
+}
+
+/// Finds the torn tail of a segment file after a crash, and cuts it.
+public enum SegmentFileRecovery {
+  /// Scans `path` without changing it. `expectedFirstSeq` is the seq the file should start at
+  /// (`nil` to accept the first record's).
+  public static func scan(path: String, expectedFirstSeq: UInt64? = nil, limits: VerificationLimits = .init())
+    throws(SegmentFileError) -> RecoveredSegment
+  {
+    let bytes = try readFile(path)
+    return try scan(bytes, path: path, expectedFirstSeq: expectedFirstSeq, limits: limits)
+  }
+
+  /// Scans `path` and truncates a torn tail (durably). A corrupt middle is an error and the
+  /// file is left untouched.
+  public static func recover(path: String, expectedFirstSeq: UInt64? = nil, limits: VerificationLimits = .init())
+    throws(SegmentFileError) -> RecoveredSegment
+  {
+    let recovered = try scan(path: path, expectedFirstSeq: expectedFirstSeq, limits: limits)
+    if recovered.tornTailBytes > 0 {
+      guard truncate(path, off_t(recovered.validLength)) == 0 else { throw .errno(path: path, "cannot cut torn tail") }
+      let fd = open(path, O_WRONLY | O_CLOEXEC)
+      guard fd >= 0 else { throw .errno(path: path, "cannot reopen after cutting") }
+      defer { close(fd) }
+      guard fsync(fd) == 0 else { throw .errno(path: path, "fsync after cutting failed") }
+    }
+    return recovered
+  }
+
+  /// The scan over bytes in memory.
+  public static func scan(_ bytes: [UInt8], path: String, expectedFirstSeq: UInt64?, limits: VerificationLimits)
+    throws(SegmentFileError) -> RecoveredSegment
+  {
+    let parsedHeader: (SegmentHeader, Int)?
+    do {
+      parsedHeader = try bytes.withUnsafeBytes { raw throws(SegmentFormatError) in try SegmentHeader.read(from: raw) }
+    } catch {
+      throw SegmentFileError(.corruptMiddle, path: path, "bad segment header: \(error)")
+    }
+    guard let (header, headerLength) = parsedHeader else {
+      // Creation writes and syncs the header before anything is acknowledged, so a short
+      // header means nothing was ever acknowledged into this file.
+      throw SegmentFileError(.corruptMiddle, path: path, "file ends inside the segment header (\(bytes.count) bytes)")
+    }
+    var position = headerLength
+    var firstSeq = expectedFirstSeq
+    var count: UInt64 = 0
+    var times = OTLPTimeSummary()
+    while position < bytes.count {
+      switch frame(in: bytes, at: position, limits: limits) {
+      case .record(let seq, let request, let end):
+        let expected = (firstSeq ?? seq) &+ count
+        guard seq == expected else {
+          throw SegmentFileError(
+            .corruptMiddle, path: path, "record at byte \(position) has seq \(seq), expected \(expected)")
+        }
+        do {
+          times.merge(try OTLPTimeScan.scan(request, signal: header.signal))
+        } catch {
+          throw SegmentFileError(.corruptMiddle, path: path, "record seq \(seq) at byte \(position): \(error)")
+        }
+        if firstSeq == nil { firstSeq = seq }
+        count += 1
+        position = end
+      case .torn:
+        return RecoveredSegment(
+          path: path, header: header, firstSeq: firstSeq ?? 0, recordCount: count, times: times,
+          validLength: position, tornTailBytes: bytes.count - position)
+      case .corrupt(let why):
+        throw SegmentFileError(.corruptMiddle, path: path, "record at byte \(position): \(why), with data after it")
+      }
+    }
+    return RecoveredSegment(
+      path: path, header: header, firstSeq: firstSeq ?? 0, recordCount: count, times: times,
+      validLength: position, tornTailBytes: 0)
+  }
+
+  private enum Frame {
+    case record(seq: UInt64, request: [UInt8], end: Int)
+    case torn
+    case corrupt(String)
+  }
+
+  /// Classifies the bytes at `position`: a whole valid record, a torn tail (an append cut short
+  /// by a crash: it reaches the end of the file, or only zeros follow), or damage with data after it.
+  private static func frame(in bytes: [UInt8], at position: Int, limits: VerificationLimits) -> Frame {
+    let remaining = bytes.count - position
+    guard remaining >= SegmentRecord.frameHeaderSize else { return .torn }
+    guard bytes[position..<position + 4].elementsEqual(SegmentRecord.prefix) else {
+      return bytes[position...].allSatisfy({ $0 == 0 }) ? .torn : .corrupt("bad record magic")
+    }
+    let length = bytes[position + 4..<position + 8].reduce(0) { $0 << 8 | Int($1) }
+    guard length >= SegmentRecord.bodyPrefixSize, length <= limits.maxRecordSize else {
+      return .corrupt("record length \(length) outside 16...\(limits.maxRecordSize)")
+    }
+    let end = position + SegmentRecord.frameHeaderSize + length
+    guard end <= bytes.count else { return .torn }
+    let body = Array(bytes[position + SegmentRecord.frameHeaderSize..<end])
+    let expected = bytes[position + 8..<position + 12].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+    guard CRC32C.checksum(body) == expected else {
+      // A crash can leave a record's length written but not all of its body.
+      return end == bytes.count || bytes[end...].allSatisfy({ $0 == 0 }) ? .torn : .corrupt("CRC-32C mismatch")
+    }
+    let seq = body[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+    return .record(seq: seq, request: Array(body[SegmentRecord.bodyPrefixSize...]), end: end)
+  }
+
+  static func readFile(_ path: String) throws(SegmentFileError) -> [UInt8] {
+    do {
+      let source = try FileByteSource(path: path)
+      return try source.bytes(at: 0, count: source.count)
+    } catch {
+      throw SegmentFileError(.io, path: path, error.message)
+    }
+  }
+}
