@@ -9,9 +9,12 @@ let package = Package(
   name: "stella-forensics-fuzz",
   dependencies: [.package(name: "stella-forensics", path: "..")],
   targets: [
+    // Declares libFuzzer's LLVMFuzzerRunDriver (the symbol comes from -sanitize=fuzzer).
+    .target(name: "CFuzzerDriver"),
     .target(
       name: "FuzzSupport",
       dependencies: [
+        "CFuzzerDriver",
         .product(name: "Manifest", package: "stella-forensics"),
         .product(name: "Signing", package: "stella-forensics"),
         .product(name: "Verify", package: "stella-forensics"),
