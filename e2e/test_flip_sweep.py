@@ -101,19 +101,6 @@ def test_sweep_is_large_and_covers_every_region():
     assert max(positions) == len(base) - 1 and min(positions) == 0
 
 
-@pytest.fixture(scope="session")
-def sweep_bin(request) -> Path:
-    try:
-        return Path(request.getfixturevalue("stella_bin"))
-    except pytest.FixtureLookupError:
-        pass
-    configured = os.environ.get("STELLA_BIN")
-    binary = Path(configured) if configured else REPO / ".build" / "debug" / "stella-forensics"
-    if not binary.is_file() or not os.access(binary, os.X_OK):
-        pytest.fail(f"stella-forensics binary not found at {binary}; run `swift build` or set STELLA_BIN", pytrace=False)
-    return binary.resolve()
-
-
 def run_one(binary: Path, path: Path) -> tuple[int, str, str]:
     completed = subprocess.run(
         [str(binary), "verify", str(path), "--deep", "--trusted-key", str(SIGNER_PUB)],
@@ -126,7 +113,7 @@ def run_one(binary: Path, path: Path) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("group", sorted(GROUPS))
-def test_every_flip_is_rejected(sweep_bin, tmp_path, group):
+def test_every_flip_is_rejected(stella_bin, tmp_path, group):
     base = BASE.read_bytes()
     trusted = [sfb.load_public_key(SIGNER_PUB)]
     strict = os.environ.get("STELLA_FLIP_STRICT") == "1"
@@ -140,7 +127,7 @@ def test_every_flip_is_rejected(sweep_bin, tmp_path, group):
 
     failures, differences = [], []
     with concurrent.futures.ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        results = list(pool.map(lambda job: run_one(sweep_bin, job[2]), jobs))
+        results = list(pool.map(lambda job: run_one(stella_bin, job[2]), jobs))
     for (position, mask, _path, variant), (code, line, stderr) in zip(jobs, results):
         where = f"byte {position} ^ 0x{mask:02x}"
         if code != 1 or not line.startswith("REJECT "):

@@ -9,7 +9,6 @@ that the base bundle and the accepted edge cases in valid.json verify.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -47,20 +46,6 @@ QUICK_CODES = {code for code in SPEC_CODES if not code.startswith(("SEGMENT_", "
 CASES = json.loads((TAMPERED / "cases.json").read_text(encoding="utf-8"))
 VALID = json.loads((TAMPERED / "valid.json").read_text(encoding="utf-8"))
 STORED = [case for case in CASES if not case.get("generated")]
-
-
-@pytest.fixture(scope="session")
-def tamper_bin(request) -> Path:
-    """The binary: conftest's `stella_bin` fixture if there is one, else $STELLA_BIN or the debug build."""
-    try:
-        return Path(request.getfixturevalue("stella_bin"))
-    except pytest.FixtureLookupError:
-        pass
-    configured = os.environ.get("STELLA_BIN")
-    binary = Path(configured) if configured else REPO / ".build" / "debug" / "stella-forensics"
-    if not binary.is_file() or not os.access(binary, os.X_OK):
-        pytest.fail(f"stella-forensics binary not found at {binary}; run `swift build` or set STELLA_BIN", pytrace=False)
-    return binary.resolve()
 
 
 def run_verify(binary: Path, bundle: Path, trusted, args=(), *, deep: bool = True, json_output: bool = False):
@@ -121,12 +106,12 @@ def test_fixture_files_exist_and_are_small():
         assert path.stat().st_size < 100_000, f"{path} is {path.stat().st_size} bytes"
 
 
-def test_base_verifies_deep(tamper_bin):
-    completed, command = run_verify(tamper_bin, TAMPERED / "base.sfb.tar", ["signer.pub"])
+def test_base_verifies_deep(stella_bin):
+    completed, command = run_verify(stella_bin, TAMPERED / "base.sfb.tar", ["signer.pub"])
     assert completed.returncode == 0, describe(completed, command)
     assert first_line(completed).startswith("OK"), describe(completed, command)
 
-    completed, command = run_verify(tamper_bin, TAMPERED / "base.sfb.tar", ["signer.pub"], json_output=True)
+    completed, command = run_verify(stella_bin, TAMPERED / "base.sfb.tar", ["signer.pub"], json_output=True)
     assert completed.returncode == 0, describe(completed, command)
     report = json.loads(completed.stdout)
     signer = sfb.public_keyid(sfb.load_public_key(KEYS / "signer.pub"))
@@ -138,54 +123,54 @@ def test_base_verifies_deep(tamper_bin):
     assert "code" not in report
 
 
-def test_base_verifies_quick(tamper_bin):
-    completed, command = run_verify(tamper_bin, TAMPERED / "base.sfb.tar", ["signer.pub"], deep=False)
+def test_base_verifies_quick(stella_bin):
+    completed, command = run_verify(stella_bin, TAMPERED / "base.sfb.tar", ["signer.pub"], deep=False)
     assert completed.returncode == 0, describe(completed, command)
     assert first_line(completed).startswith("OK"), describe(completed, command)
-    completed, command = run_verify(tamper_bin, TAMPERED / "base.sfb.tar", ["signer.pub"], deep=False, json_output=True)
+    completed, command = run_verify(stella_bin, TAMPERED / "base.sfb.tar", ["signer.pub"], deep=False, json_output=True)
     assert completed.returncode == 0, describe(completed, command)
     report = json.loads(completed.stdout)
     assert (report.get("result"), report.get("mode")) == ("verified", "quick"), describe(completed, command)
 
 
 @pytest.mark.parametrize("case", STORED, ids=[case["file"].removesuffix(".sfb.tar") for case in STORED])
-def test_tampered_rejected_with_code(tamper_bin, case):
-    assert_rejected(tamper_bin, TAMPERED / case["file"], case["code"], case["trusted"], case["args"], why=case["why"])
+def test_tampered_rejected_with_code(stella_bin, case):
+    assert_rejected(stella_bin, TAMPERED / case["file"], case["code"], case["trusted"], case["args"], why=case["why"])
 
 
 QUICK = [case for case in STORED if case["code"] in QUICK_CODES]
 
 
 @pytest.mark.parametrize("case", QUICK, ids=[case["file"].removesuffix(".sfb.tar") for case in QUICK])
-def test_tampered_rejected_quick(tamper_bin, case):
+def test_tampered_rejected_quick(stella_bin, case):
     """Codes decided before any blob is decompressed come out the same without --deep."""
     assert_rejected(
-        tamper_bin, TAMPERED / case["file"], case["code"], case["trusted"], case["args"], deep=False, why=case["why"]
+        stella_bin, TAMPERED / case["file"], case["code"], case["trusted"], case["args"], deep=False, why=case["why"]
     )
 
 
-def test_limit_members(tamper_bin, tmp_path):
+def test_limit_members(stella_bin, tmp_path):
     """More than 100 000 members (~51 MB): built here rather than committed."""
     import make_tampered
 
     (case,) = [case for case in CASES if case["code"] == "LIMIT_MEMBERS"]
     bundle = tmp_path / case["file"]
     bundle.write_bytes(make_tampered.limit_members_bundle())
-    assert_rejected(tamper_bin, bundle, "LIMIT_MEMBERS", case["trusted"], case["args"], why=case["why"])
+    assert_rejected(stella_bin, bundle, "LIMIT_MEMBERS", case["trusted"], case["args"], why=case["why"])
 
 
-def test_exactly_member_limit_is_not_limit_members(tamper_bin, tmp_path):
+def test_exactly_member_limit_is_not_limit_members(stella_bin, tmp_path):
     """100 000 members in all is allowed: the unlisted extra members are EXTRA_MEMBER (step 6)."""
     import make_tampered
 
     bundle = tmp_path / "at-limit.sfb.tar"
     bundle.write_bytes(make_tampered.limit_members_bundle(extra=100_000 - 6))
-    assert_rejected(tamper_bin, bundle, "EXTRA_MEMBER", ["signer.pub"], why="exactly 100000 members")
+    assert_rejected(stella_bin, bundle, "EXTRA_MEMBER", ["signer.pub"], why="exactly 100000 members")
 
 
 @pytest.mark.parametrize("case", VALID, ids=[case["file"].removesuffix(".sfb.tar") for case in VALID])
-def test_valid_edge_case_verifies(tamper_bin, case):
-    completed, command = run_verify(tamper_bin, TAMPERED / case["file"], case["trusted"], case["args"])
+def test_valid_edge_case_verifies(stella_bin, case):
+    completed, command = run_verify(stella_bin, TAMPERED / case["file"], case["trusted"], case["args"])
     assert completed.returncode == 0, f"{case['why']}\n" + describe(completed, command)
     assert first_line(completed).startswith("OK"), describe(completed, command)
 
