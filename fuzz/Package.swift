@@ -3,8 +3,9 @@ import PackageDescription
 
 // libFuzzer targets for stella-forensics. Not part of the product or of CI: build and run them
 // with fuzz/run-fuzz.sh, which passes `-sanitize=fuzzer,address -parse-as-library` to every Swift
-// module (the root package's libraries get coverage instrumentation and ASan too) and links
-// libFuzzer's `main` into each executable below.
+// module (the root package's libraries get coverage instrumentation and ASan too). Each
+// executable defines `<Target>_main`, the symbol SwiftPM aliases to `main` on Linux, and hands
+// control to libFuzzer through LLVMFuzzerRunDriver (see README.md).
 let package = Package(
   name: "stella-forensics-fuzz",
   dependencies: [.package(name: "stella-forensics", path: "..")],
