@@ -63,51 +63,38 @@ public enum EvidenceImport {
     if let problem = TenantName.problem(with: tenant) {
       throw .invalidOption("--tenant \"\(tenant)\": \(problem)")
     }
-    var records: [ImportedRecord] = []
+    var evidenceDigest = SHA256Hasher()
+    var streams: [Signal: PendingSegment] = [:]
+    var segments: [SealedSegment] = []
+    // One file's records at a time; segments are sealed (and their records dropped) as they
+    // fill, so memory holds the compressed segments and one file, not every record.
     for path in paths {
+      let records: [ImportedRecord]
       do {
-        records.append(contentsOf: try OTLPFileImporter.read(contentsOf: path).records)
+        records = try OTLPFileImporter.read(contentsOf: path).records
       } catch {
         throw .input(error)
       }
-    }
-    var evidenceDigest = SHA256Hasher()
-    var byStream: [Signal: [SegmentRecord]] = [:]
-    var sources: [Signal: [ImportSource]] = [:]
-    for record in records {
-      evidenceDigest.update([record.signal.code])
-      var length = UInt64(record.request.count).bigEndian
-      withUnsafeBytes(of: &length) { evidenceDigest.update($0) }
-      evidenceDigest.update(record.request)
-      let seq = UInt64(byStream[record.signal, default: []].count)
-      byStream[record.signal, default: []].append(SegmentRecord(seq: seq, receivedUnixNano: 0, request: record.request))
-      sources[record.signal, default: []].append(record.source)
-    }
-    let digest = Hex.encode(evidenceDigest.finalize())
-
-    var segments: [SealedSegment] = []
-    for signal in Signal.allCases {
-      guard let streamRecords = byStream[signal] else { continue }
-      let header = SegmentHeader(signal: signal, tenant: tenant, node: nodeID)
-      var start = 0
-      while start < streamRecords.count {
-        var end = start
-        var bytes = 0
-        while end < streamRecords.count,
-          end == start || bytes + streamRecords[end].request.count <= options.maxSegmentBytes
-        {
-          bytes += streamRecords[end].request.count + SegmentRecord.frameHeaderSize + SegmentRecord.bodyPrefixSize
-          end += 1
+      for record in records {
+        evidenceDigest.update([record.signal.code])
+        var length = UInt64(record.request.count).bigEndian
+        withUnsafeBytes(of: &length) { evidenceDigest.update($0) }
+        evidenceDigest.update(record.request)
+        var stream =
+          streams[record.signal]
+          ?? PendingSegment(header: SegmentHeader(signal: record.signal, tenant: tenant, node: nodeID))
+        if !stream.fits(record.request, maxBytes: options.maxSegmentBytes) {
+          segments.append(try stream.seal())
         }
-        do {
-          segments.append(try SegmentSealer.seal(header: header, records: Array(streamRecords[start..<end])))
-        } catch {
-          let source = sources[signal]?[start].description ?? "input"
-          throw .unsealable("\(source): cannot seal \(signal.rawValue) records: \(error)")
-        }
-        start = end
+        stream.add(record)
+        streams[record.signal] = stream
       }
     }
+    for signal in Signal.allCases {
+      guard var stream = streams[signal], !stream.records.isEmpty else { continue }
+      segments.append(try stream.seal())
+    }
+    let digest = Hex.encode(evidenceDigest.finalize())
 
     let timed = segments.map(\.entry).filter { $0.firstTimeUnixNano != 0 || $0.lastTimeUnixNano != 0 }
     let captureStart = timed.map(\.firstTimeUnixNano).min() ?? 0
@@ -122,7 +109,43 @@ public enum EvidenceImport {
       redactionPolicy: .none, tool: .current)
     return ImportedEvidence(
       segments: segments, facts: facts,
-      recordCounts: byStream.mapValues(\.count).reduce(into: [:]) { $0[$1.key] = $1.value })
+      recordCounts: streams.mapValues { Int($0.nextSeq) })
+  }
+}
+
+/// The records of one stream waiting to fill a segment.
+private struct PendingSegment {
+  let header: SegmentHeader
+  var records: [SegmentRecord] = []
+  var firstSource: ImportSource?
+  var framedBytes = 0
+  var nextSeq: UInt64 = 0
+
+  init(header: SegmentHeader) { self.header = header }
+
+  /// Whether `request` may join the current segment; a segment always takes its first record.
+  func fits(_ request: [UInt8], maxBytes: Int) -> Bool {
+    records.isEmpty || framedBytes + request.count <= maxBytes
+  }
+
+  mutating func add(_ record: ImportedRecord) {
+    if records.isEmpty { firstSource = record.source }
+    records.append(SegmentRecord(seq: nextSeq, receivedUnixNano: 0, request: record.request))
+    framedBytes += record.request.count + SegmentRecord.frameHeaderSize + SegmentRecord.bodyPrefixSize
+    nextSeq += 1
+  }
+
+  mutating func seal() throws(EvidenceImportError) -> SealedSegment {
+    defer {
+      records.removeAll()
+      framedBytes = 0
+    }
+    do {
+      return try SegmentSealer.seal(header: header, records: records)
+    } catch {
+      let source = firstSource?.description ?? "input"
+      throw .unsealable("\(source): cannot seal \(header.signal.rawValue) records: \(error)")
+    }
   }
 }
 
