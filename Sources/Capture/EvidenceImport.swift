@@ -37,6 +37,8 @@ public struct ImportOptions: Sendable {
   public var tenant: String?
   /// Largest decompressed segment before a new one is started.
   public var maxSegmentBytes: Int = 32 << 20
+  /// Called after each input file is read, with how many files are done.
+  public var onFileDone: (@Sendable (_ filesDone: Int, _ path: String) -> Void)?
 
   public init(incidentID: String? = nil, reason: String? = nil, declaredBy: String? = nil, tenant: String? = nil) {
     self.incidentID = incidentID
@@ -68,7 +70,7 @@ public enum EvidenceImport {
     var segments: [SealedSegment] = []
     // One file's records at a time; segments are sealed (and their records dropped) as they
     // fill, so memory holds the compressed segments and one file, not every record.
-    for path in paths {
+    for (index, path) in paths.enumerated() {
       let records: [ImportedRecord]
       do {
         records = try OTLPFileImporter.read(contentsOf: path).records
@@ -89,6 +91,7 @@ public enum EvidenceImport {
         stream.add(record)
         streams[record.signal] = stream
       }
+      options.onFileDone?(index + 1, path)
     }
     for signal in Signal.allCases {
       guard var stream = streams[signal], !stream.records.isEmpty else { continue }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Capture
+import Foundation
 import Manifest
 import Verify
 
@@ -43,11 +44,23 @@ struct ImportCommand: ParsableCommand {
 
   func run() throws {
     let signingKey = try KeyLoading.privateKey(key)
-    let options = ImportOptions(incidentID: incident, reason: reason, declaredBy: declaredBy, tenant: tenant)
+    var options = ImportOptions(incidentID: incident, reason: reason, declaredBy: declaredBy, tenant: tenant)
+    let display = ProgressDisplay.ifTerminal("importing")
+    if let display {
+      let sizes = files.map { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? UInt64) ?? 0 }
+      let total = sizes.reduce(0, +)
+      let fileCount = files.count
+      options.onFileDone = { @Sendable done, _ in
+        display.update(
+          bytesDone: sizes.prefix(done).reduce(0, +), bytesTotal: total, detail: "\(done)/\(fileCount) files")
+      }
+    }
     let evidence: ImportedEvidence
     do {
       evidence = try EvidenceImport.prepare(paths: files, options: options)
+      display?.finish()
     } catch {
+      display?.finish()
       throw CLIFailure.usage(error.description)
     }
     let manifest: BundleManifest

@@ -19,19 +19,25 @@ final class ProgressDisplay: @unchecked Sendable {
   private init(label: String) { self.label = label }
 
   func update(_ progress: VerificationProgress) {
+    update(
+      bytesDone: progress.bytesDone, bytesTotal: progress.byteCount,
+      detail: "\(progress.blobsDone)/\(progress.blobCount) blobs")
+  }
+
+  /// Redraws (at most ten times a second) with the share done, the rate and the time left.
+  func update(bytesDone: UInt64, bytesTotal: UInt64, detail: String) {
     lock.lock()
     defer { lock.unlock() }
     let now = Date()
-    guard now.timeIntervalSince(lastDraw) >= 0.1 || progress.blobsDone == progress.blobCount else { return }
+    guard now.timeIntervalSince(lastDraw) >= 0.1 || bytesDone >= bytesTotal else { return }
     lastDraw = now
     drewAnything = true
     let elapsed = max(now.timeIntervalSince(start), 0.001)
-    let rate = Double(progress.bytesDone) / elapsed
-    let fraction = progress.byteCount == 0 ? 1 : Double(progress.bytesDone) / Double(progress.byteCount)
-    let remaining = rate > 0 ? Double(progress.byteCount - progress.bytesDone) / rate : 0
+    let rate = Double(bytesDone) / elapsed
+    let fraction = bytesTotal == 0 ? 1 : Double(bytesDone) / Double(bytesTotal)
+    let remaining = rate > 0 ? Double(bytesTotal &- min(bytesDone, bytesTotal)) / rate : 0
     let line = String(
-      format: "\r%@ %3.0f%%  %d/%d blobs  %.1f MB/s  ETA %.0fs ", label, fraction * 100, progress.blobsDone,
-      progress.blobCount, rate / 1e6, remaining)
+      format: "\r%@ %3.0f%%  %@  %.1f MB/s  ETA %.0fs\u{1B}[K", label, fraction * 100, detail, rate / 1e6, remaining)
     FileHandle.standardError.write(Data(line.utf8))
   }
 
