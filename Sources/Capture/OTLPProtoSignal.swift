@@ -32,6 +32,15 @@ enum OTLPProtoSignal {
     var fits: [(signal: Signal, request: [UInt8])] = []
     var reasons: [String] = []
     for signal in Signal.allCases {
+      // A request that fits a signal has the right wire types on that signal's time path, so
+      // the cheap wire scan rules out the other two before any full decode (the decodes were
+      // three quarters of import time). The verdict is the same as decoding all three.
+      do {
+        _ = try OTLPTimeScan.scan(message, signal: signal)
+      } catch {
+        reasons.append("as \(signal.rawValue): \(error)")
+        continue
+      }
       let outcome: Result<[UInt8], OTLPProtoSignalError>
       switch signal {
       case .traces:
