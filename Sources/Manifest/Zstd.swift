@@ -57,6 +57,33 @@ public enum Zstd {
     return output
   }
 
+  /// A frame that stores `content` uncompressed in raw blocks, with its content size.
+  ///
+  /// Used only to keep a blob within the format's 128× ratio limit when data is so repetitive
+  /// that level 3 compresses it further (see ``SegmentSealer``). Layout (RFC 8878): magic,
+  /// frame header descriptor 0xE0 (8-byte content size, single segment, no checksum), the size
+  /// little-endian, then raw blocks of at most 128 KiB, the last one flagged.
+  public static func storedFrame(_ content: ArraySlice<UInt8>) -> [UInt8] {
+    var out: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD, 0xE0]
+    var size = UInt64(content.count)
+    for _ in 0..<8 {
+      out.append(UInt8(truncatingIfNeeded: size))
+      size >>= 8
+    }
+    let maxBlock = 128 << 10
+    var start = content.startIndex
+    repeat {
+      let end = min(content.endIndex, start + maxBlock)
+      let isLast: UInt32 = end == content.endIndex ? 1 : 0
+      // Block header: bit 0 last block, bits 1-2 type (0 = raw), bits 3-23 size.
+      let header = isLast | UInt32(end - start) << 3
+      out.append(contentsOf: [UInt8(header & 0xFF), UInt8(header >> 8 & 0xFF), UInt8(header >> 16 & 0xFF)])
+      out.append(contentsOf: content[start..<end])
+      start = end
+    } while start < content.endIndex
+    return out
+  }
+
   /// Decompresses all frames of `input` into one array, refusing output beyond `maxOutputBytes`.
   public static func decompress(_ input: [UInt8], maxOutputBytes: Int) throws(ZstdError) -> [UInt8] {
     var output: [UInt8] = []

@@ -167,6 +167,30 @@ import WireTestSupport
     }
   }
 
+  @Test func storedFramesDecodeToTheirContent() throws {
+    for count in [1, 1000, 128 << 10, (128 << 10) + 1, 400_000] {
+      let content = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+      let frame = Zstd.storedFrame(content[...])
+      #expect(try Zstd.decompress(frame, maxOutputBytes: count) == content, "\(count) bytes")
+      #expect(frame.count < count + 32)
+    }
+  }
+
+  @Test func sealedSegmentsStayWithinTheRatioLimitHoweverRepetitive() throws {
+    let header = SegmentHeader(signal: .logs, tenant: "t", node: "n")
+    let request = Wire.logs(Array(repeating: (5, 5), count: 2000))
+    let records = (0..<300).map { SegmentRecord(seq: UInt64($0), receivedUnixNano: 0, request: request) }
+    let sealed = try SegmentSealer.seal(header: header, records: records)
+    guard case .bytes(let blob) = sealed.data else {
+      Issue.record("expected bytes")
+      return
+    }
+    #expect(sealed.entry.uncompressedSize > 128 * 10_000)
+    #expect(sealed.entry.uncompressedSize <= 128 * sealed.entry.size)
+    let segment = try Zstd.decompress(blob, maxOutputBytes: Int(sealed.entry.uncompressedSize))
+    #expect(segment == header.encoded() + records.flatMap { $0.framed() })
+  }
+
   @Test func rejectsTrailingSkippableAndTruncatedData() throws {
     let compressed = try Zstd.compress(payload)
     let skippable: [UInt8] = [0x50, 0x2A, 0x4D, 0x18, 0, 0, 0, 0]
