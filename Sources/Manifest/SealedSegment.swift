@@ -88,7 +88,8 @@ public enum SegmentSealer {
         // achieves on the rest, at a cost of under 1% of the segment's size.
         let rawCount = min(segment.count, segment.count / Int(limits.maxRatio) + 1)
         let split = segment.count - rawCount
-        compressed = (split > 0 ? try Zstd.compress(Array(segment[..<split])) : []) + Zstd.storedFrame(segment[split...])
+        let head = split > 0 ? try Zstd.compress(Array(segment[..<split])) : []
+        compressed = head + Zstd.storedFrame(segment[split...])
       }
     } catch {
       throw SealError("compressing segment: \(error)")
