@@ -11,19 +11,20 @@ enum ManifestChecks {
     } catch {
       throw Finding(.manifestMalformed, "manifest.json: \(error)")
     }
+    let canonical: [UInt8]
     do {
-      let canonical = try CanonicalJSON.serialize(root)
-      guard canonical == bytes else {
-        throw Finding(.manifestNotCanonical, "manifest.json: bytes are not RFC 8785 canonical JSON")
-      }
-    } catch let error as JSONError {
-      throw Finding(.manifestNotCanonical, "manifest.json: \(error.message)")
+      canonical = try CanonicalJSON.serialize(root)
     } catch {
+      throw Finding(.manifestNotCanonical, "manifest.json: \(error.message)")
+    }
+    guard canonical == bytes else {
       throw Finding(.manifestNotCanonical, "manifest.json: bytes are not RFC 8785 canonical JSON")
     }
     // 5.2
     guard root["formatVersion"] == .number("1") else {
-      let shown = root["formatVersion"].map { "\($0)" } ?? "absent"
+      let shown =
+        root["formatVersion"].flatMap { try? CanonicalJSON.serialize($0) }.map { String(decoding: $0, as: UTF8.self) }
+        ?? "absent"
       throw Finding(.manifestUnsupportedVersion, "manifest.json: formatVersion is \(shown), this verifier reads 1")
     }
     // 5.3

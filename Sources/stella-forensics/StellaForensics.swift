@@ -35,8 +35,8 @@ struct StellaForensics: ParsableCommand {
         print(fullMessage(for: error))
         code = 0
       } else {
-        let message = fullMessage(for: error)
-        FileHandle.standardError.write(Data("error: \(message)\n".utf8))
+        // ArgumentParser's message already starts with "Error:" and ends with the usage line.
+        FileHandle.standardError.write(Data("\(fullMessage(for: error))\n".utf8))
         code = CLIFailure.usageExitCode.rawValue
       }
     }
