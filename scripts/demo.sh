@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job end to end on the shipped fixtures: keygen -> import (seal + sign) -> verify ->
-# inspect -> co-sign -> verify with a threshold of two. Work files go to a temporary directory.
+# inspect -> co-sign -> verify with a threshold of two -> independent openssl check -> tamper check. Work files go to a temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${STELLA_BIN:-.build/debug/stella-forensics}
@@ -27,6 +27,9 @@ step "sign: the auditor co-signs; the manifest does not change"
 "$bin" sign "$work/evidence.sfb.tar" --key "$work/keys/auditor.key"
 "$bin" verify "$work/evidence.sfb.tar" --trusted-key "$work/keys/analyst.pub" \
   --trusted-key "$work/keys/auditor.pub" --threshold 2
+
+step "auditor without this tool: tar + sha256sum + openssl pkeyutl -rawin"
+bash scripts/verify-with-openssl.sh "$work/evidence.sfb.tar" "$work/keys/auditor.pub"
 
 step "tamper: flip one byte in the last blob; verification must fail with a reason code"
 cp "$work/evidence.sfb.tar" "$work/tampered.sfb.tar"
