@@ -17,9 +17,5 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-if ! python3 -m pip install -q --disable-pip-version-check -r e2e/requirements.txt --dry-run 2>/dev/null | grep -q "Would install"; then
-  :
-else
-  echo "setup: installing Python packages from e2e/requirements.txt"
-fi
+echo "setup: Python packages from e2e/requirements.txt"
 python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore -r e2e/requirements.txt
