@@ -37,7 +37,7 @@ let package = Package(
     // The pure evidence model: canonical JSON, manifest, segment framing, tar codec, digests, zstd.
     .target(name: "Manifest", dependencies: ["CZstd", "CCrypto", "CCRC32C", "CArchive"]),
     // Ed25519 keys and signatures, key files, DSSE envelopes.
-    .target(name: "Signing", dependencies: ["CSodium"]),
+    .target(name: "Signing", dependencies: ["Manifest", "CSodium"]),
     // Receiving OTLP (today: importing OTLP files) and writing segments.
     .target(
       name: "Capture",

@@ -1,4 +1,5 @@
 internal import CSodium
+internal import Manifest
 
 /// An Ed25519 public key (RFC 8032), as used for DSSE signatures on bundles.
 ///
@@ -43,7 +44,7 @@ public struct Ed25519PublicKey: Hashable, Sendable, CustomStringConvertible {
   /// For bytes already known to be a valid key, such as one libsodium derived from a seed.
   fileprivate init(checkedRaw raw: [UInt8]) {
     self.rawRepresentation = raw
-    self.keyID = Hex.encode(Sodium.sha256(Self.spkiPrefix + raw))
+    self.keyID = SHA256Digest.hex(of: Self.spkiPrefix + raw)
   }
 
   /// Parses a PEM `PUBLIC KEY` block holding an Ed25519 SubjectPublicKeyInfo (what

@@ -1,3 +1,5 @@
+internal import Manifest
+
 /// One PEM block (RFC 7468): its label and the DER bytes of its body.
 struct PEMBlock {
   var label: String

@@ -13,17 +13,6 @@ enum Sodium {
     precondition(initialized, "libsodium: sodium_init() failed")
   }
 
-  /// SHA-256 of `bytes` (libsodium's portable implementation; only used on tiny inputs).
-  static func sha256(_ bytes: [UInt8]) -> [UInt8] {
-    ensureInitialized()
-    var digest = [UInt8](repeating: 0, count: Int(crypto_hash_sha256_BYTES))
-    withNonNullPointer(bytes) { input in
-      // Returns 0 always.
-      _ = crypto_hash_sha256(&digest, input, UInt64(bytes.count))
-    }
-    return digest
-  }
-
   /// Calls `body` with a pointer to `bytes` that is never null, even for an empty array (which
   /// may have no storage), because libsodium expects a valid pointer even when it reads 0 bytes.
   static func withNonNullPointer<R>(
@@ -34,20 +23,5 @@ enum Sodium {
       let zero: UInt8 = 0
       return withUnsafePointer(to: zero) { body($0) }
     }
-  }
-}
-
-/// Lowercase hexadecimal, shared by key ids and messages.
-enum Hex {
-  private static let digits = Array("0123456789abcdef".utf8)
-
-  static func encode<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
-    var out: [UInt8] = []
-    out.reserveCapacity(bytes.underestimatedCount * 2)
-    for byte in bytes {
-      out.append(digits[Int(byte >> 4)])
-      out.append(digits[Int(byte & 0x0f)])
-    }
-    return String(decoding: out, as: UTF8.self)
   }
 }
