@@ -409,7 +409,7 @@ private struct IDRewriter {
     let start = index
     let contents = try scanString()
     let text = try decodeString(contents)
-    guard let bytes = Self.decodeHex(text), bytes.isEmpty || bytes.count == byteCount else {
+    guard let bytes = Hex.decode(text, acceptingUppercase: true), bytes.isEmpty || bytes.count == byteCount else {
       let shown = text.count > 80 ? String(text.prefix(80)) + "..." : text
       throw OTLPJSONError(
         kind: .invalidID, column: start + 1,
@@ -486,7 +486,7 @@ private struct IDRewriter {
           index += 1
         case UInt8(ascii: "u"):
           guard index + 4 < input.count,
-            input[(index + 1)...(index + 4)].allSatisfy({ Self.hexValue($0) != nil })
+            input[(index + 1)...(index + 4)].allSatisfy({ Hex.value(ofDigit: $0, acceptingUppercase: true) != nil })
           else {
             throw syntaxError("malformed \\u escape in a string")
           }
@@ -558,7 +558,7 @@ private struct IDRewriter {
   private func hex4(at start: Int) -> UInt32 {
     var value: UInt32 = 0
     for offset in 0..<4 {
-      value = value << 4 | UInt32(Self.hexValue(input[start + offset]) ?? 0)
+      value = value << 4 | UInt32(Hex.value(ofDigit: input[start + offset], acceptingUppercase: true) ?? 0)
     }
     return value
   }
@@ -595,30 +595,6 @@ private struct IDRewriter {
 
   private static func isDigit(_ byte: UInt8) -> Bool {
     byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9")
-  }
-
-  private static func hexValue(_ byte: UInt8) -> UInt8? {
-    switch byte {
-    case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-    case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-    case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-    default: return nil
-    }
-  }
-
-  /// Hex of either case (OTLP writers use lower case; nothing in the spec forbids upper).
-  private static func decodeHex(_ text: String) -> [UInt8]? {
-    let digits = Array(text.utf8)
-    guard digits.count % 2 == 0 else { return nil }
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(digits.count / 2)
-    var i = 0
-    while i < digits.count {
-      guard let high = hexValue(digits[i]), let low = hexValue(digits[i + 1]) else { return nil }
-      bytes.append(high << 4 | low)
-      i += 2
-    }
-    return bytes
   }
 
   private static let base64Alphabet = Array(

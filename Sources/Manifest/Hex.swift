@@ -13,15 +13,18 @@ public enum Hex {
     return String(decoding: out, as: UTF8.self)
   }
 
-  /// The bytes of lowercase hex `text`, or `nil` for odd length, upper case or a non-hex character.
-  public static func decodeLowercase(_ text: String) -> [UInt8]? {
+  /// The bytes of hex `text`, or `nil` for odd length or a non-hex character. Upper-case digits
+  /// are refused unless `acceptingUppercase` (the bundle format allows only lower case).
+  public static func decode(_ text: String, acceptingUppercase: Bool = false) -> [UInt8]? {
     let utf8 = Array(text.utf8)
     guard utf8.count % 2 == 0 else { return nil }
     var out: [UInt8] = []
     out.reserveCapacity(utf8.count / 2)
     var index = 0
     while index < utf8.count {
-      guard let high = nibble(utf8[index]), let low = nibble(utf8[index + 1]) else { return nil }
+      guard let high = value(ofDigit: utf8[index], acceptingUppercase: acceptingUppercase),
+        let low = value(ofDigit: utf8[index + 1], acceptingUppercase: acceptingUppercase)
+      else { return nil }
       out.append(high << 4 | low)
       index += 2
     }
@@ -30,13 +33,15 @@ public enum Hex {
 
   /// Whether `text` is exactly 64 lowercase hex digits (a SHA-256 in the manifest).
   public static func isHex64(_ text: String) -> Bool {
-    text.utf8.count == 64 && text.utf8.allSatisfy { nibble($0) != nil }
+    text.utf8.count == 64 && text.utf8.allSatisfy { value(ofDigit: $0) != nil }
   }
 
-  private static func nibble(_ c: UInt8) -> UInt8? {
+  /// The value of one hex digit, or `nil`.
+  public static func value(ofDigit c: UInt8, acceptingUppercase: Bool = false) -> UInt8? {
     switch c {
     case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")
     case UInt8(ascii: "a")...UInt8(ascii: "f"): return c - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F") where acceptingUppercase: return c - UInt8(ascii: "A") + 10
     default: return nil
     }
   }
