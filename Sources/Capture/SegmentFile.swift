@@ -102,17 +102,11 @@ public final class SegmentFileWriter {
   @discardableResult
   public func append(request: [UInt8], receivedUnixNano: UInt64) throws(SegmentFileError) -> UInt64 {
     guard descriptor >= 0 else { throw SegmentFileError(.closed, path: path, "segment is closed") }
-    guard request.count + SegmentRecord.bodyPrefixSize <= limits.maxRecordSize else {
-      throw SegmentFileError(
-        .invalidRecord, path: path, "request of \(request.count) bytes exceeds the record limit \(limits.maxRecordSize)"
-      )
-    }
     let summary: OTLPTimeSummary
     do {
-      summary = try OTLPTimeScan.scan(request, signal: header.signal)
+      summary = try SegmentSealer.checkRequest(request, signal: header.signal, limits: limits)
     } catch {
-      throw SegmentFileError(
-        .invalidRecord, path: path, "request is not valid OTLP \(header.signal.rawValue): \(error)")
+      throw SegmentFileError(.invalidRecord, path: path, error.message)
     }
     let seq = nextSeq
     let framed = SegmentRecord(seq: seq, receivedUnixNano: receivedUnixNano, request: request).framed()

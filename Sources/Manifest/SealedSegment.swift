@@ -53,19 +53,31 @@ public enum SegmentSealer {
           "record \(index) of \(header.signal.rawValue)/\(header.tenant) has seq \(record.seq), expected \(first.seq &+ UInt64(index))"
         )
       }
-      guard record.request.count + SegmentRecord.bodyPrefixSize <= limits.maxRecordSize else {
-        throw SealError("record seq \(record.seq) is \(record.request.count) bytes, over the record limit")
-      }
       do {
-        times.merge(try OTLPTimeScan.scan(record.request, signal: header.signal))
+        times.merge(try checkRequest(record.request, signal: header.signal, limits: limits))
       } catch {
-        throw SealError("record seq \(record.seq): invalid OTLP protobuf: \(error)")
+        throw SealError("record seq \(record.seq): \(error.message)")
       }
       segment.append(contentsOf: record.framed())
     }
     return try sealFramed(
       segment, header: header, recordCount: UInt64(records.count), firstSeq: first.seq, lastSeq: last.seq,
       times: times, limits: limits)
+  }
+
+  /// Checks that `request` can be a record a verifier accepts: within the record size limit and
+  /// valid OTLP on the §6.3 wire path. Returns its item times.
+  public static func checkRequest(_ request: [UInt8], signal: Signal, limits: VerificationLimits)
+    throws(SealError) -> OTLPTimeSummary
+  {
+    guard request.count + SegmentRecord.bodyPrefixSize <= limits.maxRecordSize else {
+      throw SealError("request of \(request.count) bytes exceeds the record limit of \(limits.maxRecordSize)")
+    }
+    do {
+      return try OTLPTimeScan.scan(request, signal: signal)
+    } catch {
+      throw SealError("request is not valid OTLP \(signal.rawValue): \(error)")
+    }
   }
 
   /// Compresses an already framed segment (header and records, as a journal file holds it)
