@@ -244,67 +244,66 @@ public enum SegmentFileRecovery {
       // header means nothing was ever acknowledged into this file.
       throw SegmentFileError(.corruptMiddle, path: path, "file ends inside the segment header (\(bytes.count) bytes)")
     }
-    var position = headerLength
+    // Framing, CRCs and limits are the verifier's own parser; recovery only adds the judgement
+    // of whether a failure is a torn tail (safe to cut) or a corrupt middle (never cut).
+    var parser = SegmentStreamParser(maxRecordSize: limits.maxRecordSize)
     var firstSeq = expectedFirstSeq
     var count: UInt64 = 0
     var times = OTLPTimeSummary()
-    while position < bytes.count {
-      switch frame(in: bytes, at: position, limits: limits) {
-      case .record(let seq, let request, let end):
-        let expected = (firstSeq ?? seq) &+ count
-        guard seq == expected else {
-          throw SegmentFileError(
-            .corruptMiddle, path: path, "record at byte \(position) has seq \(seq), expected \(expected)")
+    var validLength = headerLength
+    var recordProblem: String?
+    var framingError: SegmentFormatError?
+    bytes.withUnsafeBytes { raw in
+      do throws(SegmentFormatError) {
+        try parser.consume(raw) { record in
+          guard recordProblem == nil else { return }
+          let expected = (firstSeq ?? record.seq) &+ count
+          guard record.seq == expected else {
+            recordProblem = "record at byte \(record.offset) has seq \(record.seq), expected \(expected)"
+            return
+          }
+          do {
+            times.merge(try OTLPTimeScan.scan(record.request, signal: header.signal))
+          } catch {
+            recordProblem = "record seq \(record.seq) at byte \(record.offset): \(error)"
+            return
+          }
+          if firstSeq == nil { firstSeq = record.seq }
+          count += 1
+          validLength =
+            record.offset + SegmentRecord.frameHeaderSize + SegmentRecord.bodyPrefixSize + record.request.count
         }
-        do {
-          times.merge(try OTLPTimeScan.scan(request, signal: header.signal))
-        } catch {
-          throw SegmentFileError(.corruptMiddle, path: path, "record seq \(seq) at byte \(position): \(error)")
-        }
-        if firstSeq == nil { firstSeq = seq }
-        count += 1
-        position = end
-      case .torn:
-        return RecoveredSegment(
-          path: path, header: header, firstSeq: firstSeq ?? 0, recordCount: count, times: times,
-          validLength: position, tornTailBytes: bytes.count - position)
-      case .corrupt(let why):
-        throw SegmentFileError(.corruptMiddle, path: path, "record at byte \(position): \(why), with data after it")
+      } catch {
+        framingError = error
       }
     }
-    return RecoveredSegment(
+    if let recordProblem { throw SegmentFileError(.corruptMiddle, path: path, recordProblem) }
+    let recovered = RecoveredSegment(
       path: path, header: header, firstSeq: firstSeq ?? 0, recordCount: count, times: times,
-      validLength: position, tornTailBytes: 0)
+      validLength: validLength, tornTailBytes: bytes.count - validLength)
+    if let framingError, !isTornTail(framingError, in: bytes) {
+      throw SegmentFileError(.corruptMiddle, path: path, "\(framingError), with data after it")
+    }
+    // Whatever follows the last valid record (a torn frame, or a record the parser held back
+    // because it runs past the end) is the torn tail.
+    return recovered
   }
 
-  private enum Frame {
-    case record(seq: UInt64, request: [UInt8], end: Int)
-    case torn
-    case corrupt(String)
-  }
-
-  /// Classifies the bytes at `position`: a whole valid record, a torn tail (an append cut short
-  /// by a crash: it reaches the end of the file, or only zeros follow), or damage with data after it.
-  private static func frame(in bytes: [UInt8], at position: Int, limits: VerificationLimits) -> Frame {
-    let remaining = bytes.count - position
-    guard remaining >= SegmentRecord.frameHeaderSize else { return .torn }
-    guard bytes[position..<position + 4].elementsEqual(SegmentRecord.prefix) else {
-      return bytes[position...].allSatisfy({ $0 == 0 }) ? .torn : .corrupt("bad record magic")
+  /// Whether a framing failure is what a crash mid-append leaves: a record whose bytes reach the
+  /// end of the file, or one followed only by zeros (space the file system allocated but never
+  /// wrote), rather than damage with real data after it.
+  private static func isTornTail(_ error: SegmentFormatError, in bytes: [UInt8]) -> Bool {
+    let start = error.offset
+    switch error.kind {
+    case .crcMismatch:
+      let length = bytes[start + 4..<start + 8].reduce(0) { $0 << 8 | Int($1) }
+      let end = start + SegmentRecord.frameHeaderSize + length
+      return end >= bytes.count || bytes[end...].allSatisfy { $0 == 0 }
+    case .badRecord, .recordTooLarge, .truncated:
+      return bytes[start...].allSatisfy { $0 == 0 }
+    case .badHeader:
+      return false
     }
-    let length = bytes[position + 4..<position + 8].reduce(0) { $0 << 8 | Int($1) }
-    guard length >= SegmentRecord.bodyPrefixSize, length <= limits.maxRecordSize else {
-      return .corrupt("record length \(length) outside 16...\(limits.maxRecordSize)")
-    }
-    let end = position + SegmentRecord.frameHeaderSize + length
-    guard end <= bytes.count else { return .torn }
-    let body = Array(bytes[position + SegmentRecord.frameHeaderSize..<end])
-    let expected = bytes[position + 8..<position + 12].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-    guard CRC32C.checksum(body) == expected else {
-      // A crash can leave a record's length written but not all of its body.
-      return end == bytes.count || bytes[end...].allSatisfy({ $0 == 0 }) ? .torn : .corrupt("CRC-32C mismatch")
-    }
-    let seq = body[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-    return .record(seq: seq, request: Array(body[SegmentRecord.bodyPrefixSize...]), end: end)
   }
 
   static func readFile(_ path: String) throws(SegmentFileError) -> [UInt8] {
