@@ -45,15 +45,16 @@ enum Output {
 
   static func inspectJSON(_ inspected: InspectedBundle, streams: [StreamSummary]) -> JSONValue {
     let manifest = inspected.manifest
+    let manifestJSON = manifest.jsonValue
     return .object([
       ("formatVersion", .integer(BundleManifest.formatVersion)),
       ("manifestSha256", .string(inspected.manifestSHA256)),
       ("signaturesVerified", .bool(false)),
       ("claimedSignerKeyids", .array(inspected.claimedSignerKeyIDs.map { .string($0) })),
-      ("incident", manifest.jsonValue["incident"] ?? .null),
-      ("capture", manifest.jsonValue["capture"] ?? .null),
-      ("redactionPolicy", manifest.jsonValue["redactionPolicy"] ?? .null),
-      ("tool", manifest.jsonValue["tool"] ?? .null),
+      ("incident", manifestJSON["incident"] ?? .null),
+      ("capture", manifestJSON["capture"] ?? .null),
+      ("redactionPolicy", manifestJSON["redactionPolicy"] ?? .null),
+      ("tool", manifestJSON["tool"] ?? .null),
       ("blobCount", .integer(manifest.blobs.count)),
       (
         "streams",
