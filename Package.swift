@@ -15,10 +15,17 @@ let package = Package(
     .library(name: "Signing", targets: ["Signing"]),
     .library(name: "Capture", targets: ["Capture"]),
     .library(name: "Verify", targets: ["Verify"]),
+    .library(name: "Replay", targets: ["Replay"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-nio-extras", from: "1.35.2"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    .package(url: "https://github.com/grpc/grpc-swift-2", from: "2.4.3"),
+    .package(url: "https://github.com/grpc/grpc-swift-nio-transport", from: "2.9.2"),
+    .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
   ],
   targets: [
     // C libraries from Debian's -dev packages; each is imported by exactly one Swift wrapper.
@@ -38,19 +45,44 @@ let package = Package(
     .target(name: "Manifest", dependencies: ["CZstd", "CCrypto", "CCRC32C", "CArchive"]),
     // Ed25519 keys and signatures, key files, DSSE envelopes.
     .target(name: "Signing", dependencies: ["Manifest", "CSodium"]),
-    // Receiving OTLP (today: importing OTLP files) and writing segments.
+    // Receiving OTLP (files, OTLP/HTTP, OTLP/gRPC), admission, the segment journal, the capture service.
     .target(
       name: "Capture",
-      dependencies: ["Manifest", "OTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+      dependencies: [
+        "Manifest", "OTLPProto",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "NIOHTTPCompression", package: "swift-nio-extras"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+        .product(name: "Yams", package: "Yams"),
+      ]
     ),
     // The offline verifier, the only place a `VerifiedBundle` is made, and sealing/co-signing.
     .target(name: "Verify", dependencies: ["Manifest", "Signing"]),
+    // Sending a verified bundle to an OTLP endpoint, or writing it as files other tools read.
+    .target(
+      name: "Replay",
+      dependencies: [
+        "Manifest", "Verify", "OTLPProto",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "GRPCCore", package: "grpc-swift-2"),
+        .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+      ]
+    ),
 
     .executableTarget(
       name: "StellaForensicsCLI",
       dependencies: [
-        "Manifest", "Signing", "Capture", "Verify",
+        "Manifest", "Signing", "Capture", "Verify", "Replay",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        .product(name: "Logging", package: "swift-log"),
       ],
       path: "Sources/stella-forensics"
     ),
@@ -61,6 +93,7 @@ let package = Package(
     .testTarget(name: "SigningTests", dependencies: ["Signing"]),
     .testTarget(name: "CaptureTests", dependencies: ["Capture", "Manifest", "OTLPProto", "WireTestSupport"]),
     .testTarget(name: "VerifyTests", dependencies: ["Verify", "Manifest", "Signing", "WireTestSupport"]),
+    .testTarget(name: "ReplayTests", dependencies: ["Replay", "Verify", "Manifest", "Signing", "WireTestSupport"]),
   ]
 )
 

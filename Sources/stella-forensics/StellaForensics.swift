@@ -3,7 +3,7 @@ import Foundation
 
 /// The `stella-forensics` command: forensic evidence of OpenTelemetry traffic.
 @main
-struct StellaForensics: ParsableCommand {
+struct StellaForensics: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "stella-forensics",
     abstract: "Keep signed, verifiable forensic evidence of OpenTelemetry traffic.",
@@ -18,11 +18,15 @@ struct StellaForensics: ParsableCommand {
   )
 
   /// Runs the command line, mapping every failure to the documented exit codes in one place.
-  static func main() {
+  static func main() async {
     let code: Int32
     do {
       var command = try parseAsRoot()
-      try command.run()
+      if var asyncCommand = command as? any AsyncParsableCommand {
+        try await asyncCommand.run()
+      } else {
+        try command.run()
+      }
       code = 0
     } catch let failure as CLIFailure {
       FileHandle.standardError.write(Data("error: \(failure.message)\n".utf8))

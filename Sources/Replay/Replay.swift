@@ -1,0 +1,2 @@
+/// Namespace for replaying and exporting verified bundles.
+public enum Replay {}
