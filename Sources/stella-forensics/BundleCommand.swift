@@ -9,8 +9,11 @@ struct BundleCommand: ParsableCommand {
     commandName: "bundle",
     abstract: "Seal captured data into a signed bundle.",
     discussion: """
-      Takes every journal segment of the data directory whose records arrived between --from and
-      --to (RFC 3339), whole: the bundle may hold a few records just outside the window, never
+      With --incident ID: everything the incident's tenants sent from its start minus its
+      look-back to its end (to now for an active incident), with the incident's facts (id,
+      reason, who declared it and when) as the chain of custody.
+      With --from/--to: every journal segment of the data directory whose records arrived
+      between --from and --to (RFC 3339), whole: the bundle may hold a few records just outside the window, never
       fewer than are inside it. Sealed segments are copied as they are; records still in an open
       segment are sealed from the file's valid prefix, so this works while capture runs.
       Defaults: incident id "capture-" + the window's two times in compact UTC form; reason
@@ -20,11 +23,14 @@ struct BundleCommand: ParsableCommand {
   @Option(help: "Capture data directory.")
   var data: String
 
+  @Option(help: "Bundle this incident (from the data directory's incident log).")
+  var incident: String?
+
   @Option(help: "Window start (RFC 3339, e.g. 2026-11-25T10:00:00Z).")
-  var from: String
+  var from: String?
 
   @Option(help: "Window end (RFC 3339).")
-  var to: String
+  var to: String?
 
   @Option(help: "Incident id.")
   var id: String?
@@ -44,35 +50,36 @@ struct BundleCommand: ParsableCommand {
   @Option(help: "Bundle file to write.")
   var out: String
 
+  func validate() throws {
+    if incident != nil {
+      if from != nil || to != nil { throw ValidationError("give either --incident or --from/--to, not both") }
+      if id != nil || reason != nil || declaredBy != nil {
+        throw ValidationError("--id, --reason and --declared-by come from the incident with --incident")
+      }
+    } else if from == nil || to == nil {
+      throw ValidationError("give --incident ID, or both --from and --to")
+    }
+  }
+
   func run() throws {
-    guard let fromNano = RFC3339Time.unixNano(from) else {
-      throw CLIFailure.usage("--from: \"\(from)\" is not an RFC 3339 time (like 2026-11-25T10:00:00Z)")
-    }
-    guard let toNano = RFC3339Time.unixNano(to) else {
-      throw CLIFailure.usage("--to: \"\(to)\" is not an RFC 3339 time (like 2026-11-25T11:00:00Z)")
-    }
-    guard fromNano <= toNano else { throw CLIFailure.usage("--from \(from) is after --to \(to)") }
     if let tenant, let problem = TenantName.problem(with: tenant) { throw CLIFailure.usage("--tenant: \(problem)") }
     guard FileManager.default.fileExists(atPath: JournalLayout(dataDirectory: data).journalDirectory) else {
       throw CLIFailure.usage("--data: \(data) holds no capture journal")
     }
+    let (window, facts, tenants) = try incident.map(incidentScope) ?? rangeScope()
     let signingKey = try KeyLoading.privateKey(key)
     let segments: [SealedSegment]
     do {
-      segments = try JournalSelection.select(dataDirectory: data, fromUnixNano: fromNano, toUnixNano: toNano, tenant: tenant)
+      segments = try JournalSelection.select(
+        dataDirectory: data, fromUnixNano: window.lowerBound, toUnixNano: window.upperBound, tenants: tenants)
     } catch {
       throw error.kind == .io ? CLIFailure.runtime(error.message) : CLIFailure.usage(error.message)
     }
     guard !segments.isEmpty else {
       throw CLIFailure.usage(
-        "no captured records arrived between \(from) and \(to)\(tenant.map { " for tenant \($0)" } ?? "") in \(data)")
+        "no captured records arrived between \(RFC3339.format(window.lowerBound)) and \(RFC3339.format(window.upperBound))\(tenants.map { " for tenant(s) \($0.joined(separator: ", "))" } ?? "") in \(data)"
+      )
     }
-    let facts = BundleFacts(
-      incident: IncidentFacts(
-        id: id ?? "capture-\(Self.compact(fromNano))-\(Self.compact(toNano))",
-        reason: reason ?? "captured OTLP from \(RFC3339.format(fromNano)) to \(RFC3339.format(toNano))",
-        declaredBy: declaredBy ?? "stella-forensics bundle", declaredAtUnixNano: toNano),
-      captureStartUnixNano: fromNano, captureEndUnixNano: toNano, redactionPolicy: .none, tool: .current)
     let manifest: BundleManifest
     do {
       manifest = try BundleSealer.seal(segments: segments, facts: facts, signingKeys: [signingKey], outputPath: out)
@@ -83,6 +90,55 @@ struct BundleCommand: ParsableCommand {
     print(
       "wrote \(out): incident \(manifest.incident.id), \(manifest.blobs.count) blob(s), \(records) record(s), \(Set(manifest.blobs.map(\.stream)).count) stream(s)"
     )
+  }
+
+  /// The window, facts and tenants of a `--from`/`--to` bundle.
+  private func rangeScope() throws -> (ClosedRange<UInt64>, BundleFacts, [String]?) {
+    let fromText = from ?? ""
+    let toText = to ?? ""
+    guard let fromNano = RFC3339Time.unixNano(fromText) else {
+      throw CLIFailure.usage("--from: \"\(fromText)\" is not an RFC 3339 time (like 2026-11-25T10:00:00Z)")
+    }
+    guard let toNano = RFC3339Time.unixNano(toText) else {
+      throw CLIFailure.usage("--to: \"\(toText)\" is not an RFC 3339 time (like 2026-11-25T11:00:00Z)")
+    }
+    guard fromNano <= toNano else { throw CLIFailure.usage("--from \(fromText) is after --to \(toText)") }
+    let facts = BundleFacts(
+      incident: IncidentFacts(
+        id: id ?? "capture-\(Self.compact(fromNano))-\(Self.compact(toNano))",
+        reason: reason ?? "captured OTLP from \(RFC3339.format(fromNano)) to \(RFC3339.format(toNano))",
+        declaredBy: declaredBy ?? "stella-forensics bundle", declaredAtUnixNano: toNano),
+      captureStartUnixNano: fromNano, captureEndUnixNano: toNano, redactionPolicy: .none, tool: .current)
+    return (fromNano...toNano, facts, tenant.map { [$0] })
+  }
+
+  /// The window, facts and tenants of an incident bundle.
+  private func incidentScope(_ incidentID: String) throws -> (ClosedRange<UInt64>, BundleFacts, [String]?) {
+    let incidents: [Incident]
+    do {
+      incidents = try IncidentLog(dataDirectory: data).read()
+    } catch {
+      throw CLIFailure.runtime(error.message)
+    }
+    guard let incident = incidents.first(where: { $0.id == incidentID }) else {
+      throw CLIFailure.usage("no incident \(incidentID) in \(data) (known: \(incidents.map(\.id).joined(separator: ", ")))")
+    }
+    // An active incident is bundled up to now; its bundle says so in the capture window's end.
+    let end = incident.endUnixNano ?? IncidentManager.wallClock()
+    var tenants: [String]? = incident.tenants.isEmpty ? nil : incident.tenants
+    if let tenant {
+      guard incident.covers(tenant: tenant) else {
+        throw CLIFailure.usage("incident \(incident.id) does not cover tenant \(tenant)")
+      }
+      tenants = [tenant]
+    }
+    let facts = BundleFacts(
+      incident: IncidentFacts(
+        id: incident.id, reason: incident.reason, declaredBy: incident.declaredBy,
+        declaredAtUnixNano: incident.startUnixNano),
+      captureStartUnixNano: incident.windowStartUnixNano, captureEndUnixNano: end, redactionPolicy: .none,
+      tool: .current)
+    return (incident.windowStartUnixNano...end, facts, tenants)
   }
 
   /// `20261125T100000Z`-style UTC, fit for an id.

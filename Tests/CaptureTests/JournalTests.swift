@@ -54,7 +54,7 @@ import WireTestSupport
     await journal.stop()
 
     let segments = try JournalSelection.select(
-      dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenant: nil)
+      dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: nil)
     #expect(segments.map(\.entry.recordCount).reduce(0, +) == 20)
     #expect(Set(segments.map(\.entry.tenant)) == ["acme", "globex"])
     #expect(segments.allSatisfy { $0.entry.node == "node-a" })
@@ -107,7 +107,7 @@ import WireTestSupport
     let results = await append(journal, [traces(5)])
     #expect(try results[0].get().seq == 5)
     await journal.stop()
-    let segments = try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenant: "acme")
+    let segments = try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: ["acme"])
     #expect(segments.map(\.entry.recordCount) == [6])
     try sealAndVerify(segments, in: scratch)
   }
@@ -145,15 +145,15 @@ import WireTestSupport
       _ = await append(journal, [request])
     }
     await journal.stop()
-    let all = try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenant: nil)
+    let all = try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: nil)
     #expect(all.count >= 3)
     #expect(all.map(\.entry.recordCount).reduce(0, +) == 8)
     let late = try JournalSelection.select(
-      dataDirectory: scratch.path, fromUnixNano: 6_000_000_000, toUnixNano: .max, tenant: nil)
+      dataDirectory: scratch.path, fromUnixNano: 6_000_000_000, toUnixNano: .max, tenants: nil)
     #expect(late.map(\.entry.lastSeq).max() == 7)
     #expect((late.map(\.entry.firstSeq).min() ?? 0) > 0)
     try sealAndVerify(late, in: scratch)
-    #expect(try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenant: "nobody").isEmpty)
+    #expect(try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: ["nobody"]).isEmpty)
   }
 
   @Test func refusesAppendsPastTheDiskBoundAndRecovers() async throws {

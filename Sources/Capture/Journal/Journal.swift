@@ -49,6 +49,8 @@ public struct JournalStatus: Sendable {
   public var appendedBytes: UInt64
   public var syncs: UInt64
   public var sealedSegments: UInt64
+  /// Sealed segments deleted by the ring's bounds since start.
+  public var prunedSegments: UInt64
 }
 
 /// The append-only segment journal: one open segment file per stream (node, signal, tenant),
@@ -117,6 +119,29 @@ public final class Journal: @unchecked Sendable {
   private let sealQueue = DispatchQueue(label: "stella-forensics.journal.seal")
   private let lockDescriptor: Int32
 
+  /// A sealed segment as the ring sees it.
+  private struct RingSegment {
+    var sealedPath: String
+    var sidecarPath: String
+    var tenant: String
+    var firstReceivedUnixNano: UInt64
+    var lastReceivedUnixNano: UInt64
+    var bytes: Int64
+  }
+  // Guarded by `condition`.
+  private var ring: [RingSegment] = []
+  private var prunedSegments: UInt64 = 0
+  private var retentionPin: (@Sendable (_ tenant: String, _ from: UInt64, _ to: UInt64) -> Bool)?
+  // Writer thread only.
+  private var lastPruneAt: UInt64 = 0
+
+  /// Sets what pins sealed segments against ring pruning (incidents); unpinned by default.
+  public func setRetentionPin(_ pin: @escaping @Sendable (_ tenant: String, _ from: UInt64, _ to: UInt64) -> Bool) {
+    condition.lock()
+    retentionPin = pin
+    condition.unlock()
+  }
+
   /// Opens (creating if needed) the journal in `dataDirectory`, recovers every open segment
   /// (cutting torn tails, logging each cut) and starts the writer thread.
   ///
@@ -143,7 +168,7 @@ public final class Journal: @unchecked Sendable {
       for directory in layout.streamDirectories() {
         if let stream = try Journal.recoverStream(
           directory: directory, nodeID: self.nodeID, options: options, logger: logger, reports: &reports,
-          bytes: &bytes)
+          bytes: &bytes, ring: &ring)
         {
           found[StreamID(signal: stream.signal, tenant: stream.tenant)] = stream
         }
@@ -259,7 +284,7 @@ public final class Journal: @unchecked Sendable {
       nodeID: nodeID, durability: options.durability, bytes: diskBytes, maxBytes: options.maxJournalBytes,
       freeBytes: cachedFreeBytes, minFreeBytes: options.minFreeBytes, accepting: accepting, streams: streamSnapshot,
       recovery: recovery, appendedRecords: appendedRecords, appendedBytes: appendedBytes, syncs: syncs,
-      sealedSegments: sealedSegments)
+      sealedSegments: sealedSegments, prunedSegments: prunedSegments)
   }
 
   // MARK: - The writer thread
@@ -286,6 +311,10 @@ public final class Journal: @unchecked Sendable {
         lastIntervalSync = now
       }
       rotateAged(now: now, force: isStopping || !sealWaiters.isEmpty)
+      if options.ringMaxAgeSeconds != nil || options.ringMaxBytes != nil, now &- lastPruneAt >= 1_000_000_000 {
+        lastPruneAt = now
+        sealQueue.async { [self] in pruneRing() }
+      }
       if !sealWaiters.isEmpty {
         sealQueue.async { for waiter in sealWaiters { waiter() } }
       }
@@ -539,6 +568,11 @@ public final class Journal: @unchecked Sendable {
       condition.lock()
       diskBytes += Int64(sealed.entry.size) + Int64(sidecar.count) - openBytes
       sealedSegments += 1
+      ring.append(
+        RingSegment(
+          sealedPath: sealedPath, sidecarPath: sidecarPath, tenant: sealed.entry.tenant,
+          firstReceivedUnixNano: firstReceived, lastReceivedUnixNano: lastReceived,
+          bytes: Int64(sealed.entry.size) + Int64(sidecar.count)))
       condition.unlock()
       logger.debug(
         "sealed segment",
@@ -574,6 +608,47 @@ public final class Journal: @unchecked Sendable {
     condition.lock()
     streamSnapshot = snapshot
     condition.unlock()
+  }
+
+  // MARK: - The ring
+
+  /// Deletes sealed segments past the ring's age or byte bound, oldest first, skipping the ones
+  /// an incident pins. Runs on the seal queue, so it never races a seal in the same directory.
+  private func pruneRing() {
+    let now = CapturePipeline.wallClockNanos()
+    condition.lock()
+    let pin = retentionPin
+    let candidates = ring.sorted { $0.lastReceivedUnixNano < $1.lastReceivedUnixNano }
+    var total = diskBytes
+    condition.unlock()
+    let maxAge = options.ringMaxAgeSeconds.map { UInt64($0) * 1_000_000_000 }
+    var removed: Set<String> = []
+    var removedBytes: Int64 = 0
+    for segment in candidates {
+      let tooOld = maxAge.map { now > $0 && segment.lastReceivedUnixNano < now - $0 } ?? false
+      let overBytes = options.ringMaxBytes.map { total > $0 } ?? false
+      guard tooOld || overBytes else {
+        if maxAge == nil { break }
+        continue
+      }
+      if let pin, pin(segment.tenant, segment.firstReceivedUnixNano, segment.lastReceivedUnixNano) { continue }
+      // The blob first: a sidecar without its blob is ignored, a blob without sidecar is rebuilt.
+      guard unlink(segment.sealedPath) == 0 || errno == ENOENT else {
+        logger.error("cannot prune \(segment.sealedPath): \(String(cString: strerror(errno)))")
+        continue
+      }
+      unlink(segment.sidecarPath)
+      removed.insert(segment.sealedPath)
+      removedBytes += segment.bytes
+      total -= segment.bytes
+    }
+    guard !removed.isEmpty else { return }
+    condition.lock()
+    ring.removeAll { removed.contains($0.sealedPath) }
+    diskBytes -= removedBytes
+    prunedSegments += UInt64(removed.count)
+    condition.unlock()
+    logger.debug("ring pruned \(removed.count) sealed segment(s), \(removedBytes) bytes")
   }
 
   // MARK: - Opening
@@ -614,7 +689,7 @@ public final class Journal: @unchecked Sendable {
   /// completed, cuts torn tails, seals all but the newest open segment, and finds the next seq.
   private static func recoverStream(
     directory: String, nodeID: String, options: JournalOptions, logger: Logger, reports: inout [RecoveryReport],
-    bytes: inout Int64
+    bytes: inout Int64, ring: inout [RingSegment]
   ) throws(JournalError) -> StreamState? {
     let files = JournalLayout.listStream(directory)
     for partial in files.partial { unlink(partial) }
@@ -637,7 +712,13 @@ public final class Journal: @unchecked Sendable {
       header = SegmentHeader(signal: segment.entry.signal, tenant: segment.entry.tenant, node: segment.entry.node)
       nextSeq = max(nextSeq, segment.entry.lastSeq + 1)
       sealedCount += 1
-      bytes += JournalFiles.size(of: sealedPath) + JournalFiles.size(of: sidecarPath)
+      let segmentBytes = JournalFiles.size(of: sealedPath) + JournalFiles.size(of: sidecarPath)
+      bytes += segmentBytes
+      ring.append(
+        RingSegment(
+          sealedPath: sealedPath, sidecarPath: sidecarPath, tenant: segment.entry.tenant,
+          firstReceivedUnixNano: segment.firstReceivedUnixNano, lastReceivedUnixNano: segment.lastReceivedUnixNano,
+          bytes: segmentBytes))
     }
     var continuing: SegmentFileWriter?
     for (index, firstSeq) in files.open.enumerated() {
@@ -699,6 +780,11 @@ public final class Journal: @unchecked Sendable {
             try segment.sidecarBytes(), to: JournalLayout.sidecarPath(in: directory, firstSeq: firstSeq))
           unlink(openPath)
           bytes += Int64(sealed.entry.size) - Int64(recovered.validLength)
+          ring.append(
+            RingSegment(
+              sealedPath: sealedPath, sidecarPath: JournalLayout.sidecarPath(in: directory, firstSeq: firstSeq),
+              tenant: sealed.entry.tenant, firstReceivedUnixNano: segment.firstReceivedUnixNano,
+              lastReceivedUnixNano: segment.lastReceivedUnixNano, bytes: Int64(sealed.entry.size)))
         } catch let error as JournalError {
           throw error
         } catch {

@@ -32,6 +32,12 @@ public struct JournalOptions: Sendable, Equatable {
   public var maxJournalBytes: Int64 = 8 << 30
   /// Free space the journal leaves on its file system; below it, appends are refused.
   public var minFreeBytes: Int64 = 256 << 20
+  /// The flight recorder's ring: sealed segments whose last record arrived longer ago than this
+  /// are deleted, unless an incident pins them. `nil` keeps everything (until the disk bound).
+  public var ringMaxAgeSeconds: Int?
+  /// The ring's byte bound: the oldest unpinned sealed segments are deleted while the journal is
+  /// over it. `nil`: no byte bound besides ``maxJournalBytes``.
+  public var ringMaxBytes: Int64?
   /// Framing limits; a record over `maxRecordSize` is refused (a verifier would reject it).
   public var limits = VerificationLimits()
 

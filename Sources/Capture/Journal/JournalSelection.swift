@@ -13,16 +13,17 @@ public import Manifest
 /// a few records just outside the window but never misses one inside it, and each stream's
 /// segments stay contiguous (what lies between two selected segments is selected too).
 public enum JournalSelection {
-  /// The segments of every stream (or of `tenant` only) with records that arrived between
+  /// The segments of every stream (or of `tenants` only) with records that arrived between
   /// `fromUnixNano` and `toUnixNano`, inclusive.
   public static func select(
-    dataDirectory: String, fromUnixNano: UInt64, toUnixNano: UInt64, tenant: String?,
+    dataDirectory: String, fromUnixNano: UInt64, toUnixNano: UInt64, tenants: [String]?,
     limits: VerificationLimits = .init()
   ) throws(JournalError) -> [SealedSegment] {
     let layout = JournalLayout(dataDirectory: dataDirectory)
+    let keys = tenants.map { Set($0.map { "/" + JournalLayout.tenantKey($0) }) }
     var selected: [SealedSegment] = []
     for directory in layout.streamDirectories() {
-      if let tenant, directory.hasSuffix("/" + JournalLayout.tenantKey(tenant)) == false { continue }
+      if let keys, !keys.contains(where: { directory.hasSuffix($0) }) { continue }
       selected += try selectStream(directory, from: fromUnixNano, to: toUnixNano, limits: limits)
     }
     return selected

@@ -77,17 +77,23 @@ public struct CaptureConfiguration: Sendable {
   public var tenantHeader = "X-Scope-OrgID"
   /// Tenant of requests that name none.
   public var defaultTenant = "default"
+  /// Look-back of incidents declared without one.
+  public var defaultLookbackSeconds = 15 * 60
   /// Whether outbound notify hooks may run (always off in `airgap`).
   public var hooksAllowed = true
 
   /// The preset of `profile`.
   public init(profile: CaptureProfile = .default) {
     self.profile = profile
+    journal.ringMaxAgeSeconds = 3600
+    journal.ringMaxBytes = 4 << 30
     switch profile {
     case .default:
       break
     case .forensic:
       journal.durability = .fsyncPerBatch
+      journal.ringMaxAgeSeconds = 24 * 3600
+      journal.ringMaxBytes = nil
       journal.maxSegmentAgeSeconds = 30
       journal.minFreeBytes = 1 << 30
     case .airgap:
@@ -113,6 +119,11 @@ public struct CaptureConfiguration: Sendable {
     }
     guard journal.maxSegmentAgeSeconds >= 1 else { throw CaptureConfigurationError("segment-max-age must be at least 1s") }
     guard journal.syncIntervalMillis >= 1 else { throw CaptureConfigurationError("sync-interval must be at least 1ms") }
+    if let age = journal.ringMaxAgeSeconds, age < defaultLookbackSeconds {
+      throw CaptureConfigurationError(
+        "ring.max-age (\(age)s) must be at least incidents.default-lookback (\(defaultLookbackSeconds)s): a look-back cannot reach data the ring already dropped"
+      )
+    }
     guard maxConnections >= 1 else { throw CaptureConfigurationError("max-connections must be at least 1") }
     if let problem = TenantName.problem(with: defaultTenant) {
       throw CaptureConfigurationError("default-tenant: \(problem)")
@@ -175,6 +186,23 @@ public struct CaptureConfiguration: Sendable {
           case "max-connections": maxConnections = Int(try Self.size(entry, field, path))
           case "idle-timeout": idleTimeoutSeconds = try Self.milliseconds(entry, field, path) / 1000
           case "request-timeout": requestTimeoutSeconds = try Self.milliseconds(entry, field, path) / 1000
+          default: throw Self.unknown(field, path)
+          }
+        }
+      case "ring":
+        for (name, entry) in try Self.mapping(value, key, path) {
+          let field = "ring.\(name)"
+          switch name {
+          case "max-age": journal.ringMaxAgeSeconds = try Self.milliseconds(entry, field, path) / 1000
+          case "max-bytes": journal.ringMaxBytes = try Self.size(entry, field, path)
+          default: throw Self.unknown(field, path)
+          }
+        }
+      case "incidents":
+        for (name, entry) in try Self.mapping(value, key, path) {
+          let field = "incidents.\(name)"
+          switch name {
+          case "default-lookback": defaultLookbackSeconds = try Self.milliseconds(entry, field, path) / 1000
           default: throw Self.unknown(field, path)
           }
         }

@@ -24,6 +24,8 @@ public final class CaptureService: Sendable {
   private let http: OTLPHTTPReceiver
   private let grpc: OTLPGRPCReceiver
   private let admin: AdminHTTPServer
+  /// Declared incidents; their windows pin the ring and their tenants are kept in full.
+  public let incidents: IncidentManager
   private let ready = ReadyFlag()
   private let startedAt = Date()
 
@@ -45,6 +47,16 @@ public final class CaptureService: Sendable {
       throw CaptureServiceError(error.kind == .configuration || error.kind == .locked ? .configuration : .journal, error.message)
     }
     self.journal = journal
+    let incidents: IncidentManager
+    do {
+      incidents = try IncidentManager(
+        dataDirectory: configuration.dataDirectory,
+        defaultLookbackNanos: UInt64(configuration.defaultLookbackSeconds) * 1_000_000_000)
+    } catch {
+      throw CaptureServiceError(.journal, error.message)
+    }
+    self.incidents = incidents
+    journal.setRetentionPin { tenant, from, to in incidents.pins(tenant: tenant, fromUnixNano: from, toUnixNano: to) }
     let pipeline = CapturePipeline(
       journal: journal, maxInFlightBytes: configuration.maxInFlightBytes,
       maxRequestBytes: configuration.maxRequestBytes, defaultTenant: configuration.defaultTenant)
@@ -65,7 +77,8 @@ public final class CaptureService: Sendable {
         host: configuration.otlpGRPC.host, port: configuration.otlpGRPC.port,
         tenantMetadataKey: configuration.tenantHeader),
       group: group, logger: logger)
-    let routes = AdminRoutes(journal: journal, pipeline: pipeline, ready: ready, configuration: configuration)
+    let routes = AdminRoutes(
+      journal: journal, pipeline: pipeline, ready: ready, configuration: configuration, incidents: incidents)
     self.admin = AdminHTTPServer(
       options: AdminHTTPServer.Options(host: configuration.admin.host, port: configuration.admin.port),
       group: group, logger: logger, handler: { request in await routes.handle(request) })
@@ -80,12 +93,25 @@ public final class CaptureService: Sendable {
       let adminAddress = try await admin.start()
       let httpAddress = try await http.start()
       let grpcAddress = try await grpc.start()
+      startIncidentClock()
       ready.set(true)
       return CaptureListeners(
         otlpHTTP: Self.describe(httpAddress), otlpGRPC: grpcAddress, admin: Self.describe(adminAddress))
     } catch {
       await stop()
       throw CaptureServiceError(.listen, "cannot listen: \(error)")
+    }
+  }
+
+  /// Ends incidents whose TTL ran out, on time (checked five times a second).
+  private func startIncidentClock() {
+    let incidents = self.incidents
+    incidents.expireDue()
+    Task.detached {
+      while !Task.isCancelled {
+        try? await Task.sleep(nanoseconds: 200_000_000)
+        incidents.expireDue()
+      }
     }
   }
 
@@ -161,90 +187,3 @@ public struct CaptureServiceError: Error, Sendable, CustomStringConvertible {
   public var description: String { message }
 }
 
-/// Whether the service is ready to take requests (set once every listener is bound).
-final class ReadyFlag: Sendable {
-  private let value = Mutex(false)
-  var isReady: Bool { value.withLock { $0 } }
-  func set(_ ready: Bool) { value.withLock { $0 = ready } }
-}
-
-/// The admin endpoint's routes: health, readiness, status, sealing.
-struct AdminRoutes: Sendable {
-  let journal: Journal
-  let pipeline: CapturePipeline
-  let ready: ReadyFlag
-  let configuration: CaptureConfiguration
-
-  func handle(_ request: AdminRequest) async -> AdminResponse {
-    switch (request.method, request.path) {
-    case ("GET", "/healthz"):
-      return AdminResponse(status: 200, body: Array("ok\n".utf8))
-    case ("GET", "/readyz"):
-      if !ready.isReady { return AdminResponse(status: 503, body: Array("starting or stopping\n".utf8)) }
-      if let problem = journal.admissionProblem() {
-        return AdminResponse(status: 503, body: Array("not accepting: \(problem.message)\n".utf8))
-      }
-      return AdminResponse(status: 200, body: Array("ready\n".utf8))
-    case ("GET", "/status"):
-      return json(200, statusValue())
-    case ("POST", "/seal"):
-      await journal.sealOpenSegments()
-      return json(200, statusValue())
-    case (_, "/healthz"), (_, "/readyz"), (_, "/status"), (_, "/seal"):
-      return AdminResponse(status: 405, body: Array("method not allowed\n".utf8))
-    default:
-      return AdminResponse(status: 404, body: Array("not found: \(request.path)\n".utf8))
-    }
-  }
-
-  private func json(_ status: Int, _ value: JSONValue) -> AdminResponse {
-    let body = (try? CanonicalJSON.serialize(value)) ?? Array("{}".utf8)
-    return AdminResponse(status: status, contentType: "application/json", body: body + [0x0A])
-  }
-
-  /// The `/status` document (its schema is in the README).
-  func statusValue() -> JSONValue {
-    let status = journal.status()
-    let counters = pipeline.counterSnapshot
-    func number(_ value: some BinaryInteger) -> JSONValue { .number(String(value)) }
-    let streams = status.streams.map { stream in
-      JSONValue.object([
-        ("nextSeq", .string(String(stream.nextSeq))), ("openRecords", number(stream.openRecords)),
-        ("signal", .string(stream.signal.rawValue)), ("tenant", .string(stream.tenant)),
-      ])
-    }
-    let recovery = status.recovery.map { report in
-      JSONValue.object([
-        ("cutBytes", number(report.cutBytes)), ("path", .string(report.path)), ("records", number(report.records)),
-      ])
-    }
-    let accepted = Signal.allCases.map { ($0.rawValue, number(counters.accepted[$0] ?? 0)) }
-    let rejected = counters.rejected.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) }
-    return .object([
-      ("nodeId", .string(status.nodeID)),
-      ("profile", .string(configuration.profile.rawValue)),
-      ("ready", .bool(ready.isReady)),
-      (
-        "journal",
-        .object([
-          ("accepting", .bool(status.accepting)), ("appendedBytes", .string(String(status.appendedBytes))),
-          ("appendedRecords", .string(String(status.appendedRecords))), ("bytes", .string(String(status.bytes))),
-          ("durability", .string(status.durability.rawValue)),
-          ("freeBytes", status.freeBytes.map { .string(String($0)) } ?? .null),
-          ("maxBytes", .string(String(status.maxBytes))), ("minFreeBytes", .string(String(status.minFreeBytes))),
-          ("sealedSegments", .string(String(status.sealedSegments))), ("streams", .array(streams)),
-          ("syncs", .string(String(status.syncs))),
-        ])
-      ),
-      ("recovery", .array(recovery)),
-      (
-        "ingest",
-        .object([
-          ("accepted", .object(accepted)), ("acceptedBytes", .string(String(counters.acceptedBytes))),
-          ("inFlightBytes", number(pipeline.inFlightBytes)), ("maxInFlightBytes", number(pipeline.maxInFlightBytes)),
-          ("rejected", .object(rejected)),
-        ])
-      ),
-    ])
-  }
-}

@@ -1,0 +1,205 @@
+import Foundation
+public import Manifest
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// One declared incident: who declared it, when and why, which tenants it covers, and the window
+/// of the flight recorder it pins.
+public struct Incident: Sendable, Equatable {
+  public enum State: String, Sendable, Equatable {
+    case active
+    /// Stopped by a caller (`incident stop`).
+    case stopped
+    /// Ended by its TTL.
+    case expired
+  }
+
+  public var id: String
+  public var reason: String
+  public var declaredBy: String
+  /// When it was declared (Unix nanoseconds); the incident's evidence starts `lookback` earlier.
+  public var startUnixNano: UInt64
+  public var lookbackNanos: UInt64
+  /// Ends the incident by itself this long after its start, unless stopped before.
+  public var ttlNanos: UInt64?
+  /// Tenants covered; empty means every tenant.
+  public var tenants: [String]
+  public var state: State
+  public var endUnixNano: UInt64?
+  public var endedBy: String?
+
+  /// The first arrival time whose records belong to the incident.
+  public var windowStartUnixNano: UInt64 { startUnixNano > lookbackNanos ? startUnixNano - lookbackNanos : 0 }
+
+  /// When the TTL ends it, if it has one.
+  public var expiresAtUnixNano: UInt64? {
+    ttlNanos.map { startUnixNano.addingReportingOverflow($0).overflow ? .max : startUnixNano + $0 }
+  }
+
+  /// Whether the incident covers `tenant`.
+  public func covers(tenant: String) -> Bool { tenants.isEmpty || tenants.contains(tenant) }
+
+  /// Whether arrival time `unixNano` falls in the incident's window (an active incident's window
+  /// is open-ended).
+  public func pins(fromUnixNano: UInt64, toUnixNano: UInt64) -> Bool {
+    toUnixNano >= windowStartUnixNano && fromUnixNano <= (endUnixNano ?? .max)
+  }
+
+  /// The JSON form used by the incident log, the admin API and `incident list --json`.
+  public var jsonValue: JSONValue {
+    var members: [(key: String, value: JSONValue)] = [
+      ("declaredBy", .string(declaredBy)),
+      ("id", .string(id)),
+      ("lookbackNanos", .string(String(lookbackNanos))),
+      ("reason", .string(reason)),
+      ("startUnixNano", .string(String(startUnixNano))),
+      ("state", .string(state.rawValue)),
+      ("tenants", .array(tenants.map { .string($0) })),
+      ("windowStartUnixNano", .string(String(windowStartUnixNano))),
+    ]
+    if let ttlNanos { members.append(("ttlNanos", .string(String(ttlNanos)))) }
+    if let endUnixNano { members.append(("endUnixNano", .string(String(endUnixNano)))) }
+    if let endedBy { members.append(("endedBy", .string(endedBy))) }
+    return .object(members.sorted { $0.key < $1.key })
+  }
+
+  /// Reads the JSON form.
+  public init(json value: JSONValue) throws(IncidentError) {
+    guard case .object(let members) = value else { throw IncidentError(.invalid, "incident is not a JSON object") }
+    var fields: [String: JSONValue] = [:]
+    for (key, member) in members { fields[key] = member }
+    func string(_ key: String) throws(IncidentError) -> String {
+      guard case .string(let text)? = fields[key] else { throw IncidentError(.invalid, "incident field \(key) missing") }
+      return text
+    }
+    func number(_ key: String) throws(IncidentError) -> UInt64 {
+      guard let value = BundleManifest.parseU64String(try string(key)) else {
+        throw IncidentError(.invalid, "incident field \(key) is not a u64 string")
+      }
+      return value
+    }
+    self.id = try string("id")
+    self.reason = try string("reason")
+    self.declaredBy = try string("declaredBy")
+    self.startUnixNano = try number("startUnixNano")
+    self.lookbackNanos = try number("lookbackNanos")
+    self.ttlNanos = fields["ttlNanos"] == nil ? nil : try number("ttlNanos")
+    guard let state = State(rawValue: try string("state")) else { throw IncidentError(.invalid, "unknown incident state") }
+    self.state = state
+    self.endUnixNano = fields["endUnixNano"] == nil ? nil : try number("endUnixNano")
+    self.endedBy = fields["endedBy"] == nil ? nil : try string("endedBy")
+    guard case .array(let tenantValues)? = fields["tenants"] else {
+      throw IncidentError(.invalid, "incident field tenants missing")
+    }
+    var tenants: [String] = []
+    for tenant in tenantValues {
+      guard case .string(let name) = tenant else { throw IncidentError(.invalid, "a tenant is not a string") }
+      tenants.append(name)
+    }
+    self.tenants = tenants
+  }
+
+  public init(
+    id: String, reason: String, declaredBy: String, startUnixNano: UInt64, lookbackNanos: UInt64, ttlNanos: UInt64?,
+    tenants: [String]
+  ) {
+    self.id = id
+    self.reason = reason
+    self.declaredBy = declaredBy
+    self.startUnixNano = startUnixNano
+    self.lookbackNanos = lookbackNanos
+    self.ttlNanos = ttlNanos
+    self.tenants = tenants
+    self.state = .active
+  }
+}
+
+/// Why an incident operation failed; each kind maps to one admin HTTP status.
+public struct IncidentError: Error, Sendable, CustomStringConvertible {
+  public enum Kind: Sendable, Equatable {
+    /// A bad field: empty reason, bad id, unknown tenant... (400)
+    case invalid
+    /// No incident with that id (404).
+    case notFound
+    /// The id is taken, or the incident already ended (409).
+    case conflict
+    /// The incident log could not be written (500): the operation did not happen.
+    case io
+  }
+
+  public var kind: Kind
+  public var message: String
+
+  public init(_ kind: Kind, _ message: String) {
+    self.kind = kind
+    self.message = message
+  }
+
+  public var description: String { message }
+}
+
+/// The incident log: one canonical-JSON line per change (start, stop, expiry), appended and
+/// fsynced before the change takes effect, so incident state survives `kill -9`. A torn last
+/// line (a crash mid-write) is ignored on reading and cut before the next append.
+public struct IncidentLog: Sendable {
+  public let path: String
+
+  public init(dataDirectory: String) {
+    self.path = dataDirectory + "/incidents.jsonl"
+  }
+
+  /// Every incident, as of the last complete line per id, in first-declared order.
+  public func read() throws(IncidentError) -> [Incident] {
+    guard FileManager.default.fileExists(atPath: path) else { return [] }
+    let bytes: [UInt8]
+    do {
+      bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+    } catch {
+      throw IncidentError(.io, "cannot read \(path): \(error.localizedDescription)")
+    }
+    var order: [String] = []
+    var latest: [String: Incident] = [:]
+    for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: true) {
+      // Only a line that parses completely counts; a torn final line is what a crash leaves.
+      guard let value = try? CanonicalJSON.parse(Array(line)), let incident = try? Incident(json: value) else { continue }
+      if latest[incident.id] == nil { order.append(incident.id) }
+      latest[incident.id] = incident
+    }
+    return order.compactMap { latest[$0] }
+  }
+
+  /// Appends `incident`'s current state durably.
+  public func append(_ incident: Incident) throws(IncidentError) {
+    let line: [UInt8]
+    do {
+      line = try CanonicalJSON.serialize(incident.jsonValue) + [0x0A]
+    } catch {
+      throw IncidentError(.io, "cannot serialize incident \(incident.id): \(error)")
+    }
+    let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw IncidentError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    // Cut a torn last line (no trailing newline) so the new line starts clean.
+    var end = lseek(fd, 0, SEEK_END)
+    if end > 0 {
+      var last: UInt8 = 0
+      if pread(fd, &last, 1, end - 1) == 1, last != 0x0A {
+        var scan = end - 1
+        var byte: UInt8 = 0
+        while scan > 0, pread(fd, &byte, 1, scan - 1) == 1, byte != 0x0A { scan -= 1 }
+        guard ftruncate(fd, scan) == 0 else {
+          throw IncidentError(.io, "cannot cut the torn line of \(path): \(String(cString: strerror(errno)))")
+        }
+        end = scan
+      }
+    }
+    let written = line.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, end) }
+    guard written == line.count else {
+      _ = ftruncate(fd, end)
+      throw IncidentError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
+    }
+    guard fsync(fd) == 0 else { throw IncidentError(.io, "cannot sync \(path): \(String(cString: strerror(errno)))") }
+  }
+}

@@ -1,0 +1,104 @@
+import Manifest
+import Synchronization
+
+/// Whether the service is ready to take requests (set once every listener is bound).
+final class ReadyFlag: Sendable {
+  private let value = Mutex(false)
+  var isReady: Bool { value.withLock { $0 } }
+  func set(_ ready: Bool) { value.withLock { $0 = ready } }
+}
+
+/// The admin endpoint's routes: health, readiness, status, sealing.
+struct AdminRoutes: Sendable {
+  let journal: Journal
+  let pipeline: CapturePipeline
+  let ready: ReadyFlag
+  let configuration: CaptureConfiguration
+  let incidents: IncidentManager
+
+  func handle(_ request: AdminRequest) async -> AdminResponse {
+    switch (request.method, request.path) {
+    case ("GET", "/healthz"):
+      return AdminResponse(status: 200, body: Array("ok\n".utf8))
+    case ("GET", "/readyz"):
+      if !ready.isReady { return AdminResponse(status: 503, body: Array("starting or stopping\n".utf8)) }
+      if let problem = journal.admissionProblem() {
+        return AdminResponse(status: 503, body: Array("not accepting: \(problem.message)\n".utf8))
+      }
+      return AdminResponse(status: 200, body: Array("ready\n".utf8))
+    case ("GET", "/status"):
+      return json(200, statusValue())
+    case ("POST", "/seal"):
+      await journal.sealOpenSegments()
+      return json(200, statusValue())
+    case (_, _) where request.path == "/incidents" || request.path.hasPrefix("/incidents/"):
+      return IncidentRoutes(incidents: incidents).handle(request)
+    case (_, "/healthz"), (_, "/readyz"), (_, "/status"), (_, "/seal"):
+      return AdminResponse(status: 405, body: Array("method not allowed\n".utf8))
+    default:
+      return AdminResponse(status: 404, body: Array("not found: \(request.path)\n".utf8))
+    }
+  }
+
+  private func json(_ status: Int, _ value: JSONValue) -> AdminResponse { AdminResponse.json(status, value) }
+
+  /// The `/status` document (its schema is in the README).
+  func statusValue() -> JSONValue {
+    let status = journal.status()
+    let counters = pipeline.counterSnapshot
+    func number(_ value: some BinaryInteger) -> JSONValue { .number(String(value)) }
+    let streams = status.streams.map { stream in
+      JSONValue.object([
+        ("nextSeq", .string(String(stream.nextSeq))), ("openRecords", number(stream.openRecords)),
+        ("signal", .string(stream.signal.rawValue)), ("tenant", .string(stream.tenant)),
+      ])
+    }
+    let recovery = status.recovery.map { report in
+      JSONValue.object([
+        ("cutBytes", number(report.cutBytes)), ("path", .string(report.path)), ("records", number(report.records)),
+      ])
+    }
+    let accepted = Signal.allCases.map { ($0.rawValue, number(counters.accepted[$0] ?? 0)) }
+    let rejected = counters.rejected.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) }
+    return .object([
+      ("nodeId", .string(status.nodeID)),
+      ("profile", .string(configuration.profile.rawValue)),
+      ("ready", .bool(ready.isReady)),
+      (
+        "journal",
+        .object([
+          ("accepting", .bool(status.accepting)), ("appendedBytes", .string(String(status.appendedBytes))),
+          ("appendedRecords", .string(String(status.appendedRecords))), ("bytes", .string(String(status.bytes))),
+          ("durability", .string(status.durability.rawValue)),
+          ("freeBytes", status.freeBytes.map { .string(String($0)) } ?? .null),
+          ("maxBytes", .string(String(status.maxBytes))), ("minFreeBytes", .string(String(status.minFreeBytes))),
+          ("sealedSegments", .string(String(status.sealedSegments))), ("streams", .array(streams)),
+          ("syncs", .string(String(status.syncs))),
+        ])
+      ),
+      ("recovery", .array(recovery)),
+      ("incidents", .object([("active", number(incidents.list().filter { $0.state == .active }.count))])),
+      (
+        "ingest",
+        .object([
+          ("accepted", .object(accepted)), ("acceptedBytes", .string(String(counters.acceptedBytes))),
+          ("inFlightBytes", number(pipeline.inFlightBytes)), ("maxInFlightBytes", number(pipeline.maxInFlightBytes)),
+          ("rejected", .object(rejected)),
+        ])
+      ),
+    ])
+  }
+}
+
+extension AdminResponse {
+  /// A JSON response: canonical JSON and a newline.
+  static func json(_ status: Int, _ value: JSONValue) -> AdminResponse {
+    let body = (try? CanonicalJSON.serialize(value)) ?? Array("{}".utf8)
+    return AdminResponse(status: status, contentType: "application/json", body: body + [0x0A])
+  }
+
+  /// A JSON error body `{"error": message}`.
+  static func error(_ status: Int, _ message: String) -> AdminResponse {
+    json(status, .object([("error", .string(message))]))
+  }
+}
