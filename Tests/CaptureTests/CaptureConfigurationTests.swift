@@ -21,7 +21,7 @@ import Testing
     #expect(configuration.admin == defaults.admin)
     #expect(configuration.maxInFlightBytes == defaults.maxInFlightBytes)
     #expect(configuration.maxRequestBytes == defaults.maxRequestBytes)
-    #expect(configuration.tenantHeader == defaults.tenantHeader)
+    #expect(configuration.tenancy == defaults.tenancy)
   }
 
   @Test func profilesArePresetsThatTheFileOverrides() throws {

@@ -73,10 +73,9 @@ public struct CaptureConfiguration: Sendable {
   public var idleTimeoutSeconds = 60
   /// A request's headers and body must arrive within this (slow clients are cut off).
   public var requestTimeoutSeconds = 30
-  /// HTTP header (and, lowercased, gRPC metadata key) naming the tenant.
-  public var tenantHeader = "X-Scope-OrgID"
-  /// Tenant of requests that name none.
-  public var defaultTenant = "default"
+  /// Where tenants come from and which are taken; the header is also, lowercased, the gRPC
+  /// metadata key.
+  public var tenancy = TenantPolicy()
   /// Look-back of incidents declared without one.
   public var defaultLookbackSeconds = 15 * 60
   /// Whether outbound notify hooks may run (always off in `airgap`).
@@ -125,7 +124,7 @@ public struct CaptureConfiguration: Sendable {
       )
     }
     guard maxConnections >= 1 else { throw CaptureConfigurationError("max-connections must be at least 1") }
-    if let problem = TenantName.problem(with: defaultTenant) {
+    if let problem = TenantName.problem(with: tenancy.defaultTenant) {
       throw CaptureConfigurationError("default-tenant: \(problem)")
     }
   }
@@ -210,8 +209,27 @@ public struct CaptureConfiguration: Sendable {
         for (name, entry) in try Self.mapping(value, key, path) {
           let field = "tenancy.\(name)"
           switch name {
-          case "header": tenantHeader = try Self.string(entry, field, path)
-          case "default-tenant": defaultTenant = try Self.string(entry, field, path)
+          case "header": tenancy.header = try Self.string(entry, field, path)
+          case "default-tenant": tenancy.defaultTenant = try Self.string(entry, field, path)
+          case "resource-attribute": tenancy.resourceAttribute = try Self.string(entry, field, path)
+          case "tenants":
+            guard let sequence = entry.sequence else {
+              throw CaptureConfigurationError("\(path): \(field) must be a list of tenant names")
+            }
+            var names: Set<String> = []
+            for item in sequence {
+              let name = try Self.string(item, field, path)
+              if let problem = TenantName.problem(with: name) {
+                throw CaptureConfigurationError("\(path): \(field): \(problem)")
+              }
+              names.insert(name)
+            }
+            tenancy.allowed = names
+          case "unknown":
+            guard let choice = TenantPolicy.UnknownTenant(rawValue: try Self.string(entry, field, path)) else {
+              throw CaptureConfigurationError("\(path): \(field) must be reject or default")
+            }
+            tenancy.unknown = choice
           default: throw Self.unknown(field, path)
           }
         }

@@ -18,19 +18,19 @@ public final class CapturePipeline: OTLPIngest {
   public let journal: Journal
   public let maxInFlightBytes: Int
   public let maxRequestBytes: Int
-  public let defaultTenant: String
+  public let tenants: TenantResolver
   /// Seconds a client is asked to wait after a backpressure answer.
   public let retryAfterSeconds: Int
   private let inFlight = Mutex(0)
   private let counters = Mutex(IngestCounters())
 
   public init(
-    journal: Journal, maxInFlightBytes: Int, maxRequestBytes: Int, defaultTenant: String, retryAfterSeconds: Int = 2
+    journal: Journal, maxInFlightBytes: Int, maxRequestBytes: Int, tenants: TenantPolicy, retryAfterSeconds: Int = 2
   ) {
     self.journal = journal
     self.maxInFlightBytes = maxInFlightBytes
     self.maxRequestBytes = maxRequestBytes
-    self.defaultTenant = defaultTenant
+    self.tenants = TenantResolver(policy: tenants)
     self.retryAfterSeconds = retryAfterSeconds
   }
 
@@ -67,14 +67,11 @@ public final class CapturePipeline: OTLPIngest {
     completion: @escaping @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void
   ) {
     let receivedUnixNano = Self.wallClockNanos()
-    let tenant = tenantHeader.map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
-      ?? defaultTenant
-    if let problem = TenantName.problem(with: tenant) {
-      return reject(RejectedRequest(.malformed, "tenant: \(problem)"), completion)
-    }
     let request: [UInt8]
+    let tenant: String
     do {
       request = try OTLPRequestDecoder.decode(body: body, signal: signal, encoding: encoding)
+      tenant = try tenants.resolve(transportTenant: tenantHeader, request: request, signal: signal)
     } catch {
       return reject(error, completion)
     }

@@ -59,7 +59,7 @@ public final class CaptureService: Sendable {
     journal.setRetentionPin { tenant, from, to in incidents.pins(tenant: tenant, fromUnixNano: from, toUnixNano: to) }
     let pipeline = CapturePipeline(
       journal: journal, maxInFlightBytes: configuration.maxInFlightBytes,
-      maxRequestBytes: configuration.maxRequestBytes, defaultTenant: configuration.defaultTenant)
+      maxRequestBytes: configuration.maxRequestBytes, tenants: configuration.tenancy)
     self.pipeline = pipeline
     let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
     self.group = group
@@ -69,13 +69,13 @@ public final class CaptureService: Sendable {
         host: configuration.otlpHTTP.host, port: configuration.otlpHTTP.port,
         maxConnections: configuration.maxConnections, idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)),
         requestReadTimeout: .seconds(Int64(configuration.requestTimeoutSeconds)),
-        tenantHeader: configuration.tenantHeader, retryAfterSeconds: pipeline.retryAfterSeconds),
+        tenantHeader: configuration.tenancy.header, retryAfterSeconds: pipeline.retryAfterSeconds),
       group: group, logger: logger)
     self.grpc = OTLPGRPCReceiver(
       ingest: pipeline,
       options: OTLPGRPCReceiver.Options(
         host: configuration.otlpGRPC.host, port: configuration.otlpGRPC.port,
-        tenantMetadataKey: configuration.tenantHeader),
+        tenantMetadataKey: configuration.tenancy.header),
       group: group, logger: logger)
     let routes = AdminRoutes(
       journal: journal, pipeline: pipeline, ready: ready, configuration: configuration, incidents: incidents)
