@@ -34,7 +34,7 @@ public struct CaptureWindow: Sendable, Equatable {
 }
 
 /// Names the redaction policy applied before capture and pins its exact bytes.
-public struct RedactionPolicyReference: Sendable, Equatable {
+public struct RedactionPolicyReference: Sendable, Hashable {
   /// The policy's id.
   public var id: String
   /// Lowercase hex SHA-256 of the exact policy document.

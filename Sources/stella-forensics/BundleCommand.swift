@@ -66,15 +66,17 @@ struct BundleCommand: ParsableCommand {
     guard FileManager.default.fileExists(atPath: JournalLayout(dataDirectory: data).journalDirectory) else {
       throw CLIFailure.usage("--data: \(data) holds no capture journal")
     }
-    let (window, facts, tenants) = try incident.map(incidentScope) ?? rangeScope()
+    var (window, facts, tenants) = try incident.map(incidentScope) ?? rangeScope()
     let signingKey = try KeyLoading.privateKey(key)
-    let segments: [SealedSegment]
+    let selection: JournalSelection.Selection
     do {
-      segments = try JournalSelection.select(
+      selection = try JournalSelection.select(
         dataDirectory: data, fromUnixNano: window.lowerBound, toUnixNano: window.upperBound, tenants: tenants)
     } catch {
       throw error.kind == .io ? CLIFailure.runtime(error.message) : CLIFailure.usage(error.message)
     }
+    let segments = selection.segments
+    facts.redactionPolicy = selection.redactionPolicy
     guard !segments.isEmpty else {
       throw CLIFailure.usage(
         "no captured records arrived between \(RFC3339.format(window.lowerBound)) and \(RFC3339.format(window.upperBound))\(tenants.map { " for tenant(s) \($0.joined(separator: ", "))" } ?? "") in \(data)"

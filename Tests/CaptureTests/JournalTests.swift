@@ -54,7 +54,7 @@ import WireTestSupport
     await journal.stop()
 
     let segments = try JournalSelection.select(
-      dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: nil)
+      dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: nil).segments
     #expect(segments.map(\.entry.recordCount).reduce(0, +) == 20)
     #expect(Set(segments.map(\.entry.tenant)) == ["acme", "globex"])
     #expect(segments.allSatisfy { $0.entry.node == "node-a" })
@@ -107,9 +107,39 @@ import WireTestSupport
     let results = await append(journal, [traces(5)])
     #expect(try results[0].get().seq == 5)
     await journal.stop()
-    let segments = try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: ["acme"])
+    let segments = try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: ["acme"]).segments
     #expect(segments.map(\.entry.recordCount) == [6])
     try sealAndVerify(segments, in: scratch)
+  }
+
+  @Test func aPolicyChangeSealsOpenSegmentsAndABundleNeverMixesPolicies() async throws {
+    let scratch = try ScratchDirectory()
+    let directory = JournalLayout(dataDirectory: scratch.path).streamDirectory(signal: .traces, tenant: "acme")
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    try "node-a\n".write(toFile: scratch.path + "/node-id", atomically: true, encoding: .utf8)
+    // An open segment left by a run without redaction (a crash: nothing sealed it).
+    let writer = try SegmentFileWriter(
+      creating: directory + "/00000000000000000000.open",
+      header: SegmentHeader(signal: .traces, tenant: "acme", node: "node-a"), firstSeq: 0)
+    try writer.append(request: traces(0).request, receivedUnixNano: 1_000)
+    try writer.sync()
+    let policy = RedactionPolicyReference(id: "pii", sha256: String(repeating: "ab", count: 32))
+    let journal = try Journal(
+      dataDirectory: scratch.path, nodeID: nil, options: options(), redactionPolicy: policy, logger: logger)
+    let results = await append(journal, [traces(1, received: 2_000)])
+    #expect(try results[0].get().seq == 1)
+    await journal.stop()
+    let before = try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: 1_500, tenants: nil)
+    #expect(before.redactionPolicy == .none)
+    #expect(before.segments.map(\.entry.lastSeq) == [0])
+    let after = try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 1_500, toUnixNano: .max, tenants: nil)
+    #expect(after.redactionPolicy == policy)
+    #expect(after.segments.map(\.entry.firstSeq) == [1])
+    #expect {
+      _ = try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: nil)
+    } throws: { error in
+      (error as? JournalError)?.kind == .configuration
+    }
   }
 
   @Test func refusesToStartOnACorruptMiddle() throws {
@@ -145,15 +175,15 @@ import WireTestSupport
       _ = await append(journal, [request])
     }
     await journal.stop()
-    let all = try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: nil)
+    let all = try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: nil).segments
     #expect(all.count >= 3)
     #expect(all.map(\.entry.recordCount).reduce(0, +) == 8)
     let late = try JournalSelection.select(
-      dataDirectory: scratch.path, fromUnixNano: 6_000_000_000, toUnixNano: .max, tenants: nil)
+      dataDirectory: scratch.path, fromUnixNano: 6_000_000_000, toUnixNano: .max, tenants: nil).segments
     #expect(late.map(\.entry.lastSeq).max() == 7)
     #expect((late.map(\.entry.firstSeq).min() ?? 0) > 0)
     try sealAndVerify(late, in: scratch)
-    #expect(try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: ["nobody"]).isEmpty)
+    #expect(try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: ["nobody"]).segments.isEmpty)
   }
 
   @Test func refusesAppendsPastTheDiskBoundAndRecovers() async throws {

@@ -66,6 +66,8 @@ public final class Journal: @unchecked Sendable {
   public let layout: JournalLayout
   public let nodeID: String
   public let options: JournalOptions
+  /// The redaction policy every record appended now went through (recorded with each segment).
+  public let redactionPolicy: RedactionPolicyReference
   private let logger: Logger
 
   private struct Pending {
@@ -147,7 +149,12 @@ public final class Journal: @unchecked Sendable {
   ///
   /// - Parameter nodeID: the node id to capture under; `nil` takes the one stored in the data
   ///   directory, or generates and stores one on first use.
-  public init(dataDirectory: String, nodeID: String?, options: JournalOptions, logger: Logger) throws(JournalError) {
+  /// - Parameter redactionPolicy: the policy the records appended from now on went through; open
+  ///   segments of a run under another policy are sealed at once, so no segment mixes policies.
+  public init(
+    dataDirectory: String, nodeID: String?, options: JournalOptions,
+    redactionPolicy: RedactionPolicyReference = .none, logger: Logger
+  ) throws(JournalError) {
     let layout = JournalLayout(dataDirectory: dataDirectory)
     try JournalFiles.makeDirectories(layout.journalDirectory)
     let fd = open(layout.lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
@@ -159,20 +166,23 @@ public final class Journal: @unchecked Sendable {
     self.lockDescriptor = fd
     self.layout = layout
     self.options = options
+    self.redactionPolicy = redactionPolicy
     self.logger = logger
     do {
       self.nodeID = try Journal.resolveNodeID(configured: nodeID, layout: layout)
+      let previousPolicy = try JournalPolicyFile.read(layout)
       var reports: [RecoveryReport] = []
       var bytes: Int64 = 0
       var found: [StreamID: StreamState] = [:]
       for directory in layout.streamDirectories() {
         if let stream = try Journal.recoverStream(
           directory: directory, nodeID: self.nodeID, options: options, logger: logger, reports: &reports,
-          bytes: &bytes, ring: &ring)
+          bytes: &bytes, ring: &ring, policy: previousPolicy, continueOpen: previousPolicy == redactionPolicy)
         {
           found[StreamID(signal: stream.signal, tenant: stream.tenant)] = stream
         }
       }
+      if previousPolicy != redactionPolicy { try JournalPolicyFile.write(redactionPolicy, layout) }
       self.recovery = reports
       self.streams = found
       self.diskBytes = bytes
@@ -560,7 +570,7 @@ public final class Journal: @unchecked Sendable {
       let sealed = try writer.seal(to: sealedPath)
       let segment = JournalSegment(
         entry: sealed.entry, path: sealedPath, firstReceivedUnixNano: firstReceived,
-        lastReceivedUnixNano: lastReceived)
+        lastReceivedUnixNano: lastReceived, redactionPolicy: redactionPolicy)
       let sidecar = try segment.sidecarBytes()
       try JournalFiles.writeAtomically(sidecar, to: sidecarPath)
       unlink(writer.path)
@@ -689,7 +699,7 @@ public final class Journal: @unchecked Sendable {
   /// completed, cuts torn tails, seals all but the newest open segment, and finds the next seq.
   private static func recoverStream(
     directory: String, nodeID: String, options: JournalOptions, logger: Logger, reports: inout [RecoveryReport],
-    bytes: inout Int64, ring: inout [RingSegment]
+    bytes: inout Int64, ring: inout [RingSegment], policy: RedactionPolicyReference, continueOpen: Bool
   ) throws(JournalError) -> StreamState? {
     let files = JournalLayout.listStream(directory)
     for partial in files.partial { unlink(partial) }
@@ -704,7 +714,8 @@ public final class Journal: @unchecked Sendable {
       if files.sidecars.contains(firstSeq) {
         segment = try JournalSegment.read(sidecar: sidecarPath, sealedPath: sealedPath)
       } else {
-        segment = try rebuildSidecar(sealedPath: sealedPath, sidecarPath: sidecarPath, firstSeq: firstSeq, options: options)
+        segment = try rebuildSidecar(
+          sealedPath: sealedPath, sidecarPath: sidecarPath, firstSeq: firstSeq, options: options, policy: policy)
       }
       if segment.entry.node != nodeID {
         throw JournalError(.corrupt, "\(sealedPath) was captured by node \"\(segment.entry.node)\", not \"\(nodeID)\"")
@@ -766,16 +777,17 @@ public final class Journal: @unchecked Sendable {
       } catch {
         throw JournalError(.io, error.description)
       }
-      if index == files.open.count - 1 {
+      if index == files.open.count - 1 && continueOpen {
         continuing = writer
       } else {
-        // Only the newest segment of a stream stays open; older ones were mid-seal.
+        // Only the newest segment of a stream stays open (older ones were mid-seal), and only
+        // when the redaction policy is unchanged.
         let sealedPath = JournalLayout.sealedPath(in: directory, firstSeq: firstSeq)
         do {
           let sealed = try writer.seal(to: sealedPath)
           let segment = JournalSegment(
             entry: sealed.entry, path: sealedPath, firstReceivedUnixNano: recovered.firstReceivedUnixNano ?? 0,
-            lastReceivedUnixNano: recovered.lastReceivedUnixNano)
+            lastReceivedUnixNano: recovered.lastReceivedUnixNano, redactionPolicy: policy)
           try JournalFiles.writeAtomically(
             try segment.sidecarBytes(), to: JournalLayout.sidecarPath(in: directory, firstSeq: firstSeq))
           unlink(openPath)
@@ -813,18 +825,18 @@ public final class Journal: @unchecked Sendable {
     }
   }
 
-  private static func rebuildSidecar(sealedPath: String, sidecarPath: String, firstSeq: UInt64, options: JournalOptions)
-    throws(JournalError) -> JournalSegment
-  {
-    let rebuilt = try describeSealed(path: sealedPath, firstSeq: firstSeq, limits: options.limits)
+  private static func rebuildSidecar(
+    sealedPath: String, sidecarPath: String, firstSeq: UInt64, options: JournalOptions, policy: RedactionPolicyReference
+  ) throws(JournalError) -> JournalSegment {
+    let rebuilt = try describeSealed(path: sealedPath, firstSeq: firstSeq, limits: options.limits, policy: policy)
     try JournalFiles.writeAtomically(try rebuilt.sidecarBytes(), to: sidecarPath)
     return rebuilt
   }
 
   /// Describes a sealed segment whose sidecar is missing by reading it in full.
-  static func describeSealed(path: String, firstSeq: UInt64, limits: VerificationLimits) throws(JournalError)
-    -> JournalSegment
-  {
+  static func describeSealed(
+    path: String, firstSeq: UInt64, limits: VerificationLimits, policy: RedactionPolicyReference
+  ) throws(JournalError) -> JournalSegment {
     do {
       let source = try FileByteSource(path: path)
       let compressed = try source.bytes(at: 0, count: source.count)
@@ -841,7 +853,7 @@ public final class Journal: @unchecked Sendable {
         lastSeq: scan.firstSeq + scan.recordCount - 1, firstTimeUnixNano: firstTime, lastTimeUnixNano: lastTime)
       return JournalSegment(
         entry: entry, path: path, firstReceivedUnixNano: scan.firstReceivedUnixNano ?? 0,
-        lastReceivedUnixNano: scan.lastReceivedUnixNano)
+        lastReceivedUnixNano: scan.lastReceivedUnixNano, redactionPolicy: policy)
     } catch let error as JournalError {
       throw error
     } catch let error as BundleIOError {

@@ -29,6 +29,8 @@ public struct JournalLayout: Sendable {
   public var journalDirectory: String { dataDirectory + "/journal" }
   public var nodeIDPath: String { dataDirectory + "/node-id" }
   public var lockPath: String { dataDirectory + "/LOCK" }
+  /// The redaction policy (id and digest) records are journaled under now.
+  public var redactionPolicyPath: String { dataDirectory + "/redaction-policy.json" }
 
   /// The directory of one stream's segments.
   public func streamDirectory(signal: Signal, tenant: String) -> String {
@@ -112,12 +114,18 @@ public struct JournalSegment: Sendable, Equatable {
   /// Arrival times of its first and last record (0 when unknown).
   public var firstReceivedUnixNano: UInt64
   public var lastReceivedUnixNano: UInt64
+  /// The redaction policy its records went through before they were journaled.
+  public var redactionPolicy: RedactionPolicyReference
 
-  public init(entry: BlobEntry, path: String, firstReceivedUnixNano: UInt64, lastReceivedUnixNano: UInt64) {
+  public init(
+    entry: BlobEntry, path: String, firstReceivedUnixNano: UInt64, lastReceivedUnixNano: UInt64,
+    redactionPolicy: RedactionPolicyReference
+  ) {
     self.entry = entry
     self.path = path
     self.firstReceivedUnixNano = firstReceivedUnixNano
     self.lastReceivedUnixNano = lastReceivedUnixNano
+    self.redactionPolicy = redactionPolicy
   }
 
   /// The sidecar's canonical JSON.
@@ -126,6 +134,7 @@ public struct JournalSegment: Sendable, Equatable {
       ("entry", entry.jsonValue),
       ("firstReceivedUnixNano", .string(String(firstReceivedUnixNano))),
       ("lastReceivedUnixNano", .string(String(lastReceivedUnixNano))),
+      ("redactionPolicy", JournalPolicyFile.jsonValue(redactionPolicy)),
     ])
     do {
       return try CanonicalJSON.serialize(value)
@@ -150,9 +159,11 @@ public struct JournalSegment: Sendable, Equatable {
       var entry: BlobEntry?
       var first: UInt64?
       var last: UInt64?
+      var policy = RedactionPolicyReference.none
       for (key, value) in members {
         switch (key, value) {
         case ("entry", _): entry = try BlobEntry(validating: value, at: "entry")
+        case ("redactionPolicy", _): policy = try JournalPolicyFile.reference(from: value, path: sidecar)
         case ("firstReceivedUnixNano", .string(let text)): first = BundleManifest.parseU64String(text)
         case ("lastReceivedUnixNano", .string(let text)): last = BundleManifest.parseU64String(text)
         default: continue
@@ -161,7 +172,9 @@ public struct JournalSegment: Sendable, Equatable {
       guard let entry, let first, let last else {
         throw JournalError(.corrupt, "\(sidecar): missing entry or arrival times")
       }
-      return JournalSegment(entry: entry, path: sealedPath, firstReceivedUnixNano: first, lastReceivedUnixNano: last)
+      return JournalSegment(
+        entry: entry, path: sealedPath, firstReceivedUnixNano: first, lastReceivedUnixNano: last,
+        redactionPolicy: policy)
     } catch let error as JournalError {
       throw error
     } catch {
@@ -233,5 +246,47 @@ enum JournalFiles {
 
   static func errno(_ what: String) -> JournalError {
     JournalError(kindForErrno(), "\(what): \(String(cString: strerror(Glibc.errno)))")
+  }
+}
+
+/// The redaction policy reference as the journal stores it (`DATA/redaction-policy.json`, and in
+/// every sidecar): `{"id": ..., "sha256": ...}`.
+enum JournalPolicyFile {
+  static func jsonValue(_ policy: RedactionPolicyReference) -> JSONValue {
+    .object([("id", .string(policy.id)), ("sha256", .string(policy.sha256))])
+  }
+
+  static func reference(from value: JSONValue, path: String) throws(JournalError) -> RedactionPolicyReference {
+    guard case .object(let members) = value,
+      case .string(let id)? = members.first(where: { $0.key == "id" })?.value,
+      case .string(let sha256)? = members.first(where: { $0.key == "sha256" })?.value, Hex.isHex64(sha256)
+    else {
+      throw JournalError(.corrupt, "\(path): redactionPolicy must be {id, sha256}")
+    }
+    return RedactionPolicyReference(id: id, sha256: sha256)
+  }
+
+  /// The policy the data directory's open segments were journaled under (`none` if never set).
+  static func read(_ layout: JournalLayout) throws(JournalError) -> RedactionPolicyReference {
+    let path = layout.redactionPolicyPath
+    guard FileManager.default.fileExists(atPath: path) else { return .none }
+    do {
+      let source = try FileByteSource(path: path)
+      return try reference(from: try CanonicalJSON.parse(try source.bytes(at: 0, count: source.count)), path: path)
+    } catch let error as JournalError {
+      throw error
+    } catch {
+      throw JournalError(.corrupt, "\(path): \(error)")
+    }
+  }
+
+  static func write(_ policy: RedactionPolicyReference, _ layout: JournalLayout) throws(JournalError) {
+    let bytes: [UInt8]
+    do {
+      bytes = try CanonicalJSON.serialize(jsonValue(policy))
+    } catch {
+      throw JournalError(.io, "cannot serialize the redaction policy reference: \(error)")
+    }
+    try JournalFiles.writeAtomically(bytes, to: layout.redactionPolicyPath)
   }
 }

@@ -13,20 +13,41 @@ public import Manifest
 /// a few records just outside the window but never misses one inside it, and each stream's
 /// segments stay contiguous (what lies between two selected segments is selected too).
 public enum JournalSelection {
+  /// What a selection found: the segments, and the one redaction policy their records went through.
+  public struct Selection: Sendable {
+    public var segments: [SealedSegment]
+    /// `none` when nothing was selected.
+    public var redactionPolicy: RedactionPolicyReference
+  }
+
   /// The segments of every stream (or of `tenants` only) with records that arrived between
-  /// `fromUnixNano` and `toUnixNano`, inclusive.
+  /// `fromUnixNano` and `toUnixNano`, inclusive. A window whose segments were journaled under two
+  /// redaction policies is refused: a manifest states one policy.
   public static func select(
     dataDirectory: String, fromUnixNano: UInt64, toUnixNano: UInt64, tenants: [String]?,
     limits: VerificationLimits = .init()
-  ) throws(JournalError) -> [SealedSegment] {
+  ) throws(JournalError) -> Selection {
     let layout = JournalLayout(dataDirectory: dataDirectory)
+    let currentPolicy = try JournalPolicyFile.read(layout)
     let keys = tenants.map { Set($0.map { "/" + JournalLayout.tenantKey($0) }) }
     var selected: [SealedSegment] = []
+    var policies: Set<RedactionPolicyReference> = []
     for directory in layout.streamDirectories() {
       if let keys, !keys.contains(where: { directory.hasSuffix($0) }) { continue }
-      selected += try selectStream(directory, from: fromUnixNano, to: toUnixNano, limits: limits)
+      for (segment, policy) in try selectStream(
+        directory, from: fromUnixNano, to: toUnixNano, limits: limits, currentPolicy: currentPolicy)
+      {
+        selected.append(segment)
+        policies.insert(policy)
+      }
     }
-    return selected
+    guard policies.count <= 1 else {
+      let names = policies.map { "\($0.id) (\($0.sha256.prefix(12))…)" }.sorted().joined(separator: ", ")
+      throw JournalError(
+        .configuration,
+        "the window holds records journaled under different redaction policies: \(names); bundle a narrower window")
+    }
+    return Selection(segments: selected, redactionPolicy: policies.first ?? .none)
   }
 
   private enum Candidate {
@@ -41,14 +62,14 @@ public enum JournalSelection {
     }
   }
 
-  private static func selectStream(_ directory: String, from: UInt64, to: UInt64, limits: VerificationLimits)
-    throws(JournalError) -> [SealedSegment]
-  {
+  private static func selectStream(
+    _ directory: String, from: UInt64, to: UInt64, limits: VerificationLimits, currentPolicy: RedactionPolicyReference
+  ) throws(JournalError) -> [(SealedSegment, RedactionPolicyReference)] {
     // A running capture may seal an open segment between listing and reading it; list again.
     var lastError: JournalError?
     for _ in 0..<5 {
       do {
-        return try attemptStream(directory, from: from, to: to, limits: limits)
+        return try attemptStream(directory, from: from, to: to, limits: limits, currentPolicy: currentPolicy)
       } catch let error where error.kind == .io {
         lastError = error
       }
@@ -56,9 +77,9 @@ public enum JournalSelection {
     throw lastError ?? JournalError(.io, "\(directory): cannot read the stream")
   }
 
-  private static func attemptStream(_ directory: String, from: UInt64, to: UInt64, limits: VerificationLimits)
-    throws(JournalError) -> [SealedSegment]
-  {
+  private static func attemptStream(
+    _ directory: String, from: UInt64, to: UInt64, limits: VerificationLimits, currentPolicy: RedactionPolicyReference
+  ) throws(JournalError) -> [(SealedSegment, RedactionPolicyReference)] {
     let files = JournalLayout.listStream(directory)
     var candidates: [(firstSeq: UInt64, candidate: Candidate)] = []
     let openSet = Set(files.open)
@@ -69,7 +90,9 @@ public enum JournalSelection {
           sidecar: JournalLayout.sidecarPath(in: directory, firstSeq: firstSeq), sealedPath: sealedPath)
         candidates.append((firstSeq, .sealed(segment)))
       } else if !openSet.contains(firstSeq) {
-        candidates.append((firstSeq, .sealed(try Journal.describeSealed(path: sealedPath, firstSeq: firstSeq, limits: limits))))
+        let described = try Journal.describeSealed(
+          path: sealedPath, firstSeq: firstSeq, limits: limits, policy: currentPolicy)
+        candidates.append((firstSeq, .sealed(described)))
       }
     }
     let sealedWithSidecar = Set(candidates.map(\.firstSeq))
@@ -89,14 +112,14 @@ public enum JournalSelection {
       return first <= to && last >= from
     }
     guard let low = hits.first, let high = hits.last else { return [] }
-    var segments: [SealedSegment] = []
+    var segments: [(SealedSegment, RedactionPolicyReference)] = []
     for (_, candidate) in candidates[low...high] {
       switch candidate {
       case .sealed(let segment):
-        segments.append(
-          SealedSegment(entry: segment.entry, data: .fileRange(path: segment.path, offset: 0, count: Int(segment.entry.size))))
+        let data = MemberData.fileRange(path: segment.path, offset: 0, count: Int(segment.entry.size))
+        segments.append((SealedSegment(entry: segment.entry, data: data), segment.redactionPolicy))
       case .open(let path, let scan):
-        segments.append(try sealInMemory(path: path, scan: scan, limits: limits))
+        segments.append((try sealInMemory(path: path, scan: scan, limits: limits), currentPolicy))
       }
     }
     return segments
