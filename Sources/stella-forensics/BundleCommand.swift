@@ -41,6 +41,9 @@ struct BundleCommand: ParsableCommand {
   @Option(name: .customLong("declared-by"), help: "Who declared the incident.")
   var declaredBy: String?
 
+  @Flag(help: "Bundle the long-term archive (what tail sampling kept) instead of the flight recorder.")
+  var archive = false
+
   @Option(help: "Only this tenant's streams.")
   var tenant: String?
 
@@ -63,15 +66,16 @@ struct BundleCommand: ParsableCommand {
 
   func run() throws {
     if let tenant, let problem = TenantName.problem(with: tenant) { throw CLIFailure.usage("--tenant: \(problem)") }
-    guard FileManager.default.fileExists(atPath: JournalLayout(dataDirectory: data).journalDirectory) else {
-      throw CLIFailure.usage("--data: \(data) holds no capture journal")
+    let journalData = archive ? JournalLayout(dataDirectory: data).archiveDataDirectory : data
+    guard FileManager.default.fileExists(atPath: JournalLayout(dataDirectory: journalData).journalDirectory) else {
+      throw CLIFailure.usage("--data: \(data) holds no capture \(archive ? "archive" : "journal")")
     }
     var (window, facts, tenants) = try incident.map(incidentScope) ?? rangeScope()
     let signingKey = try KeyLoading.privateKey(key)
     let selection: JournalSelection.Selection
     do {
       selection = try JournalSelection.select(
-        dataDirectory: data, fromUnixNano: window.lowerBound, toUnixNano: window.upperBound, tenants: tenants)
+        dataDirectory: journalData, fromUnixNano: window.lowerBound, toUnixNano: window.upperBound, tenants: tenants)
     } catch {
       throw error.kind == .io ? CLIFailure.runtime(error.message) : CLIFailure.usage(error.message)
     }

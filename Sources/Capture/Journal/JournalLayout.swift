@@ -10,6 +10,9 @@ public import Manifest
 /// ```
 /// DATA/node-id                                 the node id, written once
 /// DATA/LOCK                                    held (flock) by the running capture process
+/// DATA/incidents.jsonl                         the incident log
+/// DATA/redaction-policy.json                   the redaction policy records are journaled under now
+/// DATA/archive/…                               the long-term archive: the same layout, node id `<node>.archive`
 /// DATA/journal/<signal>/t-<tenant key>/
 ///     <firstSeq, 20 digits>.open               the stream's open segment: an uncompressed segment (§6.2)
 ///     <firstSeq, 20 digits>.zst                a sealed segment: exactly a bundle blob
@@ -29,6 +32,9 @@ public struct JournalLayout: Sendable {
   public var journalDirectory: String { dataDirectory + "/journal" }
   public var nodeIDPath: String { dataDirectory + "/node-id" }
   public var lockPath: String { dataDirectory + "/LOCK" }
+  /// The long-term archive: a journal of its own (what tail sampling keeps, with its own node id
+  /// and sequence numbers), never pruned by the ring.
+  public var archiveDataDirectory: String { dataDirectory + "/archive" }
   /// The redaction policy (id and digest) records are journaled under now.
   public var redactionPolicyPath: String { dataDirectory + "/redaction-policy.json" }
 

@@ -21,12 +21,17 @@ public final class CapturePipeline: OTLPIngest {
   public let tenants: TenantResolver
   /// Seconds a client is asked to wait after a backpressure answer.
   public let retryAfterSeconds: Int
+  /// Sees every request after the journal acknowledged it (tail sampling into the archive);
+  /// it must not block, since acknowledgements wait for it.
+  private let observer: (@Sendable (AdmittedRequest) -> Void)?
   private let inFlight = Mutex(0)
   private let counters = Mutex(IngestCounters())
 
   public init(
-    journal: Journal, maxInFlightBytes: Int, maxRequestBytes: Int, tenants: TenantPolicy, retryAfterSeconds: Int = 2
+    journal: Journal, maxInFlightBytes: Int, maxRequestBytes: Int, tenants: TenantPolicy, retryAfterSeconds: Int = 2,
+    observer: (@Sendable (AdmittedRequest) -> Void)? = nil
   ) {
+    self.observer = observer
     self.journal = journal
     self.maxInFlightBytes = maxInFlightBytes
     self.maxRequestBytes = maxRequestBytes
@@ -85,6 +90,7 @@ public final class CapturePipeline: OTLPIngest {
           counters.acceptedBytes += UInt64(request.count)
         }
         completion(.success(IngestReceipt(seq: receipt.seq, signal: signal, tenant: tenant)))
+        observer?(admitted)
       case .failure(let error):
         reject(Self.rejection(for: error, retryAfterSeconds: retryAfter), completion)
       }
