@@ -127,7 +127,8 @@ struct BundleCommand: ParsableCommand {
       throw CLIFailure.runtime(error.message)
     }
     guard let incident = incidents.first(where: { $0.id == incidentID }) else {
-      throw CLIFailure.usage("no incident \(incidentID) in \(data) (known: \(incidents.map(\.id).joined(separator: ", ")))")
+      throw CLIFailure.usage(
+        "no incident \(incidentID) in \(data) (known: \(incidents.map(\.id).joined(separator: ", ")))")
     }
     // An active incident is bundled up to now; its bundle says so in the capture window's end.
     let end = incident.endUnixNano ?? IncidentManager.wallClock()
@@ -151,6 +152,7 @@ struct BundleCommand: ParsableCommand {
   static func compact(_ unixNano: UInt64) -> String {
     let full = RFC3339.format(unixNano).filter { $0 != "-" && $0 != ":" }
     // 20261125T100000.000000000Z: drop an all-zero fraction.
-    return full.hasSuffix(".000000000Z") ? String(full.dropLast(11)) + "Z" : full.replacingOccurrences(of: ".", with: "")
+    return full.hasSuffix(".000000000Z")
+      ? String(full.dropLast(11)) + "Z" : full.replacingOccurrences(of: ".", with: "")
   }
 }

@@ -72,7 +72,9 @@ struct CaptureCommand: AsyncParsableCommand {
 
   func run() async throws {
     let configuration = try resolvedConfiguration()
-    guard let level = Logger.Level(rawValue: logLevel) else { throw CLIFailure.usage("--log-level: unknown level \(logLevel)") }
+    guard let level = Logger.Level(rawValue: logLevel) else {
+      throw CLIFailure.usage("--log-level: unknown level \(logLevel)")
+    }
     LoggingSystem.bootstrap { label in
       var handler = StreamLogHandler.standardError(label: label)
       handler.logLevel = level
@@ -148,15 +150,26 @@ struct CaptureCommand: AsyncParsableCommand {
       }
       configuration.journal.durability = policy
     }
-    if let syncInterval { configuration.journal.syncIntervalMillis = try Self.milliseconds(syncInterval, "--sync-interval") }
-    if let maxInFlightBytes { configuration.maxInFlightBytes = Int(try Self.size(maxInFlightBytes, "--max-inflight-bytes")) }
-    if let maxJournalBytes { configuration.journal.maxJournalBytes = try Self.size(maxJournalBytes, "--max-journal-bytes") }
+    if let syncInterval {
+      configuration.journal.syncIntervalMillis = try Self.milliseconds(syncInterval, "--sync-interval")
+    }
+    if let maxInFlightBytes {
+      configuration.maxInFlightBytes = Int(try Self.size(maxInFlightBytes, "--max-inflight-bytes"))
+    }
+    if let maxJournalBytes {
+      configuration.journal.maxJournalBytes = try Self.size(maxJournalBytes, "--max-journal-bytes")
+    }
     if let minFreeBytes { configuration.journal.minFreeBytes = try Self.size(minFreeBytes, "--min-free-bytes") }
-    if let maxRequestBytes { configuration.maxRequestBytes = Int(try Self.size(maxRequestBytes, "--max-request-bytes")) }
+    if let maxRequestBytes {
+      configuration.maxRequestBytes = Int(try Self.size(maxRequestBytes, "--max-request-bytes"))
+    }
     if let maxConnections { configuration.maxConnections = maxConnections }
-    if let segmentMaxBytes { configuration.journal.maxSegmentBytes = Int(try Self.size(segmentMaxBytes, "--segment-max-bytes")) }
+    if let segmentMaxBytes {
+      configuration.journal.maxSegmentBytes = Int(try Self.size(segmentMaxBytes, "--segment-max-bytes"))
+    }
     if let segmentMaxAge {
-      configuration.journal.maxSegmentAgeSeconds = max(1, try Self.milliseconds(segmentMaxAge, "--segment-max-age") / 1000)
+      configuration.journal.maxSegmentAgeSeconds = max(
+        1, try Self.milliseconds(segmentMaxAge, "--segment-max-age") / 1000)
     }
     if let requestTimeout {
       configuration.requestTimeoutSeconds = max(1, try Self.milliseconds(requestTimeout, "--request-timeout") / 1000)

@@ -105,7 +105,8 @@ struct IncidentCommand: AsyncParsableCommand {
         try Output.printJSON(listing)
         return
       }
-      guard case .object(let members) = listing, case .array(let incidents)? = members.first(where: { $0.key == "incidents" })?.value
+      guard case .object(let members) = listing,
+        case .array(let incidents)? = members.first(where: { $0.key == "incidents" })?.value
       else { throw CLIFailure.runtime("the admin endpoint answered an unexpected document") }
       if incidents.isEmpty { print("no incidents") }
       for value in incidents {
@@ -159,7 +160,9 @@ struct AdminClient {
     let document = try? CanonicalJSON.parse(Array(data))
     guard code == status, let document else {
       var message = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-      if case .object(let members)? = document, case .string(let text)? = members.first(where: { $0.key == "error" })?.value {
+      if case .object(let members)? = document,
+        case .string(let text)? = members.first(where: { $0.key == "error" })?.value
+      {
         message = text
       }
       let failure = "\(method) \(path): \(code) \(message)"

@@ -13,7 +13,8 @@ struct StellaForensics: AsyncParsableCommand {
       """,
     version: "0.1.0",
     subcommands: [
-      KeygenCommand.self, CaptureCommand.self, IncidentCommand.self, ImportCommand.self, BundleCommand.self, SignCommand.self, VerifyCommand.self, InspectCommand.self,
+      KeygenCommand.self, CaptureCommand.self, IncidentCommand.self, ImportCommand.self, BundleCommand.self,
+      SignCommand.self, VerifyCommand.self, InspectCommand.self,
     ]
   )
 

@@ -44,7 +44,8 @@ import WireTestSupport
   @Test(arguments: DurabilityPolicy.allCases)
   func numbersEachStreamFromZeroAndSealsIntoVerifiableBlobs(durability: DurabilityPolicy) async throws {
     let scratch = try ScratchDirectory()
-    let journal = try Journal(dataDirectory: scratch.path, nodeID: "node-a", options: options(durability), logger: logger)
+    let journal = try Journal(
+      dataDirectory: scratch.path, nodeID: "node-a", options: options(durability), logger: logger)
     let requests = (0..<20).map { traces($0, tenant: $0 % 2 == 0 ? "acme" : "globex") }
     let results = await append(journal, requests)
     let seqs = try results.map { try $0.get().seq }
@@ -54,7 +55,8 @@ import WireTestSupport
     await journal.stop()
 
     let segments = try JournalSelection.select(
-      dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: nil).segments
+      dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: nil
+    ).segments
     #expect(segments.map(\.entry.recordCount).reduce(0, +) == 20)
     #expect(Set(segments.map(\.entry.tenant)) == ["acme", "globex"])
     #expect(segments.allSatisfy { $0.entry.node == "node-a" })
@@ -107,7 +109,9 @@ import WireTestSupport
     let results = await append(journal, [traces(5)])
     #expect(try results[0].get().seq == 5)
     await journal.stop()
-    let segments = try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: ["acme"]).segments
+    let segments = try JournalSelection.select(
+      dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: ["acme"]
+    ).segments
     #expect(segments.map(\.entry.recordCount) == [6])
     try sealAndVerify(segments, in: scratch)
   }
@@ -129,10 +133,12 @@ import WireTestSupport
     let results = await append(journal, [traces(1, received: 2_000)])
     #expect(try results[0].get().seq == 1)
     await journal.stop()
-    let before = try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: 1_500, tenants: nil)
+    let before = try JournalSelection.select(
+      dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: 1_500, tenants: nil)
     #expect(before.redactionPolicy == .none)
     #expect(before.segments.map(\.entry.lastSeq) == [0])
-    let after = try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 1_500, toUnixNano: .max, tenants: nil)
+    let after = try JournalSelection.select(
+      dataDirectory: scratch.path, fromUnixNano: 1_500, toUnixNano: .max, tenants: nil)
     #expect(after.redactionPolicy == policy)
     #expect(after.segments.map(\.entry.firstSeq) == [1])
     #expect {
@@ -175,15 +181,19 @@ import WireTestSupport
       _ = await append(journal, [request])
     }
     await journal.stop()
-    let all = try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: nil).segments
+    let all = try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: nil)
+      .segments
     #expect(all.count >= 3)
     #expect(all.map(\.entry.recordCount).reduce(0, +) == 8)
     let late = try JournalSelection.select(
-      dataDirectory: scratch.path, fromUnixNano: 6_000_000_000, toUnixNano: .max, tenants: nil).segments
+      dataDirectory: scratch.path, fromUnixNano: 6_000_000_000, toUnixNano: .max, tenants: nil
+    ).segments
     #expect(late.map(\.entry.lastSeq).max() == 7)
     #expect((late.map(\.entry.firstSeq).min() ?? 0) > 0)
     try sealAndVerify(late, in: scratch)
-    #expect(try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: ["nobody"]).segments.isEmpty)
+    #expect(
+      try JournalSelection.select(dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: ["nobody"])
+        .segments.isEmpty)
   }
 
   @Test func refusesAppendsPastTheDiskBoundAndRecovers() async throws {

@@ -32,7 +32,9 @@ import Testing
     let request = try traces(resourceTenants: ["acme", "acme"])
     #expect(try resolver.resolve(transportTenant: "globex", request: request, signal: .traces) == "globex")
     #expect(try resolver.resolve(transportTenant: nil, request: request, signal: .traces) == "acme")
-    #expect(try resolver.resolve(transportTenant: " ", request: try traces(resourceTenants: [nil]), signal: .traces) == "default")
+    #expect(
+      try resolver.resolve(transportTenant: " ", request: try traces(resourceTenants: [nil]), signal: .traces)
+        == "default")
   }
 
   @Test func resourcesNamingTwoTenantsAreRefused() throws {
@@ -48,7 +50,8 @@ import Testing
     var strict = policy
     strict.allowed = ["acme", "default"]
     let request = try traces(resourceTenants: [nil])
-    #expect(try TenantResolver(policy: strict).resolve(transportTenant: "acme", request: request, signal: .traces) == "acme")
+    #expect(
+      try TenantResolver(policy: strict).resolve(transportTenant: "acme", request: request, signal: .traces) == "acme")
     #expect {
       try TenantResolver(policy: strict).resolve(transportTenant: "mallory", request: request, signal: .traces)
     } throws: { error in

@@ -71,7 +71,9 @@ public struct Incident: Sendable, Equatable {
     var fields: [String: JSONValue] = [:]
     for (key, member) in members { fields[key] = member }
     func string(_ key: String) throws(IncidentError) -> String {
-      guard case .string(let text)? = fields[key] else { throw IncidentError(.invalid, "incident field \(key) missing") }
+      guard case .string(let text)? = fields[key] else {
+        throw IncidentError(.invalid, "incident field \(key) missing")
+      }
       return text
     }
     func number(_ key: String) throws(IncidentError) -> UInt64 {
@@ -86,7 +88,9 @@ public struct Incident: Sendable, Equatable {
     self.startUnixNano = try number("startUnixNano")
     self.lookbackNanos = try number("lookbackNanos")
     self.ttlNanos = fields["ttlNanos"] == nil ? nil : try number("ttlNanos")
-    guard let state = State(rawValue: try string("state")) else { throw IncidentError(.invalid, "unknown incident state") }
+    guard let state = State(rawValue: try string("state")) else {
+      throw IncidentError(.invalid, "unknown incident state")
+    }
     self.state = state
     self.endUnixNano = fields["endUnixNano"] == nil ? nil : try number("endUnixNano")
     self.endedBy = fields["endedBy"] == nil ? nil : try string("endedBy")
@@ -163,7 +167,9 @@ public struct IncidentLog: Sendable {
     var latest: [String: Incident] = [:]
     for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: true) {
       // Only a line that parses completely counts; a torn final line is what a crash leaves.
-      guard let value = try? CanonicalJSON.parse(Array(line)), let incident = try? Incident(json: value) else { continue }
+      guard let value = try? CanonicalJSON.parse(Array(line)), let incident = try? Incident(json: value) else {
+        continue
+      }
       if latest[incident.id] == nil { order.append(incident.id) }
       latest[incident.id] = incident
     }

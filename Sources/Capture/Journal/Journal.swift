@@ -161,7 +161,8 @@ public final class Journal: @unchecked Sendable {
     guard fd >= 0 else { throw JournalFiles.errno("cannot open \(layout.lockPath)") }
     guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
       close(fd)
-      throw JournalError(.locked, "\(dataDirectory) is in use by another capture process (\(layout.lockPath) is locked)")
+      throw JournalError(
+        .locked, "\(dataDirectory) is in use by another capture process (\(layout.lockPath) is locked)")
     }
     self.lockDescriptor = fd
     self.layout = layout
@@ -597,7 +598,8 @@ public final class Journal: @unchecked Sendable {
   /// A segment that could not be sealed (a full disk, say) stays open on disk, complete and
   /// synced; sealing is retried from the file, so nothing is lost meanwhile.
   private func scheduleSealRetry(path: String, firstSeq: UInt64, error: String) {
-    unlink(JournalLayout.sealedPath(in: String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]), firstSeq: firstSeq))
+    unlink(
+      JournalLayout.sealedPath(in: String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]), firstSeq: firstSeq))
     logger.warning("sealing failed, retrying in 5 s", metadata: ["path": "\(path)", "error": "\(error)"])
     sealQueue.asyncAfter(deadline: .now() + 5) { [self] in
       do {

@@ -54,7 +54,8 @@ public enum RFC3339Time {
       return nil
     }
     guard index == bytes.count else { return nil }
-    let seconds = daysFromEpoch(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60
+    let seconds =
+      daysFromEpoch(year: year, month: month, day: day) * 86_400 + hour * 3600 + minute * 60
       + min(second, 59) - offsetSeconds
     guard seconds >= 0 else { return nil }
     let (product, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)

@@ -136,8 +136,10 @@ public final class SegmentFileWriter {
     var framed: [UInt8] = []
     framed.reserveCapacity(batch.reduce(0) { $0 + $1.request.count + 28 })
     for (index, item) in batch.enumerated() {
-      framed += SegmentRecord(seq: firstSeq + UInt64(index), receivedUnixNano: item.receivedUnixNano, request: item.request)
-        .framed()
+      framed += SegmentRecord(
+        seq: firstSeq + UInt64(index), receivedUnixNano: item.receivedUnixNano, request: item.request
+      )
+      .framed()
     }
     do {
       try SegmentFileWriter.writeAll(descriptor, framed, path: path)
@@ -331,7 +333,8 @@ public enum SegmentFileRecovery {
     if let recordProblem { throw SegmentFileError(.corruptMiddle, path: path, recordProblem) }
     let recovered = RecoveredSegment(
       path: path, header: header, firstSeq: firstSeq ?? 0, recordCount: count, times: times,
-      firstReceivedUnixNano: firstReceived, lastReceivedUnixNano: lastReceived, validLength: validLength, tornTailBytes: bytes.count - validLength)
+      firstReceivedUnixNano: firstReceived, lastReceivedUnixNano: lastReceived, validLength: validLength,
+      tornTailBytes: bytes.count - validLength)
     if let framingError, !isTornTail(framingError, in: bytes) {
       throw SegmentFileError(.corruptMiddle, path: path, "\(framingError), with data after it")
     }

@@ -112,11 +112,15 @@ public struct CaptureConfiguration: Sendable {
     guard maxRequestBytes <= 64 << 20 else {
       throw CaptureConfigurationError("max-request-bytes must be at most 64MiB (a record is at most 16MiB)")
     }
-    guard maxInFlightBytes >= 1 << 20 else { throw CaptureConfigurationError("max-inflight-bytes must be at least 1MiB") }
+    guard maxInFlightBytes >= 1 << 20 else {
+      throw CaptureConfigurationError("max-inflight-bytes must be at least 1MiB")
+    }
     guard journal.maxSegmentBytes >= 64 << 10, journal.maxSegmentBytes <= 512 << 20 else {
       throw CaptureConfigurationError("segment-max-bytes must be from 64KiB to 512MiB")
     }
-    guard journal.maxSegmentAgeSeconds >= 1 else { throw CaptureConfigurationError("segment-max-age must be at least 1s") }
+    guard journal.maxSegmentAgeSeconds >= 1 else {
+      throw CaptureConfigurationError("segment-max-age must be at least 1s")
+    }
     guard journal.syncIntervalMillis >= 1 else { throw CaptureConfigurationError("sync-interval must be at least 1ms") }
     if let age = journal.ringMaxAgeSeconds, age < defaultLookbackSeconds {
       throw CaptureConfigurationError(
@@ -262,7 +266,8 @@ public struct CaptureConfiguration: Sendable {
     return result
   }
 
-  private static func string(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError) -> String {
+  private static func string(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError) -> String
+  {
     guard let scalar = node.scalar else { throw CaptureConfigurationError("\(path): \(field) must be a scalar") }
     return scalar.string
   }
@@ -280,7 +285,8 @@ public struct CaptureConfiguration: Sendable {
   private static func size(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError) -> Int64 {
     let text = try string(node, field, path)
     guard let value = ByteSize.parse(text) else {
-      throw CaptureConfigurationError("\(path): \(field): \"\(text)\" is not a size (like 1048576, 512KiB, 64MiB, 1GiB)")
+      throw CaptureConfigurationError(
+        "\(path): \(field): \"\(text)\" is not a size (like 1048576, 512KiB, 64MiB, 1GiB)")
     }
     return value
   }

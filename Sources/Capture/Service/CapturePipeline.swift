@@ -117,7 +117,8 @@ public final class CapturePipeline: OTLPIngest {
       return RejectedRequest(.malformed, error.message)
     case .io, .locked, .corrupt, .configuration:
       // The write failed and nothing was acknowledged: the client may retry.
-      return RejectedRequest(.unavailable, "journal write failed: \(error.message)", retryAfterSeconds: retryAfterSeconds)
+      return RejectedRequest(
+        .unavailable, "journal write failed: \(error.message)", retryAfterSeconds: retryAfterSeconds)
     }
   }
 

@@ -44,7 +44,8 @@ public final class CaptureService: Sendable {
         dataDirectory: configuration.dataDirectory, nodeID: configuration.nodeID, options: configuration.journal,
         logger: logger)
     } catch {
-      throw CaptureServiceError(error.kind == .configuration || error.kind == .locked ? .configuration : .journal, error.message)
+      throw CaptureServiceError(
+        error.kind == .configuration || error.kind == .locked ? .configuration : .journal, error.message)
     }
     self.journal = journal
     let incidents: IncidentManager
@@ -186,4 +187,3 @@ public struct CaptureServiceError: Error, Sendable, CustomStringConvertible {
 
   public var description: String { message }
 }
-

@@ -80,11 +80,18 @@ struct OTLPExportService: RegistrableRPCService {
   let logger: Logger
 
   static let methods: [(Signal, MethodDescriptor)] = [
-    (.traces, MethodDescriptor(fullyQualifiedService: "opentelemetry.proto.collector.trace.v1.TraceService", method: "Export")),
-    (.logs, MethodDescriptor(fullyQualifiedService: "opentelemetry.proto.collector.logs.v1.LogsService", method: "Export")),
+    (
+      .traces,
+      MethodDescriptor(fullyQualifiedService: "opentelemetry.proto.collector.trace.v1.TraceService", method: "Export")
+    ),
+    (
+      .logs,
+      MethodDescriptor(fullyQualifiedService: "opentelemetry.proto.collector.logs.v1.LogsService", method: "Export")
+    ),
     (
       .metrics,
-      MethodDescriptor(fullyQualifiedService: "opentelemetry.proto.collector.metrics.v1.MetricsService", method: "Export")
+      MethodDescriptor(
+        fullyQualifiedService: "opentelemetry.proto.collector.metrics.v1.MetricsService", method: "Export")
     ),
   ]
 
@@ -114,7 +121,8 @@ struct OTLPExportService: RegistrableRPCService {
     if let problem = ingest.admissionProblem() {
       return ServerResponse(error: Self.rpcError(for: problem))
     }
-    let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<IngestReceipt, RejectedRequest>, Never>) in
+    let result = await withCheckedContinuation {
+      (continuation: CheckedContinuation<Result<IngestReceipt, RejectedRequest>, Never>) in
       ingest.export(body: body, signal: signal, encoding: .protobuf, tenantHeader: tenant) { result in
         continuation.resume(returning: result)
       }
@@ -124,7 +132,8 @@ struct OTLPExportService: RegistrableRPCService {
       // Every Export…ServiceResponse without partial_success serializes to zero bytes.
       return ServerResponse(message: [])
     case .failure(let rejection):
-      logger.debug("gRPC export rejected", metadata: ["signal": "\(signal.rawValue)", "reason": "\(rejection.message)"])
+      logger.debug(
+        "gRPC export rejected", metadata: ["signal": "\(signal.rawValue)", "reason": "\(rejection.message)"])
       return ServerResponse(error: Self.rpcError(for: rejection))
     }
   }
