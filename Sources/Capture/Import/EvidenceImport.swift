@@ -151,21 +151,3 @@ private struct PendingSegment {
     }
   }
 }
-
-/// Tenant names: 1...255 UTF-8 bytes of letters, digits, `.`, `_`, `-`, `:` and `@`.
-///
-/// Tenants are never used in file paths (blob names are digests), but a conservative alphabet
-/// keeps them safe in logs, headers and every tool an auditor might use.
-public enum TenantName {
-  /// Why `name` is not a valid tenant, or `nil` when it is.
-  public static func problem(with name: String) -> String? {
-    let bytes = Array(name.utf8)
-    guard (1...255).contains(bytes.count) else { return "must be 1...255 bytes long" }
-    let allowed = bytes.allSatisfy { byte in
-      (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
-        || [UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"), UInt8(ascii: ":"), UInt8(ascii: "@")].contains(
-          byte)
-    }
-    return allowed ? nil : "may hold only letters, digits and . _ - : @"
-  }
-}

@@ -180,16 +180,10 @@ public final class IncidentManager: Sendable {
     return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
   }
 
-  /// Incident ids appear in manifests and file names of users' choosing: 1–256 bytes of letters,
+  /// Incident ids appear in manifests and in file names users choose: 1–256 bytes of letters,
   /// digits, `.`, `_`, `-`, `:`.
   static func idProblem(_ id: String) -> String? {
-    let bytes = Array(id.utf8)
-    guard (1...256).contains(bytes.count) else { return "must be 1 to 256 bytes long" }
-    let allowed = bytes.allSatisfy { byte in
-      (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-        || byte == 0x2E || byte == 0x5F || byte == 0x2D || byte == 0x3A
-    }
-    return allowed ? nil : "\"\(id)\" may hold only letters, digits, '.', '_', '-' and ':'"
+    NameRules.problem(with: id, maxBytes: 256, punctuation: "._-:")
   }
 
   private static func generatedID(now: UInt64) -> String {

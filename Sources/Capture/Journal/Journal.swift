@@ -877,17 +877,3 @@ struct UncheckedSendable<Value>: @unchecked Sendable {
   let value: Value
   init(_ value: Value) { self.value = value }
 }
-
-/// Rules for node ids: they name streams in manifests and segment headers.
-public enum NodeID {
-  /// Why `name` cannot be a node id, or `nil` if it can: 1–255 bytes of letters, digits, `.`, `_`, `-`.
-  public static func problem(with name: String) -> String? {
-    let bytes = Array(name.utf8)
-    guard (1...255).contains(bytes.count) else { return "must be 1 to 255 bytes long" }
-    let allowed = bytes.allSatisfy { byte in
-      (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-        || byte == 0x2E || byte == 0x5F || byte == 0x2D
-    }
-    return allowed ? nil : "\"\(name)\" may hold only letters, digits, '.', '_' and '-'"
-  }
-}
