@@ -91,7 +91,8 @@ let package = Package(
     .target(name: "WireTestSupport", path: "Tests/WireTestSupport"),
     .testTarget(name: "ManifestTests", dependencies: ["Manifest", "WireTestSupport"]),
     .testTarget(name: "SigningTests", dependencies: ["Signing"]),
-    .testTarget(name: "CaptureTests", dependencies: ["Capture", "Manifest", "OTLPProto", "WireTestSupport"]),
+    .testTarget(
+      name: "CaptureTests", dependencies: ["Capture", "Manifest", "OTLPProto", "Signing", "Verify", "WireTestSupport"]),
     .testTarget(name: "VerifyTests", dependencies: ["Verify", "Manifest", "Signing", "WireTestSupport"]),
     .testTarget(name: "ReplayTests", dependencies: ["Replay", "Verify", "Manifest", "Signing", "WireTestSupport"]),
   ]

@@ -76,7 +76,8 @@ extension BundleManifest {
 }
 
 extension BlobEntry {
-  init(validating value: JSONValue, at path: String) throws(ManifestSchemaError) {
+  /// Reads one blob entry with the manifest's schema rules; `path` names it in errors.
+  public init(validating value: JSONValue, at path: String) throws(ManifestSchemaError) {
     let entry = try SchemaObject(value, at: path)
     try entry.expectKeys([
       "path", "sha256", "size", "uncompressedSize", "signal", "tenant", "node", "recordCount",

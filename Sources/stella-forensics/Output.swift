@@ -1,3 +1,4 @@
+import Capture
 import Foundation
 import Manifest
 import Verify
@@ -103,26 +104,5 @@ enum Output {
 
 /// RFC 3339 UTC rendering of Unix nanoseconds, independent of locale and time zone.
 enum RFC3339 {
-  static func format(_ unixNano: UInt64) -> String {
-    let seconds = Int64(unixNano / 1_000_000_000)
-    let nanos = unixNano % 1_000_000_000
-    let days = seconds / 86_400
-    let secondOfDay = seconds % 86_400
-    // Civil-from-days (proleptic Gregorian), after H. Hinnant's algorithm.
-    let z = days + 719_468
-    let era = z / 146_097
-    let dayOfEra = z - era * 146_097
-    let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-    let mp = (5 * dayOfYear + 2) / 153
-    let day = dayOfYear - (153 * mp + 2) / 5 + 1
-    let month = mp < 10 ? mp + 3 : mp - 9
-    let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-    func pad(_ value: Int64, _ width: Int) -> String {
-      let text = String(value)
-      return String(repeating: "0", count: max(0, width - text.count)) + text
-    }
-    return
-      "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(secondOfDay / 3600, 2)):\(pad(secondOfDay / 60 % 60, 2)):\(pad(secondOfDay % 60, 2)).\(pad(Int64(nanos), 9))Z"
-  }
+  static func format(_ unixNano: UInt64) -> String { RFC3339Time.format(unixNano) }
 }

@@ -24,17 +24,24 @@ public struct SegmentFileError: Error, CustomStringConvertible, Sendable {
   public var kind: Kind
   public var path: String
   public var message: String
+  /// The operating system's error number, for failures it reported (`ENOSPC`, say).
+  public var osError: Int32?
 
-  public init(_ kind: Kind, path: String, _ message: String) {
+  public init(_ kind: Kind, path: String, _ message: String, osError: Int32? = nil) {
     self.kind = kind
     self.path = path
     self.message = message
+    self.osError = osError
   }
+
+  /// Whether the failure was a full disk or quota.
+  public var isNoSpace: Bool { osError == ENOSPC || osError == EDQUOT }
 
   public var description: String { "\(path): \(message)" }
 
   static func errno(_ kind: Kind = .io, path: String, _ what: String) -> SegmentFileError {
-    SegmentFileError(kind, path: path, "\(what): \(String(cString: strerror(Glibc.errno)))")
+    let code = Glibc.errno
+    return SegmentFileError(kind, path: path, "\(what): \(String(cString: strerror(code)))", osError: code)
   }
 }
 
@@ -54,6 +61,9 @@ public final class SegmentFileWriter {
   public private(set) var byteCount: Int
   /// Times over every appended record (§6.3).
   public private(set) var times = OTLPTimeSummary()
+  /// The earliest and latest arrival time of the file's records (`nil` / 0 while it has none).
+  public private(set) var firstReceivedUnixNano: UInt64?
+  public private(set) var lastReceivedUnixNano: UInt64 = 0
   private var descriptor: Int32
   private let limits: VerificationLimits
 
@@ -86,6 +96,8 @@ public final class SegmentFileWriter {
     self.nextSeq = recovered.firstSeq + recovered.recordCount
     self.byteCount = recovered.validLength
     self.times = recovered.times
+    self.firstReceivedUnixNano = recovered.firstReceivedUnixNano
+    self.lastReceivedUnixNano = recovered.lastReceivedUnixNano
     self.descriptor = fd
     self.limits = limits
   }
@@ -101,20 +113,52 @@ public final class SegmentFileWriter {
   /// after ``sync()`` (callers batch several appends per sync: group commit).
   @discardableResult
   public func append(request: [UInt8], receivedUnixNano: UInt64) throws(SegmentFileError) -> UInt64 {
+    try append(batch: [(request, receivedUnixNano)])
+  }
+
+  /// Appends requests as consecutive records with one write, and returns the first one's seq.
+  ///
+  /// All or nothing: every request is checked before anything is written, and a failed write
+  /// (a full disk, say) is cut off again, so the file never keeps a partial record that a later
+  /// append would bury in the middle. Durable only after ``sync()``.
+  @discardableResult
+  public func append(batch: [(request: [UInt8], receivedUnixNano: UInt64)]) throws(SegmentFileError) -> UInt64 {
     guard descriptor >= 0 else { throw SegmentFileError(.closed, path: path, "segment is closed") }
-    let summary: OTLPTimeSummary
-    do {
-      summary = try SegmentSealer.checkRequest(request, signal: header.signal, limits: limits)
-    } catch {
-      throw SegmentFileError(.invalidRecord, path: path, error.message)
+    var summaries = OTLPTimeSummary()
+    for item in batch {
+      do {
+        summaries.merge(try SegmentSealer.checkRequest(item.request, signal: header.signal, limits: limits))
+      } catch {
+        throw SegmentFileError(.invalidRecord, path: path, error.message)
+      }
     }
-    let seq = nextSeq
-    let framed = SegmentRecord(seq: seq, receivedUnixNano: receivedUnixNano, request: request).framed()
-    try SegmentFileWriter.writeAll(descriptor, framed, path: path)
-    nextSeq += 1
+    let firstSeq = nextSeq
+    var framed: [UInt8] = []
+    framed.reserveCapacity(batch.reduce(0) { $0 + $1.request.count + 28 })
+    for (index, item) in batch.enumerated() {
+      framed += SegmentRecord(seq: firstSeq + UInt64(index), receivedUnixNano: item.receivedUnixNano, request: item.request)
+        .framed()
+    }
+    do {
+      try SegmentFileWriter.writeAll(descriptor, framed, path: path)
+    } catch {
+      // O_APPEND wrote at the end; cut whatever part landed so the file ends on a whole record.
+      if ftruncate(descriptor, off_t(byteCount)) != 0 {
+        close(descriptor)
+        descriptor = -1
+        throw SegmentFileError(
+          .io, path: path, "\(error.message); cutting the partial write failed too, segment closed")
+      }
+      throw error
+    }
+    nextSeq += UInt64(batch.count)
     byteCount += framed.count
-    times.merge(summary)
-    return seq
+    times.merge(summaries)
+    for item in batch {
+      firstReceivedUnixNano = min(firstReceivedUnixNano ?? item.receivedUnixNano, item.receivedUnixNano)
+      lastReceivedUnixNano = max(lastReceivedUnixNano, item.receivedUnixNano)
+    }
+    return firstSeq
   }
 
   /// Makes every appended record durable (fdatasync).
@@ -196,6 +240,9 @@ public struct RecoveredSegment: Sendable {
   public var firstSeq: UInt64
   public var recordCount: UInt64
   public var times: OTLPTimeSummary
+  /// The earliest and latest arrival time of the valid records (`nil` / 0 when there are none).
+  public var firstReceivedUnixNano: UInt64?
+  public var lastReceivedUnixNano: UInt64
   /// Bytes of the header and every whole, valid record.
   public var validLength: Int
   /// Bytes after them: a torn tail left by a crash mid-append (0 when the file ends cleanly).
@@ -250,6 +297,8 @@ public enum SegmentFileRecovery {
     var firstSeq = expectedFirstSeq
     var count: UInt64 = 0
     var times = OTLPTimeSummary()
+    var firstReceived: UInt64?
+    var lastReceived: UInt64 = 0
     var validLength = headerLength
     var recordProblem: String?
     var framingError: SegmentFormatError?
@@ -269,6 +318,8 @@ public enum SegmentFileRecovery {
             return
           }
           if firstSeq == nil { firstSeq = record.seq }
+          firstReceived = min(firstReceived ?? record.receivedUnixNano, record.receivedUnixNano)
+          lastReceived = max(lastReceived, record.receivedUnixNano)
           count += 1
           validLength =
             record.offset + SegmentRecord.frameHeaderSize + SegmentRecord.bodyPrefixSize + record.request.count
@@ -280,7 +331,7 @@ public enum SegmentFileRecovery {
     if let recordProblem { throw SegmentFileError(.corruptMiddle, path: path, recordProblem) }
     let recovered = RecoveredSegment(
       path: path, header: header, firstSeq: firstSeq ?? 0, recordCount: count, times: times,
-      validLength: validLength, tornTailBytes: bytes.count - validLength)
+      firstReceivedUnixNano: firstReceived, lastReceivedUnixNano: lastReceived, validLength: validLength, tornTailBytes: bytes.count - validLength)
     if let framingError, !isTornTail(framingError, in: bytes) {
       throw SegmentFileError(.corruptMiddle, path: path, "\(framingError), with data after it")
     }

@@ -1,0 +1,793 @@
+import Dispatch
+import Foundation
+public import Logging
+public import Manifest
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// What the journal acknowledges for one appended request.
+public struct JournalReceipt: Sendable, Equatable {
+  public var seq: UInt64
+}
+
+/// One stream's state as `/status` shows it.
+public struct JournalStreamStatus: Sendable, Equatable {
+  public var signal: Signal
+  public var tenant: String
+  /// The seq the stream's next record gets.
+  public var nextSeq: UInt64
+  /// Records in the open (not yet sealed) segment.
+  public var openRecords: UInt64
+}
+
+/// What recovery found in one open segment file when the journal opened.
+public struct RecoveryReport: Sendable, Equatable {
+  public var path: String
+  /// Valid records kept.
+  public var records: UInt64
+  /// Bytes of torn tail cut after them.
+  public var cutBytes: Int
+}
+
+/// A snapshot of the journal for the admin API.
+public struct JournalStatus: Sendable {
+  public var nodeID: String
+  public var durability: DurabilityPolicy
+  /// Bytes of segment files on disk, open and sealed.
+  public var bytes: Int64
+  public var maxBytes: Int64
+  public var freeBytes: Int64?
+  public var minFreeBytes: Int64
+  /// Whether appends are taken now (disk bound and free-space floor respected, not stopping).
+  public var accepting: Bool
+  public var streams: [JournalStreamStatus]
+  public var recovery: [RecoveryReport]
+  /// Records and request bytes appended since start, and syncs done.
+  public var appendedRecords: UInt64
+  public var appendedBytes: UInt64
+  public var syncs: UInt64
+  public var sealedSegments: UInt64
+}
+
+/// The append-only segment journal: one open segment file per stream (node, signal, tenant),
+/// rotated by size and age into sealed, zstd-compressed segments that are bundle blobs as they are.
+///
+/// One writer thread owns every open file. Appends queue up while it syncs, so group commit
+/// needs no timer: a batch is whatever arrived during the previous sync. Sealing (compression)
+/// runs on its own queue so it never stalls appends.
+///
+/// Thread safety: the queue, counters and snapshot are guarded by `condition`; the stream table
+/// and open files are touched only by the writer thread (and by `init` before it starts).
+public final class Journal: @unchecked Sendable {
+  public let layout: JournalLayout
+  public let nodeID: String
+  public let options: JournalOptions
+  private let logger: Logger
+
+  private struct Pending {
+    var request: AdmittedRequest
+    var completion: @Sendable (Result<JournalReceipt, JournalError>) -> Void
+  }
+
+  private final class StreamState {
+    let directory: String
+    let signal: Signal
+    let tenant: String
+    var writer: SegmentFileWriter?
+    var nextSeq: UInt64
+    var openedAt: UInt64 = 0
+    var sealedCount: UInt64 = 0
+
+    init(directory: String, signal: Signal, tenant: String, nextSeq: UInt64) {
+      self.directory = directory
+      self.signal = signal
+      self.tenant = tenant
+      self.nextSeq = nextSeq
+    }
+  }
+
+  private struct StreamID: Hashable {
+    var signal: Signal
+    var tenant: String
+  }
+
+  private let condition = NSCondition()
+  // Guarded by `condition`.
+  private var pending: [Pending] = []
+  private var pendingBytes = 0
+  private var stopping = false
+  private var writerFinished = false
+  private var diskBytes: Int64 = 0
+  private var cachedFreeBytes: Int64?
+  private var freeBytesCheckedAt: UInt64 = 0
+  private var streamSnapshot: [JournalStreamStatus] = []
+  private var appendedRecords: UInt64 = 0
+  private var appendedBytes: UInt64 = 0
+  private var syncs: UInt64 = 0
+  private var sealedSegments: UInt64 = 0
+  public let recovery: [RecoveryReport]
+
+  // Writer thread only.
+  private var streams: [StreamID: StreamState] = [:]
+  private var lastIntervalSync: UInt64 = 0
+  private var dirtyForInterval: [StreamState] = []
+
+  private let sealQueue = DispatchQueue(label: "stella-forensics.journal.seal")
+  private let lockDescriptor: Int32
+
+  /// Opens (creating if needed) the journal in `dataDirectory`, recovers every open segment
+  /// (cutting torn tails, logging each cut) and starts the writer thread.
+  ///
+  /// - Parameter nodeID: the node id to capture under; `nil` takes the one stored in the data
+  ///   directory, or generates and stores one on first use.
+  public init(dataDirectory: String, nodeID: String?, options: JournalOptions, logger: Logger) throws(JournalError) {
+    let layout = JournalLayout(dataDirectory: dataDirectory)
+    try JournalFiles.makeDirectories(layout.journalDirectory)
+    let fd = open(layout.lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw JournalFiles.errno("cannot open \(layout.lockPath)") }
+    guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+      close(fd)
+      throw JournalError(.locked, "\(dataDirectory) is in use by another capture process (\(layout.lockPath) is locked)")
+    }
+    self.lockDescriptor = fd
+    self.layout = layout
+    self.options = options
+    self.logger = logger
+    do {
+      self.nodeID = try Journal.resolveNodeID(configured: nodeID, layout: layout)
+      var reports: [RecoveryReport] = []
+      var bytes: Int64 = 0
+      var found: [StreamID: StreamState] = [:]
+      for directory in layout.streamDirectories() {
+        if let stream = try Journal.recoverStream(
+          directory: directory, nodeID: self.nodeID, options: options, logger: logger, reports: &reports,
+          bytes: &bytes)
+        {
+          found[StreamID(signal: stream.signal, tenant: stream.tenant)] = stream
+        }
+      }
+      self.recovery = reports
+      self.streams = found
+      self.diskBytes = bytes
+    } catch {
+      close(fd)
+      throw error
+    }
+    updateSnapshot()
+    let thread = Thread { [self] in writerLoop() }
+    thread.name = "stella-forensics journal writer"
+    thread.start()
+  }
+
+  deinit {
+    close(lockDescriptor)
+  }
+
+  // MARK: - Appending
+
+  /// Queues `request` as the next record of its stream. `completion` runs once, on the writer
+  /// thread, after the record is written and durable under the durability policy, or with why not.
+  public func append(
+    _ request: AdmittedRequest, completion: @escaping @Sendable (Result<JournalReceipt, JournalError>) -> Void
+  ) {
+    condition.lock()
+    if stopping {
+      condition.unlock()
+      completion(.failure(JournalError(.stopped, "the journal is stopping")))
+      return
+    }
+    pending.append(Pending(request: request, completion: completion))
+    pendingBytes += request.request.count
+    condition.signal()
+    condition.unlock()
+  }
+
+  /// `nil` when appends are taken now; otherwise why not (disk bound, free-space floor, stopping).
+  public func admissionProblem(incomingBytes: Int = 0) -> JournalError? {
+    condition.lock()
+    defer { condition.unlock() }
+    return admissionProblemLocked(incomingBytes: incomingBytes)
+  }
+
+  private func admissionProblemLocked(incomingBytes: Int) -> JournalError? {
+    if stopping { return JournalError(.stopped, "the capture service is stopping") }
+    if diskBytes + Int64(pendingBytes + incomingBytes) > options.maxJournalBytes {
+      return JournalError(
+        .full, "journal disk bound reached: \(diskBytes) bytes on disk, bound \(options.maxJournalBytes)")
+    }
+    let now = Journal.monotonicNanos()
+    if now &- freeBytesCheckedAt > 100_000_000 || cachedFreeBytes == nil {
+      cachedFreeBytes = JournalFiles.freeBytes(at: layout.journalDirectory)
+      freeBytesCheckedAt = now
+    }
+    if let free = cachedFreeBytes, free - Int64(pendingBytes + incomingBytes) < options.minFreeBytes {
+      return JournalError(
+        .full, "free space on the journal's file system is \(free) bytes, under the floor of \(options.minFreeBytes)")
+    }
+    return nil
+  }
+
+  /// Seals every open segment now and returns when they are sealed (for `POST /seal` and tests).
+  public func sealOpenSegments() async {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+      requestSeal { continuation.resume() }
+    }
+  }
+
+  /// Asks the writer thread to seal every open segment; `done` runs once they are sealed.
+  public func requestSeal(_ done: @escaping @Sendable () -> Void) {
+    condition.lock()
+    sealRequests.append(done)
+    condition.signal()
+    condition.unlock()
+  }
+  private var sealRequests: [@Sendable () -> Void] = []
+
+  /// Stops taking appends, writes and syncs what is queued, seals every open segment and waits
+  /// for sealing to finish.
+  public func stop() async {
+    beginStopping()
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+      DispatchQueue.global().async { [self] in
+        condition.lock()
+        while !writerFinished { condition.wait() }
+        condition.unlock()
+        sealQueue.sync {}
+        // The lock goes with the process; releasing it here lets a restart in the same process
+        // (tests, a supervisor) open the journal again.
+        flock(lockDescriptor, LOCK_UN)
+        continuation.resume()
+      }
+    }
+  }
+
+  private func beginStopping() {
+    condition.lock()
+    stopping = true
+    condition.signal()
+    condition.unlock()
+  }
+
+  /// The current state, for `/status`.
+  public func status() -> JournalStatus {
+    condition.lock()
+    defer { condition.unlock() }
+    let accepting = admissionProblemLocked(incomingBytes: 0) == nil
+    return JournalStatus(
+      nodeID: nodeID, durability: options.durability, bytes: diskBytes, maxBytes: options.maxJournalBytes,
+      freeBytes: cachedFreeBytes, minFreeBytes: options.minFreeBytes, accepting: accepting, streams: streamSnapshot,
+      recovery: recovery, appendedRecords: appendedRecords, appendedBytes: appendedBytes, syncs: syncs,
+      sealedSegments: sealedSegments)
+  }
+
+  // MARK: - The writer thread
+
+  private func writerLoop() {
+    while true {
+      condition.lock()
+      while pending.isEmpty && sealRequests.isEmpty && !stopping {
+        if !condition.wait(until: Date(timeIntervalSinceNow: 0.25)) { break }
+      }
+      let batch = pending
+      pending.removeAll(keepingCapacity: true)
+      let sealWaiters = sealRequests
+      sealRequests.removeAll()
+      let isStopping = stopping
+      condition.unlock()
+
+      if !batch.isEmpty { write(batch) }
+      let now = Journal.monotonicNanos()
+      if options.durability == .interval,
+        now &- lastIntervalSync >= UInt64(options.syncIntervalMillis) * 1_000_000 || isStopping
+      {
+        syncInterval()
+        lastIntervalSync = now
+      }
+      rotateAged(now: now, force: isStopping || !sealWaiters.isEmpty)
+      if !sealWaiters.isEmpty {
+        sealQueue.async { for waiter in sealWaiters { waiter() } }
+      }
+      updateSnapshot()
+      if isStopping {
+        condition.lock()
+        let drained = pending.isEmpty
+        condition.unlock()
+        if drained { break }
+      }
+    }
+    condition.lock()
+    writerFinished = true
+    condition.broadcast()
+    condition.unlock()
+  }
+
+  private func write(_ batch: [Pending]) {
+    var completions: [(Pending, Result<JournalReceipt, JournalError>)] = []
+    completions.reserveCapacity(batch.count)
+    if options.durability == .fsyncPerBatch {
+      for item in batch {
+        let result = appendAndSync([item])
+        completions.append((item, result[0]))
+        item.completion(result[0])
+      }
+      return
+    }
+    // Group commit: one write per stream, then one sync per touched file, then every ack.
+    var order: [StreamID] = []
+    var byStream: [StreamID: [Pending]] = [:]
+    for item in batch {
+      let id = StreamID(signal: item.request.signal, tenant: item.request.tenant)
+      if byStream[id] == nil { order.append(id) }
+      byStream[id, default: []].append(item)
+    }
+    var results: [(Pending, Result<JournalReceipt, JournalError>)] = []
+    var touched: [SegmentFileWriter] = []
+    for id in order {
+      guard let items = byStream[id] else { continue }
+      let outcome = appendToStream(id, items)
+      if case .success(let writer) = outcome.written { touched.append(writer) }
+      results += zip(items, outcome.results).map { ($0, $1) }
+    }
+    if options.durability == .groupCommit {
+      var failedPaths: [String: JournalError] = [:]
+      for writer in touched {
+        do {
+          try writer.sync()
+        } catch {
+          failedPaths[writer.path] = JournalError(.io, error.description)
+        }
+      }
+      countSyncs(touched.count)
+      if !failedPaths.isEmpty {
+        // An unsynced write is not acknowledged: its client retries, and at worst the journal
+        // holds the record twice, never zero times.
+        results = results.map { item, result in
+          guard case .success = result,
+            let stream = streams[StreamID(signal: item.request.signal, tenant: item.request.tenant)],
+            let writerPath = stream.writer?.path, let failure = failedPaths[writerPath]
+          else { return (item, result) }
+          return (item, .failure(failure))
+        }
+      }
+    } else {
+      for writer in touched where !dirtyForInterval.contains(where: { $0.writer === writer }) {
+        if let stream = streams.values.first(where: { $0.writer === writer }) { dirtyForInterval.append(stream) }
+      }
+    }
+    for (item, result) in results { item.completion(result) }
+  }
+
+  /// `fsync-per-batch`: append and sync one request.
+  private func appendAndSync(_ items: [Pending]) -> [Result<JournalReceipt, JournalError>] {
+    let id = StreamID(signal: items[0].request.signal, tenant: items[0].request.tenant)
+    let outcome = appendToStream(id, items)
+    guard case .success(let writer) = outcome.written else { return outcome.results }
+    do {
+      try writer.sync()
+      countSyncs(1)
+      return outcome.results
+    } catch {
+      return items.map { _ in .failure(JournalError(.io, error.description)) }
+    }
+  }
+
+  private struct AppendOutcome {
+    var written: Result<SegmentFileWriter, JournalError>
+    var results: [Result<JournalReceipt, JournalError>]
+  }
+
+  /// Appends `items` (all of one stream) with one write, rotating first when the segment is full.
+  private func appendToStream(_ id: StreamID, _ items: [Pending]) -> AppendOutcome {
+    func failAll(_ error: JournalError) -> AppendOutcome {
+      AppendOutcome(written: .failure(error), results: items.map { _ in .failure(error) })
+    }
+    let incoming = items.reduce(0) { $0 + $1.request.request.count }
+    condition.lock()
+    let problem = admissionProblemLocked(incomingBytes: 0).flatMap { $0.kind == .stopped ? nil : $0 }
+    condition.unlock()
+    if let problem { return failAll(problem) }
+    let stream: StreamState
+    do {
+      stream = try openStream(id)
+    } catch {
+      return failAll(error)
+    }
+    if let writer = stream.writer, writer.recordCount > 0, writer.byteCount + incoming > options.maxSegmentBytes {
+      rotate(stream)
+    }
+    let writer: SegmentFileWriter
+    do {
+      writer = try openWriter(stream)
+    } catch {
+      return failAll(error)
+    }
+    let before = writer.byteCount
+    do {
+      let firstSeq = try writer.append(batch: items.map { ($0.request.request, $0.request.receivedUnixNano) })
+      stream.nextSeq = writer.nextSeq
+      let written = Int64(writer.byteCount - before)
+      condition.lock()
+      diskBytes += written
+      appendedRecords += UInt64(items.count)
+      appendedBytes += UInt64(incoming)
+      condition.unlock()
+      let results = items.indices.map { index in
+        Result<JournalReceipt, JournalError>.success(JournalReceipt(seq: firstSeq + UInt64(index)))
+      }
+      return AppendOutcome(written: .success(writer), results: results)
+    } catch {
+      switch error.kind {
+      case .invalidRecord:
+        // One bad request must not fail the others of the batch: append them one by one.
+        if items.count > 1 {
+          var results: [Result<JournalReceipt, JournalError>] = []
+          var lastWriter: SegmentFileWriter?
+          for item in items {
+            let single = appendToStream(id, [item])
+            if case .success(let used) = single.written { lastWriter = used }
+            results += single.results
+          }
+          return AppendOutcome(
+            written: lastWriter.map { .success($0) } ?? .failure(JournalError(.invalidRecord, error.description)),
+            results: results)
+        }
+        return failAll(JournalError(.invalidRecord, error.message))
+      case .closed:
+        stream.writer = nil
+        return failAll(JournalError(.io, error.description))
+      default:
+        if error.isNoSpace {
+          logger.warning("journal write refused: disk full", metadata: ["path": "\(writer.path)"])
+          return failAll(JournalError(.full, "journal file system is full: \(error.description)"))
+        }
+        logger.error("journal write failed", metadata: ["error": "\(error)"])
+        return failAll(JournalError(.io, error.description))
+      }
+    }
+  }
+
+  private func openStream(_ id: StreamID) throws(JournalError) -> StreamState {
+    if let stream = streams[id] { return stream }
+    let directory = layout.streamDirectory(signal: id.signal, tenant: id.tenant)
+    try JournalFiles.makeDirectories(directory)
+    let stream = StreamState(directory: directory, signal: id.signal, tenant: id.tenant, nextSeq: 0)
+    streams[id] = stream
+    return stream
+  }
+
+  private func openWriter(_ stream: StreamState) throws(JournalError) -> SegmentFileWriter {
+    if let writer = stream.writer { return writer }
+    let path = JournalLayout.openPath(in: stream.directory, firstSeq: stream.nextSeq)
+    let header = SegmentHeader(signal: stream.signal, tenant: stream.tenant, node: nodeID)
+    do {
+      let writer = try SegmentFileWriter(
+        creating: path, header: header, firstSeq: stream.nextSeq, limits: options.limits)
+      stream.writer = writer
+      stream.openedAt = Journal.monotonicNanos()
+      condition.lock()
+      diskBytes += Int64(writer.byteCount)
+      condition.unlock()
+      return writer
+    } catch {
+      // A header that could not be written completely must not stay behind as a corrupt file.
+      unlink(path)
+      if error.isNoSpace { throw JournalError(.full, "journal file system is full: \(error.description)") }
+      throw JournalError(.io, error.description)
+    }
+  }
+
+  private func syncInterval() {
+    var count = 0
+    for stream in dirtyForInterval {
+      guard let writer = stream.writer else { continue }
+      do {
+        try writer.sync()
+        count += 1
+      } catch {
+        logger.error("journal interval sync failed", metadata: ["error": "\(error)"])
+      }
+    }
+    dirtyForInterval.removeAll()
+    countSyncs(count)
+  }
+
+  private func countSyncs(_ count: Int) {
+    guard count > 0 else { return }
+    condition.lock()
+    syncs += UInt64(count)
+    condition.unlock()
+  }
+
+  private func rotateAged(now: UInt64, force: Bool) {
+    let maxAge = UInt64(options.maxSegmentAgeSeconds) * 1_000_000_000
+    for stream in streams.values {
+      guard let writer = stream.writer, writer.recordCount > 0 else { continue }
+      if force || now &- stream.openedAt >= maxAge { rotate(stream) }
+    }
+  }
+
+  /// Hands the stream's open segment to the seal queue; the next append opens a new one.
+  private func rotate(_ stream: StreamState) {
+    guard let writer = stream.writer, writer.recordCount > 0 else { return }
+    stream.writer = nil
+    dirtyForInterval.removeAll { $0 === stream }
+    stream.sealedCount += 1
+    let handOff = UncheckedSendable(writer)
+    sealQueue.async { [self] in seal(handOff.value) }
+  }
+
+  // MARK: - Sealing
+
+  private func seal(_ writer: SegmentFileWriter) {
+    let directory = String(writer.path[..<(writer.path.lastIndex(of: "/") ?? writer.path.endIndex)])
+    let sealedPath = JournalLayout.sealedPath(in: directory, firstSeq: writer.firstSeq)
+    let sidecarPath = JournalLayout.sidecarPath(in: directory, firstSeq: writer.firstSeq)
+    let firstReceived = writer.firstReceivedUnixNano ?? 0
+    let lastReceived = writer.lastReceivedUnixNano
+    let openBytes = JournalFiles.size(of: writer.path)
+    do {
+      let sealed = try writer.seal(to: sealedPath)
+      let segment = JournalSegment(
+        entry: sealed.entry, path: sealedPath, firstReceivedUnixNano: firstReceived,
+        lastReceivedUnixNano: lastReceived)
+      let sidecar = try segment.sidecarBytes()
+      try JournalFiles.writeAtomically(sidecar, to: sidecarPath)
+      unlink(writer.path)
+      try JournalFiles.syncDirectory(of: writer.path)
+      condition.lock()
+      diskBytes += Int64(sealed.entry.size) + Int64(sidecar.count) - openBytes
+      sealedSegments += 1
+      condition.unlock()
+      logger.debug(
+        "sealed segment",
+        metadata: ["path": "\(sealedPath)", "records": "\(sealed.entry.recordCount)", "bytes": "\(sealed.entry.size)"])
+    } catch let error as SegmentFileError {
+      scheduleSealRetry(path: writer.path, firstSeq: writer.firstSeq, error: error.description)
+    } catch {
+      scheduleSealRetry(path: writer.path, firstSeq: writer.firstSeq, error: "\(error)")
+    }
+  }
+
+  /// A segment that could not be sealed (a full disk, say) stays open on disk, complete and
+  /// synced; sealing is retried from the file, so nothing is lost meanwhile.
+  private func scheduleSealRetry(path: String, firstSeq: UInt64, error: String) {
+    unlink(JournalLayout.sealedPath(in: String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]), firstSeq: firstSeq))
+    logger.warning("sealing failed, retrying in 5 s", metadata: ["path": "\(path)", "error": "\(error)"])
+    sealQueue.asyncAfter(deadline: .now() + 5) { [self] in
+      do {
+        let recovered = try SegmentFileRecovery.scan(path: path, expectedFirstSeq: firstSeq, limits: options.limits)
+        seal(try SegmentFileWriter(continuing: recovered, limits: options.limits))
+      } catch {
+        scheduleSealRetry(path: path, firstSeq: firstSeq, error: "\(error)")
+      }
+    }
+  }
+
+  private func updateSnapshot() {
+    let snapshot = streams.values.map { stream in
+      JournalStreamStatus(
+        signal: stream.signal, tenant: stream.tenant, nextSeq: stream.nextSeq,
+        openRecords: stream.writer?.recordCount ?? 0)
+    }.sorted { ($0.signal.rawValue, $0.tenant) < ($1.signal.rawValue, $1.tenant) }
+    condition.lock()
+    streamSnapshot = snapshot
+    condition.unlock()
+  }
+
+  // MARK: - Opening
+
+  private static func resolveNodeID(configured: String?, layout: JournalLayout) throws(JournalError) -> String {
+    let stored = (try? String(contentsOfFile: layout.nodeIDPath, encoding: .utf8))?
+      .trimmingCharacters(in: .whitespacesAndNewlines)
+    if let configured {
+      if let problem = NodeID.problem(with: configured) { throw JournalError(.configuration, "node id: \(problem)") }
+      if let stored, !stored.isEmpty, stored != configured {
+        throw JournalError(
+          .configuration,
+          "\(layout.dataDirectory) holds the journal of node \"\(stored)\", not \"\(configured)\": a node's seqs cannot continue under another id; use --node-id \(stored) or a new data directory"
+        )
+      }
+      if stored == nil || stored?.isEmpty == true {
+        try JournalFiles.writeAtomically(Array((configured + "\n").utf8), to: layout.nodeIDPath)
+      }
+      return configured
+    }
+    if let stored, !stored.isEmpty {
+      if let problem = NodeID.problem(with: stored) {
+        throw JournalError(.configuration, "\(layout.nodeIDPath): \(problem)")
+      }
+      return stored
+    }
+    var random = [UInt8](repeating: 0, count: 8)
+    let fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+    let got = fd < 0 ? -1 : random.withUnsafeMutableBytes { read(fd, $0.baseAddress, 8) }
+    if fd >= 0 { close(fd) }
+    guard got == 8 else { throw JournalFiles.errno("cannot generate a node id") }
+    let generated = "node-" + Hex.encode(random)
+    try JournalFiles.writeAtomically(Array((generated + "\n").utf8), to: layout.nodeIDPath)
+    return generated
+  }
+
+  /// Recovers one stream directory: removes leftovers of interrupted seals, finishes seals that
+  /// completed, cuts torn tails, seals all but the newest open segment, and finds the next seq.
+  private static func recoverStream(
+    directory: String, nodeID: String, options: JournalOptions, logger: Logger, reports: inout [RecoveryReport],
+    bytes: inout Int64
+  ) throws(JournalError) -> StreamState? {
+    let files = JournalLayout.listStream(directory)
+    for partial in files.partial { unlink(partial) }
+    var header: SegmentHeader?
+    var nextSeq: UInt64 = 0
+    var sealedCount: UInt64 = 0
+    let sealedSet = Set(files.sealed)
+    for firstSeq in files.sealed {
+      let sealedPath = JournalLayout.sealedPath(in: directory, firstSeq: firstSeq)
+      let sidecarPath = JournalLayout.sidecarPath(in: directory, firstSeq: firstSeq)
+      let segment: JournalSegment
+      if files.sidecars.contains(firstSeq) {
+        segment = try JournalSegment.read(sidecar: sidecarPath, sealedPath: sealedPath)
+      } else {
+        segment = try rebuildSidecar(sealedPath: sealedPath, sidecarPath: sidecarPath, firstSeq: firstSeq, options: options)
+      }
+      if segment.entry.node != nodeID {
+        throw JournalError(.corrupt, "\(sealedPath) was captured by node \"\(segment.entry.node)\", not \"\(nodeID)\"")
+      }
+      header = SegmentHeader(signal: segment.entry.signal, tenant: segment.entry.tenant, node: segment.entry.node)
+      nextSeq = max(nextSeq, segment.entry.lastSeq + 1)
+      sealedCount += 1
+      bytes += JournalFiles.size(of: sealedPath) + JournalFiles.size(of: sidecarPath)
+    }
+    var continuing: SegmentFileWriter?
+    for (index, firstSeq) in files.open.enumerated() {
+      let openPath = JournalLayout.openPath(in: directory, firstSeq: firstSeq)
+      if sealedSet.contains(firstSeq) {
+        // The seal finished (the rename is atomic) but the open file was not yet removed.
+        unlink(openPath)
+        continue
+      }
+      let recovered: RecoveredSegment
+      do {
+        recovered = try SegmentFileRecovery.recover(path: openPath, expectedFirstSeq: firstSeq, limits: options.limits)
+      } catch {
+        if error.kind == .corruptMiddle, Journal.isHeaderOnlyLeftover(openPath) {
+          unlink(openPath)
+          continue
+        }
+        throw JournalError(
+          .corrupt,
+          "\(error.description); this is not a torn tail, so recovery will not cut it. Move the file out of the journal to start (its records stay evidence), or capture under a new node id"
+        )
+      }
+      reports.append(RecoveryReport(path: openPath, records: recovered.recordCount, cutBytes: recovered.tornTailBytes))
+      if recovered.tornTailBytes > 0 {
+        logger.warning(
+          "recovered \(openPath): cut \(recovered.tornTailBytes) torn-tail bytes after \(recovered.recordCount) valid records"
+        )
+      } else {
+        logger.info("recovered \(openPath): \(recovered.recordCount) valid records, no torn tail")
+      }
+      if recovered.header.node != nodeID {
+        throw JournalError(.corrupt, "\(openPath) was captured by node \"\(recovered.header.node)\", not \"\(nodeID)\"")
+      }
+      header = recovered.header
+      guard recovered.recordCount > 0 else {
+        unlink(openPath)
+        nextSeq = max(nextSeq, firstSeq)
+        continue
+      }
+      nextSeq = max(nextSeq, recovered.firstSeq + recovered.recordCount)
+      bytes += Int64(recovered.validLength)
+      let writer: SegmentFileWriter
+      do {
+        writer = try SegmentFileWriter(continuing: recovered, limits: options.limits)
+      } catch {
+        throw JournalError(.io, error.description)
+      }
+      if index == files.open.count - 1 {
+        continuing = writer
+      } else {
+        // Only the newest segment of a stream stays open; older ones were mid-seal.
+        let sealedPath = JournalLayout.sealedPath(in: directory, firstSeq: firstSeq)
+        do {
+          let sealed = try writer.seal(to: sealedPath)
+          let segment = JournalSegment(
+            entry: sealed.entry, path: sealedPath, firstReceivedUnixNano: recovered.firstReceivedUnixNano ?? 0,
+            lastReceivedUnixNano: recovered.lastReceivedUnixNano)
+          try JournalFiles.writeAtomically(
+            try segment.sidecarBytes(), to: JournalLayout.sidecarPath(in: directory, firstSeq: firstSeq))
+          unlink(openPath)
+          bytes += Int64(sealed.entry.size) - Int64(recovered.validLength)
+        } catch let error as JournalError {
+          throw error
+        } catch {
+          throw JournalError(.io, "\(error)")
+        }
+      }
+    }
+    guard let header else { return nil }
+    let stream = StreamState(directory: directory, signal: header.signal, tenant: header.tenant, nextSeq: nextSeq)
+    stream.writer = continuing
+    stream.openedAt = monotonicNanos()
+    stream.sealedCount = sealedCount
+    return stream
+  }
+
+  /// An open file that ends inside its segment header: creation crashed before the header was
+  /// synced, so no record was ever acknowledged into it. Anything longer is never deleted.
+  private static func isHeaderOnlyLeftover(_ path: String) -> Bool {
+    guard let bytes = try? SegmentFileRecovery.readFile(path) else { return false }
+    do {
+      // `read` returns nil (no error) exactly when the bytes end before the header does.
+      let header = try bytes.withUnsafeBytes { raw throws(SegmentFormatError) in try SegmentHeader.read(from: raw) }
+      return header == nil && Array(bytes.prefix(4)) == Array(SegmentHeader.magic.prefix(bytes.count))
+    } catch {
+      return false
+    }
+  }
+
+  private static func rebuildSidecar(sealedPath: String, sidecarPath: String, firstSeq: UInt64, options: JournalOptions)
+    throws(JournalError) -> JournalSegment
+  {
+    let rebuilt = try describeSealed(path: sealedPath, firstSeq: firstSeq, limits: options.limits)
+    try JournalFiles.writeAtomically(try rebuilt.sidecarBytes(), to: sidecarPath)
+    return rebuilt
+  }
+
+  /// Describes a sealed segment whose sidecar is missing by reading it in full.
+  static func describeSealed(path: String, firstSeq: UInt64, limits: VerificationLimits) throws(JournalError)
+    -> JournalSegment
+  {
+    do {
+      let source = try FileByteSource(path: path)
+      let compressed = try source.bytes(at: 0, count: source.count)
+      let segment = try Zstd.decompress(compressed, maxOutputBytes: Int(limits.maxUncompressedSize))
+      let scan = try SegmentFileRecovery.scan(segment, path: path, expectedFirstSeq: firstSeq, limits: limits)
+      guard scan.tornTailBytes == 0, scan.recordCount > 0 else {
+        throw JournalError(.corrupt, "\(path): sealed segment is damaged")
+      }
+      let (firstTime, lastTime) = scan.times.range
+      let entry = BlobEntry(
+        sha256: SHA256Digest.hex(of: compressed), size: UInt64(compressed.count),
+        uncompressedSize: UInt64(segment.count), signal: scan.header.signal, tenant: scan.header.tenant,
+        node: scan.header.node, recordCount: scan.recordCount, firstSeq: scan.firstSeq,
+        lastSeq: scan.firstSeq + scan.recordCount - 1, firstTimeUnixNano: firstTime, lastTimeUnixNano: lastTime)
+      return JournalSegment(
+        entry: entry, path: path, firstReceivedUnixNano: scan.firstReceivedUnixNano ?? 0,
+        lastReceivedUnixNano: scan.lastReceivedUnixNano)
+    } catch let error as JournalError {
+      throw error
+    } catch let error as BundleIOError {
+      throw JournalError(.io, "\(path): \(error)")
+    } catch {
+      throw JournalError(.corrupt, "\(path): \(error)")
+    }
+  }
+
+  static func monotonicNanos() -> UInt64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &spec)
+    return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+  }
+}
+
+/// Moves a non-Sendable value to exactly one other thread, which then owns it alone.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+  let value: Value
+  init(_ value: Value) { self.value = value }
+}
+
+/// Rules for node ids: they name streams in manifests and segment headers.
+public enum NodeID {
+  /// Why `name` cannot be a node id, or `nil` if it can: 1–255 bytes of letters, digits, `.`, `_`, `-`.
+  public static func problem(with name: String) -> String? {
+    let bytes = Array(name.utf8)
+    guard (1...255).contains(bytes.count) else { return "must be 1 to 255 bytes long" }
+    let allowed = bytes.allSatisfy { byte in
+      (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+        || byte == 0x2E || byte == 0x5F || byte == 0x2D
+    }
+    return allowed ? nil : "\"\(name)\" may hold only letters, digits, '.', '_' and '-'"
+  }
+}

@@ -1,0 +1,237 @@
+import Foundation
+public import Manifest
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Where the journal keeps its files under the data directory.
+///
+/// ```
+/// DATA/node-id                                 the node id, written once
+/// DATA/LOCK                                    held (flock) by the running capture process
+/// DATA/journal/<signal>/t-<tenant key>/
+///     <firstSeq, 20 digits>.open               the stream's open segment: an uncompressed segment (§6.2)
+///     <firstSeq, 20 digits>.zst                a sealed segment: exactly a bundle blob
+///     <firstSeq, 20 digits>.json               its blob entry and arrival times (canonical JSON)
+/// ```
+///
+/// Tenant names never appear in paths: a tenant's directory is named by a digest of the name,
+/// and the name itself lives in the segment headers. Seqs are never reused in a stream, so a
+/// segment's first seq names it uniquely.
+public struct JournalLayout: Sendable {
+  public let dataDirectory: String
+
+  public init(dataDirectory: String) {
+    self.dataDirectory = dataDirectory
+  }
+
+  public var journalDirectory: String { dataDirectory + "/journal" }
+  public var nodeIDPath: String { dataDirectory + "/node-id" }
+  public var lockPath: String { dataDirectory + "/LOCK" }
+
+  /// The directory of one stream's segments.
+  public func streamDirectory(signal: Signal, tenant: String) -> String {
+    "\(journalDirectory)/\(signal.rawValue)/\(JournalLayout.tenantKey(tenant))"
+  }
+
+  /// A file-name-safe key for a tenant: `t-` and 32 hex digits of the name's SHA-256.
+  public static func tenantKey(_ tenant: String) -> String {
+    "t-" + SHA256Digest.hex(of: Array(tenant.utf8)).prefix(32)
+  }
+
+  static func fileStem(firstSeq: UInt64) -> String {
+    let digits = String(firstSeq)
+    return String(repeating: "0", count: max(0, 20 - digits.count)) + digits
+  }
+
+  static func openPath(in directory: String, firstSeq: UInt64) -> String {
+    "\(directory)/\(fileStem(firstSeq: firstSeq)).open"
+  }
+
+  static func sealedPath(in directory: String, firstSeq: UInt64) -> String {
+    "\(directory)/\(fileStem(firstSeq: firstSeq)).zst"
+  }
+
+  static func sidecarPath(in directory: String, firstSeq: UInt64) -> String {
+    "\(directory)/\(fileStem(firstSeq: firstSeq)).json"
+  }
+
+  /// Every stream directory that exists, as paths.
+  func streamDirectories() -> [String] {
+    var result: [String] = []
+    for signal in Signal.allCases {
+      let signalDirectory = "\(journalDirectory)/\(signal.rawValue)"
+      for name in JournalLayout.directoryEntries(signalDirectory) where name.hasPrefix("t-") {
+        result.append("\(signalDirectory)/\(name)")
+      }
+    }
+    return result.sorted()
+  }
+
+  /// The files of one stream directory, grouped by kind and sorted by first seq.
+  static func listStream(_ directory: String) -> StreamFiles {
+    var files = StreamFiles()
+    for name in directoryEntries(directory) {
+      if name.hasSuffix(".partial") {
+        files.partial.append("\(directory)/\(name)")
+        continue
+      }
+      guard let dot = name.firstIndex(of: "."), let seq = UInt64(name[..<dot]) else { continue }
+      switch name[dot...] {
+      case ".open": files.open.append(seq)
+      case ".zst": files.sealed.append(seq)
+      case ".json": files.sidecars.insert(seq)
+      default: continue
+      }
+    }
+    files.open.sort()
+    files.sealed.sort()
+    return files
+  }
+
+  static func directoryEntries(_ path: String) -> [String] {
+    (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
+  }
+}
+
+/// The files found in one stream directory.
+struct StreamFiles {
+  var open: [UInt64] = []
+  var sealed: [UInt64] = []
+  var sidecars: Set<UInt64> = []
+  var partial: [String] = []
+}
+
+/// A sealed segment of the journal as its sidecar describes it.
+public struct JournalSegment: Sendable, Equatable {
+  /// The blob entry the segment has in any bundle.
+  public var entry: BlobEntry
+  /// Path of the `.zst` file: the blob's exact bytes.
+  public var path: String
+  /// Arrival times of its first and last record (0 when unknown).
+  public var firstReceivedUnixNano: UInt64
+  public var lastReceivedUnixNano: UInt64
+
+  public init(entry: BlobEntry, path: String, firstReceivedUnixNano: UInt64, lastReceivedUnixNano: UInt64) {
+    self.entry = entry
+    self.path = path
+    self.firstReceivedUnixNano = firstReceivedUnixNano
+    self.lastReceivedUnixNano = lastReceivedUnixNano
+  }
+
+  /// The sidecar's canonical JSON.
+  func sidecarBytes() throws(JournalError) -> [UInt8] {
+    let value = JSONValue.object([
+      ("entry", entry.jsonValue),
+      ("firstReceivedUnixNano", .string(String(firstReceivedUnixNano))),
+      ("lastReceivedUnixNano", .string(String(lastReceivedUnixNano))),
+    ])
+    do {
+      return try CanonicalJSON.serialize(value)
+    } catch {
+      throw JournalError(.io, "cannot serialize the sidecar of \(path): \(error)")
+    }
+  }
+
+  /// Reads a sidecar written by ``sidecarBytes()``.
+  static func read(sidecar: String, sealedPath: String) throws(JournalError) -> JournalSegment {
+    let bytes: [UInt8]
+    do {
+      let source = try FileByteSource(path: sidecar)
+      bytes = try source.bytes(at: 0, count: source.count)
+    } catch {
+      throw JournalError(.io, "\(sidecar): \(error)")
+    }
+    do {
+      guard case .object(let members) = try CanonicalJSON.parse(bytes) else {
+        throw JournalError(.corrupt, "\(sidecar): not a JSON object")
+      }
+      var entry: BlobEntry?
+      var first: UInt64?
+      var last: UInt64?
+      for (key, value) in members {
+        switch (key, value) {
+        case ("entry", _): entry = try BlobEntry(validating: value, at: "entry")
+        case ("firstReceivedUnixNano", .string(let text)): first = BundleManifest.parseU64String(text)
+        case ("lastReceivedUnixNano", .string(let text)): last = BundleManifest.parseU64String(text)
+        default: continue
+        }
+      }
+      guard let entry, let first, let last else {
+        throw JournalError(.corrupt, "\(sidecar): missing entry or arrival times")
+      }
+      return JournalSegment(entry: entry, path: sealedPath, firstReceivedUnixNano: first, lastReceivedUnixNano: last)
+    } catch let error as JournalError {
+      throw error
+    } catch {
+      throw JournalError(.corrupt, "\(sidecar): \(error)")
+    }
+  }
+}
+
+/// Small file-system helpers with the journal's error type.
+enum JournalFiles {
+  /// Writes `bytes` to `path` atomically and durably: temporary file, fsync, rename, directory fsync.
+  static func writeAtomically(_ bytes: [UInt8], to path: String) throws(JournalError) {
+    let temporary = path + ".partial"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw errno("cannot create \(temporary)") }
+    do {
+      try SegmentFileWriter.writeAll(fd, bytes, path: temporary)
+    } catch {
+      close(fd)
+      unlink(temporary)
+      throw JournalError(kindForErrno(), error.description)
+    }
+    guard fsync(fd) == 0 else {
+      let failure = errno("fsync of \(temporary) failed")
+      close(fd)
+      unlink(temporary)
+      throw failure
+    }
+    close(fd)
+    guard rename(temporary, path) == 0 else {
+      let failure = errno("cannot rename \(temporary) into place")
+      unlink(temporary)
+      throw failure
+    }
+    try syncDirectory(of: path)
+  }
+
+  static func syncDirectory(of path: String) throws(JournalError) {
+    do {
+      try SegmentFileWriter.syncDirectory(of: path)
+    } catch {
+      throw JournalError(.io, error.description)
+    }
+  }
+
+  static func makeDirectories(_ path: String) throws(JournalError) {
+    do {
+      try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    } catch {
+      throw JournalError(.io, "cannot create directory \(path): \(error.localizedDescription)")
+    }
+  }
+
+  static func size(of path: String) -> Int64 {
+    var info = stat()
+    return stat(path, &info) == 0 ? Int64(info.st_size) : 0
+  }
+
+  /// Bytes available to unprivileged writers on the file system holding `path`.
+  static func freeBytes(at path: String) -> Int64? {
+    var info = statvfs()
+    guard statvfs(path, &info) == 0 else { return nil }
+    return Int64(info.f_bavail) * Int64(info.f_frsize)
+  }
+
+  static func kindForErrno() -> JournalError.Kind {
+    Glibc.errno == ENOSPC || Glibc.errno == EDQUOT ? .full : .io
+  }
+
+  static func errno(_ what: String) -> JournalError {
+    JournalError(kindForErrno(), "\(what): \(String(cString: strerror(Glibc.errno)))")
+  }
+}

@@ -1,0 +1,128 @@
+public import Manifest
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Picks the journal's segments for a bundle, straight from the data directory.
+///
+/// Sealed segments go into the bundle as they are (hashing and copying; no re-encoding). Records
+/// still in an open segment are sealed in memory from the file's valid prefix, so a bundle can be
+/// made while capture runs without waiting for rotation. The selection works on whole segments:
+/// a segment is taken when its records' arrival times overlap the window, so the bundle may hold
+/// a few records just outside the window but never misses one inside it, and each stream's
+/// segments stay contiguous (what lies between two selected segments is selected too).
+public enum JournalSelection {
+  /// The segments of every stream (or of `tenant` only) with records that arrived between
+  /// `fromUnixNano` and `toUnixNano`, inclusive.
+  public static func select(
+    dataDirectory: String, fromUnixNano: UInt64, toUnixNano: UInt64, tenant: String?,
+    limits: VerificationLimits = .init()
+  ) throws(JournalError) -> [SealedSegment] {
+    let layout = JournalLayout(dataDirectory: dataDirectory)
+    var selected: [SealedSegment] = []
+    for directory in layout.streamDirectories() {
+      if let tenant, directory.hasSuffix("/" + JournalLayout.tenantKey(tenant)) == false { continue }
+      selected += try selectStream(directory, from: fromUnixNano, to: toUnixNano, limits: limits)
+    }
+    return selected
+  }
+
+  private enum Candidate {
+    case sealed(JournalSegment)
+    case open(path: String, scan: RecoveredSegment)
+
+    var receivedRange: (UInt64, UInt64) {
+      switch self {
+      case .sealed(let segment): (segment.firstReceivedUnixNano, segment.lastReceivedUnixNano)
+      case .open(_, let scan): (scan.firstReceivedUnixNano ?? 0, scan.lastReceivedUnixNano)
+      }
+    }
+  }
+
+  private static func selectStream(_ directory: String, from: UInt64, to: UInt64, limits: VerificationLimits)
+    throws(JournalError) -> [SealedSegment]
+  {
+    // A running capture may seal an open segment between listing and reading it; list again.
+    var lastError: JournalError?
+    for _ in 0..<5 {
+      do {
+        return try attemptStream(directory, from: from, to: to, limits: limits)
+      } catch let error where error.kind == .io {
+        lastError = error
+      }
+    }
+    throw lastError ?? JournalError(.io, "\(directory): cannot read the stream")
+  }
+
+  private static func attemptStream(_ directory: String, from: UInt64, to: UInt64, limits: VerificationLimits)
+    throws(JournalError) -> [SealedSegment]
+  {
+    let files = JournalLayout.listStream(directory)
+    var candidates: [(firstSeq: UInt64, candidate: Candidate)] = []
+    let openSet = Set(files.open)
+    for firstSeq in files.sealed {
+      let sealedPath = JournalLayout.sealedPath(in: directory, firstSeq: firstSeq)
+      if files.sidecars.contains(firstSeq) {
+        let segment = try JournalSegment.read(
+          sidecar: JournalLayout.sidecarPath(in: directory, firstSeq: firstSeq), sealedPath: sealedPath)
+        candidates.append((firstSeq, .sealed(segment)))
+      } else if !openSet.contains(firstSeq) {
+        candidates.append((firstSeq, .sealed(try Journal.describeSealed(path: sealedPath, firstSeq: firstSeq, limits: limits))))
+      }
+    }
+    let sealedWithSidecar = Set(candidates.map(\.firstSeq))
+    for firstSeq in files.open where !sealedWithSidecar.contains(firstSeq) {
+      let path = JournalLayout.openPath(in: directory, firstSeq: firstSeq)
+      let scan: RecoveredSegment
+      do {
+        scan = try SegmentFileRecovery.scan(path: path, expectedFirstSeq: firstSeq, limits: limits)
+      } catch {
+        throw JournalError(error.kind == .io ? .io : .corrupt, error.description)
+      }
+      if scan.recordCount > 0 { candidates.append((firstSeq, .open(path: path, scan: scan))) }
+    }
+    candidates.sort { $0.firstSeq < $1.firstSeq }
+    let hits = candidates.indices.filter { index in
+      let (first, last) = candidates[index].candidate.receivedRange
+      return first <= to && last >= from
+    }
+    guard let low = hits.first, let high = hits.last else { return [] }
+    var segments: [SealedSegment] = []
+    for (_, candidate) in candidates[low...high] {
+      switch candidate {
+      case .sealed(let segment):
+        segments.append(
+          SealedSegment(entry: segment.entry, data: .fileRange(path: segment.path, offset: 0, count: Int(segment.entry.size))))
+      case .open(let path, let scan):
+        segments.append(try sealInMemory(path: path, scan: scan, limits: limits))
+      }
+    }
+    return segments
+  }
+
+  /// Seals the valid prefix of an open segment file without touching the file.
+  private static func sealInMemory(path: String, scan: RecoveredSegment, limits: VerificationLimits)
+    throws(JournalError) -> SealedSegment
+  {
+    let bytes: [UInt8]
+    do {
+      let source = try FileByteSource(path: path)
+      guard source.count >= scan.validLength else {
+        throw JournalError(.io, "\(path) shrank while it was read")
+      }
+      bytes = try source.bytes(at: 0, count: scan.validLength)
+    } catch let error as JournalError {
+      throw error
+    } catch {
+      throw JournalError(.io, "\(path): \(error)")
+    }
+    do {
+      return try SegmentSealer.sealFramed(
+        bytes, header: scan.header, recordCount: scan.recordCount, firstSeq: scan.firstSeq,
+        lastSeq: scan.firstSeq + scan.recordCount - 1, times: scan.times, limits: limits)
+    } catch {
+      throw JournalError(.invalidRecord, "\(path): \(error.message)")
+    }
+  }
+}

@@ -1,0 +1,243 @@
+public import Logging
+public import NIOCore
+internal import NIOHTTP1
+
+/// One request to the admin endpoint, fully read.
+public struct AdminRequest: Sendable, Equatable {
+  /// The method as sent (`GET`, `POST`, ...).
+  public var method: String
+  /// The path, without the query (`/status`).
+  public var path: String
+  /// The raw query after `?`, still percent-encoded; empty when there is none.
+  public var query: String
+  /// Header values by lowercased name; repeated headers are joined with `", "`.
+  public var headers: [String: String]
+  public var body: [UInt8]
+
+  public init(method: String, path: String, query: String = "", headers: [String: String] = [:], body: [UInt8] = []) {
+    self.method = method
+    self.path = path
+    self.query = query
+    self.headers = headers
+    self.body = body
+  }
+
+  /// The first value of query parameter `name`, percent-decoded (`+` as space); `nil` if absent
+  /// or not valid percent-encoded UTF-8.
+  public func queryValue(_ name: String) -> String? {
+    for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+      let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+      guard let key = parts.first.flatMap({ Self.percentDecoded($0) }), key == name else { continue }
+      return parts.count > 1 ? Self.percentDecoded(parts[1]) : ""
+    }
+    return nil
+  }
+
+  private static func percentDecoded(_ text: Substring) -> String? {
+    var bytes: [UInt8] = []
+    var iterator = Array(text.utf8).makeIterator()
+    while let byte = iterator.next() {
+      switch byte {
+      case UInt8(ascii: "+"): bytes.append(UInt8(ascii: " "))
+      case UInt8(ascii: "%"):
+        guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
+          return nil
+        }
+        bytes.append(high << 4 | low)
+      default: bytes.append(byte)
+      }
+    }
+    return String(validating: bytes, as: UTF8.self)
+  }
+
+  private static func hexValue(_ byte: UInt8) -> UInt8? {
+    switch byte {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+    default: return nil
+    }
+  }
+}
+
+/// The admin endpoint's answer to one request.
+public struct AdminResponse: Sendable, Equatable {
+  /// The HTTP status code (200, 404, 503, ...).
+  public var status: Int
+  public var contentType: String
+  public var body: [UInt8]
+  /// Further headers (`Retry-After`, `Allow`, ...). `Content-Type`, `Content-Length` and
+  /// `Connection` are set by the server.
+  public var headers: [String: String]
+
+  public init(status: Int, contentType: String = "text/plain; charset=utf-8", body: [UInt8] = [], headers: [String: String] = [:]) {
+    self.status = status
+    self.contentType = contentType
+    self.body = body
+    self.headers = headers
+  }
+
+  /// A UTF-8 plain-text answer.
+  public static func text(_ status: Int, _ text: String) -> AdminResponse {
+    AdminResponse(status: status, body: Array(text.utf8))
+  }
+
+  /// A JSON answer; `json` must already be serialized.
+  public static func json(_ status: Int, _ json: [UInt8]) -> AdminResponse {
+    AdminResponse(status: status, contentType: "application/json", body: json)
+  }
+}
+
+/// The small HTTP/1.1 server of the admin endpoint (health, readiness, journal status, incident
+/// control): every complete request goes to one async handler, whose answer is written back in
+/// request order. Bodies over ``Options/maxBodyBytes`` get 413 (NIO's request aggregator).
+public final class AdminHTTPServer: Sendable {
+  /// Where and how the admin server listens.
+  public struct Options: Sendable {
+    public var host: String
+    /// 0 binds an ephemeral port.
+    public var port: Int
+    /// The largest request body read; larger ones get 413.
+    public var maxBodyBytes: Int
+    public var maxConnections: Int
+    /// Connections with no complete request for this long are closed (also bounds slow clients).
+    public var idleTimeout: TimeAmount
+    /// How long ``AdminHTTPServer/stop()`` lets open exchanges finish.
+    public var shutdownGracePeriod: TimeAmount
+
+    /// The defaults: 127.0.0.1:4320, 1 MiB bodies, 64 connections, 30 s idle, 2 s grace.
+    public init(
+      host: String = "127.0.0.1", port: Int = 4320, maxBodyBytes: Int = 1 << 20, maxConnections: Int = 64,
+      idleTimeout: TimeAmount = .seconds(30), shutdownGracePeriod: TimeAmount = .seconds(2)
+    ) {
+      self.host = host
+      self.port = port
+      self.maxBodyBytes = maxBodyBytes
+      self.maxConnections = maxConnections
+      self.idleTimeout = idleTimeout
+      self.shutdownGracePeriod = shutdownGracePeriod
+    }
+  }
+
+  /// Answers one admin request.
+  public typealias Handler = @Sendable (AdminRequest) async -> AdminResponse
+
+  private let options: Options
+  private let handler: Handler
+  private let server: HTTPServerCore
+
+  public init(options: Options = Options(), group: any EventLoopGroup, logger: Logger, handler: @escaping Handler) {
+    self.options = options
+    self.handler = handler
+    self.server = HTTPServerCore(
+      name: "admin", group: group, maxConnections: options.maxConnections, retryAfterSeconds: 1, logger: logger)
+  }
+
+  /// Binds and starts serving; returns the bound address (the actual port when the option is 0).
+  /// - Throws: ``HTTPServerError``.
+  public func start() async throws -> SocketAddress {
+    let options = options
+    let handler = handler
+    return try await server.start(host: options.host, port: options.port) { channel in
+      try Self.configure(channel: channel, options: options, handler: handler)
+    }
+  }
+
+  /// Stops accepting, lets exchanges in progress finish for the grace period, closes the rest.
+  public func stop() async {
+    await server.stop(gracePeriod: options.shutdownGracePeriod)
+  }
+
+  /// Adds the admin server's per-connection handlers to `channel` (for tests on an
+  /// `EmbeddedChannel`). Must run on `channel`'s event loop.
+  public static func configure(channel: any Channel, options: Options = Options(), handler: @escaping Handler) throws {
+    let pipeline = channel.pipeline.syncOperations
+    try pipeline.addHandler(IdleStateHandler(readTimeout: options.idleTimeout))
+    try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
+    try pipeline.addHandler(NIOHTTPServerRequestAggregator(maxContentLength: options.maxBodyBytes))
+    try pipeline.addHandler(AdminRequestHandler(handler: handler))
+  }
+}
+
+/// Calls the admin handler for each aggregated request and writes its answer on the event loop.
+final class AdminRequestHandler: ChannelInboundHandler {
+  typealias InboundIn = NIOHTTPServerRequestFull
+  typealias OutboundOut = HTTPServerResponsePart
+
+  private let handler: AdminHTTPServer.Handler
+  private var inFlight = false
+  private var closeWhenIdle = false
+
+  init(handler: @escaping AdminHTTPServer.Handler) {
+    self.handler = handler
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    let full = unwrapInboundIn(data)
+    let uri = full.head.uri
+    let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+    var headers: [String: String] = [:]
+    for (name, value) in full.head.headers {
+      let key = name.lowercased()
+      headers[key] = headers[key].map { "\($0), \(value)" } ?? value
+    }
+    let request = AdminRequest(
+      method: full.head.method.rawValue, path: String(parts.first ?? ""),
+      query: parts.count > 1 ? String(parts[1]) : "", headers: headers,
+      body: full.body.map { Array($0.readableBytesView) } ?? [])
+    let keepAlive = full.head.isKeepAlive
+    let version = full.head.version
+    inFlight = true
+    let handler = handler
+    let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+    let eventLoop = context.eventLoop
+    Task {
+      let response = await handler(request)
+      eventLoop.execute {
+        let (this, context) = loopBound.value
+        this.write(response, keepAlive: keepAlive, version: version, context: context)
+      }
+    }
+  }
+
+  private func write(_ response: AdminResponse, keepAlive: Bool, version: HTTPVersion, context: ChannelHandlerContext) {
+    inFlight = false
+    guard context.channel.isActive else { return }
+    var headers = HTTPHeaders()
+    headers.add(name: "Content-Type", value: response.contentType)
+    headers.add(name: "Content-Length", value: "\(response.body.count)")
+    for (name, value) in response.headers.sorted(by: { $0.key < $1.key }) {
+      let lowered = name.lowercased()
+      if lowered == "content-type" || lowered == "content-length" || lowered == "connection" { continue }
+      headers.add(name: name, value: value)
+    }
+    let close = !keepAlive || closeWhenIdle
+    if close { headers.add(name: "Connection", value: "close") }
+    let status = HTTPResponseStatus(statusCode: response.status)
+    let responseVersion = version.major == 1 && version.minor == 0 ? version : .http1_1
+    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: responseVersion, status: status, headers: headers))), promise: nil)
+    if !response.body.isEmpty {
+      context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+    }
+    let future = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+    if close {
+      let loopBound = context.loopBound
+      future.whenComplete { _ in loopBound.value.close(promise: nil) }
+    }
+  }
+
+  func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+      if inFlight {
+        closeWhenIdle = true
+      } else {
+        context.close(promise: nil)
+      }
+      return
+    }
+    context.fireUserInboundEventTriggered(event)
+  }
+}
+
+@available(*, unavailable)
+extension AdminRequestHandler: Sendable {}

@@ -1,0 +1,179 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2Posix
+public import Logging
+import Manifest
+import NIOCore
+public import NIOPosix
+import OTLPProto
+import SwiftProtobuf
+
+/// The OTLP/gRPC receiver: the three `Export` services of OTLP v1 over gRPC Swift 2's HTTP/2
+/// transport, in front of the same admission pipeline as OTLP/HTTP.
+///
+/// The methods are registered with a byte-preserving (de)serializer instead of generated stubs,
+/// so the journal holds exactly the bytes the client sent: generated stubs would decode and
+/// re-encode, and evidence should not depend on a re-encoding.
+public final class OTLPGRPCReceiver: Sendable {
+  /// Where and how the receiver listens.
+  public struct Options: Sendable {
+    public var host: String
+    /// 0 picks a free port.
+    public var port: Int
+    /// Header (metadata key) naming the tenant, matched case-insensitively.
+    public var tenantMetadataKey: String
+
+    public init(host: String = "127.0.0.1", port: Int = 4317, tenantMetadataKey: String = "x-scope-orgid") {
+      self.host = host
+      self.port = port
+      self.tenantMetadataKey = tenantMetadataKey.lowercased()
+    }
+  }
+
+  private let server: GRPCServer<HTTP2ServerTransport.Posix>
+  private let transport: HTTP2ServerTransport.Posix
+
+  public init(ingest: any OTLPIngest, options: Options, group: MultiThreadedEventLoopGroup, logger: Logger) {
+    let transport = HTTP2ServerTransport.Posix(
+      address: .ipv4(host: options.host, port: options.port),
+      transportSecurity: .plaintext,
+      config: .defaults { config in
+        config.rpc.maxRequestPayloadSize = ingest.maxRequestBytes
+        config.compression.enabledAlgorithms = .all
+      },
+      eventLoopGroup: group)
+    self.transport = transport
+    let service = OTLPExportService(ingest: ingest, tenantKey: options.tenantMetadataKey, logger: logger)
+    self.server = GRPCServer(transport: transport, services: [service])
+  }
+
+  /// Starts serving in the background and returns the bound address.
+  public func start() async throws -> String {
+    let server = self.server
+    Task { try await server.serve() }
+    let address = try await transport.listeningAddress
+    if let ipv4 = address.ipv4 { return "\(ipv4.host):\(ipv4.port)" }
+    if let ipv6 = address.ipv6 { return "[\(ipv6.host)]:\(ipv6.port)" }
+    return "\(address)"
+  }
+
+  /// Stops accepting calls and lets running ones finish.
+  public func stop() {
+    server.beginGracefulShutdown()
+  }
+}
+
+/// The three OTLP `Export` methods, each handing the raw request message to admission.
+struct OTLPExportService: RegistrableRPCService {
+  let ingest: any OTLPIngest
+  let tenantKey: String
+  let logger: Logger
+
+  static let methods: [(Signal, MethodDescriptor)] = [
+    (.traces, MethodDescriptor(fullyQualifiedService: "opentelemetry.proto.collector.trace.v1.TraceService", method: "Export")),
+    (.logs, MethodDescriptor(fullyQualifiedService: "opentelemetry.proto.collector.logs.v1.LogsService", method: "Export")),
+    (
+      .metrics,
+      MethodDescriptor(fullyQualifiedService: "opentelemetry.proto.collector.metrics.v1.MetricsService", method: "Export")
+    ),
+  ]
+
+  func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
+    for (signal, descriptor) in Self.methods {
+      router.registerHandler(
+        forMethod: descriptor, deserializer: RawBytesCoder(), serializer: RawBytesCoder()
+      ) { request, _ in
+        let single = try await ServerRequest(stream: request)
+        let tenant = single.metadata[stringValues: tenantKey].first(where: { _ in true })
+        let response = await export(single.message, signal: signal, tenant: tenant)
+        return StreamingServerResponse(single: response)
+      }
+    }
+  }
+
+  private func export(_ body: [UInt8], signal: Signal, tenant: String?) async -> ServerResponse<[UInt8]> {
+    // gRPC buffers the message before the handler runs; reserve it so the in-flight bound
+    // covers gRPC as well, and push back before decoding when over it.
+    guard ingest.reserveInFlight(body.count) else {
+      return ServerResponse(
+        error: RPCError(
+          code: .resourceExhausted, message: "capture is over its in-flight memory bound; retry later",
+          metadata: Self.retryMetadata(seconds: 1)))
+    }
+    defer { ingest.releaseInFlight(body.count) }
+    if let problem = ingest.admissionProblem() {
+      return ServerResponse(error: Self.rpcError(for: problem))
+    }
+    let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<IngestReceipt, RejectedRequest>, Never>) in
+      ingest.export(body: body, signal: signal, encoding: .protobuf, tenantHeader: tenant) { result in
+        continuation.resume(returning: result)
+      }
+    }
+    switch result {
+    case .success:
+      // Every Export…ServiceResponse without partial_success serializes to zero bytes.
+      return ServerResponse(message: [])
+    case .failure(let rejection):
+      logger.debug("gRPC export rejected", metadata: ["signal": "\(signal.rawValue)", "reason": "\(rejection.message)"])
+      return ServerResponse(error: Self.rpcError(for: rejection))
+    }
+  }
+
+  /// The gRPC status for a rejection, per the OTLP/gRPC retry rules: `UNAVAILABLE` and
+  /// `RESOURCE_EXHAUSTED` (with retry info) are retried by exporters, `INVALID_ARGUMENT` is not.
+  static func rpcError(for rejection: RejectedRequest) -> RPCError {
+    let code: RPCError.Code
+    switch rejection.kind {
+    case .malformed, .unsupportedMediaType: code = .invalidArgument
+    case .payloadTooLarge: code = .resourceExhausted
+    case .overloaded: code = .resourceExhausted
+    case .unavailable: code = .unavailable
+    case .tenantRejected: code = .permissionDenied
+    case .internalError: code = .internalError
+    }
+    let metadata = rejection.retryAfterSeconds.map { retryMetadata(seconds: $0) } ?? [:]
+    return RPCError(code: code, message: rejection.message, metadata: metadata)
+  }
+
+  /// `google.rpc.RetryInfo` in the `grpc-status-details-bin` trailer is how OTLP/gRPC servers
+  /// ask for a delay; this carries the delay as a plain trailer too, for humans and tests.
+  static func retryMetadata(seconds: Int) -> Metadata {
+    var metadata: Metadata = [:]
+    metadata.addString(String(seconds), forKey: "retry-after")
+    metadata.addBinary(retryInfoStatusDetails(seconds: seconds), forKey: "grpc-status-details-bin")
+    return metadata
+  }
+
+  /// A `google.rpc.Status` holding one `google.rpc.RetryInfo` detail, hand-encoded: Status{3:
+  /// Any{1: type_url, 2: RetryInfo{1: Duration{1: seconds}}}}. The status code and message are
+  /// left out; gRPC carries them in its own trailers.
+  static func retryInfoStatusDetails(seconds: Int) -> [UInt8] {
+    func lengthDelimited(_ field: UInt8, _ bytes: [UInt8]) -> [UInt8] {
+      [field << 3 | 2] + varint(UInt64(bytes.count)) + bytes
+    }
+    func varint(_ value: UInt64) -> [UInt8] {
+      var value = value
+      var out: [UInt8] = []
+      repeat {
+        let low = UInt8(value & 0x7F)
+        value >>= 7
+        out.append(value == 0 ? low : low | 0x80)
+      } while value != 0
+      return out
+    }
+    let duration = [UInt8(1 << 3)] + varint(UInt64(max(0, seconds)))
+    let retryInfo = lengthDelimited(1, duration)
+    let any = lengthDelimited(1, Array("type.googleapis.com/google.rpc.RetryInfo".utf8)) + lengthDelimited(2, retryInfo)
+    return lengthDelimited(3, any)
+  }
+}
+
+/// Passes gRPC message bytes through unchanged in both directions.
+struct RawBytesCoder: MessageSerializer, MessageDeserializer {
+  func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes {
+    Bytes(message)
+  }
+
+  func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> [UInt8] {
+    serializedMessageBytes.withUnsafeBytes { Array($0) }
+  }
+}

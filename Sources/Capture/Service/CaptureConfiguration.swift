@@ -1,0 +1,290 @@
+import Foundation
+import Yams
+
+/// A `HOST:PORT` a listener binds to.
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+  public var host: String
+  /// 0 picks a free port.
+  public var port: Int
+
+  public init(host: String, port: Int) {
+    self.host = host
+    self.port = port
+  }
+
+  /// Parses `HOST:PORT` (`[::1]:4318` for IPv6).
+  public init(parsing text: String) throws(CaptureConfigurationError) {
+    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+      (0...65535).contains(port)
+    else {
+      throw CaptureConfigurationError("\"\(text)\" is not HOST:PORT with a port from 0 to 65535")
+    }
+    var host = String(text[..<colon])
+    if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+    guard !host.isEmpty else { throw CaptureConfigurationError("\"\(text)\" has no host") }
+    self.host = host
+    self.port = port
+  }
+
+  public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+
+  /// Whether the host is a loopback address (`127.0.0.0/8`, `::1`, `localhost`).
+  public var isLoopback: Bool {
+    host == "localhost" || host == "::1" || host.hasPrefix("127.")
+  }
+}
+
+/// A configuration that cannot be used, with what and where.
+public struct CaptureConfigurationError: Error, Sendable, CustomStringConvertible {
+  public var message: String
+  public init(_ message: String) { self.message = message }
+  public var description: String { message }
+}
+
+/// Documented presets of durability, limits and listeners (`--profile`).
+public enum CaptureProfile: String, Sendable, CaseIterable {
+  /// Group commit, loopback listeners, moderate bounds: a workstation or a sidecar.
+  case `default`
+  /// Every export request synced on its own before it is acknowledged, shorter segments (sealed
+  /// evidence sooner), a larger free-space floor: when the capture itself is the evidence.
+  case forensic
+  /// Loopback-only listeners (non-loopback addresses are refused) and no outbound hooks, for
+  /// sealed, air-gapped sites.
+  case airgap
+}
+
+/// Everything the capture service is configured with. Built from a profile's preset, then a
+/// YAML file (`--config`), then command-line flags, each overriding the one before.
+public struct CaptureConfiguration: Sendable {
+  public var profile: CaptureProfile
+  public var dataDirectory = "./stella-data"
+  /// `nil`: the id stored in the data directory, or a generated one.
+  public var nodeID: String?
+  public var otlpHTTP = ListenAddress(host: "127.0.0.1", port: 4318)
+  public var otlpGRPC = ListenAddress(host: "127.0.0.1", port: 4317)
+  public var admin = ListenAddress(host: "127.0.0.1", port: 4320)
+  public var journal = JournalOptions()
+  /// Bound on request bytes being received, decoded or waiting for the journal.
+  public var maxInFlightBytes = 256 << 20
+  /// The largest request body, compressed or decompressed.
+  public var maxRequestBytes = 16 << 20
+  public var maxConnections = 1024
+  /// An idle keep-alive connection is closed after this.
+  public var idleTimeoutSeconds = 60
+  /// A request's headers and body must arrive within this (slow clients are cut off).
+  public var requestTimeoutSeconds = 30
+  /// HTTP header (and, lowercased, gRPC metadata key) naming the tenant.
+  public var tenantHeader = "X-Scope-OrgID"
+  /// Tenant of requests that name none.
+  public var defaultTenant = "default"
+  /// Whether outbound notify hooks may run (always off in `airgap`).
+  public var hooksAllowed = true
+
+  /// The preset of `profile`.
+  public init(profile: CaptureProfile = .default) {
+    self.profile = profile
+    switch profile {
+    case .default:
+      break
+    case .forensic:
+      journal.durability = .fsyncPerBatch
+      journal.maxSegmentAgeSeconds = 30
+      journal.minFreeBytes = 1 << 30
+    case .airgap:
+      hooksAllowed = false
+    }
+  }
+
+  /// Checks cross-field rules; the airgap profile refuses non-loopback listeners.
+  public func validate() throws(CaptureConfigurationError) {
+    if profile == .airgap {
+      for (name, address) in [("otlp-http", otlpHTTP), ("otlp-grpc", otlpGRPC), ("admin", admin)]
+      where !address.isLoopback {
+        throw CaptureConfigurationError("profile airgap listens on loopback only, but \(name) is \(address)")
+      }
+    }
+    guard maxRequestBytes >= 1024 else { throw CaptureConfigurationError("max-request-bytes must be at least 1KiB") }
+    guard maxRequestBytes <= 64 << 20 else {
+      throw CaptureConfigurationError("max-request-bytes must be at most 64MiB (a record is at most 16MiB)")
+    }
+    guard maxInFlightBytes >= 1 << 20 else { throw CaptureConfigurationError("max-inflight-bytes must be at least 1MiB") }
+    guard journal.maxSegmentBytes >= 64 << 10, journal.maxSegmentBytes <= 512 << 20 else {
+      throw CaptureConfigurationError("segment-max-bytes must be from 64KiB to 512MiB")
+    }
+    guard journal.maxSegmentAgeSeconds >= 1 else { throw CaptureConfigurationError("segment-max-age must be at least 1s") }
+    guard journal.syncIntervalMillis >= 1 else { throw CaptureConfigurationError("sync-interval must be at least 1ms") }
+    guard maxConnections >= 1 else { throw CaptureConfigurationError("max-connections must be at least 1") }
+    if let problem = TenantName.problem(with: defaultTenant) {
+      throw CaptureConfigurationError("default-tenant: \(problem)")
+    }
+  }
+
+  // MARK: - YAML
+
+  /// The profile a YAML document names, if any (read first, since it picks the preset).
+  public static func profile(inYAML text: String, path: String) throws(CaptureConfigurationError) -> CaptureProfile? {
+    let root = try parseYAML(text, path: path)
+    guard let name = root.first(where: { $0.0 == "profile" })?.1 else { return nil }
+    guard let profile = CaptureProfile(rawValue: try string(name, "profile", path)) else {
+      throw CaptureConfigurationError("\(path): profile must be one of default, forensic, airgap")
+    }
+    return profile
+  }
+
+  /// Applies a YAML configuration document over this configuration. Unknown keys are errors.
+  public mutating func apply(yaml text: String, path: String) throws(CaptureConfigurationError) {
+    let root = try Self.parseYAML(text, path: path)
+    for (key, value) in root {
+      switch key {
+      case "profile": continue
+      case "data": dataDirectory = try Self.string(value, key, path)
+      case "node-id": nodeID = try Self.string(value, key, path)
+      case "listeners":
+        for (name, entry) in try Self.mapping(value, key, path) {
+          let address = try Self.address(entry, "listeners.\(name)", path)
+          switch name {
+          case "otlp-http": otlpHTTP = address
+          case "otlp-grpc": otlpGRPC = address
+          case "admin": admin = address
+          default: throw Self.unknown("listeners.\(name)", path)
+          }
+        }
+      case "journal":
+        for (name, entry) in try Self.mapping(value, key, path) {
+          let field = "journal.\(name)"
+          switch name {
+          case "durability":
+            guard let policy = DurabilityPolicy(rawValue: try Self.string(entry, field, path)) else {
+              throw CaptureConfigurationError("\(path): \(field) must be fsync-per-batch, group-commit or interval")
+            }
+            journal.durability = policy
+          case "sync-interval": journal.syncIntervalMillis = try Self.milliseconds(entry, field, path)
+          case "segment-max-bytes": journal.maxSegmentBytes = Int(try Self.size(entry, field, path))
+          case "segment-max-age": journal.maxSegmentAgeSeconds = try Self.milliseconds(entry, field, path) / 1000
+          case "max-bytes": journal.maxJournalBytes = try Self.size(entry, field, path)
+          case "min-free-bytes": journal.minFreeBytes = try Self.size(entry, field, path)
+          default: throw Self.unknown(field, path)
+          }
+        }
+      case "limits":
+        for (name, entry) in try Self.mapping(value, key, path) {
+          let field = "limits.\(name)"
+          switch name {
+          case "max-inflight-bytes": maxInFlightBytes = Int(try Self.size(entry, field, path))
+          case "max-request-bytes": maxRequestBytes = Int(try Self.size(entry, field, path))
+          case "max-connections": maxConnections = Int(try Self.size(entry, field, path))
+          case "idle-timeout": idleTimeoutSeconds = try Self.milliseconds(entry, field, path) / 1000
+          case "request-timeout": requestTimeoutSeconds = try Self.milliseconds(entry, field, path) / 1000
+          default: throw Self.unknown(field, path)
+          }
+        }
+      case "tenancy":
+        for (name, entry) in try Self.mapping(value, key, path) {
+          let field = "tenancy.\(name)"
+          switch name {
+          case "header": tenantHeader = try Self.string(entry, field, path)
+          case "default-tenant": defaultTenant = try Self.string(entry, field, path)
+          default: throw Self.unknown(field, path)
+          }
+        }
+      default:
+        throw Self.unknown(key, path)
+      }
+    }
+  }
+
+  private static func parseYAML(_ text: String, path: String) throws(CaptureConfigurationError) -> [(String, Node)] {
+    let node: Node?
+    do {
+      node = try Yams.compose(yaml: text)
+    } catch {
+      throw CaptureConfigurationError("\(path): not valid YAML: \(error)")
+    }
+    guard let node else { return [] }
+    return try mapping(node, "the document", path)
+  }
+
+  private static func mapping(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError)
+    -> [(String, Node)]
+  {
+    guard let mapping = node.mapping else { throw CaptureConfigurationError("\(path): \(field) must be a mapping") }
+    var result: [(String, Node)] = []
+    for (key, value) in mapping {
+      guard let name = key.string else { throw CaptureConfigurationError("\(path): \(field) has a non-string key") }
+      result.append((name, value))
+    }
+    return result
+  }
+
+  private static func string(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError) -> String {
+    guard let scalar = node.scalar else { throw CaptureConfigurationError("\(path): \(field) must be a scalar") }
+    return scalar.string
+  }
+
+  private static func address(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError)
+    -> ListenAddress
+  {
+    do {
+      return try ListenAddress(parsing: try string(node, field, path))
+    } catch {
+      throw CaptureConfigurationError("\(path): \(field): \(error.message)")
+    }
+  }
+
+  private static func size(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError) -> Int64 {
+    let text = try string(node, field, path)
+    guard let value = ByteSize.parse(text) else {
+      throw CaptureConfigurationError("\(path): \(field): \"\(text)\" is not a size (like 1048576, 512KiB, 64MiB, 1GiB)")
+    }
+    return value
+  }
+
+  private static func milliseconds(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError)
+    -> Int
+  {
+    let text = try string(node, field, path)
+    guard let value = DurationText.milliseconds(text) else {
+      throw CaptureConfigurationError("\(path): \(field): \"\(text)\" is not a duration (like 200ms, 30s, 5m, 1h)")
+    }
+    return value
+  }
+
+  private static func unknown(_ field: String, _ path: String) -> CaptureConfigurationError {
+    CaptureConfigurationError("\(path): unknown key \(field) (see config/capture.example.yaml)")
+  }
+}
+
+/// Sizes written as plain bytes or with a binary (`KiB`, `MiB`, `GiB`) or decimal (`KB`, `MB`,
+/// `GB`) suffix.
+public enum ByteSize {
+  public static func parse(_ text: String) -> Int64? {
+    let trimmed = text.trimmingCharacters(in: .whitespaces)
+    let units: [(String, Int64)] = [
+      ("KiB", 1 << 10), ("MiB", 1 << 20), ("GiB", 1 << 30), ("TiB", 1 << 40),
+      ("KB", 1000), ("MB", 1_000_000), ("GB", 1_000_000_000), ("TB", 1_000_000_000_000), ("B", 1),
+    ]
+    for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
+      guard let number = Int64(trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), number >= 0
+      else { return nil }
+      let (product, overflow) = number.multipliedReportingOverflow(by: factor)
+      return overflow ? nil : product
+    }
+    guard let number = Int64(trimmed), number >= 0 else { return nil }
+    return number
+  }
+}
+
+/// Durations written as `250ms`, `30s`, `5m`, `1h` (or plain seconds).
+public enum DurationText {
+  public static func milliseconds(_ text: String) -> Int? {
+    let trimmed = text.trimmingCharacters(in: .whitespaces)
+    let units: [(String, Int)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+    for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
+      guard let number = Int(trimmed.dropLast(suffix.count)), number >= 0 else { return nil }
+      let (product, overflow) = number.multipliedReportingOverflow(by: factor)
+      return overflow ? nil : product
+    }
+    guard let seconds = Int(trimmed), seconds >= 0 else { return nil }
+    return seconds * 1000
+  }
+}

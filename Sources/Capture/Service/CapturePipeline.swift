@@ -1,0 +1,126 @@
+import Foundation
+public import Manifest
+import Synchronization
+
+/// Counts of what admission did, for `/status`.
+public struct IngestCounters: Sendable, Equatable {
+  /// Requests journaled, per signal.
+  public var accepted: [Signal: UInt64] = [:]
+  /// Request bytes journaled.
+  public var acceptedBytes: UInt64 = 0
+  /// Requests refused, by reason (`malformed`, `overloaded`, ...).
+  public var rejected: [String: UInt64] = [:]
+}
+
+/// The admission pipeline behind every receiver: in-flight memory bound, decoding, tenant,
+/// journal. A request is acknowledged only when the journal says its record is durable.
+public final class CapturePipeline: OTLPIngest {
+  public let journal: Journal
+  public let maxInFlightBytes: Int
+  public let maxRequestBytes: Int
+  public let defaultTenant: String
+  /// Seconds a client is asked to wait after a backpressure answer.
+  public let retryAfterSeconds: Int
+  private let inFlight = Mutex(0)
+  private let counters = Mutex(IngestCounters())
+
+  public init(
+    journal: Journal, maxInFlightBytes: Int, maxRequestBytes: Int, defaultTenant: String, retryAfterSeconds: Int = 2
+  ) {
+    self.journal = journal
+    self.maxInFlightBytes = maxInFlightBytes
+    self.maxRequestBytes = maxRequestBytes
+    self.defaultTenant = defaultTenant
+    self.retryAfterSeconds = retryAfterSeconds
+  }
+
+  public func reserveInFlight(_ bytes: Int) -> Bool {
+    let reserved = inFlight.withLock { current in
+      // A single request larger than the whole bound could never be admitted; it is let through
+      // alone (when nothing else is in flight) so the bound never starves a legal request.
+      guard current + bytes <= maxInFlightBytes || current == 0 else { return false }
+      current += bytes
+      return true
+    }
+    if !reserved { count(.overloaded) }
+    return reserved
+  }
+
+  public func releaseInFlight(_ bytes: Int) {
+    inFlight.withLock { $0 = max(0, $0 - bytes) }
+  }
+
+  /// Bytes reserved by requests being received or journaled.
+  public var inFlightBytes: Int { inFlight.withLock { $0 } }
+
+  public var counterSnapshot: IngestCounters { counters.withLock { $0 } }
+
+  public func admissionProblem() -> RejectedRequest? {
+    guard let problem = journal.admissionProblem() else { return nil }
+    let rejection = Self.rejection(for: problem, retryAfterSeconds: retryAfterSeconds)
+    count(rejection.kind)
+    return rejection
+  }
+
+  public func export(
+    body: [UInt8], signal: Signal, encoding: OTLPEncoding, tenantHeader: String?,
+    completion: @escaping @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void
+  ) {
+    let receivedUnixNano = Self.wallClockNanos()
+    let tenant = tenantHeader.map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
+      ?? defaultTenant
+    if let problem = TenantName.problem(with: tenant) {
+      return reject(RejectedRequest(.malformed, "tenant: \(problem)"), completion)
+    }
+    let request: [UInt8]
+    do {
+      request = try OTLPRequestDecoder.decode(body: body, signal: signal, encoding: encoding)
+    } catch {
+      return reject(error, completion)
+    }
+    let admitted = AdmittedRequest(signal: signal, tenant: tenant, request: request, receivedUnixNano: receivedUnixNano)
+    let retryAfter = retryAfterSeconds
+    journal.append(admitted) { [self] result in
+      switch result {
+      case .success(let receipt):
+        counters.withLock { counters in
+          counters.accepted[signal, default: 0] += 1
+          counters.acceptedBytes += UInt64(request.count)
+        }
+        completion(.success(IngestReceipt(seq: receipt.seq, signal: signal, tenant: tenant)))
+      case .failure(let error):
+        reject(Self.rejection(for: error, retryAfterSeconds: retryAfter), completion)
+      }
+    }
+  }
+
+  private func reject(
+    _ rejection: RejectedRequest, _ completion: @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void
+  ) {
+    count(rejection.kind)
+    completion(.failure(rejection))
+  }
+
+  private func count(_ kind: RejectedRequest.Kind) {
+    counters.withLock { $0.rejected["\(kind)", default: 0] += 1 }
+  }
+
+  /// How a journal refusal is told to the client.
+  static func rejection(for error: JournalError, retryAfterSeconds: Int) -> RejectedRequest {
+    switch error.kind {
+    case .full, .stopped:
+      return RejectedRequest(.unavailable, error.message, retryAfterSeconds: retryAfterSeconds)
+    case .invalidRecord:
+      return RejectedRequest(.malformed, error.message)
+    case .io, .locked, .corrupt, .configuration:
+      // The write failed and nothing was acknowledged: the client may retry.
+      return RejectedRequest(.unavailable, "journal write failed: \(error.message)", retryAfterSeconds: retryAfterSeconds)
+    }
+  }
+
+  static func wallClockNanos() -> UInt64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_REALTIME, &spec)
+    return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+  }
+}
