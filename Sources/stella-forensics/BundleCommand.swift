@@ -87,6 +87,8 @@ struct BundleCommand: ParsableCommand {
 
   /// `20261125T100000Z`-style UTC, fit for an id.
   static func compact(_ unixNano: UInt64) -> String {
-    RFC3339.format(unixNano).filter { $0 != "-" && $0 != ":" }.replacingOccurrences(of: ".", with: "")
+    let full = RFC3339.format(unixNano).filter { $0 != "-" && $0 != ":" }
+    // 20261125T100000.000000000Z: drop an all-zero fraction.
+    return full.hasSuffix(".000000000Z") ? String(full.dropLast(11)) + "Z" : full.replacingOccurrences(of: ".", with: "")
   }
 }

@@ -13,7 +13,7 @@ struct StellaForensics: AsyncParsableCommand {
       """,
     version: "0.1.0",
     subcommands: [
-      KeygenCommand.self, ImportCommand.self, BundleCommand.self, SignCommand.self, VerifyCommand.self, InspectCommand.self,
+      KeygenCommand.self, CaptureCommand.self, ImportCommand.self, BundleCommand.self, SignCommand.self, VerifyCommand.self, InspectCommand.self,
     ]
   )
 

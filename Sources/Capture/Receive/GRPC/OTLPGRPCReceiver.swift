@@ -2,10 +2,8 @@ import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 public import Logging
 import Manifest
-import NIOCore
 public import NIOPosix
-import OTLPProto
-import SwiftProtobuf
+import Synchronization
 
 /// The OTLP/gRPC receiver: the three `Export` services of OTLP v1 over gRPC Swift 2's HTTP/2
 /// transport, in front of the same admission pipeline as OTLP/HTTP.
@@ -31,6 +29,8 @@ public final class OTLPGRPCReceiver: Sendable {
 
   private let server: GRPCServer<HTTP2ServerTransport.Posix>
   private let transport: HTTP2ServerTransport.Posix
+  private let logger: Logger
+  private let serving = Mutex<Task<Void, Never>?>(nil)
 
   public init(ingest: any OTLPIngest, options: Options, group: MultiThreadedEventLoopGroup, logger: Logger) {
     let transport = HTTP2ServerTransport.Posix(
@@ -42,6 +42,7 @@ public final class OTLPGRPCReceiver: Sendable {
       },
       eventLoopGroup: group)
     self.transport = transport
+    self.logger = logger
     let service = OTLPExportService(ingest: ingest, tenantKey: options.tenantMetadataKey, logger: logger)
     self.server = GRPCServer(transport: transport, services: [service])
   }
@@ -49,16 +50,26 @@ public final class OTLPGRPCReceiver: Sendable {
   /// Starts serving in the background and returns the bound address.
   public func start() async throws -> String {
     let server = self.server
-    Task { try await server.serve() }
+    let logger = self.logger
+    let task = Task {
+      do {
+        try await server.serve()
+      } catch {
+        logger.error("OTLP/gRPC server stopped: \(error)")
+      }
+    }
+    serving.withLock { $0 = task }
     let address = try await transport.listeningAddress
     if let ipv4 = address.ipv4 { return "\(ipv4.host):\(ipv4.port)" }
     if let ipv6 = address.ipv6 { return "[\(ipv6.host)]:\(ipv6.port)" }
     return "\(address)"
   }
 
-  /// Stops accepting calls and lets running ones finish.
-  public func stop() {
+  /// Stops accepting calls, lets running ones finish, and returns when the server has stopped.
+  public func stop() async {
     server.beginGracefulShutdown()
+    let task = serving.withLock { $0 }
+    await task?.value
   }
 }
 
