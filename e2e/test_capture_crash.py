@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from capturelib import CLIENTS, bundle_records, capture, captured_ids, read_id_log, wait_for  # noqa: F401
+from capturelib import CLIENTS, bundle_records, capture, captured_ids, read_id_log, trace_request, wait_for  # noqa: F401
 
 KILLS = 20
 CUT_WORDS = re.compile(r"\bcut\b|truncat", re.IGNORECASE)
@@ -116,3 +116,95 @@ def test_sigkill_under_load_loses_no_acknowledged_record(durability, capture, st
     unexplained = {rid: n for rid, n in stored.items() if n > 1 and attempts[rid] < 2}
     assert not unexplained, f"ids stored twice without a retry: {list(unexplained.items())[:10]}"
     assert summary["failureCount"] == 0, f"requests answered with an unexpected status: {summary['failures']}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Recovery of damage a SIGKILL alone rarely leaves (a record write is one write(2)), made by hand
+# in the open segment file of a killed capture: torn tails must be cut and reported; a corrupt
+# middle must stop the start, naming the file, and leave it as it was.
+
+
+def record_offsets(segment: bytes) -> list[tuple[int, int]]:
+    """(offset, total length) of each framed record of an open segment file (BUNDLE-FORMAT §6.2)."""
+    position = 6
+    tenant_len = int.from_bytes(segment[position : position + 2], "big")
+    position += 2 + tenant_len
+    node_len = int.from_bytes(segment[position : position + 2], "big")
+    position += 2 + node_len
+    records = []
+    while position + 12 <= len(segment):
+        length = int.from_bytes(segment[position + 4 : position + 8], "big")
+        records.append((position, 12 + length))
+        position += 12 + length
+    assert position == len(segment), "open segment does not end on a record boundary"
+    return records
+
+
+def killed_capture_with_records(capture, tmp_path, count: int):
+    """A capture that acknowledged `count` requests (ids torn-0..), then was SIGKILLed; its .open file."""
+    service = capture(tmp_path / "data")
+    acked = []
+    for index in range(count):
+        result = service.post("/v1/traces", trace_request([f"torn-{index}"]))
+        assert result.status == 200, f"{result}\n{service.describe()}"
+        acked.append(f"torn-{index}")
+    service.kill()
+    (open_file,) = sorted((tmp_path / "data").rglob("*.open"))
+    return service, acked, open_file
+
+
+TORN_TAILS = {
+    # fewer than 12 bytes after the last whole record
+    "short-header": lambda last: last[:7],
+    # a length that runs past the end of the file
+    "length-past-end": lambda last: last[: len(last) // 2],
+    # a whole final record whose CRC does not match
+    "crc-mismatch": lambda last: last[:-1] + bytes([last[-1] ^ 0x5A]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(TORN_TAILS))
+def test_torn_tail_is_cut_logged_and_reported(kind, capture, stella, keys, tmp_path):
+    started = dt.datetime.now(dt.timezone.utc)
+    service, acked, open_file = killed_capture_with_records(capture, tmp_path, 5)
+    data = open_file.read_bytes()
+    offset, length = record_offsets(data)[-1]
+    torn = TORN_TAILS[kind](data[offset : offset + length])
+    open_file.write_bytes(data + torn)
+
+    service.start()
+    stderr = service.stderr_path.read_text(errors="replace")
+    cut_lines = [line for line in stderr.splitlines() if "torn" in line and open_file.name in line]
+    assert cut_lines and f"cut {len(torn)} torn-tail bytes" in cut_lines[0], (
+        f"no torn-tail message for {open_file.name} cutting {len(torn)} bytes\n{service.describe()}"
+    )
+    recovery = service.status()["recovery"]
+    cut = [entry for entry in recovery if open_file.name in entry["path"]]
+    assert cut and int(cut[0]["cutBytes"]) == len(torn) and int(cut[0]["records"]) == 5, (
+        f"/status recovery {recovery}: expected {len(torn)} bytes cut after 5 records in {open_file.name}"
+    )
+    result = service.post("/v1/traces", trace_request(["after-recovery"]))
+    assert result.status == 200, f"{result}\n{service.describe()}"
+    service.stop()
+
+    _, records = bundle_records(stella, service.data, keys, tmp_path / "bundle.sfb.tar", since=started)
+    assert captured_ids(records) == acked + ["after-recovery"], "records after recovery (seqs must continue)"
+
+
+def test_corrupt_middle_refuses_to_start_and_keeps_the_file(capture, tmp_path):
+    service, _, open_file = killed_capture_with_records(capture, tmp_path, 5)
+    data = bytearray(open_file.read_bytes())
+    offset, length = record_offsets(bytes(data))[2]
+    data[offset + length - 3] ^= 0xFF  # a body byte of record 2 of 5: CRC mismatch, valid data after it
+    open_file.write_bytes(bytes(data))
+
+    service.start(wait=False)
+    try:
+        code = service.proc.wait(60)
+    except subprocess.TimeoutExpired:
+        service.kill()
+        pytest.fail(f"capture started on a journal with a corrupt middle\n{service.describe()}")
+    stderr = service.stderr_path.read_text(errors="replace")
+    assert code == 3, f"capture exited {code} on a corrupt middle, README says 3\n{service.describe()}"
+    assert open_file.name in stderr, f"the refusal does not name {open_file.name}\n{service.describe()}"
+    assert open_file.read_bytes() == bytes(data), "recovery changed a file with a corrupt middle"
