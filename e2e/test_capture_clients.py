@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import hashlib
 import json
 import os
 import signal
@@ -197,8 +198,16 @@ def test_otelcol_contrib_filelog_to_capture(capture, stella, keys, tmp_path):
     assert code == 0, f"collector exited {code}\n{collector_log.read_text()[-3000:]}"
     assert "Exporting failed" not in collector_log.read_text(), collector_log.read_text()[-3000:]
 
+    # POST /seal: every open segment becomes a sealed .zst, which *is* the bundle blob (copied, not re-encoded).
+    service.seal()
+    assert not [p for p in service.data.rglob("*.open") if p.stat().st_size > 0 and "logs" in p.parts], (
+        "open log segments left after POST /seal"
+    )
+    sealed = {hashlib.sha256(path.read_bytes()).hexdigest() for path in service.data.rglob("*.zst")}
     manifest, records = bundle_records(stella, service.data, keys, tmp_path / "bundle.sfb.tar", since=started,
                                        independent_verify=True)
+    blobs = {blob["sha256"] for blob in manifest["blobs"]}
+    assert blobs and blobs <= sealed, f"bundle blobs {blobs} are not the sealed journal files {sealed}"
     logs = [record for record in records if record.signal == "logs" and record.tenant == "collector"]
     assert {(r.signal, r.tenant) for r in records} == {("logs", "collector")}, "records other than the collector's"
     stored = sorted(body for record in logs for body in log_bodies(record.request))
