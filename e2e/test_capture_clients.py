@@ -76,7 +76,7 @@ def test_sdk_exporter_records_are_all_in_the_bundle(protocol, capture, stella, k
     )
     sent = json.loads(client.stdout.strip().splitlines()[-1])
     assert len(sent["spanIds"]) == 80 and len(sent["logBodies"]) == 30, f"client tally: {sent}"
-    assert all(sent["requests"][signal] >= 1 for signal in SIGNALS), f"client tally: {sent}"
+    assert all(sent["requests"][kind] >= 1 for kind in SIGNALS), f"client tally: {sent}"
     finished = dt.datetime.now(dt.timezone.utc)
 
     node_id = service.status()["nodeId"]
@@ -97,10 +97,10 @@ def test_sdk_exporter_records_are_all_in_the_bundle(protocol, capture, stella, k
         assert started - dt.timedelta(seconds=1) <= received <= finished + dt.timedelta(seconds=1), (
             f"{record.signal} seq {record.seq}: receivedUnixNano {record.received} outside the test"
         )
-    for signal in SIGNALS:
-        assert len(per_signal[signal]) == sent["requests"][signal], (
-            f"{protocol} {signal}: {len(per_signal[signal])} records in the bundle, "
-            f"{sent['requests'][signal]} requests acknowledged to the exporter"
+    for kind in SIGNALS:
+        assert len(per_signal[kind]) == sent["requests"][kind], (
+            f"{protocol} {kind}: {len(per_signal[kind])} records in the bundle, "
+            f"{sent['requests'][kind]} requests acknowledged to the exporter"
         )
 
     for record in per_signal["traces"]:
