@@ -131,3 +131,9 @@ def run_script(*args, **kwargs) -> Result:
         completed.stdout.decode("utf-8", "replace"),
         completed.stderr.decode("utf-8", "replace"),
     )
+
+
+def pytest_configure(config) -> None:
+    # Capture e2e tests that run for tens of seconds (crash loop, full disk, slow clients):
+    # `-m "not slow"` leaves them out of a quick local run; CI runs everything.
+    config.addinivalue_line("markers", "slow: runs for tens of seconds (capture crash, full-disk, slow-client tests)")
