@@ -250,7 +250,7 @@ enum StoredDeflate {
 
   /// `gzip.compress(b"\0" * 100000, mtime=0)` from Python: 132 bytes inflating to 100,000.
   static let zeroBomb: [UInt8] = hex(
-    "1f8b0800000000000203edc13101000000c2a0f54f6d0d0fa0" + String(repeating: "00", count: 95)
+    "1f8b0800000000000203edc13101000000c2a0f54f6d0d0fa0" + String(repeating: "00", count: 96)
       + "8057037d9511d4a0860100")
 
   static func hex(_ text: String) -> [UInt8] {

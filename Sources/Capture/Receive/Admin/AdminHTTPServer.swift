@@ -226,6 +226,12 @@ final class AdminRequestHandler: ChannelInboundHandler {
     }
   }
 
+  func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    // Malformed HTTP (already answered 400 by HTTPServerProtocolErrorHandler) or a broken
+    // connection: nothing more can be read from it.
+    context.close(promise: nil)
+  }
+
   func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
     if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
       if inFlight {
