@@ -131,7 +131,9 @@ struct ParsedResponse {
     while index < body.count {
       guard let tag = varint() else { return nil }
       switch tag {
-      case 0x08: guard let value = varint() else { return nil }; code = value
+      case 0x08:
+        guard let value = varint() else { return nil }
+        code = value
       case 0x12:
         guard let length = varint(), index + length <= body.count else { return nil }
         message = String(decoding: body[index..<index + length], as: UTF8.self)
@@ -464,7 +466,9 @@ final class EmbeddedHTTP {
   @Test func contentLengthOverTheLimitIsRefusedBeforeTheBody() throws {
     let ingest = RecordingIngest(maxRequestBytes: 1000)
     let http = try EmbeddedHTTP(ingest: ingest)
-    try http.send(Array("POST /v1/traces HTTP/1.1\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100000000\r\n\r\n".utf8))
+    try http.send(
+      Array(
+        "POST /v1/traces HTTP/1.1\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100000000\r\n\r\n".utf8))
     let response = try #require(try http.responses().first)
     #expect(response.status == 413)
     #expect(response.header("Connection") == "close")

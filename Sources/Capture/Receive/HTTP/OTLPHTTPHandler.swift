@@ -275,7 +275,8 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         encoding: request.encoding, version: request.version, keepAlive: false, context: context)
     }
     if total > request.reserved {
-      let target = min(request.maxBytes, (total + Self.reservationStep - 1) / Self.reservationStep * Self.reservationStep)
+      let target = min(
+        request.maxBytes, (total + Self.reservationStep - 1) / Self.reservationStep * Self.reservationStep)
       let more = max(target, total) - request.reserved
       guard configuration.ingest.reserveInFlight(more) else {
         releaseReservation(request.reserved)
@@ -350,7 +351,8 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
       log(rejection, signal: exporting.signal)
       let close = !exporting.keepAlive || rejection.closeConnection
       if close { phase = .closed } else { becomeIdle(context: context) }
-      writeRejection(rejection, encoding: exporting.encoding, version: exporting.version, close: close, context: context)
+      writeRejection(
+        rejection, encoding: exporting.encoding, version: exporting.version, close: close, context: context)
     }
   }
 
@@ -406,7 +408,9 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
       headers.add(name: "Connection", value: "keep-alive")
     }
     let responseVersion = version.major == 1 && version.minor == 0 ? version : .http1_1
-    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: responseVersion, status: status, headers: headers))), promise: nil)
+    context.write(
+      wrapOutboundOut(.head(HTTPResponseHead(version: responseVersion, status: status, headers: headers))), promise: nil
+    )
     if !body.isEmpty {
       context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
     }
