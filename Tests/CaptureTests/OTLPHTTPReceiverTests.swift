@@ -413,6 +413,23 @@ final class EmbeddedHTTP {
     #expect(ingest.inFlight == 0)
   }
 
+  @Test func thousandsOfPipelinedRefusalsBehindAnExportAreAllAnswered() throws {
+    let ingest = RecordingIngest()
+    ingest.state.withLock { $0.hold = true }
+    let http = try EmbeddedHTTP(ingest: ingest)
+    let refused = Array("GET /v1/traces HTTP/1.1\r\n\r\n".utf8)
+    let count = 5000
+    try http.send(
+      HTTPText.request(body: try OTLPFixtures.protobuf(.traces))
+        + Array([[UInt8]](repeating: refused, count: count).joined()))
+    #expect(ingest.fireHeld() == 1)
+    let responses = try http.responses()
+    #expect(responses.count == count + 1)
+    #expect(responses.first?.status == 200)
+    #expect(responses.dropFirst().allSatisfy { $0.status == 405 })
+    #expect(http.channel.isActive)
+  }
+
   @Test func malformedProtobufGets400WithAStatusNamingTheProblem() throws {
     let http = try EmbeddedHTTP()
     var body = try OTLPFixtures.protobuf(.traces)
@@ -853,6 +870,32 @@ final class AsyncCompletingIngest: OTLPIngest {
       for _ in 0..<50 where receiver.connectionCount > 0 { try await Task.sleep(for: .milliseconds(20)) }
       #expect(receiver.connectionCount == 0)
     }
+  }
+
+  @Test func stopLetsAnExportInProgressAnswerThenCloses() async throws {
+    let ingest = RecordingIngest()
+    ingest.state.withLock { $0.hold = true }
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let receiver = OTLPHTTPReceiver(
+      ingest: ingest, options: .init(port: 0, shutdownGracePeriod: .seconds(10)), group: group,
+      logger: Logger(label: "test"))
+    let port = try #require(try await receiver.start().port)
+    let client = try BlockingClient(port: port)
+    try client.send(HTTPText.request(body: try OTLPFixtures.protobuf(.traces)))
+    for _ in 0..<100 where ingest.exports.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+    #expect(ingest.exports.count == 1)
+    let stopping = Task { await receiver.stop() }
+    try await Task.sleep(for: .milliseconds(100))
+    // The listener is closed, the connection still waits for its answer.
+    #expect(throws: (any Error).self) { _ = try BlockingClient(port: port) }
+    #expect(ingest.fireHeld() == 1)
+    let responses = client.read(responses: 1)
+    #expect(responses.map(\.status) == [200])
+    #expect(responses.first?.header("Connection") == "close")
+    #expect(client.waitForClose())
+    await stopping.value
+    #expect(ingest.inFlight == 0)
+    try await group.shutdownGracefully()
   }
 
   @Test func startTwiceIsRefused() async throws {

@@ -168,7 +168,11 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
       releaseReservation(request.reserved)
       phase = .closed
       reject(rejection, encoding: request.encoding, version: request.version, keepAlive: false, context: context)
-    default:
+    case .closed:
+      // An answer is already on its way and closes the connection after it (the decompressor
+      // can report more than one error for one body).
+      break
+    case .idle, .awaitingHead, .discarding, .exporting:
       abandon()
       context.close(promise: nil)
     }
@@ -367,6 +371,11 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
   /// Answers before the request has ended; the rest of it is then discarded, or the connection
   /// closed.
+  ///
+  /// The answer is written from a new event loop task, not from inside this read: writing a
+  /// response's end makes NIO's pipelining handler deliver the next queued request at once, so
+  /// answering synchronously would nest one call level per queued request (thousands for a
+  /// single read full of tiny pipelined requests behind an export) and could exhaust the stack.
   private func reject(
     _ rejection: OTLPHTTPRejection, encoding: OTLPEncoding, version: HTTPVersion, keepAlive: Bool,
     context: ChannelHandlerContext
@@ -379,7 +388,12 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     } else {
       phase = .discarding(closeAtEnd: false)
     }
-    writeRejection(rejection, encoding: encoding, version: version, close: close, context: context)
+    context.eventLoop.assumeIsolated().execute {
+      // Malformed HTTP closes the connection at once (NIO's protocol error handler has answered
+      // 400 by then): the pending answer must not follow it.
+      guard let context = self.context, context.channel.isActive else { return }
+      self.writeRejection(rejection, encoding: encoding, version: version, close: close, context: context)
+    }
   }
 
   private func writeRejection(
