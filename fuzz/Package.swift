@@ -8,7 +8,13 @@ import PackageDescription
 // control to libFuzzer through LLVMFuzzerRunDriver (see README.md).
 let package = Package(
   name: "stella-forensics-fuzz",
-  dependencies: [.package(name: "stella-forensics", path: "..")],
+  dependencies: [
+    .package(name: "stella-forensics", path: ".."),
+    // EmbeddedChannel and a no-op Logger for the OTLP/HTTP connection target; the same packages
+    // (and versions) the root package resolves.
+    .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+    .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+  ],
   targets: [
     // Declares libFuzzer's LLVMFuzzerRunDriver (the symbol comes from -sanitize=fuzzer).
     .target(name: "CFuzzerDriver"),
@@ -26,5 +32,17 @@ let package = Package(
     .executableTarget(name: "FuzzBundleResigned", dependencies: ["FuzzSupport"]),
     .executableTarget(name: "FuzzOTLPJSONLines", dependencies: ["FuzzSupport"]),
     .executableTarget(name: "FuzzOTLPProtoStream", dependencies: ["FuzzSupport"]),
+    .executableTarget(
+      name: "FuzzOTLPHTTP",
+      dependencies: [
+        "FuzzSupport",
+        .product(name: "Capture", package: "stella-forensics"),
+        .product(name: "Manifest", package: "stella-forensics"),
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOEmbedded", package: "swift-nio"),
+        .product(name: "Logging", package: "swift-log"),
+      ]
+    ),
+    .executableTarget(name: "FuzzOTLPRequestDecoder", dependencies: ["FuzzSupport"]),
   ]
 )

@@ -12,6 +12,13 @@ Writes WORK/seeds/<Target>/ for the four targets and WORK/keys/fuzz.key, the fix
   (the harness recompresses, fixes digests and re-signs, so the fuzzer mutates segments directly).
 * FuzzOTLPJSONLines: fixtures/otlp/*.jsonl whole and line by line.
 * FuzzOTLPProtoStream: fixtures/otlp/*.pb and *.zst whole, and each protobuf record alone.
+* FuzzOTLPHTTP: a read-size byte, then HTTP/1.1 requests carrying the fixtures: protobuf records
+  posted to each signal's path, JSON lines to theirs, gzip, deflate, chunked, pipelined pairs,
+  Expect: 100-continue, and refused ones (unknown path, GET, wrong Content-Type or encoding).
+* FuzzOTLPRequestDecoder: a selector byte (signal, encoding), then each protobuf record and
+  JSON line.
+
+Without --cli the bundle seeds are skipped (the two OTLP/HTTP targets need none).
 
 Only the Python standard library and `zstandard` are used.
 """
@@ -19,6 +26,7 @@ Only the Python standard library and `zstandard` are used.
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import io
 import os
@@ -26,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zlib
 from pathlib import Path
 
 import zstandard
@@ -97,11 +106,81 @@ def proto_records(stream: bytes) -> list[bytes]:
     return records
 
 
+SIGNALS = ("traces", "logs", "metrics")
+
+
+def http_request(path: str, body: bytes, content_type: str | None = "application/x-protobuf",
+                 headers: tuple[tuple[str, str], ...] = (), chunked: bool = False,
+                 method: str = "POST") -> bytes:
+    """One HTTP/1.1 request, with Content-Length or chunked in 700-byte chunks."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: localhost\r\n"
+    if content_type is not None:
+        head += f"Content-Type: {content_type}\r\n"
+    for name, value in headers:
+        head += f"{name}: {value}\r\n"
+    if not chunked:
+        return (head + f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    out = (head + "Transfer-Encoding: chunked\r\n\r\n").encode()
+    for start in range(0, len(body), 700):
+        chunk = body[start:start + 700]
+        out += f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
+    return out + b"0\r\n\r\n"
+
+
+def http_seeds(otlp: Path) -> list[bytes]:
+    """Requests for FuzzOTLPHTTP, each prefixed with the read-size byte (0: one read)."""
+    records = [r[4:] for r in proto_records((otlp / "app.otlp.pb").read_bytes())]
+    lines = {s: [l for l in (otlp / f"{s}.otlp.jsonl").read_bytes().splitlines() if l.strip()]
+             for s in SIGNALS}
+    requests = []
+    for record in records:
+        for signal in SIGNALS:
+            requests.append(http_request(f"/v1/{signal}", record))
+    for signal, signal_lines in lines.items():
+        for line in signal_lines:
+            requests.append(http_request(f"/v1/{signal}", line, "application/json"))
+    small = min(records, key=len)
+    log_line = lines["logs"][-1]
+    requests += [
+        http_request("/v1/logs", gzip.compress(log_line, mtime=0), "application/json",
+                     (("Content-Encoding", "gzip"),)),
+        http_request("/v1/traces", zlib.compress(records[0]), headers=(("Content-Encoding", "deflate"),)),
+        http_request("/v1/metrics", gzip.compress(records[-1], mtime=0),
+                     headers=(("Content-Encoding", "gzip"),), chunked=True),
+        http_request("/v1/logs", log_line, "application/json; charset=utf-8", chunked=True),
+        http_request("/v1/traces", small, headers=(("Expect", "100-continue"), ("X-Scope-OrgID", "acme"))),
+        http_request("/v1/traces", records[0]) + http_request("/v1/logs", log_line, "application/json"),
+        http_request("/v1/traces", small, headers=(("Connection", "close"),)),
+        http_request("/v2/traces", small),
+        http_request("/v1/traces", b"", None, method="GET"),
+        http_request("/v1/traces", small, "text/plain"),
+        http_request("/v1/traces", small, headers=(("Content-Encoding", "br"),)),
+        http_request("/v1/traces", gzip.compress(b"\0" * 100000, mtime=0),
+                     headers=(("Content-Encoding", "gzip"),)),
+        b"POST /v1/traces HTTP/1.1\r\nContent-Type: application/x-protobuf\r\n"
+        b"Content-Length: 99999999\r\n\r\n",
+    ]
+    return [bytes([0]) + r for r in requests] + [bytes([7]) + r for r in requests[-14:]]
+
+
+def decoder_seeds(otlp: Path) -> list[bytes]:
+    """Bodies for FuzzOTLPRequestDecoder: selector byte (bits 0-1 signal, bit 2 JSON) + body."""
+    seeds = []
+    for record in proto_records((otlp / "app.otlp.pb").read_bytes()):
+        for index in range(3):
+            seeds.append(bytes([index]) + record[4:])
+    for index, signal in enumerate(SIGNALS):
+        for line in (otlp / f"{signal}.otlp.jsonl").read_bytes().splitlines():
+            if line.strip():
+                seeds.append(bytes([4 | index]) + line)
+    return seeds + [bytes([4]) + b"{}", bytes([0])]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", type=Path, required=True)
     parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--cli", required=True)
+    parser.add_argument("--cli", help="CLI that imports the bundle seeds; without it they are skipped")
     parser.add_argument("--max-len", type=int, default=65536)
     args = parser.parse_args()
 
@@ -118,7 +197,7 @@ def main() -> None:
     shutil.rmtree(made, ignore_errors=True)
     made.mkdir(parents=True)
 
-    bundles = import_bundles(args.cli, key, otlp, made)
+    bundles = import_bundles(args.cli, key, otlp, made) if args.cli else []
     for pattern in ("fixtures/bundle/*.sfb.tar", "fixtures/tampered/*.sfb.tar"):
         bundles += sorted(repo.glob(pattern))
     skipped = 0
@@ -144,6 +223,11 @@ def main() -> None:
         if path.suffix == ".pb":
             for record in proto_records(data):
                 put(seeds / "FuzzOTLPProtoStream", record)
+
+    for request in http_seeds(otlp):
+        put(seeds / "FuzzOTLPHTTP", request)
+    for body in decoder_seeds(otlp):
+        put(seeds / "FuzzOTLPRequestDecoder", body)
 
     for target in sorted(p.name for p in seeds.iterdir()):
         print(f"seeds {target}: {len(list((seeds / target).iterdir()))}")

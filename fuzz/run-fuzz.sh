@@ -7,14 +7,16 @@
 #
 # Environment (all optional):
 #   FUZZ_RUNS=1000000           executions per target for FuzzBundleVerify, FuzzOTLPJSONLines,
-#                               FuzzOTLPProtoStream
+#                               FuzzOTLPProtoStream, FuzzOTLPHTTP, FuzzOTLPRequestDecoder
 #   FUZZ_RESIGNED_RUNS=200000   executions for FuzzBundleResigned (about 10x slower per input)
 #   FUZZ_TARGETS="A B"          subset of targets
 #   FUZZ_WORK=/tmp/stella-fuzz  corpora, artifacts and logs (outside the repo)
 #   FUZZ_CONFIG=release         swift build configuration (release runs ~15x faster than debug)
 #   FUZZ_SKIP_BUILD=1           use the existing binaries
+#   FUZZ_SCRATCH=DIR            SwiftPM scratch path (default .build-fuzz in the repository)
 #   STELLA_BIN=PATH             CLI used to import the seed bundles (default: .build/debug's,
-#                               else one is built into .build-fuzz-cli)
+#                               else one is built into .build-fuzz-cli); only the bundle targets
+#                               need it
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,8 +25,8 @@ work=${FUZZ_WORK:-/tmp/stella-fuzz}
 config=${FUZZ_CONFIG:-release}
 runs=${FUZZ_RUNS:-1000000}
 resigned_runs=${FUZZ_RESIGNED_RUNS:-200000}
-targets=${FUZZ_TARGETS:-FuzzBundleVerify FuzzBundleResigned FuzzOTLPJSONLines FuzzOTLPProtoStream}
-scratch="$repo/.build-fuzz"
+targets=${FUZZ_TARGETS:-FuzzBundleVerify FuzzBundleResigned FuzzOTLPJSONLines FuzzOTLPProtoStream FuzzOTLPHTTP FuzzOTLPRequestDecoder}
+scratch=${FUZZ_SCRATCH:-$repo/.build-fuzz}
 bin_dir="$scratch/$config"
 regress_only=0
 [[ ${1:-} == --regress ]] && regress_only=1
@@ -75,14 +77,18 @@ if ((regress_only)); then
   exit 0
 fi
 
-cli=${STELLA_BIN:-$repo/.build/debug/stella-forensics}
-if [[ ! -x $cli ]]; then
-  log "no CLI at $cli; building one into .build-fuzz-cli for the seed bundles"
-  swift build --scratch-path "$repo/.build-fuzz-cli" --product stella-forensics >/dev/null
-  cli="$repo/.build-fuzz-cli/debug/stella-forensics"
+cli_args=()
+if [[ " $targets " == *" FuzzBundle"* ]]; then
+  cli=${STELLA_BIN:-$repo/.build/debug/stella-forensics}
+  if [[ ! -x $cli ]]; then
+    log "no CLI at $cli; building one into .build-fuzz-cli for the seed bundles"
+    swift build --scratch-path "$repo/.build-fuzz-cli" --product stella-forensics >/dev/null
+    cli="$repo/.build-fuzz-cli/debug/stella-forensics"
+  fi
+  cli_args=(--cli "$cli")
 fi
 mkdir -p "$work"
-python3 fuzz/make_seeds.py --repo "$repo" --work "$work" --cli "$cli"
+python3 fuzz/make_seeds.py --repo "$repo" --work "$work" "${cli_args[@]}"
 
 summary=()
 status=0
@@ -92,6 +98,8 @@ for target in $targets; do
     FuzzBundleResigned) max_len=65536 n=$resigned_runs dict=fuzz/dicts/bundle.dict ;;
     FuzzOTLPJSONLines) max_len=65536 n=$runs dict=fuzz/dicts/otlp-json.dict ;;
     FuzzOTLPProtoStream) max_len=65536 n=$runs dict= ;;
+    FuzzOTLPHTTP) max_len=65536 n=$runs dict=fuzz/dicts/http.dict ;;
+    FuzzOTLPRequestDecoder) max_len=65536 n=$runs dict=fuzz/dicts/otlp-json.dict ;;
     *) log "unknown target $target"; exit 2 ;;
   esac
   run_regressions "$target"

@@ -12,6 +12,8 @@ private final class SeenRequests: Sendable {
 }
 
 @Suite(.serialized, .timeLimit(.minutes(1))) struct AdminHTTPServerTests {
+  private static let ok: AdminHTTPServer.Handler = { _ in .text(200, "ok") }
+
   private func withAdmin(
     options: AdminHTTPServer.Options = .init(port: 0),
     handler: @escaping AdminHTTPServer.Handler,
@@ -33,7 +35,7 @@ private final class SeenRequests: Sendable {
 
   @Test func requestsReachTheHandlerAndItsAnswerIsWritten() async throws {
     let seen = SeenRequests()
-    try await withAdmin(handler: { request in
+    let handler: AdminHTTPServer.Handler = { request in
       seen.requests.withLock { $0.append(request) }
       switch request.path {
       case "/healthz": return .text(200, "ok\n")
@@ -43,7 +45,8 @@ private final class SeenRequests: Sendable {
           headers: ["Retry-After": "5"])
       default: return .text(404, "no such endpoint\n")
       }
-    }) { _, port in
+    }
+    try await withAdmin(handler: handler) { _, port in
       let client = try BlockingClient(port: port)
       try client.send(
         Array("GET /healthz?verbose=1&name=a%20b HTTP/1.1\r\nHost: x\r\nX-Test: 1\r\nX-Test: 2\r\n\r\n".utf8)
@@ -68,7 +71,7 @@ private final class SeenRequests: Sendable {
   }
 
   @Test func bodiesOverTheLimitGet413() async throws {
-    try await withAdmin(options: .init(port: 0, maxBodyBytes: 1024), handler: { _ in .text(200, "ok") }) { _, port in
+    try await withAdmin(options: .init(port: 0, maxBodyBytes: 1024), handler: Self.ok) { _, port in
       let client = try BlockingClient(port: port)
       try client.send(Array("POST /incident HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n".utf8))
       #expect(client.read(responses: 1).map(\.status) == [413])
@@ -76,10 +79,11 @@ private final class SeenRequests: Sendable {
   }
 
   @Test func aSlowHandlerDoesNotReorderAnswers() async throws {
-    try await withAdmin(handler: { request in
+    let handler: AdminHTTPServer.Handler = { request in
       if request.path == "/slow" { try? await Task.sleep(for: .milliseconds(200)) }
       return .text(200, request.path)
-    }) { _, port in
+    }
+    try await withAdmin(handler: handler) { _, port in
       let client = try BlockingClient(port: port)
       try client.send(
         Array("GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
@@ -91,7 +95,7 @@ private final class SeenRequests: Sendable {
   }
 
   @Test func malformedHTTPGets400() async throws {
-    try await withAdmin(handler: { _ in .text(200, "ok") }) { _, port in
+    try await withAdmin(handler: Self.ok) { _, port in
       let client = try BlockingClient(port: port)
       try client.send(Array("\u{00}\u{01} nonsense\r\n\r\n".utf8))
       #expect(client.read(responses: 1).map(\.status) == [400])

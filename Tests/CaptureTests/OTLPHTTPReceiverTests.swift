@@ -131,7 +131,9 @@ struct ParsedResponse {
     while index < body.count {
       guard let tag = varint() else { return nil }
       switch tag {
-      case 0x08: guard let value = varint() else { return nil }; code = value
+      case 0x08:
+        guard let value = varint() else { return nil }
+        code = value
       case 0x12:
         guard let length = varint(), index + length <= body.count else { return nil }
         message = String(decoding: body[index..<index + length], as: UTF8.self)
@@ -250,7 +252,7 @@ enum StoredDeflate {
 
   /// `gzip.compress(b"\0" * 100000, mtime=0)` from Python: 132 bytes inflating to 100,000.
   static let zeroBomb: [UInt8] = hex(
-    "1f8b0800000000000203edc13101000000c2a0f54f6d0d0fa0" + String(repeating: "00", count: 95)
+    "1f8b0800000000000203edc13101000000c2a0f54f6d0d0fa0" + String(repeating: "00", count: 96)
       + "8057037d9511d4a0860100")
 
   static func hex(_ text: String) -> [UInt8] {
@@ -411,6 +413,23 @@ final class EmbeddedHTTP {
     #expect(ingest.inFlight == 0)
   }
 
+  @Test func thousandsOfPipelinedRefusalsBehindAnExportAreAllAnswered() throws {
+    let ingest = RecordingIngest()
+    ingest.state.withLock { $0.hold = true }
+    let http = try EmbeddedHTTP(ingest: ingest)
+    let refused = Array("GET /v1/traces HTTP/1.1\r\n\r\n".utf8)
+    let count = 5000
+    try http.send(
+      HTTPText.request(body: try OTLPFixtures.protobuf(.traces))
+        + Array([[UInt8]](repeating: refused, count: count).joined()))
+    #expect(ingest.fireHeld() == 1)
+    let responses = try http.responses()
+    #expect(responses.count == count + 1)
+    #expect(responses.first?.status == 200)
+    #expect(responses.dropFirst().allSatisfy { $0.status == 405 })
+    #expect(http.channel.isActive)
+  }
+
   @Test func malformedProtobufGets400WithAStatusNamingTheProblem() throws {
     let http = try EmbeddedHTTP()
     var body = try OTLPFixtures.protobuf(.traces)
@@ -464,7 +483,9 @@ final class EmbeddedHTTP {
   @Test func contentLengthOverTheLimitIsRefusedBeforeTheBody() throws {
     let ingest = RecordingIngest(maxRequestBytes: 1000)
     let http = try EmbeddedHTTP(ingest: ingest)
-    try http.send(Array("POST /v1/traces HTTP/1.1\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100000000\r\n\r\n".utf8))
+    try http.send(
+      Array(
+        "POST /v1/traces HTTP/1.1\r\nContent-Type: application/x-protobuf\r\nContent-Length: 100000000\r\n\r\n".utf8))
     let response = try #require(try http.responses().first)
     #expect(response.status == 413)
     #expect(response.header("Connection") == "close")
@@ -849,6 +870,32 @@ final class AsyncCompletingIngest: OTLPIngest {
       for _ in 0..<50 where receiver.connectionCount > 0 { try await Task.sleep(for: .milliseconds(20)) }
       #expect(receiver.connectionCount == 0)
     }
+  }
+
+  @Test func stopLetsAnExportInProgressAnswerThenCloses() async throws {
+    let ingest = RecordingIngest()
+    ingest.state.withLock { $0.hold = true }
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let receiver = OTLPHTTPReceiver(
+      ingest: ingest, options: .init(port: 0, shutdownGracePeriod: .seconds(10)), group: group,
+      logger: Logger(label: "test"))
+    let port = try #require(try await receiver.start().port)
+    let client = try BlockingClient(port: port)
+    try client.send(HTTPText.request(body: try OTLPFixtures.protobuf(.traces)))
+    for _ in 0..<100 where ingest.exports.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+    #expect(ingest.exports.count == 1)
+    let stopping = Task { await receiver.stop() }
+    try await Task.sleep(for: .milliseconds(100))
+    // The listener is closed, the connection still waits for its answer.
+    #expect(throws: (any Error).self) { _ = try BlockingClient(port: port) }
+    #expect(ingest.fireHeld() == 1)
+    let responses = client.read(responses: 1)
+    #expect(responses.map(\.status) == [200])
+    #expect(responses.first?.header("Connection") == "close")
+    #expect(client.waitForClose())
+    await stopping.value
+    #expect(ingest.inFlight == 0)
+    try await group.shutdownGracefully()
   }
 
   @Test func startTwiceIsRefused() async throws {

@@ -100,7 +100,8 @@ private func rejection(_ body: () throws(RejectedRequest) -> Void) -> RejectedRe
 
   @Test func deeplyNestedJSONIsRefused() {
     let depth = 10_000
-    let body = Array(("{\"resourceLogs\":" + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "}").utf8)
+    let body = Array(
+      ("{\"resourceLogs\":" + String(repeating: "[", count: depth) + String(repeating: "]", count: depth) + "}").utf8)
     let error = rejection { () throws(RejectedRequest) in
       _ = try OTLPRequestDecoder.decode(body: body, signal: .logs, encoding: .json)
     }

@@ -70,7 +70,9 @@ public struct AdminResponse: Sendable, Equatable {
   /// `Connection` are set by the server.
   public var headers: [String: String]
 
-  public init(status: Int, contentType: String = "text/plain; charset=utf-8", body: [UInt8] = [], headers: [String: String] = [:]) {
+  public init(
+    status: Int, contentType: String = "text/plain; charset=utf-8", body: [UInt8] = [], headers: [String: String] = [:]
+  ) {
     self.status = status
     self.contentType = contentType
     self.body = body
@@ -215,15 +217,24 @@ final class AdminRequestHandler: ChannelInboundHandler {
     if close { headers.add(name: "Connection", value: "close") }
     let status = HTTPResponseStatus(statusCode: response.status)
     let responseVersion = version.major == 1 && version.minor == 0 ? version : .http1_1
-    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: responseVersion, status: status, headers: headers))), promise: nil)
+    context.write(
+      wrapOutboundOut(.head(HTTPResponseHead(version: responseVersion, status: status, headers: headers))), promise: nil
+    )
     if !response.body.isEmpty {
-      context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
+      context.write(
+        wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: response.body)))), promise: nil)
     }
     let future = context.writeAndFlush(wrapOutboundOut(.end(nil)))
     if close {
       let loopBound = context.loopBound
       future.whenComplete { _ in loopBound.value.close(promise: nil) }
     }
+  }
+
+  func errorCaught(context: ChannelHandlerContext, error: any Error) {
+    // Malformed HTTP (already answered 400 by HTTPServerProtocolErrorHandler) or a broken
+    // connection: nothing more can be read from it.
+    context.close(promise: nil)
   }
 
   func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

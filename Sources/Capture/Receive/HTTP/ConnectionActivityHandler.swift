@@ -44,9 +44,21 @@ final class ConnectionActivityHandler: ChannelDuplexHandler, RemovableChannelHan
   private var closing = false
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    // Nothing read after a raw answer can be answered any more.
     if closing { return }
     context.fireUserInboundEventTriggered(ConnectionBytesReceived())
     context.fireChannelRead(data)
+  }
+
+  func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    guard !closing else {
+      // After a raw answer the connection is closing; the HTTP handlers above may still try to
+      // answer the half-parsed request (the decoder reports it truncated at EOF), which must not
+      // follow the raw answer on the wire.
+      promise?.fail(ChannelError.ioOnClosedChannel)
+      return
+    }
+    context.write(data, promise: promise)
   }
 
   func triggerUserOutboundEvent(context: ChannelHandlerContext, event: Any, promise: EventLoopPromise<Void>?) {
@@ -58,7 +70,6 @@ final class ConnectionActivityHandler: ChannelDuplexHandler, RemovableChannelHan
       promise?.succeed()
       return
     }
-    // Nothing read after this point can be answered any more.
     closing = true
     let buffer = context.channel.allocator.buffer(bytes: send.answer.bytes)
     let loopBound = context.loopBound

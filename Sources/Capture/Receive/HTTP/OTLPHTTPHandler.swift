@@ -168,7 +168,11 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
       releaseReservation(request.reserved)
       phase = .closed
       reject(rejection, encoding: request.encoding, version: request.version, keepAlive: false, context: context)
-    default:
+    case .closed:
+      // An answer is already on its way and closes the connection after it (the decompressor
+      // can report more than one error for one body).
+      break
+    case .idle, .awaitingHead, .discarding, .exporting:
       abandon()
       context.close(promise: nil)
     }
@@ -275,7 +279,8 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         encoding: request.encoding, version: request.version, keepAlive: false, context: context)
     }
     if total > request.reserved {
-      let target = min(request.maxBytes, (total + Self.reservationStep - 1) / Self.reservationStep * Self.reservationStep)
+      let target = min(
+        request.maxBytes, (total + Self.reservationStep - 1) / Self.reservationStep * Self.reservationStep)
       let more = max(target, total) - request.reserved
       guard configuration.ingest.reserveInFlight(more) else {
         releaseReservation(request.reserved)
@@ -350,7 +355,8 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
       log(rejection, signal: exporting.signal)
       let close = !exporting.keepAlive || rejection.closeConnection
       if close { phase = .closed } else { becomeIdle(context: context) }
-      writeRejection(rejection, encoding: exporting.encoding, version: exporting.version, close: close, context: context)
+      writeRejection(
+        rejection, encoding: exporting.encoding, version: exporting.version, close: close, context: context)
     }
   }
 
@@ -365,6 +371,11 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
   /// Answers before the request has ended; the rest of it is then discarded, or the connection
   /// closed.
+  ///
+  /// The answer is written from a new event loop task, not from inside this read: writing a
+  /// response's end makes NIO's pipelining handler deliver the next queued request at once, so
+  /// answering synchronously would nest one call level per queued request (thousands for a
+  /// single read full of tiny pipelined requests behind an export) and could exhaust the stack.
   private func reject(
     _ rejection: OTLPHTTPRejection, encoding: OTLPEncoding, version: HTTPVersion, keepAlive: Bool,
     context: ChannelHandlerContext
@@ -377,7 +388,12 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     } else {
       phase = .discarding(closeAtEnd: false)
     }
-    writeRejection(rejection, encoding: encoding, version: version, close: close, context: context)
+    context.eventLoop.assumeIsolated().execute {
+      // Malformed HTTP closes the connection at once (NIO's protocol error handler has answered
+      // 400 by then): the pending answer must not follow it.
+      guard let context = self.context, context.channel.isActive else { return }
+      self.writeRejection(rejection, encoding: encoding, version: version, close: close, context: context)
+    }
   }
 
   private func writeRejection(
@@ -406,7 +422,9 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
       headers.add(name: "Connection", value: "keep-alive")
     }
     let responseVersion = version.major == 1 && version.minor == 0 ? version : .http1_1
-    context.write(wrapOutboundOut(.head(HTTPResponseHead(version: responseVersion, status: status, headers: headers))), promise: nil)
+    context.write(
+      wrapOutboundOut(.head(HTTPResponseHead(version: responseVersion, status: status, headers: headers))), promise: nil
+    )
     if !body.isEmpty {
       context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
     }
