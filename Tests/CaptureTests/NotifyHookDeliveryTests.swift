@@ -171,7 +171,7 @@ private final class SilentListener {
   let fd: Int32
   let port: Int
   init() throws {
-    fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_addr.s_addr = inet_addr("127.0.0.1")
@@ -179,6 +179,7 @@ private final class SilentListener {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
     listen(fd, 16)
+    self.fd = fd
     port = try HookReceiver.localPort(fd)
   }
   deinit { close(fd) }
