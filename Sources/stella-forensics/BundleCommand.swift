@@ -1,10 +1,11 @@
 import ArgumentParser
 import Capture
 import Foundation
+import Logging
 import Manifest
 import Verify
 
-struct BundleCommand: ParsableCommand {
+struct BundleCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "bundle",
     abstract: "Seal captured data into a signed bundle.",
@@ -50,6 +51,11 @@ struct BundleCommand: ParsableCommand {
   @Option(help: "Private key file to sign with.")
   var key: String
 
+  @Option(
+    name: .customLong("notify-config"),
+    help: "A YAML file with a hooks: section (as capture's); its hooks are told bundle.sealed.")
+  var notifyConfig: String?
+
   @Option(help: "Bundle file to write.")
   var out: String
 
@@ -64,13 +70,15 @@ struct BundleCommand: ParsableCommand {
     }
   }
 
-  func run() throws {
+  func run() async throws {
+    let hooks = try notifyConfig.map(Self.loadHooks)
     if let tenant, let problem = TenantName.problem(with: tenant) { throw CLIFailure.usage("--tenant: \(problem)") }
     let journalData = archive ? JournalLayout(dataDirectory: data).archiveDataDirectory : data
     guard FileManager.default.fileExists(atPath: JournalLayout(dataDirectory: journalData).journalDirectory) else {
       throw CLIFailure.usage("--data: \(data) holds no capture \(archive ? "archive" : "journal")")
     }
-    var (window, facts, tenants) = try incident.map(incidentScope) ?? rangeScope()
+    var (window, facts, scopeTenants) = try incident.map(incidentScope) ?? rangeScope()
+    let tenants = scopeTenants
     let signingKey = try KeyLoading.privateKey(key)
     let selection: JournalSelection.Selection
     do {
@@ -93,9 +101,76 @@ struct BundleCommand: ParsableCommand {
       throw error.kind == .io ? CLIFailure.runtime(error.message) : CLIFailure.usage("\(out): \(error.message)")
     }
     let records = manifest.blobs.reduce(UInt64(0)) { $0 + $1.recordCount }
+    if let hooks {
+      let incidentRecord = try incident.flatMap { id in try Self.readIncidents(data).first { $0.id == id } }
+      let described =
+        incidentRecord.map { NotifyEvent.Incident($0) }
+        ?? NotifyEvent.Incident(
+          id: manifest.incident.id, reason: manifest.incident.reason, declaredBy: manifest.incident.declaredBy,
+          tenants: tenants ?? [], startedAtUnixNano: manifest.incident.declaredAtUnixNano,
+          stoppedAtUnixNano: manifest.capture.endUnixNano)
+      await Self.announce(manifest, incident: described, out: out, records: records, through: hooks)
+    }
     print(
       "wrote \(out): incident \(manifest.incident.id), \(manifest.blobs.count) blob(s), \(records) record(s), \(Set(manifest.blobs.map(\.stream)).count) stream(s)"
     )
+  }
+
+  static func readIncidents(_ data: String) throws -> [Incident] {
+    do {
+      return try IncidentLog(dataDirectory: data).read()
+    } catch {
+      throw CLIFailure.runtime(error.message)
+    }
+  }
+
+  /// Hooks from a `--notify-config` file; none run when the file names the airgap profile.
+  static func loadHooks(_ path: String) throws -> NotifyHooks {
+    let text: String
+    do {
+      text = try String(contentsOfFile: path, encoding: .utf8)
+    } catch {
+      throw CLIFailure.usage("--notify-config: cannot read \(path): \(error.localizedDescription)")
+    }
+    do {
+      let configuration = try HookConfiguration(yaml: text, path: path)
+      let profile = try CaptureConfiguration.profile(inYAML: text, path: path) ?? .default
+      return NotifyHooks(
+        configuration: configuration, enabled: CaptureConfiguration(profile: profile).hooksAllowed,
+        logger: Logger(label: "stella-forensics.bundle"))
+    } catch {
+      throw CLIFailure.usage(error.message)
+    }
+  }
+
+  /// Tells the hooks a bundle was sealed, and waits (a bounded time) for them to be told.
+  static func announce(
+    _ manifest: BundleManifest, incident: NotifyEvent.Incident, out: String, records: UInt64, through hooks: NotifyHooks
+  ) async {
+    let manifestSHA256 = (try? manifest.canonicalBytes()).map { SHA256Digest.hex(of: $0) } ?? ""
+    let fileSHA256: String
+    do {
+      let source = try FileByteSource(path: out)
+      var hasher = SHA256Hasher()
+      var offset = 0
+      while offset < source.count {
+        let count = min(1 << 20, source.count - offset)
+        hasher.update(try source.bytes(at: offset, count: count))
+        offset += count
+      }
+      fileSHA256 = Hex.encode(hasher.finalize())
+    } catch {
+      FileHandle.standardError.write(Data("warning: bundle.sealed not sent: cannot hash \(out): \(error)\n".utf8))
+      return
+    }
+    let path = URL(fileURLWithPath: out).standardizedFileURL.path
+    hooks.notify(
+      NotifyEvent(
+        kind: .bundleSealed, incident: incident, nodeID: manifest.capture.nodes.joined(separator: ","),
+        bundle: NotifyEvent.Bundle(
+          path: path, sha256: fileSHA256, manifestSha256: manifestSHA256, records: records,
+          blobs: manifest.blobs.count)))
+    await hooks.drain(timeout: .seconds(30))
   }
 
   /// The window, facts and tenants of a `--from`/`--to` bundle.
@@ -120,12 +195,7 @@ struct BundleCommand: ParsableCommand {
 
   /// The window, facts and tenants of an incident bundle.
   private func incidentScope(_ incidentID: String) throws -> (ClosedRange<UInt64>, BundleFacts, [String]?) {
-    let incidents: [Incident]
-    do {
-      incidents = try IncidentLog(dataDirectory: data).read()
-    } catch {
-      throw CLIFailure.runtime(error.message)
-    }
+    let incidents = try Self.readIncidents(data)
     guard let incident = incidents.first(where: { $0.id == incidentID }) else {
       throw CLIFailure.usage(
         "no incident \(incidentID) in \(data) (known: \(incidents.map(\.id).joined(separator: ", ")))")

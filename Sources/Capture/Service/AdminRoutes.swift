@@ -15,6 +15,7 @@ struct AdminRoutes: Sendable {
   let ready: ReadyFlag
   let configuration: CaptureConfiguration
   let incidents: IncidentManager
+  let hooks: NotifyHooks
 
   func handle(_ request: AdminRequest) async -> AdminResponse {
     switch (request.method, request.path) {
@@ -78,6 +79,7 @@ struct AdminRoutes: Sendable {
       ),
       ("recovery", .array(recovery)),
       ("incidents", .object([("active", number(incidents.list().filter { $0.state == .active }.count))])),
+      ("hooks", hooks.statusJSON),
       (
         "ingest",
         .object([

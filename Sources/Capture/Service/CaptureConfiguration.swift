@@ -78,6 +78,8 @@ public struct CaptureConfiguration: Sendable {
   public var tenancy = TenantPolicy()
   /// Look-back of incidents declared without one.
   public var defaultLookbackSeconds = 15 * 60
+  /// Webhooks and commands told of incidents (the `hooks:` section).
+  public var hooks = HookConfiguration()
   /// Whether outbound notify hooks may run (always off in `airgap`).
   public var hooksAllowed = true
 
@@ -192,6 +194,8 @@ public struct CaptureConfiguration: Sendable {
           default: throw Self.unknown(field, path)
           }
         }
+      case "hooks":
+        hooks = try HookConfiguration(node: value, path: path, field: "hooks")
       case "ring":
         for (name, entry) in try Self.mapping(value, key, path) {
           let field = "ring.\(name)"

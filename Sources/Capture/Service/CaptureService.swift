@@ -26,6 +26,8 @@ public final class CaptureService: Sendable {
   private let admin: AdminHTTPServer
   /// Declared incidents; their windows pin the ring and their tenants are kept in full.
   public let incidents: IncidentManager
+  /// Webhooks and commands told of incident changes.
+  public let hooks: NotifyHooks
   private let ready = ReadyFlag()
   private let startedAt = Date()
 
@@ -48,11 +50,15 @@ public final class CaptureService: Sendable {
         error.kind == .configuration || error.kind == .locked ? .configuration : .journal, error.message)
     }
     self.journal = journal
+    let hooks = NotifyHooks(configuration: configuration.hooks, enabled: configuration.hooksAllowed, logger: logger)
+    self.hooks = hooks
+    let nodeID = journal.nodeID
     let incidents: IncidentManager
     do {
       incidents = try IncidentManager(
         dataDirectory: configuration.dataDirectory,
-        defaultLookbackNanos: UInt64(configuration.defaultLookbackSeconds) * 1_000_000_000)
+        defaultLookbackNanos: UInt64(configuration.defaultLookbackSeconds) * 1_000_000_000,
+        onChange: { change in hooks.notify(NotifyEvent(change: change, nodeID: nodeID)) })
     } catch {
       throw CaptureServiceError(.journal, error.message)
     }
@@ -79,7 +85,8 @@ public final class CaptureService: Sendable {
         tenantMetadataKey: configuration.tenancy.header),
       group: group, logger: logger)
     let routes = AdminRoutes(
-      journal: journal, pipeline: pipeline, ready: ready, configuration: configuration, incidents: incidents)
+      journal: journal, pipeline: pipeline, ready: ready, configuration: configuration, incidents: incidents,
+      hooks: hooks)
     self.admin = AdminHTTPServer(
       options: AdminHTTPServer.Options(host: configuration.admin.host, port: configuration.admin.port),
       group: group, logger: logger, handler: { request in await routes.handle(request) })
@@ -124,6 +131,7 @@ public final class CaptureService: Sendable {
     await http.stop()
     await admin.stop()
     await journal.stop()
+    await hooks.drain(timeout: .seconds(5))
     // The event loop group is left to the process exit: NIO and gRPC still schedule channel
     // clean-up work on it after their stop calls return, and a shut-down group refuses that.
   }
@@ -186,4 +194,27 @@ public struct CaptureServiceError: Error, Sendable, CustomStringConvertible {
   }
 
   public var description: String { message }
+}
+
+extension NotifyEvent {
+  /// The hook event for an incident change.
+  public init(change: IncidentChange, nodeID: String) {
+    let kind: Kind
+    switch change.kind {
+    case .started: kind = .incidentStarted
+    case .stopped: kind = .incidentStopped
+    case .expired: kind = .incidentExpired
+    }
+    self.init(kind: kind, incident: Incident(change.incident), nodeID: nodeID)
+  }
+}
+
+extension NotifyEvent.Incident {
+  /// The hook body's view of an incident.
+  public init(_ incident: Capture.Incident) {
+    self.init(
+      id: incident.id, reason: incident.reason, declaredBy: incident.declaredBy, tenants: incident.tenants,
+      startedAtUnixNano: incident.startUnixNano, stoppedAtUnixNano: incident.endUnixNano,
+      expiresAtUnixNano: incident.expiresAtUnixNano)
+  }
 }
