@@ -20,6 +20,8 @@ private enum Planted {
   static let jwt =
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
   static let opaqueToken = "ghp_0123456789abcdefABCDEF0123456789"
+  /// The values as planted.
+  static let originals: [String] = emails + cards + [jwt, opaqueToken]
   /// Every string a reader must not find, including the card digits without separators.
   static let secrets: [String] =
     emails + cards + ["4111111111111111", "5500000000000004", jwt, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9", opaqueToken]
@@ -255,7 +257,7 @@ private func allStrings<M: SwiftProtobuf.Message>(_ message: M) throws -> String
   @Test func plantedSecretsAreGoneFromEveryPlaceOfATraceRequest() throws {
     let scratch = try Scratch()
     let input = try tracesRequest()
-    #expect(Planted.survivors(in: input) == Planted.secrets, "the request must hold every planted value")
+    #expect(Set(Planted.survivors(in: input)).isSuperset(of: Planted.originals), "every value must be planted")
     let output = try redact(input, .traces, try scratch.policy(masksOnly))
     #expect(Planted.survivors(in: output).isEmpty)
     let request = try TraceRequest(serializedBytes: output)
@@ -276,7 +278,7 @@ private func allStrings<M: SwiftProtobuf.Message>(_ message: M) throws -> String
   @Test func plantedSecretsAreGoneFromLogAttributesAndBodies() throws {
     let scratch = try Scratch()
     let input = try logsRequest()
-    #expect(Planted.survivors(in: input) == Planted.secrets)
+    #expect(Set(Planted.survivors(in: input)).isSuperset(of: Planted.originals))
     let output = try redact(input, .logs, try scratch.policy(masksOnly))
     #expect(Planted.survivors(in: output).isEmpty)
     let records = try #require(LogsRequest(serializedBytes: output).resourceLogs.first?.scopeLogs.first?.logRecords)
@@ -291,12 +293,13 @@ private func allStrings<M: SwiftProtobuf.Message>(_ message: M) throws -> String
   @Test func plantedSecretsAreGoneFromEveryKindOfMetricDataPoint() throws {
     let scratch = try Scratch()
     let input = try metricsRequest()
-    #expect(Planted.survivors(in: input) == Planted.secrets)
+    #expect(Set(Planted.survivors(in: input)).isSuperset(of: Planted.originals))
     let output = try redact(input, .metrics, try scratch.policy(masksOnly))
     #expect(Planted.survivors(in: output).isEmpty)
     let metrics = try #require(
       MetricsRequest(serializedBytes: output).resourceMetrics.first?.scopeMetrics.first?.metrics)
-    #expect(metrics.map(\.name) == ["queue.depth", "orders.total", "request.duration", "request.size", "latency.summary"])
+    #expect(
+      metrics.map(\.name) == ["queue.depth", "orders.total", "request.duration", "request.size", "latency.summary"])
     #expect(metrics[0].gauge.dataPoints.first?.asInt == 3)
   }
 
@@ -309,7 +312,9 @@ private func allStrings<M: SwiftProtobuf.Message>(_ message: M) throws -> String
     #expect(policy.reference.id == "example-pii-v1")
     #expect(policy.reference.sha256 == SHA256Digest.hex(of: example))
     #expect(policy.masks.map(\.name) == ["email", "card-number", "bearer-token", "iban", "api-key"])
-    for (signal, input) in [(Signal.traces, try tracesRequest()), (.logs, try logsRequest()), (.metrics, try metricsRequest())] {
+    for (signal, input) in [
+      (Signal.traces, try tracesRequest()), (.logs, try logsRequest()), (.metrics, try metricsRequest()),
+    ] {
       let output = try redact(input, signal, policy)
       #expect(Planted.survivors(in: output).isEmpty, "\(signal)")
     }
@@ -458,8 +463,11 @@ private func allStrings<M: SwiftProtobuf.Message>(_ message: M) throws -> String
     let attributes = try TraceRequest(serializedBytes: first).resourceSpans[0].scopeSpans[0].spans[0].attributes
     let expected = try #require(HMACSHA256.hex(of: Array("jane@example.com".utf8), key: testKey))
     #expect(attributes[0].value.stringValue == "hmac-sha256:" + expected)
-    #expect(attributes[1].value.stringValue == "hmac-sha256:" + (HMACSHA256.hex(of: Array("1111".utf8), key: testKey) ?? ""))
-    #expect(attributes[2].value.stringValue == "hmac-sha256:" + (HMACSHA256.hex(of: Array("411111".utf8), key: testKey) ?? ""))
+    #expect(
+      attributes[1].value.stringValue == "hmac-sha256:" + (HMACSHA256.hex(of: Array("1111".utf8), key: testKey) ?? ""))
+    #expect(
+      attributes[2].value.stringValue == "hmac-sha256:" + (HMACSHA256.hex(of: Array("411111".utf8), key: testKey) ?? "")
+    )
     // Not a listed key: left alone (no mask configured).
     #expect(attributes[3].value.stringValue == "jane@example.com")
 
@@ -482,7 +490,8 @@ private func allStrings<M: SwiftProtobuf.Message>(_ message: M) throws -> String
     #expect(policy.hashKey == testKey)
     // The same document read from elsewhere does not find the key.
     #expect(throws: RedactionPolicyError.self) {
-      _ = try RedactionPolicy(yaml: Array("id: k\nhash:\n  keys: [a]\n  key-file: keys/k.bin\n".utf8), path: "/nonexistent/p.yaml")
+      _ = try RedactionPolicy(
+        yaml: Array("id: k\nhash:\n  keys: [a]\n  key-file: keys/k.bin\n".utf8), path: "/nonexistent/p.yaml")
     }
   }
 
@@ -612,7 +621,9 @@ private func allStrings<M: SwiftProtobuf.Message>(_ message: M) throws -> String
 
   @Test func redactedOutputIsDeterministicAndPassesTheVerifierWireWalk() throws {
     let policy = try Scratch().policy(masksOnly)
-    for (signal, input) in [(Signal.traces, try tracesRequest()), (.logs, try logsRequest()), (.metrics, try metricsRequest())] {
+    for (signal, input) in [
+      (Signal.traces, try tracesRequest()), (.logs, try logsRequest()), (.metrics, try metricsRequest()),
+    ] {
       let first = try redact(input, signal, policy)
       #expect(try redact(input, signal, policy) == first)
       #expect(first != input)

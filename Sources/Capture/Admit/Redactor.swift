@@ -57,7 +57,9 @@ public struct Redactor: Sendable {
     case .metrics:
       return try rewrite(request, as: Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest.self, pass) {
         (message) throws(RejectedRequest) in
-        if let list = try rewrittenElements(message.resourceMetrics, pass.resourceMetrics) { message.resourceMetrics = list }
+        if let list = try rewrittenElements(message.resourceMetrics, pass.resourceMetrics) {
+          message.resourceMetrics = list
+        }
       }
     }
   }
@@ -154,7 +156,8 @@ private final class RedactionPass {
       span.droppedAttributesCount = Self.adding(dropped, to: span.droppedAttributesCount)
       touched = true
     }
-    let events = try rewrittenElements(span.events) { (event) throws(RejectedRequest) -> Opentelemetry_Proto_Trace_V1_Span.Event? in
+    let events = try rewrittenElements(span.events) {
+      (event) throws(RejectedRequest) -> Opentelemetry_Proto_Trace_V1_Span.Event? in
       guard let (attributes, dropped) = try self.attributes(event.attributes, topLevel: true) else { return nil }
       var event = event
       event.attributes = attributes
@@ -165,7 +168,8 @@ private final class RedactionPass {
       span.events = events
       touched = true
     }
-    let links = try rewrittenElements(span.links) { (link) throws(RejectedRequest) -> Opentelemetry_Proto_Trace_V1_Span.Link? in
+    let links = try rewrittenElements(span.links) {
+      (link) throws(RejectedRequest) -> Opentelemetry_Proto_Trace_V1_Span.Link? in
       guard let (attributes, dropped) = try self.attributes(link.attributes, topLevel: true) else { return nil }
       var link = link
       link.attributes = attributes
