@@ -57,3 +57,43 @@ public enum SHA256Digest {
     Hex.encode(of(bytes))
   }
 }
+
+/// HMAC-SHA256 (RFC 2104) through libcrypto's one-shot `HMAC()`.
+///
+/// Redaction replaces values with their keyed hash, so equal values still correlate across
+/// records without the value itself being stored; only a holder of the key can test a guess.
+public enum HMACSHA256 {
+  /// The 32-byte HMAC-SHA256 of `message` under `key`, or `nil` when libcrypto fails (it only
+  /// does when out of memory, or for a key longer than `Int32.max` bytes).
+  public static func code(of message: UnsafeRawBufferPointer, key: [UInt8]) -> [UInt8]? {
+    guard let keyLength = Int32(exactly: key.count) else { return nil }
+    var out = [UInt8](repeating: 0, count: 32)
+    var outLength: UInt32 = 0
+    // An empty buffer may have no base address; a one-byte stand-in (with length 0) keeps every
+    // pointer `HMAC()` gets valid instead of relying on how it treats NULL.
+    let standIn: [UInt8] = [0]
+    let result = standIn.withUnsafeBytes { standInBytes in
+      key.withUnsafeBytes { keyBytes in
+        out.withUnsafeMutableBytes { outBytes in
+          // Returns the output pointer on success, NULL on failure.
+          HMAC(
+            EVP_sha256(), keyBytes.baseAddress ?? standInBytes.baseAddress, keyLength,
+            (message.baseAddress ?? standInBytes.baseAddress)?.assumingMemoryBound(to: UInt8.self), message.count,
+            outBytes.baseAddress?.assumingMemoryBound(to: UInt8.self), &outLength)
+        }
+      }
+    }
+    guard result != nil, outLength == 32 else { return nil }
+    return out
+  }
+
+  /// The 32-byte HMAC-SHA256 of `message` under `key`, or `nil` when libcrypto fails.
+  public static func code(of message: [UInt8], key: [UInt8]) -> [UInt8]? {
+    message.withUnsafeBytes { code(of: $0, key: key) }
+  }
+
+  /// The lowercase hex HMAC-SHA256 of `message` under `key`, or `nil` when libcrypto fails.
+  public static func hex(of message: [UInt8], key: [UInt8]) -> String? {
+    code(of: message, key: key).map { Hex.encode($0) }
+  }
+}

@@ -1,0 +1,503 @@
+import Foundation
+public import Manifest
+import Yams
+
+/// A redaction policy document that cannot be used, naming the file and the key that is wrong.
+public struct RedactionPolicyError: Error, Sendable, CustomStringConvertible {
+  /// The policy file, as the caller named it.
+  public var path: String
+  /// The key path inside the document (`mask[1].pattern`, `hash.key-file`), or `nil` when the
+  /// document as a whole is the problem (not readable, not YAML).
+  public var key: String?
+  /// What is wrong with it.
+  public var message: String
+
+  public init(path: String, key: String?, message: String) {
+    self.path = path
+    self.key = key
+    self.message = message
+  }
+
+  public var description: String {
+    if let key { return "\(path): \(key): \(message)" }
+    return "\(path): \(message)"
+  }
+}
+
+/// What must be removed, masked or hashed in OTLP requests before they are journaled, loaded from a
+/// YAML document (see `config/redaction.example.yaml` for every key).
+///
+/// The policy is parsed and its regular expressions compiled once, at load; applying it is the
+/// ``Redactor``'s job. Its ``reference`` (the document's `id` and the SHA-256 of its exact bytes)
+/// goes into the manifest of every bundle made of data it was applied to, so an auditor can tell
+/// which rules the evidence went through. The hash key file is deliberately not part of that
+/// digest: the manifest must not help anyone test guesses against the hashed values.
+public struct RedactionPolicy: Sendable {
+  /// The document's `id` and the lowercase hex SHA-256 of its exact bytes.
+  public let reference: RedactionPolicyReference
+
+  /// Keys that survive when the document has `attributes.allow`; `nil` keeps every key.
+  let allow: KeyMatcher?
+  /// Keys dropped wherever they occur (`attributes.block`).
+  let block: KeyMatcher
+  /// Keys whose values are replaced by their keyed hash (`hash.keys`).
+  let hashKeys: KeyMatcher
+  /// The HMAC key read from `hash.key-file`; empty when nothing is hashed.
+  let hashKey: [UInt8]
+  /// Masks applied to every string value, built-ins first, in document order.
+  let masks: [MaskRule]
+
+  /// Whether the policy has no rule at all; the redactor then returns requests untouched without
+  /// decoding them.
+  public var isEmpty: Bool { allow == nil && block.isEmpty && hashKeys.isEmpty && masks.isEmpty }
+
+  /// The built-in mask names a document can enable under `builtin:`.
+  public static let builtinNames = BuiltinMask.allCases.map(\.rawValue)
+
+  /// The largest hash key file read; a policy's key is a secret of a few dozen bytes.
+  static let maxKeyFileBytes = 4096
+  /// HMAC keys shorter than this are refused: a short key makes the hashes guessable.
+  static let minKeyBytes = 16
+
+  /// Reads and parses the policy file at `path`.
+  public init(contentsOfFile path: String) throws(RedactionPolicyError) {
+    guard let data = FileManager.default.contents(atPath: path) else {
+      throw RedactionPolicyError(path: path, key: nil, message: "cannot read the redaction policy file")
+    }
+    try self.init(yaml: [UInt8](data), path: path)
+  }
+
+  /// Parses a policy document.
+  ///
+  /// - Parameters:
+  ///   - yaml: the exact bytes of the document; their SHA-256 becomes ``reference``'s digest.
+  ///   - path: where the document came from: named in errors, and the directory a relative
+  ///     `hash.key-file` is resolved against.
+  /// - Throws: ``RedactionPolicyError`` naming `path` and the offending key: unknown or missing
+  ///   keys, wrong types, an invalid `id`, a regular expression that does not compile or matches
+  ///   the empty string, an unknown built-in, a duplicate mask name, an unreadable or short key
+  ///   file.
+  public init(yaml: [UInt8], path: String) throws(RedactionPolicyError) {
+    guard let text = String(validating: yaml, as: UTF8.self) else {
+      throw RedactionPolicyError(path: path, key: nil, message: "not UTF-8 text")
+    }
+    let document = Document(path: path)
+    let root: [(String, Node)]
+    do {
+      guard let node = try Yams.compose(yaml: text) else {
+        throw RedactionPolicyError(path: path, key: "id", message: "required key is missing (the document is empty)")
+      }
+      root = try document.mapping(node, nil)
+    } catch let error as RedactionPolicyError {
+      throw error
+    } catch {
+      throw RedactionPolicyError(path: path, key: nil, message: "not valid YAML: \(error)")
+    }
+
+    var id: String?
+    var allow: KeyMatcher?
+    var block = KeyMatcher()
+    var hashKeys = KeyMatcher()
+    var hashKey: [UInt8] = []
+    var builtins: [MaskRule] = []
+    var custom: [MaskRule] = []
+    for (key, value) in root {
+      switch key {
+      case "id":
+        id = try document.policyID(value)
+      case "attributes":
+        for (name, entry) in try document.mapping(value, key) {
+          switch name {
+          case "allow": allow = try document.keyMatcher(entry, "attributes.allow")
+          case "block": block = try document.keyMatcher(entry, "attributes.block")
+          default: throw document.unknown("attributes.\(name)")
+          }
+        }
+      case "builtin":
+        builtins = try document.builtins(value)
+      case "mask":
+        custom = try document.masks(value)
+      case "hash":
+        (hashKeys, hashKey) = try document.hash(value)
+      default:
+        throw document.unknown(key)
+      }
+    }
+    guard let id else { throw document.error("id", "required key is missing") }
+    var names = Set(builtins.map(\.name))
+    for (index, mask) in custom.enumerated() where !names.insert(mask.name).inserted {
+      throw document.error("mask[\(index)].name", "\"\(mask.name)\" is used by another mask or built-in")
+    }
+    self.reference = RedactionPolicyReference(id: id, sha256: SHA256Digest.hex(of: yaml))
+    self.allow = allow
+    self.block = block
+    self.hashKeys = hashKeys
+    self.hashKey = hashKey
+    self.masks = builtins + custom
+  }
+}
+
+// MARK: - Parsing
+
+/// Reads the parts of one policy document, making every error name the file and the key.
+private struct Document {
+  let path: String
+
+  func error(_ key: String?, _ message: String) -> RedactionPolicyError {
+    RedactionPolicyError(path: path, key: key, message: message)
+  }
+
+  func unknown(_ key: String) -> RedactionPolicyError {
+    error(key, "unknown key (see config/redaction.example.yaml)")
+  }
+
+  func mapping(_ node: Node, _ key: String?) throws(RedactionPolicyError) -> [(String, Node)] {
+    guard let mapping = node.mapping else {
+      throw error(key, key == nil ? "the document must be a mapping" : "must be a mapping")
+    }
+    var result: [(String, Node)] = []
+    for (name, value) in mapping {
+      guard let text = name.scalar?.string else { throw error(key, "has a key that is not a string") }
+      result.append((text, value))
+    }
+    return result
+  }
+
+  func sequence(_ node: Node, _ key: String) throws(RedactionPolicyError) -> [Node] {
+    guard let sequence = node.sequence else { throw error(key, "must be a list") }
+    return Array(sequence)
+  }
+
+  /// A non-null scalar's text. YAML's `~`/`null` is refused rather than read as the text "null".
+  func string(_ node: Node, _ key: String) throws(RedactionPolicyError) -> String {
+    guard let scalar = node.scalar else { throw error(key, "must be a string") }
+    if scalar.style == .plain, node.null != nil { throw error(key, "must be a string, not null") }
+    return scalar.string
+  }
+
+  func policyID(_ node: Node) throws(RedactionPolicyError) -> String {
+    let id = try string(node, "id")
+    // The manifest schema bounds redactionPolicy.id to 1..256 bytes; control characters would
+    // make the id ambiguous when printed by `inspect`.
+    guard (1...256).contains(id.utf8.count) else {
+      throw error("id", "must be 1 to 256 bytes of UTF-8, got \(id.utf8.count)")
+    }
+    if id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+      throw error("id", "must not contain control characters")
+    }
+    return id
+  }
+
+  func keyMatcher(_ node: Node, _ key: String) throws(RedactionPolicyError) -> KeyMatcher {
+    var matcher = KeyMatcher()
+    for (index, entry) in try sequence(node, key).enumerated() {
+      let field = "\(key)[\(index)]"
+      let pattern = try string(entry, field)
+      guard !pattern.isEmpty else { throw error(field, "an attribute key must not be empty") }
+      let stem = pattern.hasSuffix("*") ? String(pattern.dropLast()) : pattern
+      guard !stem.contains("*") else {
+        throw error(field, "\"\(pattern)\": `*` is allowed only as the last character (a prefix match)")
+      }
+      if pattern.hasSuffix("*") { matcher.prefixes.append(stem) } else { matcher.exact.insert(stem) }
+    }
+    return matcher
+  }
+
+  func builtins(_ node: Node) throws(RedactionPolicyError) -> [MaskRule] {
+    var rules: [MaskRule] = []
+    for (index, entry) in try sequence(node, "builtin").enumerated() {
+      let field = "builtin[\(index)]"
+      let name = try string(entry, field)
+      guard let builtin = BuiltinMask(rawValue: name) else {
+        throw error(
+          field, "unknown built-in \"\(name)\" (one of \(RedactionPolicy.builtinNames.joined(separator: ", ")))")
+      }
+      guard !rules.contains(where: { $0.name == name }) else { throw error(field, "\"\(name)\" is listed twice") }
+      do {
+        rules.append(try builtin.rule())
+      } catch {
+        // The built-in patterns are constants that compile; this only reports a broken build.
+        throw self.error(field, "the built-in pattern does not compile: \(error)")
+      }
+    }
+    return rules
+  }
+
+  func masks(_ node: Node) throws(RedactionPolicyError) -> [MaskRule] {
+    var rules: [MaskRule] = []
+    for (index, entry) in try sequence(node, "mask").enumerated() {
+      let field = "mask[\(index)]"
+      var name: String?
+      var pattern: String?
+      var replacement: String?
+      for (key, value) in try mapping(entry, field) {
+        switch key {
+        case "name": name = try string(value, "\(field).name")
+        case "pattern": pattern = try string(value, "\(field).pattern")
+        case "replacement": replacement = try string(value, "\(field).replacement")
+        default: throw unknown("\(field).\(key)")
+        }
+      }
+      guard let name else { throw error("\(field).name", "required key is missing") }
+      guard MaskRule.isValidName(name) else {
+        throw error("\(field).name", "\"\(name)\" must be 1 to 64 of the characters A-Z a-z 0-9 . _ -")
+      }
+      guard let pattern else { throw error("\(field).pattern", "required key is missing") }
+      let regex: NSRegularExpression
+      do {
+        regex = try NSRegularExpression(pattern: pattern)
+      } catch {
+        throw self.error("\(field).pattern", "not a valid regular expression (ICU syntax): \(pattern)")
+      }
+      // A pattern that matches the empty string would insert its replacement between every two
+      // characters of every value; that is always a mistake in the document.
+      if regex.firstMatch(in: "", range: NSRange(location: 0, length: 0)) != nil {
+        throw error("\(field).pattern", "matches the empty string; it must match at least one character")
+      }
+      rules.append(MaskRule(name: name, regex: regex, replacement: replacement ?? "[REDACTED:\(name)]"))
+    }
+    return rules
+  }
+
+  func hash(_ node: Node) throws(RedactionPolicyError) -> (KeyMatcher, [UInt8]) {
+    var keys: KeyMatcher?
+    var keyFile: String?
+    for (key, value) in try mapping(node, "hash") {
+      switch key {
+      case "keys": keys = try keyMatcher(value, "hash.keys")
+      case "key-file": keyFile = try string(value, "hash.key-file")
+      default: throw unknown("hash.\(key)")
+      }
+    }
+    guard let keys else { throw error("hash.keys", "required key is missing") }
+    guard let keyFile, !keyFile.isEmpty else { throw error("hash.key-file", "required key is missing") }
+    let resolved =
+      keyFile.hasPrefix("/")
+      ? keyFile
+      : URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(keyFile).path
+    guard let data = FileManager.default.contents(atPath: resolved) else {
+      throw error("hash.key-file", "cannot read the key file \(resolved)")
+    }
+    guard data.count >= RedactionPolicy.minKeyBytes, data.count <= RedactionPolicy.maxKeyFileBytes else {
+      throw error(
+        "hash.key-file",
+        "the key file \(resolved) holds \(data.count) bytes; it must hold \(RedactionPolicy.minKeyBytes) to "
+          + "\(RedactionPolicy.maxKeyFileBytes) (e.g. `head -c 32 /dev/urandom > KEYFILE`)")
+    }
+    return (keys, [UInt8](data))
+  }
+}
+
+// MARK: - Rules
+
+/// Attribute keys listed in a policy: exact keys, and prefixes written with a trailing `*`.
+struct KeyMatcher: Sendable {
+  var exact: Set<String> = []
+  var prefixes: [String] = []
+
+  var isEmpty: Bool { exact.isEmpty && prefixes.isEmpty }
+
+  func matches(_ key: String) -> Bool {
+    if exact.contains(key) { return true }
+    for prefix in prefixes where key.hasPrefix(prefix) { return true }
+    return false
+  }
+}
+
+/// The masks a document enables by name.
+enum BuiltinMask: String, CaseIterable {
+  case email
+  case cardNumber = "card-number"
+  case bearerToken = "bearer-token"
+
+  /// The ICU pattern. Quantifiers are bounded where a long run of matching characters without
+  /// the rest of the pattern would otherwise make every start position rescan the run.
+  var pattern: String {
+    switch self {
+    case .email:
+      // RFC 5321 bounds: local part ≤ 64 octets, labels ≤ 63; the top-level label is letters.
+      return #"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"#
+        + #"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}"#
+    case .cardNumber:
+      // 13 to 19 digits, single spaces or dashes allowed between them, not inside a longer
+      // digit run. The Luhn check (``MaskRule/Check/luhn``) then picks the card out of the match.
+      return #"(?<![0-9])[0-9](?:[ \-]?[0-9]){12,18}(?![0-9])"#
+    case .bearerToken:
+      // `Bearer <token>` anywhere; the value after `Authorization:` / `Proxy-Authorization=`
+      // with or without its scheme; and a bare JWT (`eyJ…` header and payload).
+      return #"(?i:\bbearer\s+[A-Za-z0-9\-._~+/]{8,}=*)"#
+        + #"|(?i:\b(?:proxy-)?authorization\s*[:=]\s*(?:[A-Za-z]+\s+)?[A-Za-z0-9\-._~+/]{4,}=*)"#
+        + #"|\beyJ[A-Za-z0-9_\-]{4,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*"#
+    }
+  }
+
+  func rule() throws -> MaskRule {
+    let prefilter: MaskRule.Prefilter
+    let check: MaskRule.Check
+    switch self {
+    case .email:
+      prefilter = .containsByte(UInt8(ascii: "@"))
+      check = .none
+    case .cardNumber:
+      prefilter = .minimumDigits(13)
+      check = .luhn
+    case .bearerToken:
+      prefilter = .containsCaseInsensitive([Array("bearer".utf8), Array("authorization".utf8), Array("eyj".utf8)])
+      check = .none
+    }
+    return MaskRule(
+      name: rawValue, regex: try NSRegularExpression(pattern: pattern), replacement: "[REDACTED:\(rawValue)]",
+      prefilter: prefilter, check: check)
+  }
+}
+
+/// One named regular expression whose matches in string values are replaced by literal text.
+struct MaskRule: @unchecked Sendable {
+  // @unchecked: NSRegularExpression is immutable after init and documented as safe to use from
+  // several threads at once; swift-corelibs-foundation does not declare it Sendable.
+
+  /// A cheap test on the UTF-8 bytes that is false only when the pattern cannot match, so most
+  /// values never reach the regular expression engine.
+  enum Prefilter: Sendable {
+    case none
+    case containsByte(UInt8)
+    case minimumDigits(Int)
+    /// Any of these lowercase ASCII needles, ignoring ASCII case.
+    case containsCaseInsensitive([[UInt8]])
+  }
+
+  /// A test a match must also pass to be replaced.
+  enum Check: Sendable {
+    case none
+    /// The match is a run of digits and separators; replace the longest part of it that starts
+    /// and ends at a digit-group boundary and passes the Luhn checksum, and nothing otherwise.
+    case luhn
+  }
+
+  let name: String
+  let regex: NSRegularExpression
+  let replacement: String
+  var prefilter = Prefilter.none
+  var check = Check.none
+
+  static func isValidName(_ name: String) -> Bool {
+    (1...64).contains(name.utf8.count)
+      && name.utf8.allSatisfy { byte in
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+          UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+          return true
+        default:
+          return false
+        }
+      }
+  }
+}
+
+extension MaskRule {
+  /// `text` with every match replaced, or `nil` when nothing was replaced.
+  func apply(to text: String) -> String? {
+    guard prefilter.admits(text.utf8) else { return nil }
+    let matches = regex.matches(in: text, range: NSRange(text.startIndex..<text.endIndex, in: text))
+    guard !matches.isEmpty else { return nil }
+    var output = ""
+    var cursor = text.startIndex
+    var replaced = false
+    for match in matches {
+      guard let range = Range(match.range, in: text), !range.isEmpty, range.lowerBound >= cursor else { continue }
+      let target: Range<String.Index>
+      switch check {
+      case .none:
+        target = range
+      case .luhn:
+        guard let card = Self.luhnWindow(in: text[range]) else { continue }
+        target = card
+      }
+      output += text[cursor..<target.lowerBound]
+      output += replacement
+      cursor = target.upperBound
+      replaced = true
+    }
+    guard replaced else { return nil }
+    output += text[cursor...]
+    return output
+  }
+
+  /// The longest part of `candidate` (ASCII digits with single space or dash separators) that
+  /// holds 13 to 19 digits, starts and ends at a digit-group boundary and passes the Luhn check.
+  ///
+  /// The regular expression finds the longest run that ends at a group boundary, so a stray
+  /// digit group before or after a card (`1 4111 1111 1111 1111`) is part of the match; looking
+  /// for a valid window inside it finds the card without masking arbitrary long numbers.
+  static func luhnWindow(in candidate: Substring) -> Range<String.Index>? {
+    let bytes = Array(candidate.utf8)
+    var digits: [(offset: Int, value: Int, groupStart: Bool)] = []
+    var afterSeparator = true
+    for (offset, byte) in bytes.enumerated() {
+      if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+        digits.append((offset, Int(byte - UInt8(ascii: "0")), afterSeparator))
+        afterSeparator = false
+      } else {
+        afterSeparator = true
+      }
+    }
+    func groupEnd(_ index: Int) -> Bool {
+      index == digits.count - 1 || digits[index + 1].offset != digits[index].offset + 1
+    }
+    for length in stride(from: min(19, digits.count), through: 13, by: -1) {
+      for start in 0...(digits.count - length) where digits[start].groupStart && groupEnd(start + length - 1) {
+        var sum = 0
+        for (position, index) in (start..<start + length).reversed().enumerated() {
+          var value = digits[index].value
+          if position % 2 == 1 {
+            value *= 2
+            if value > 9 { value -= 9 }
+          }
+          sum += value
+        }
+        guard sum % 10 == 0 else { continue }
+        let utf8 = candidate.utf8
+        let lower = utf8.index(utf8.startIndex, offsetBy: digits[start].offset)
+        let upper = utf8.index(utf8.startIndex, offsetBy: digits[start + length - 1].offset + 1)
+        return lower..<upper
+      }
+    }
+    return nil
+  }
+}
+
+extension MaskRule.Prefilter {
+  /// `false` only when the pattern cannot match `utf8`.
+  func admits(_ utf8: String.UTF8View) -> Bool {
+    switch self {
+    case .none:
+      return true
+    case .containsByte(let byte):
+      return utf8.contains(byte)
+    case .minimumDigits(let minimum):
+      var count = 0
+      for byte in utf8 where byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+        count += 1
+        if count >= minimum { return true }
+      }
+      return false
+    case .containsCaseInsensitive(let needles):
+      return utf8.withContiguousStorageIfAvailable { Self.contains(needles, in: $0) }
+        ?? Array(utf8).withUnsafeBufferPointer { Self.contains(needles, in: $0) }
+    }
+  }
+
+  /// Whether any needle occurs in `bytes`. The needles are lowercase ASCII letters, so OR-ing
+  /// 0x20 into a byte folds its case for the comparison.
+  private static func contains(_ needles: [[UInt8]], in bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    for needle in needles where needle.count <= bytes.count {
+      guard let first = needle.first else { return true }
+      for start in 0...(bytes.count - needle.count) where bytes[start] | 0x20 == first {
+        var offset = 1
+        while offset < needle.count, bytes[start + offset] | 0x20 == needle[offset] { offset += 1 }
+        if offset == needle.count { return true }
+      }
+    }
+    return false
+  }
+}
