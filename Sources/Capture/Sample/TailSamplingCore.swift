@@ -129,12 +129,20 @@ struct TailSamplingCore {
     self.maxOutputBytes = maxOutputBytes
   }
 
-  private var waitNanos: UInt64 { UInt64(max(0, policy.traces.decisionWaitMillis)) * 1_000_000 }
+  private var waitNanos: UInt64 { Self.nanos(millis: policy.traces.decisionWaitMillis) }
+
+  /// Milliseconds as nanoseconds, saturating: a policy built in code is not necessarily validated,
+  /// and no setting may trap.
+  static func nanos(millis: Int) -> UInt64 {
+    let (product, overflow) = UInt64(max(0, millis)).multipliedReportingOverflow(by: 1_000_000)
+    return overflow ? .max : product
+  }
 
   /// When the oldest buffered trace is due; `nil` when nothing is buffered.
   var nextDeadline: UInt64? {
     guard let key = arrivals.first, let trace = buffered[key] else { return nil }
-    return trace.firstArrival &+ waitNanos
+    let (deadline, overflow) = trace.firstArrival.addingReportingOverflow(waitNanos)
+    return overflow ? .max : deadline
   }
 
   /// Whether the trace of `key` was decided (and is still remembered): `true` kept, `false` dropped.
@@ -321,7 +329,7 @@ struct TailSamplingCore {
     if keptInFull { return .keptIncident }
     if policy.keepErrors, summary.hasError { return .keptError }
     if let threshold = policy.latencyThresholdMillis {
-      let thresholdNanos = UInt64(threshold) * 1_000_000
+      let thresholdNanos = nanos(millis: threshold)
       if summary.longestSpanNanos >= thresholdNanos || summary.traceSpanNanos >= thresholdNanos {
         return .keptLatency
       }
