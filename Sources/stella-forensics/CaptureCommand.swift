@@ -67,6 +67,21 @@ struct CaptureCommand: AsyncParsableCommand {
   @Option(name: .customLong("request-timeout"), help: "A request must arrive within this (default 30s).")
   var requestTimeout: String?
 
+  @Option(name: .customLong("redaction-policy"), help: "Redaction policy applied before anything reaches disk.")
+  var redactionPolicy: String?
+
+  @Option(name: .customLong("sampling-policy"), help: "Tail-sampling policy for the long-term archive.")
+  var samplingPolicy: String?
+
+  @Option(name: .customLong("ring-max-age"), help: "Flight recorder age bound (default 1h).")
+  var ringMaxAge: String?
+
+  @Option(name: .customLong("ring-max-bytes"), help: "Flight recorder byte bound (default 4GiB).")
+  var ringMaxBytes: String?
+
+  @Option(name: .customLong("default-lookback"), help: "Look-back of incidents that name none (default 15m).")
+  var defaultLookback: String?
+
   @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error.")
   var logLevel: String = "info"
 
@@ -170,6 +185,15 @@ struct CaptureCommand: AsyncParsableCommand {
     if let segmentMaxAge {
       configuration.journal.maxSegmentAgeSeconds = max(
         1, try Self.milliseconds(segmentMaxAge, "--segment-max-age") / 1000)
+    }
+    if let redactionPolicy { configuration.redactionPolicyPath = redactionPolicy }
+    if let samplingPolicy { configuration.samplingPolicyPath = samplingPolicy }
+    if let ringMaxAge {
+      configuration.journal.ringMaxAgeSeconds = max(1, try Self.milliseconds(ringMaxAge, "--ring-max-age") / 1000)
+    }
+    if let ringMaxBytes { configuration.journal.ringMaxBytes = try Self.size(ringMaxBytes, "--ring-max-bytes") }
+    if let defaultLookback {
+      configuration.defaultLookbackSeconds = try Self.milliseconds(defaultLookback, "--default-lookback") / 1000
     }
     if let requestTimeout {
       configuration.requestTimeoutSeconds = max(1, try Self.milliseconds(requestTimeout, "--request-timeout") / 1000)

@@ -16,6 +16,8 @@ struct AdminRoutes: Sendable {
   let configuration: CaptureConfiguration
   let incidents: IncidentManager
   let hooks: NotifyHooks
+  let archive: Journal
+  let sampler: TailSampler
 
   func handle(_ request: AdminRequest) async -> AdminResponse {
     switch (request.method, request.path) {
@@ -39,6 +41,34 @@ struct AdminRoutes: Sendable {
     default:
       return AdminResponse(status: 404, body: Array("not found: \(request.path)\n".utf8))
     }
+  }
+
+  /// Tail-sampling decisions and the archive they feed.
+  func samplingValue() -> JSONValue {
+    let counters = sampler.counters
+    let archiveStatus = archive.status()
+    func text(_ value: some BinaryInteger) -> JSONValue { .string(String(value)) }
+    return .object([
+      ("archive", .object([
+        ("accepting", .bool(archiveStatus.accepting)), ("appendedRecords", text(archiveStatus.appendedRecords)),
+        ("bytes", text(archiveStatus.bytes)), ("nodeId", .string(archiveStatus.nodeID)),
+      ])),
+      ("buffered", .object([
+        ("bytes", text(counters.bufferedBytes)), ("spans", text(counters.bufferedSpans)),
+        ("traces", text(counters.bufferedTraces)), ("queuedBytes", text(counters.queuedBytes)),
+      ])),
+      ("decisions", .object(counters.decisions.sorted { $0.key < $1.key }.map { ($0.key, text($0.value)) })),
+      ("decidedEarly", text(counters.decidedEarly)),
+      ("items", .object([
+        ("dataPointsDropped", text(counters.dataPointsDropped)), ("dataPointsKept", text(counters.dataPointsKept)),
+        ("logRecordsDropped", text(counters.logRecordsDropped)), ("logRecordsKept", text(counters.logRecordsKept)),
+        ("spansDropped", text(counters.spansDropped)), ("spansKept", text(counters.spansKept)),
+      ])),
+      ("requests", .object([
+        ("emitted", text(counters.requestsEmitted)), ("skipped", text(counters.requestsSkipped)),
+        ("undecodable", text(counters.requestsUndecodable)),
+      ])),
+    ])
   }
 
   private func json(_ status: Int, _ value: JSONValue) -> AdminResponse { AdminResponse.json(status, value) }
@@ -80,6 +110,7 @@ struct AdminRoutes: Sendable {
       ("recovery", .array(recovery)),
       ("incidents", .object([("active", number(incidents.list().filter { $0.state == .active }.count))])),
       ("hooks", hooks.statusJSON),
+      ("sampling", samplingValue()),
       (
         "ingest",
         .object([

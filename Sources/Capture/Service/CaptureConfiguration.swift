@@ -78,6 +78,12 @@ public struct CaptureConfiguration: Sendable {
   public var tenancy = TenantPolicy()
   /// Look-back of incidents declared without one.
   public var defaultLookbackSeconds = 15 * 60
+  /// The redaction policy file applied before anything reaches disk (`nil`: none).
+  public var redactionPolicyPath: String?
+  /// The tail-sampling policy file for the long-term archive (`nil`: the documented defaults).
+  public var samplingPolicyPath: String?
+  /// Disk bound of the long-term archive.
+  public var archiveMaxBytes: Int64 = 8 << 30
   /// Webhooks and commands told of incidents (the `hooks:` section).
   public var hooks = HookConfiguration()
   /// Whether outbound notify hooks may run (always off in `airgap`).
@@ -194,6 +200,16 @@ public struct CaptureConfiguration: Sendable {
           default: throw Self.unknown(field, path)
           }
         }
+      case "redaction": redactionPolicyPath = Self.relative(try Self.string(value, key, path), to: path)
+      case "sampling": samplingPolicyPath = Self.relative(try Self.string(value, key, path), to: path)
+      case "archive":
+        for (name, entry) in try Self.mapping(value, key, path) {
+          let field = "archive.\(name)"
+          switch name {
+          case "max-bytes": archiveMaxBytes = try Self.size(entry, field, path)
+          default: throw Self.unknown(field, path)
+          }
+        }
       case "hooks":
         hooks = try HookConfiguration(node: value, path: path, field: "hooks")
       case "ring":
@@ -245,6 +261,12 @@ public struct CaptureConfiguration: Sendable {
         throw Self.unknown(key, path)
       }
     }
+  }
+
+  /// A path named in a configuration file is relative to that file's directory.
+  private static func relative(_ file: String, to configuration: String) -> String {
+    guard !file.hasPrefix("/"), let slash = configuration.lastIndex(of: "/") else { return file }
+    return String(configuration[...slash]) + file
   }
 
   private static func parseYAML(_ text: String, path: String) throws(CaptureConfigurationError) -> [(String, Node)] {

@@ -19,6 +19,8 @@ public final class CapturePipeline: OTLPIngest {
   public let maxInFlightBytes: Int
   public let maxRequestBytes: Int
   public let tenants: TenantResolver
+  /// Applied to every request before the journal sees it.
+  public let redactor: Redactor?
   /// Seconds a client is asked to wait after a backpressure answer.
   public let retryAfterSeconds: Int
   /// Sees every request after the journal acknowledged it (tail sampling into the archive);
@@ -28,9 +30,10 @@ public final class CapturePipeline: OTLPIngest {
   private let counters = Mutex(IngestCounters())
 
   public init(
-    journal: Journal, maxInFlightBytes: Int, maxRequestBytes: Int, tenants: TenantPolicy, retryAfterSeconds: Int = 2,
-    observer: (@Sendable (AdmittedRequest) -> Void)? = nil
+    journal: Journal, maxInFlightBytes: Int, maxRequestBytes: Int, tenants: TenantPolicy, redactor: Redactor? = nil,
+    retryAfterSeconds: Int = 2, observer: (@Sendable (AdmittedRequest) -> Void)? = nil
   ) {
+    self.redactor = redactor
     self.observer = observer
     self.journal = journal
     self.maxInFlightBytes = maxInFlightBytes
@@ -75,8 +78,10 @@ public final class CapturePipeline: OTLPIngest {
     let request: [UInt8]
     let tenant: String
     do {
-      request = try OTLPRequestDecoder.decode(body: body, signal: signal, encoding: encoding)
-      tenant = try tenants.resolve(transportTenant: tenantHeader, request: request, signal: signal)
+      let decoded = try OTLPRequestDecoder.decode(body: body, signal: signal, encoding: encoding)
+      // The tenant is resolved before redaction, which may remove the attribute naming it.
+      tenant = try tenants.resolve(transportTenant: tenantHeader, request: decoded, signal: signal)
+      request = try redactor.map { redactor throws(RejectedRequest) in try redactor.redact(decoded, signal: signal) } ?? decoded
     } catch {
       return reject(error, completion)
     }

@@ -19,6 +19,9 @@ public final class CaptureService: Sendable {
   public let configuration: CaptureConfiguration
   private let logger: Logger
   private let journal: Journal
+  /// The long-term archive: what tail sampling keeps, under its own node id.
+  private let archive: Journal
+  private let sampler: TailSampler
   private let pipeline: CapturePipeline
   private let group: MultiThreadedEventLoopGroup
   private let http: OTLPHTTPReceiver
@@ -40,16 +43,44 @@ public final class CaptureService: Sendable {
     }
     self.configuration = configuration
     self.logger = logger
+    var redactor: Redactor?
+    if let path = configuration.redactionPolicyPath {
+      do {
+        redactor = Redactor(policy: try RedactionPolicy(contentsOfFile: path))
+      } catch {
+        throw CaptureServiceError(.configuration, "redaction policy: \(error)")
+      }
+    }
+    var samplingPolicy = SamplingPolicy()
+    if let path = configuration.samplingPolicyPath {
+      do {
+        samplingPolicy = try SamplingPolicy.load(path: path)
+      } catch {
+        throw CaptureServiceError(.configuration, "sampling policy: \(error)")
+      }
+    }
+    let policyReference = redactor?.policy.reference ?? .none
     let journal: Journal
+    let archive: Journal
     do {
       journal = try Journal(
         dataDirectory: configuration.dataDirectory, nodeID: configuration.nodeID, options: configuration.journal,
+        redactionPolicy: policyReference, logger: logger)
+      var archiveOptions = configuration.journal
+      archiveOptions.ringMaxAgeSeconds = nil
+      archiveOptions.ringMaxBytes = nil
+      archiveOptions.maxJournalBytes = configuration.archiveMaxBytes
+      archive = try Journal(
+        dataDirectory: JournalLayout(dataDirectory: configuration.dataDirectory).archiveDataDirectory,
+        nodeID: journal.nodeID + ".archive", options: archiveOptions, redactionPolicy: policyReference,
         logger: logger)
     } catch {
-      throw CaptureServiceError(
-        error.kind == .configuration || error.kind == .locked ? .configuration : .journal, error.message)
+      let kind: CaptureServiceError.Kind =
+        error.kind == .configuration || error.kind == .locked ? .configuration : .journal
+      throw CaptureServiceError(kind, error.message)
     }
     self.journal = journal
+    self.archive = archive
     let hooks = NotifyHooks(configuration: configuration.hooks, enabled: configuration.hooksAllowed, logger: logger)
     self.hooks = hooks
     let nodeID = journal.nodeID
@@ -64,9 +95,23 @@ public final class CaptureService: Sendable {
     }
     self.incidents = incidents
     journal.setRetentionPin { tenant, from, to in incidents.pins(tenant: tenant, fromUnixNano: from, toUnixNano: to) }
+    let archiveLogger = logger
+    let sampler = TailSampler(
+      policy: samplingPolicy, isKeptInFull: { tenant in incidents.isKeptInFull(tenant: tenant) },
+      output: { kept in
+        // The archive is a copy: a failed copy is logged and counted, and the record stays in
+        // the flight recorder; the client was acknowledged long ago.
+        archive.append(kept) { result in
+          if case .failure(let error) = result {
+            archiveLogger.warning("archive copy dropped: \(error.message)")
+          }
+        }
+      })
+    self.sampler = sampler
     let pipeline = CapturePipeline(
       journal: journal, maxInFlightBytes: configuration.maxInFlightBytes,
-      maxRequestBytes: configuration.maxRequestBytes, tenants: configuration.tenancy)
+      maxRequestBytes: configuration.maxRequestBytes, tenants: configuration.tenancy, redactor: redactor,
+      observer: { admitted in sampler.observe(admitted) })
     self.pipeline = pipeline
     let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
     self.group = group
@@ -86,7 +131,7 @@ public final class CaptureService: Sendable {
       group: group, logger: logger)
     let routes = AdminRoutes(
       journal: journal, pipeline: pipeline, ready: ready, configuration: configuration, incidents: incidents,
-      hooks: hooks)
+      hooks: hooks, archive: archive, sampler: sampler)
     self.admin = AdminHTTPServer(
       options: AdminHTTPServer.Options(host: configuration.admin.host, port: configuration.admin.port),
       group: group, logger: logger, handler: { request in await routes.handle(request) })
@@ -131,6 +176,8 @@ public final class CaptureService: Sendable {
     await http.stop()
     await admin.stop()
     await journal.stop()
+    sampler.stop()
+    await archive.stop()
     await hooks.drain(timeout: .seconds(5))
     // The event loop group is left to the process exit: NIO and gRPC still schedule channel
     // clean-up work on it after their stop calls return, and a shut-down group refuses that.
