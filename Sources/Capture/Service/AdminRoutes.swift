@@ -103,6 +103,7 @@ struct AdminRoutes: Sendable {
           ("durability", .string(status.durability.rawValue)),
           ("freeBytes", status.freeBytes.map { .string(String($0)) } ?? .null),
           ("maxBytes", .string(String(status.maxBytes))), ("minFreeBytes", .string(String(status.minFreeBytes))),
+          ("prunedSegments", .string(String(status.prunedSegments))),
           ("sealedSegments", .string(String(status.sealedSegments))), ("streams", .array(streams)),
           ("syncs", .string(String(status.syncs))),
         ])
