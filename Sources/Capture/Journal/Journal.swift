@@ -585,6 +585,9 @@ public final class Journal: @unchecked Sendable {
           firstReceivedUnixNano: firstReceived, lastReceivedUnixNano: lastReceived,
           bytes: Int64(sealed.entry.size) + Int64(sidecar.count)))
       condition.unlock()
+      // Each seal may take the ring over its byte bound: prune now rather than at the next tick,
+      // so a fast stream overshoots by at most the segments still open.
+      if options.ringMaxBytes != nil { pruneRing() }
       logger.debug(
         "sealed segment",
         metadata: ["path": "\(sealedPath)", "records": "\(sealed.entry.recordCount)", "bytes": "\(sealed.entry.size)"])
