@@ -184,7 +184,8 @@ public struct IncidentLog: Sendable {
     } catch {
       throw IncidentError(.io, "cannot serialize incident \(incident.id): \(error)")
     }
-    let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+    // Read-write: the torn-line check reads the file's last bytes.
+    let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw IncidentError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
     defer { close(fd) }
     // Cut a torn last line (no trailing newline) so the new line starts clean.
