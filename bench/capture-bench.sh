@@ -63,6 +63,9 @@ python3 -c 'import opentelemetry.exporter.otlp.proto.common, opentelemetry.sdk' 
 # Through bench/Package.swift (as bundle-bench.sh does), so both benchmarks share one release build.
 if [[ -z ${BENCH_BIN:-} && ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
   log "building stella-forensics (release) into $scratch"
+  # SwiftPM keeps the build plan of the root package (a path dependency here) and misses source
+  # files added since (seen: "cannot find 'NodeID' in scope"); drop the plan, keep the objects.
+  rm -f "$scratch"/*/release/description.json "$scratch/release.yaml"
   swift build -c release --package-path bench --scratch-path "$scratch" --product stella-forensics 2>&1 \
     | grep -Ev '^\[[0-9]+/[0-9]+\]' >&2
 fi

@@ -200,10 +200,12 @@ def test_otelcol_contrib_filelog_to_capture(capture, stella, keys, tmp_path):
 
     # POST /seal: every open segment becomes a sealed .zst, which *is* the bundle blob (copied, not re-encoded).
     service.seal()
-    assert not [p for p in service.data.rglob("*.open") if p.stat().st_size > 0 and "logs" in p.parts], (
-        "open log segments left after POST /seal"
+    # (Only the capture journal, DATA/journal: the tail-sampling archive, DATA/archive, is a journal of its own.)
+    journal = service.data / "journal"
+    assert not [p for p in journal.rglob("*.open") if p.stat().st_size > 0], (
+        f"open segments left in {journal} after POST /seal: {sorted(journal.rglob('*.open'))}"
     )
-    sealed = {hashlib.sha256(path.read_bytes()).hexdigest() for path in service.data.rglob("*.zst")}
+    sealed = {hashlib.sha256(path.read_bytes()).hexdigest() for path in journal.rglob("*.zst")}
     manifest, records = bundle_records(stella, service.data, keys, tmp_path / "bundle.sfb.tar", since=started,
                                        independent_verify=True)
     blobs = {blob["sha256"] for blob in manifest["blobs"]}
