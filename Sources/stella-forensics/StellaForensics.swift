@@ -14,6 +14,7 @@ struct StellaForensics: AsyncParsableCommand {
     version: "0.1.0",
     subcommands: [
       KeygenCommand.self, ImportCommand.self, SignCommand.self, VerifyCommand.self, InspectCommand.self,
+      ReplayCommand.self, ExportCommand.self,
     ]
   )
 
