@@ -84,9 +84,9 @@ import WireTestSupport
   }
 
   @Test func pointsWithoutAnOpenMetricsFormAreCountedNotWritten() throws {
-    let delta = string(1, "d") + Wire.field(9, bytes: Wire.field(1, bytes: Wire.fixed64(3, 1)) + varintField(2, 1))
-    let exponential = string(1, "e") + Wire.field(10, bytes: Wire.field(1, bytes: Wire.fixed64(3, 1)))
-    let noValue = string(1, "g") + Wire.field(5, bytes: Wire.field(1, bytes: Wire.fixed64(3, 1) + varintField(8, 1)))
+    let delta = Self.string(1, "d") + Wire.field(9, bytes: Wire.field(1, bytes: Wire.fixed64(3, 1)) + Self.varintField(2, 1))
+    let exponential = Self.string(1, "e") + Wire.field(10, bytes: Wire.field(1, bytes: Wire.fixed64(3, 1)))
+    let noValue = Self.string(1, "g") + Wire.field(5, bytes: Wire.field(1, bytes: Wire.fixed64(3, 1) + Self.varintField(8, 1)))
     let scope = Wire.field(2, bytes: delta) + Wire.field(2, bytes: exponential) + Wire.field(2, bytes: noValue)
     var renderer = OpenMetricsRenderer()
     try renderer.add(request: Wire.field(1, bytes: Wire.field(2, bytes: scope)))

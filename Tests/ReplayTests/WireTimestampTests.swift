@@ -7,19 +7,21 @@ import WireTestSupport
 @Suite struct WireTimestampTests {
   func shifted(_ request: [UInt8], _ signal: Signal, by offset: Int64) throws -> [UInt8] {
     var copy = request
-    try copy.withUnsafeMutableBytes { raw throws(OTLPWire.WalkError) in
-      try OTLPWire.shiftTimestamps(in: raw, signal: signal, by: offset)
-    }
+    try copy.withUnsafeMutableBytes { raw in
+      Result { () throws(OTLPWire.WalkError) in try OTLPWire.shiftTimestamps(in: raw, signal: signal, by: offset) }
+    }.get()
     return copy
   }
 
   func times(_ request: [UInt8], _ signal: Signal) throws -> [UInt64] {
     var found: [UInt64] = []
-    try request.withUnsafeBytes { raw throws(OTLPWire.WalkError) in
-      try OTLPWire.forEachTimestamp(in: raw, signal: signal) { offset in
-        found.append(raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self).littleEndian)
+    try request.withUnsafeBytes { raw in
+      Result { () throws(OTLPWire.WalkError) in
+        try OTLPWire.forEachTimestamp(in: raw, signal: signal) { offset in
+          found.append(raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self).littleEndian)
+        }
       }
-    }
+    }.get()
     return found
   }
 
@@ -66,9 +68,9 @@ import WireTestSupport
 
   @Test func newestTimestampIsTheLargestOnThePath() throws {
     let request = Wire.traces([(100, 900), (300, 400)])
-    let newest = try request.withUnsafeBytes { raw throws(OTLPWire.WalkError) in
-      try OTLPWire.newestTimestamp(in: raw, signal: .traces)
-    }
+    let newest = try request.withUnsafeBytes { raw in
+      Result { () throws(OTLPWire.WalkError) in try OTLPWire.newestTimestamp(in: raw, signal: .traces) }
+    }.get()
     #expect(newest == 900)
   }
 
@@ -80,11 +82,8 @@ import WireTestSupport
   @Test func malformedWireDataIsAnErrorAtEveryTruncation() throws {
     let request = Wire.traces([(100, 200), (300, 400)])
     for length in 1..<request.count {
-      var cut = Array(request.prefix(length))
       // Every proper prefix either walks (ends between fields) or throws; none crashes.
-      _ = try? cut.withUnsafeMutableBytes { raw throws(OTLPWire.WalkError) in
-        try OTLPWire.shiftTimestamps(in: raw, signal: .traces, by: 1)
-      }
+      _ = try? shifted(Array(request.prefix(length)), .traces, by: 1)
     }
     #expect(throws: OTLPWire.WalkError.self) { try times([0x0F], .traces) }  // wire type 7
     #expect(throws: OTLPWire.WalkError.self) { try times([0x0A, 0x05, 0x01], .traces) }  // length overrun
