@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(libsodium-dev libzstd-dev libarchive-dev libssl-dev pkg-config
-  zstd openssl libarchive-tools protobuf-compiler prometheus nginx)
+  zstd openssl libarchive-tools protobuf-compiler prometheus)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
