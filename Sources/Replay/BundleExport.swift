@@ -101,7 +101,8 @@ public enum BundleExport {
       }
       let (bytes, digest) = try file.commit()
       report.files.append(
-        ExportedFile(name: name, signal: group.signal, tenant: group.tenant, records: records, bytes: bytes, sha256: digest))
+        ExportedFile(
+          name: name, signal: group.signal, tenant: group.tenant, records: records, bytes: bytes, sha256: digest))
     }
     let index = try OutputFile(directory: directory, name: indexName)
     try index.append(indexJSON(bundle: bundle, format: format, report: report) + [0x0A])

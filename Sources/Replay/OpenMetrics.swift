@@ -110,7 +110,8 @@ public struct OpenMetricsRenderer {
           continue
         }
         var samples = point.quantileValues.map { quantile in
-          Sample(suffix: "", extraLabel: ("quantile", Self.number(quantile.quantile)), value: Self.number(quantile.value))
+          Sample(
+            suffix: "", extraLabel: ("quantile", Self.number(quantile.quantile)), value: Self.number(quantile.value))
         }
         samples.append(Sample(suffix: "_sum", value: Self.number(point.sum)))
         samples.append(Sample(suffix: "_count", value: String(point.count)))

@@ -262,7 +262,8 @@ struct ReplayRun {
       guard stored.manifestSHA256 == bundle.manifestSHA256 else {
         throw ReplayError(
           .checkpointInvalid,
-          "checkpoint \(path) belongs to the bundle with manifest \(stored.manifestSHA256), not \(bundle.manifestSHA256)")
+          "checkpoint \(path) belongs to the bundle with manifest \(stored.manifestSHA256), not \(bundle.manifestSHA256)"
+        )
       }
       guard (stored.timeShiftNanos != nil) == (options.timeShift == .now) else {
         throw ReplayError(
@@ -321,7 +322,8 @@ struct ReplayRun {
       }
 
       let (payload, seq) = try payloadOfNext(index, shift: shift)
-      try await deliver(payload, signal: cursors[index].key.signal, stream: cursors[index].key, seq: seq, exporter: exporter)
+      try await deliver(
+        payload, signal: cursors[index].key.signal, stream: cursors[index].key, seq: seq, exporter: exporter)
       summary.recordsSent += 1
       summary.payloadBytes += UInt64(payload.count)
       cursors[index].sent += 1

@@ -191,7 +191,8 @@ public struct AllowRule: Sendable, Equatable, CustomStringConvertible {
     }
     guard !hostPart.isEmpty else { throw bad }
     if let slash = hostPart.firstIndex(of: "/") {
-      guard let address = IPAddress(String(hostPart[..<slash])), let bits = Int(hostPart[hostPart.index(after: slash)...])
+      guard let address = IPAddress(String(hostPart[..<slash])),
+        let bits = Int(hostPart[hostPart.index(after: slash)...])
       else { throw bad }
       guard (0...address.bitWidth).contains(bits) else { throw bad }
       hosts = .prefix(address, bits: bits)
@@ -287,7 +288,9 @@ public struct SealedDestination: Sendable {
       throw ReplayError(.unresolvableHost, "endpoint host \(endpoint.host) has no address")
     }
     for address in addresses where !allowlist.allows(address, port: endpoint.port) {
-      let via = IPAddress(endpoint.host) == nil ? " (\(endpoint.host) resolves to \(addresses.map(\.description).joined(separator: ", ")))" : ""
+      let via =
+        IPAddress(endpoint.host) == nil
+        ? " (\(endpoint.host) resolves to \(addresses.map(\.description).joined(separator: ", ")))" : ""
       throw ReplayError(
         .endpointNotAllowed,
         "endpoint \(endpoint): \(address) port \(endpoint.port) is not allowed\(via); sealed mode allows loopback and --allow HOST:PORT entries only"

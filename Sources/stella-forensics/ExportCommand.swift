@@ -46,7 +46,8 @@ struct ExportCommand: ParsableCommand {
       bundle: bundle, trustedKeys: trustedKeys, threshold: threshold, json: json, command: "export")
     let report: ExportReport
     do {
-      report = try BundleExport.run(bundle: verified, format: ExportFormat(rawValue: format) ?? .otlpJSON, directory: out)
+      report = try BundleExport.run(
+        bundle: verified, format: ExportFormat(rawValue: format) ?? .otlpJSON, directory: out)
     } catch {
       if error.isEvidenceError { throw CLIFailure.evidence(error.description) }
       throw CLIFailure.runtime(error.description)
@@ -75,7 +76,9 @@ struct ExportCommand: ParsableCommand {
     } else {
       print("exported \(bundle) as \(format) into \(out): \(report.files.count) file(s)")
       for file in report.files {
-        print("  \(file.name)  \(file.signal.rawValue) tenant=\(file.tenant): \(file.records) record(s), \(file.bytes) byte(s)")
+        print(
+          "  \(file.name)  \(file.signal.rawValue) tenant=\(file.tenant): \(file.records) record(s), \(file.bytes) byte(s)"
+        )
       }
       if format == ExportFormat.openMetrics.rawValue {
         print("\(report.renderedPoints) point(s) written, \(report.skippedPoints) without an OpenMetrics form skipped")

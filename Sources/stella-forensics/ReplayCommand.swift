@@ -235,7 +235,8 @@ enum DeepVerification {
       } else {
         print(finding.description)
       }
-      throw CLIFailure.evidence("\(bundle) failed verification (\(finding.code.rawValue)); \(command) refused, nothing was sent")
+      throw CLIFailure.evidence(
+        "\(bundle) failed verification (\(finding.code.rawValue)); \(command) refused, nothing was sent")
     }
   }
 }

@@ -30,7 +30,8 @@ final class ReplayLab {
     let traces = SegmentHeader(signal: .traces, tenant: "a/../b", node: "n1")
     let logs = SegmentHeader(signal: .logs, tenant: "acme", node: "n1")
     func span(_ seq: Int) -> SegmentRecord {
-      SegmentRecord(seq: UInt64(seq), receivedUnixNano: UInt64(10 + seq), request: Wire.traces([(UInt64(100 + seq), 500)]))
+      SegmentRecord(
+        seq: UInt64(seq), receivedUnixNano: UInt64(10 + seq), request: Wire.traces([(UInt64(100 + seq), 500)]))
     }
     let segments = [
       try SegmentSealer.seal(header: traces, records: (0..<3).map(span)),
@@ -100,8 +101,9 @@ final class ReplayLab {
     #expect(first.files.map(\.records) == [5, 1])
     for file in first.files {
       #expect(!file.name.contains("/") && !file.name.contains(file.tenant))
-      #expect(try Data(contentsOf: URL(fileURLWithPath: lab.path("one/" + file.name)))
-        == Data(contentsOf: URL(fileURLWithPath: lab.path("two/" + file.name))))
+      #expect(
+        try Data(contentsOf: URL(fileURLWithPath: lab.path("one/" + file.name)))
+          == Data(contentsOf: URL(fileURLWithPath: lab.path("two/" + file.name))))
     }
     // The proto stream is length-prefixed records in sequence order.
     let traces = try [UInt8](Data(contentsOf: URL(fileURLWithPath: lab.path("one/" + first.files[0].name))))

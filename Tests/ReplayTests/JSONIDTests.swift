@@ -8,10 +8,13 @@ import Testing
 
   @Test func idValuesBecomeHexAndNothingElseChanges() throws {
     // 16 bytes 00..0f as base64, 8 bytes ff as base64.
-    let input = #"{"traceId":"AAECAwQFBgcICQoLDA0ODw==","spanId":"//////////8=","name":"traceId","x":{"parentSpanId":""}}"#
+    let input =
+      #"{"traceId":"AAECAwQFBgcICQoLDA0ODw==","spanId":"//////////8=","name":"traceId","x":{"parentSpanId":""}}"#
     let output = text(try OTLPJSONEncoding.hexIDs(Array(input.utf8)))
     #expect(
-      output == #"{"traceId":"000102030405060708090a0b0c0d0e0f","spanId":"ffffffffffffffff","name":"traceId","x":{"parentSpanId":""}}"#)
+      output
+        == #"{"traceId":"000102030405060708090a0b0c0d0e0f","spanId":"ffffffffffffffff","name":"traceId","x":{"parentSpanId":""}}"#
+    )
   }
 
   @Test func keysInsideStringsAndEscapesDoNotMatch() throws {
@@ -35,8 +38,11 @@ import Testing
     // ExportTraceServiceRequest → ResourceSpans → ScopeSpans → Span(trace_id, span_id, name, start).
     func field(_ number: UInt8, _ bytes: [UInt8]) -> [UInt8] { [number << 3 | 2, UInt8(bytes.count)] + bytes }
     var start: [UInt8] = [7 << 3 | 1]
-    for shift in stride(from: 0, to: 64, by: 8) { start.append(UInt8(truncatingIfNeeded: UInt64(1_700_000_000_000_000_001) >> UInt64(shift))) }
-    let span = field(1, Array(0..<16)) + field(2, [UInt8](repeating: 0xEE, count: 8)) + field(5, Array("op".utf8)) + start
+    for shift in stride(from: 0, to: 64, by: 8) {
+      start.append(UInt8(truncatingIfNeeded: UInt64(1_700_000_000_000_000_001) >> UInt64(shift)))
+    }
+    let span =
+      field(1, Array(0..<16)) + field(2, [UInt8](repeating: 0xEE, count: 8)) + field(5, Array("op".utf8)) + start
     let request = field(1, field(2, field(2, span)))
     let json = text(try OTLPJSONEncoding.json(request: request, signal: .traces))
     #expect(json.contains(#""traceId":"000102030405060708090a0b0c0d0e0f""#))

@@ -4,7 +4,9 @@ import WireTestSupport
 @testable import Replay
 
 @Suite struct OpenMetricsTests {
-  static func varintField(_ number: UInt64, _ value: UInt64) -> [UInt8] { Wire.varint(number << 3) + Wire.varint(value) }
+  static func varintField(_ number: UInt64, _ value: UInt64) -> [UInt8] {
+    Wire.varint(number << 3) + Wire.varint(value)
+  }
   static func string(_ number: UInt64, _ text: String) -> [UInt8] { Wire.field(number, bytes: Array(text.utf8)) }
   static func attribute(_ key: String, _ value: String) -> [UInt8] {
     string(1, key) + Wire.field(2, bytes: string(1, value))
@@ -19,19 +21,22 @@ import WireTestSupport
     let gaugePoint =
       Wire.field(7, bytes: attribute("queue.name", "in\"box")) + Wire.fixed64(3, 2_000_000_000)
       + Wire.fixed64(4, (1.5).bitPattern)
-    let gauge = string(1, "queue.depth") + string(2, "Items\nwaiting") + Wire.field(5, bytes: Wire.field(1, bytes: gaugePoint))
+    let gauge =
+      string(1, "queue.depth") + string(2, "Items\nwaiting") + Wire.field(5, bytes: Wire.field(1, bytes: gaugePoint))
     func sumPoint(_ time: UInt64, _ value: UInt64) -> [UInt8] {
       Wire.field(1, bytes: Wire.fixed64(3, time) + Wire.fixed64(6, value))
     }
     let sum =
-      string(1, "http.requests") + Wire.field(
+      string(1, "http.requests")
+      + Wire.field(
         7,
         bytes: sumPoint(3_000_000_000, 9) + sumPoint(1_000_000_000, 4) + sumPoint(3_000_000_000, 10)
           + varintField(2, 2) + varintField(3, 1))
     let histogramPoint =
       Wire.fixed64(3, 1_500_000_000) + Wire.fixed64(4, 6) + Wire.fixed64(5, (10.0).bitPattern)
       + Wire.field(6, bytes: packed([1, 2, 3])) + Wire.field(7, bytes: packed([(1.0).bitPattern, (5.0).bitPattern]))
-    let histogram = string(1, "9latency-ms") + Wire.field(9, bytes: Wire.field(1, bytes: histogramPoint) + varintField(2, 2))
+    let histogram =
+      string(1, "9latency-ms") + Wire.field(9, bytes: Wire.field(1, bytes: histogramPoint) + varintField(2, 2))
     let scope = Wire.field(2, bytes: gauge) + Wire.field(2, bytes: sum) + Wire.field(2, bytes: histogram)
     let resource = Wire.field(1, bytes: attribute("service.name", "shop"))
     return Wire.field(1, bytes: Wire.field(1, bytes: resource) + Wire.field(2, bytes: scope))
@@ -84,9 +89,11 @@ import WireTestSupport
   }
 
   @Test func pointsWithoutAnOpenMetricsFormAreCountedNotWritten() throws {
-    let delta = Self.string(1, "d") + Wire.field(9, bytes: Wire.field(1, bytes: Wire.fixed64(3, 1)) + Self.varintField(2, 1))
+    let delta =
+      Self.string(1, "d") + Wire.field(9, bytes: Wire.field(1, bytes: Wire.fixed64(3, 1)) + Self.varintField(2, 1))
     let exponential = Self.string(1, "e") + Wire.field(10, bytes: Wire.field(1, bytes: Wire.fixed64(3, 1)))
-    let noValue = Self.string(1, "g") + Wire.field(5, bytes: Wire.field(1, bytes: Wire.fixed64(3, 1) + Self.varintField(8, 1)))
+    let noValue =
+      Self.string(1, "g") + Wire.field(5, bytes: Wire.field(1, bytes: Wire.fixed64(3, 1) + Self.varintField(8, 1)))
     let scope = Wire.field(2, bytes: delta) + Wire.field(2, bytes: exponential) + Wire.field(2, bytes: noValue)
     var renderer = OpenMetricsRenderer()
     try renderer.add(request: Wire.field(1, bytes: Wire.field(2, bytes: scope)))

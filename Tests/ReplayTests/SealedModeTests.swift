@@ -65,7 +65,9 @@ import Testing
     #expect(based.port == 80 && based.basePath == "/otlp" && based.path(for: "logs") == "/otlp/v1/logs")
     let v6 = try EndpointURL("http://[::1]:4317")
     #expect(v6.host == "::1" && v6.isIPv6Literal && v6.hostHeader == "[::1]:4317")
-    for bad in ["https://127.0.0.1:4318", "127.0.0.1:4318", "http://:4318", "http://h:99999", "http://u@h:1", "http://h:1/?q"] {
+    for bad in [
+      "https://127.0.0.1:4318", "127.0.0.1:4318", "http://:4318", "http://h:99999", "http://u@h:1", "http://h:1/?q",
+    ] {
       #expect(throws: ReplayError.self, "\(bad)") { try EndpointURL(bad) }
     }
   }
