@@ -112,3 +112,24 @@ def test_checkpoint_of_another_bundle_is_refused(stella, keys, tmp_path):
     stored = json.loads(checkpoint.read_text())
     assert stored["kind"] == "stella-forensics replay checkpoint"
     assert {entry["signal"]: entry["nextSeq"] for entry in stored["streams"]} == {"traces": "1", "logs": "1", "metrics": "1"}
+
+
+def test_after_a_permanent_rejection_a_rerun_resumes_at_the_refused_record(stella, keys, tmp_path):
+    stream = tmp_path / "few.pb"
+    replay_data.write_stream(stream, requests=9, items=2)
+    bundle_path = tmp_path / "few.sfb.tar"
+    stella.import_([stream], keys[0], bundle_path)
+    streams = bundle_streams(bl.read_bundle(bundle_path))
+    traces = streams[("import", "traces", "default")]
+    checkpoint = tmp_path / "c.json"
+    args = ["replay", bundle_path, "--trusted-key", keys[1], "--checkpoint", checkpoint, "--batch-records", "50"]
+    with HTTPSink(Behaviour(statuses={2: (400, {})})) as refusing:
+        first = stella.run(*args, "--endpoint", refusing.endpoint)
+    assert first.returncode == 3, first.describe()
+    assert len(refusing.received) == 2
+    with HTTPSink() as healthy:
+        second = stella.run(*args, "--endpoint", healthy.endpoint, "--json")
+    assert second.returncode == 0, second.describe()
+    assert json.loads(second.stdout)["recordsAlreadyDone"] == 2
+    assert healthy.received[0].body == traces[2].raw, "the refused record is the first one sent again"
+    assert len(healthy.received) == 9 - 2

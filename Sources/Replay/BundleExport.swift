@@ -22,10 +22,12 @@ public enum ExportFormat: String, Sendable, CaseIterable {
 public struct ExportedFile: Sendable, Equatable {
   /// The file name within the output directory (never derived from raw tenant text).
   public var name: String
+  /// The signal and tenant whose records the file holds.
   public var signal: Signal
   public var tenant: String
   /// Archived requests the file holds.
   public var records: UInt64
+  /// The file size.
   public var bytes: UInt64
   /// Lowercase hex SHA-256 of the file.
   public var sha256: String
@@ -47,8 +49,11 @@ public struct ExportReport: Sendable {
 /// may hold `/`, `..` or any Unicode) never reaches the file system; `index.json` maps each file
 /// back to its tenant.
 public enum BundleExport {
+  /// The file that maps export files to their signal and tenant.
   public static let indexName = "index.json"
 
+  /// Writes every stream of `bundle` (metrics only for OpenMetrics) into `directory`.
+  /// - Throws: ``ReplayError`` `.outputFailed` naming the file, or a reading error naming the blob.
   public static func run(bundle: DeeplyVerifiedBundle, format: ExportFormat, directory: String) throws(ReplayError)
     -> ExportReport
   {

@@ -15,12 +15,14 @@ public struct ReplayCheckpoint: Sendable, Equatable {
   public static let kind = "stella-forensics replay checkpoint"
   public static let version = 1
 
+  /// The bundle this progress belongs to.
   public var manifestSHA256: String
   /// The nanoseconds added to every timestamp; `nil` when timestamps are sent unchanged.
   public var timeShiftNanos: Int64?
   /// The next sequence number to send, per stream; a stream not listed starts at its first record.
   public var nextSeq: [StreamKey: UInt64]
 
+  /// A checkpoint for the bundle whose `manifest.json` has SHA-256 `manifestSHA256`.
   public init(manifestSHA256: String, timeShiftNanos: Int64?, nextSeq: [StreamKey: UInt64] = [:]) {
     self.manifestSHA256 = manifestSHA256
     self.timeShiftNanos = timeShiftNanos

@@ -57,6 +57,7 @@ public struct RetryPolicy: Sendable {
 
 /// What to replay and how.
 public struct ReplayOptions: Sendable {
+  /// How records are sent.
   public var wireProtocol: OTLPProtocol = .httpProtobuf
   public var speed: ReplaySpeed = .max
   public var timeShift: TimeShiftMode = .none
@@ -68,7 +69,9 @@ public struct ReplayOptions: Sendable {
   public var batchRecords = 64
   /// Where to keep durable progress; `nil` for none.
   public var checkpointPath: String?
+  /// Retries of retryable failures.
   public var retry = RetryPolicy()
+  /// How long one request (or connection attempt) may take before it counts as failed and retryable.
   public var requestTimeoutSeconds: Int64 = 30
 
   public init() {}
@@ -98,8 +101,11 @@ public struct StreamReplayReport: Sendable, Equatable {
 
 /// What a replay did.
 public struct ReplaySummary: Sendable {
+  /// Records in the selected streams.
   public var recordsTotal: UInt64 = 0
+  /// Records acknowledged in this run.
   public var recordsSent: UInt64 = 0
+  /// Records a checkpoint said an earlier run had sent.
   public var recordsAlreadyDone: UInt64 = 0
   /// Export requests answered with success (one per record).
   public var requests: UInt64 = 0
@@ -109,15 +115,19 @@ public struct ReplaySummary: Sendable {
   public var payloadBytes: UInt64 = 0
   /// Items the endpoint reported as rejected in partial-success responses.
   public var rejectedItems: UInt64 = 0
+  /// Time spent sending (verification excluded).
   public var durationNanos: UInt64 = 0
   /// The offset added to timestamps, when shifting.
   public var timeShiftNanos: Int64?
+  /// Per-stream outcome, in stream order.
   public var streams: [StreamReplayReport] = []
 }
 
 /// The outcome of a replay: what was done, and the failure that stopped it, if any.
 public struct ReplayReport: Sendable {
+  /// What was done, also when the replay failed.
   public var summary: ReplaySummary
+  /// Why the replay stopped early; `nil` when every selected record was acknowledged.
   public var failure: ReplayError?
 }
 
@@ -322,8 +332,14 @@ struct ReplayRun {
       }
 
       let (payload, seq) = try payloadOfNext(index, shift: shift)
-      try await deliver(
-        payload, signal: cursors[index].key.signal, stream: cursors[index].key, seq: seq, exporter: exporter)
+      do {
+        try await deliver(
+          payload, signal: cursors[index].key.signal, stream: cursors[index].key, seq: seq, exporter: exporter)
+      } catch {
+        // Keep what was acknowledged, so a rerun resumes at the record that failed.
+        try? storeCheckpoint()
+        throw error
+      }
       summary.recordsSent += 1
       summary.payloadBytes += UInt64(payload.count)
       cursors[index].sent += 1

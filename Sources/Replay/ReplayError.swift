@@ -45,6 +45,7 @@ public struct ReplayError: Error, CustomStringConvertible, Sendable {
   /// The sequence number of the record involved, when there is one.
   public var seq: UInt64?
 
+  /// An error with its code, a message for people, and where it happened.
   public init(_ code: Code, _ message: String, stream: StreamKey? = nil, seq: UInt64? = nil) {
     self.code = code
     self.message = message

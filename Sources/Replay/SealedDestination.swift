@@ -69,6 +69,7 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
 public struct EndpointURL: Sendable, Equatable, CustomStringConvertible {
   /// The host as written, without IPv6 brackets.
   public var host: String
+  /// The TCP port (80 when the URL has none).
   public var port: Int
   /// The path prefix, without a trailing slash ("" for none); HTTP appends `/v1/<signal>`.
   public var basePath: String
@@ -163,9 +164,11 @@ public struct AllowRule: Sendable, Equatable, CustomStringConvertible {
     case name(String)
   }
 
+  /// The addresses the rule admits.
   public var hosts: Hosts
   /// `nil` means any port.
   public var port: Int?
+  /// The rule as written, for messages.
   public let text: String
 
   /// Parses `HOST:PORT`, `[V6]:PORT`, `10.0.0.0/8:4318`, `[fd00::/8]:*`.
@@ -273,7 +276,9 @@ public struct Allowlist: Sendable {
 /// to, all allowed. Connections go to these addresses only, never to a fresh lookup of the name,
 /// so a DNS answer that changes mid-replay cannot move traffic outside the allowlist.
 public struct SealedDestination: Sendable {
+  /// The endpoint as given.
   public let endpoint: EndpointURL
+  /// Every address the host resolved to, all allowed; the only addresses replay connects to.
   public let addresses: [IPAddress]
 
   /// Resolves `endpoint`'s host once and requires every address to be allowed.
