@@ -21,7 +21,7 @@ public enum ExportOutcome: Sendable, Equatable {
 
 /// Sends one archived request to an endpoint. Implementations keep their connection between calls.
 protocol OTLPExporter: Sendable {
-  func export(signal: Signal, request: [UInt8]) async -> ExportOutcome
+  func export(signal: Signal, request: ArraySlice<UInt8>) async -> ExportOutcome
   func close() async
 }
 

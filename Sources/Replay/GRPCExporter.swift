@@ -34,7 +34,7 @@ final class GRPCExporter: OTLPExporter {
     }
   }
 
-  func export(signal: Signal, request: [UInt8]) async -> ExportOutcome {
+  func export(signal: Signal, request: ArraySlice<UInt8>) async -> ExportOutcome {
     var options = CallOptions.defaults
     options.timeout = .seconds(timeoutSeconds)
     options.waitForReady = false
@@ -43,7 +43,7 @@ final class GRPCExporter: OTLPExporter {
       let response = try await client.unary(
         request: ClientRequest(message: request),
         descriptor: MethodDescriptor(fullyQualifiedService: signal.grpcService, method: "Export"),
-        serializer: PassThroughBytes(), deserializer: PassThroughBytes(), options: options
+        serializer: PassThroughSerializer(), deserializer: PassThroughDeserializer(), options: options
       ) { response in try response.message }
       return .accepted(rejectedItems: partialSuccessRejected(response))
     } catch let error as RPCError {
@@ -65,9 +65,13 @@ final class GRPCExporter: OTLPExporter {
   }
 }
 
-/// Bytes in, the same bytes out.
-struct PassThroughBytes: MessageSerializer, MessageDeserializer {
-  func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes { Bytes(message) }
+/// The archived bytes go out as they are.
+struct PassThroughSerializer: MessageSerializer {
+  func serialize<Bytes: GRPCContiguousBytes>(_ message: ArraySlice<UInt8>) throws -> Bytes { Bytes(message) }
+}
+
+/// The response's bytes, undecoded (only the partial-success count is read from them).
+struct PassThroughDeserializer: MessageDeserializer {
   func deserialize<Bytes: GRPCContiguousBytes>(_ serializedMessageBytes: Bytes) throws -> [UInt8] {
     serializedMessageBytes.withUnsafeBytes { Array($0) }
   }

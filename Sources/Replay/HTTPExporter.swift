@@ -22,7 +22,7 @@ actor HTTPExporter: OTLPExporter {
     self.group = group
   }
 
-  func export(signal: Signal, request: [UInt8]) async -> ExportOutcome {
+  func export(signal: Signal, request: ArraySlice<UInt8>) async -> ExportOutcome {
     let channel: any Channel
     do {
       channel = try await connectedChannel()

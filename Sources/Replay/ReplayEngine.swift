@@ -192,16 +192,34 @@ struct StreamCursor {
   var records: UInt64 { lastSeq &- firstSeq &+ 1 }
   var isDone: Bool { nextSeq > lastSeq }
 
+  /// The next blob of this stream, being read and decompressed on another thread while the
+  /// current one is sent (replay has two pipelines: storage → memory and memory → network).
+  var prefetched: Task<Result<ArchivedSegment, ReplayError>, Never>?
+
   /// Loads the segment holding `nextSeq` if needed. Returns `false` when the stream is done.
-  mutating func prepare(_ reader: ArchivedRecordReader) throws(ReplayError) -> Bool {
+  mutating func prepare(_ reader: ArchivedRecordReader) async throws(ReplayError) -> Bool {
     while !isDone {
       if let segment, index < segment.records.count { return true }
+      segment = nil
+      // Blobs wholly before a resumed position are never read.
+      while let first = pendingBlobs.first, first.lastSeq < nextSeq {
+        pendingBlobs.removeFirst()
+        prefetched = nil
+      }
       guard !pendingBlobs.isEmpty else { return false }
       let blob = pendingBlobs.removeFirst()
-      guard blob.lastSeq >= nextSeq else { continue }
-      let loaded = try reader.segment(blob)
+      let loaded: ArchivedSegment
+      if let task = prefetched {
+        prefetched = nil
+        loaded = try await task.value.get()
+      } else {
+        loaded = try reader.segment(blob)
+      }
       segment = loaded
       index = Int(nextSeq &- blob.firstSeq)
+      if let next = pendingBlobs.first {
+        prefetched = Task.detached { Result { () throws(ReplayError) in try reader.segment(next) } }
+      }
     }
     return false
   }
@@ -311,7 +329,7 @@ struct ReplayRun {
       var chosen: Int?
       var chosenTime: UInt64 = 0
       for index in cursors.indices {
-        guard try cursors[index].prepare(reader) else { continue }
+        guard try await cursors[index].prepare(reader) else { continue }
         let time = try timelineKey(index)
         if chosen == nil || time < chosenTime {
           chosen = index
@@ -387,7 +405,7 @@ struct ReplayRun {
   }
 
   /// The bytes to send for the next record of stream `index`: shifted and converted as asked.
-  mutating func payloadOfNext(_ index: Int, shift: Int64) throws(ReplayError) -> ([UInt8], UInt64) {
+  mutating func payloadOfNext(_ index: Int, shift: Int64) throws(ReplayError) -> (ArraySlice<UInt8>, UInt64) {
     let key = cursors[index].key
     guard var segment = cursors[index].segment else {
       throw ReplayError(.bundleUnreadable, "no segment loaded", stream: key)
@@ -411,7 +429,7 @@ struct ReplayRun {
     let request = segment.bytes[record.request]
     if options.wireProtocol == .httpJSON {
       do {
-        return (try OTLPJSONEncoding.json(request: request, signal: key.signal), record.seq)
+        return (try OTLPJSONEncoding.json(request: request, signal: key.signal)[...], record.seq)
       } catch {
         var located = error
         located.stream = key
@@ -419,11 +437,13 @@ struct ReplayRun {
         throw located
       }
     }
-    return (Array(request), record.seq)
+    return (request, record.seq)
   }
 
   /// Sends one request, retrying what is worth retrying.
-  mutating func deliver(_ payload: [UInt8], signal: Signal, stream: StreamKey, seq: UInt64, exporter: any OTLPExporter)
+  mutating func deliver(
+    _ payload: ArraySlice<UInt8>, signal: Signal, stream: StreamKey, seq: UInt64, exporter: any OTLPExporter
+  )
     async throws(ReplayError)
   {
     var attempt = 1
