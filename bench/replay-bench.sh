@@ -11,6 +11,7 @@
 #   BENCH_WORK=/tmp/stella-replay-bench   work directory
 #   BENCH_KEEP=1                 keep the work directory
 #   BENCH_SKIP_BUILD=1           use the existing .build-bench binary
+#   BENCH_BUNDLE=B.tar BENCH_PUB=K.pub   replay this bundle instead of generating one
 #
 # The receiver is Debian's nginx on 127.0.0.1 (one process, keep-alive, `return 200` for every
 # POST, body read and discarded, no logging), so the receiving side costs little next to replay.
@@ -63,13 +64,18 @@ fi
 # --- data --------------------------------------------------------------------------------------
 rm -rf "$work"
 mkdir -p "$work/extract" "$work/keys" "$work/nginx"
-log "generating $requests OTLP requests of $items items"
-python3 e2e/replay_data.py "$work/traffic.pb" --requests "$requests" --items "$items" >&2
-"$bin" keygen --out "$work/keys" --name bench >/dev/null
-bundle="$work/bundle.sfb.tar"
-"$bin" import "$work/traffic.pb" --key "$work/keys/bench.key" --out "$bundle" --incident BENCH-REPLAY >&2
-rm -f "$work/traffic.pb"
-pub="$work/keys/bench.pub"
+if [[ -n ${BENCH_BUNDLE:-} ]]; then
+  bundle=$BENCH_BUNDLE
+  pub=${BENCH_PUB:?BENCH_PUB is needed with BENCH_BUNDLE}
+else
+  log "generating $requests OTLP requests of $items items"
+  python3 e2e/replay_data.py "$work/traffic.pb" --requests "$requests" --items "$items" >&2
+  "$bin" keygen --out "$work/keys" --name bench >/dev/null
+  bundle="$work/bundle.sfb.tar"
+  "$bin" import "$work/traffic.pb" --key "$work/keys/bench.key" --out "$bundle" --incident BENCH-REPLAY >&2
+  rm -f "$work/traffic.pb"
+  pub="$work/keys/bench.pub"
+fi
 
 read -r blob_count blob_bytes uncompressed_bytes < <(python3 - "$bundle" <<'PY'
 import json, sys, tarfile

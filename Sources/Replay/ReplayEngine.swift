@@ -196,6 +196,16 @@ struct StreamCursor {
   /// current one is sent (replay has two pipelines: storage → memory and memory → network).
   var prefetched: Task<Result<ArchivedSegment, ReplayError>, Never>?
 
+  /// Starts reading the first blob this stream still needs, so streams waiting their turn are
+  /// decompressed while an earlier one is being sent.
+  mutating func startPrefetch(_ reader: ArchivedRecordReader) {
+    guard prefetched == nil, segment == nil, !isDone else { return }
+    while let first = pendingBlobs.first, first.lastSeq < nextSeq { pendingBlobs.removeFirst() }
+    if let next = pendingBlobs.first {
+      prefetched = Task.detached { Result { () throws(ReplayError) in try reader.segment(next) } }
+    }
+  }
+
   /// Loads the segment holding `nextSeq` if needed. Returns `false` when the stream is done.
   mutating func prepare(_ reader: ArchivedRecordReader) async throws(ReplayError) -> Bool {
     while !isDone {
@@ -324,6 +334,7 @@ struct ReplayRun {
     var pacingStart: (instant: ContinuousClock.Instant, timeline: UInt64)?
     var sinceCheckpoint = 0
     let batch = max(options.batchRecords, 1)
+    for index in cursors.indices { cursors[index].startPrefetch(reader) }
     while true {
       // The stream whose next record comes first on the timeline.
       var chosen: Int?
