@@ -19,10 +19,64 @@ public enum ExportOutcome: Sendable, Equatable {
   case rejected(reason: String)
 }
 
-/// Sends one archived request to an endpoint. Implementations keep their connection between calls.
+/// One record ready to send.
+struct PreparedRecord: Sendable {
+  var stream: StreamKey
+  var seq: UInt64
+  var payload: ArraySlice<UInt8>
+}
+
+/// How a batch went: the first `accepted` records were acknowledged; `failure` stopped the rest.
+struct BatchOutcome: Sendable {
+  var accepted = 0
+  var retries: UInt64 = 0
+  var rejectedItems: UInt64 = 0
+  var failure: ReplayError?
+}
+
+/// Sends archived requests to an endpoint. Implementations keep their connection between calls.
 protocol OTLPExporter: Sendable {
   func export(signal: Signal, request: ArraySlice<UInt8>) async -> ExportOutcome
+  /// Sends `records` in order, one request each, retrying as `retry` says; stops at the first
+  /// record that cannot be delivered.
+  func exportAll(_ records: [PreparedRecord], retry: RetryPolicy) async -> BatchOutcome
   func close() async
+}
+
+/// The delivery loop shared by the exporters. It runs on the caller's executor (for the HTTP
+/// exporter, its event loop), so consecutive requests need no thread hops in between.
+nonisolated(nonsending) func deliverInOrder(
+  _ records: [PreparedRecord], retry: RetryPolicy,
+  send: (Signal, ArraySlice<UInt8>) async -> ExportOutcome
+) async -> BatchOutcome {
+  var outcome = BatchOutcome()
+  for record in records {
+    var attempt = 1
+    delivery: while true {
+      switch await send(record.stream.signal, record.payload) {
+      case .accepted(let rejected):
+        outcome.accepted += 1
+        outcome.rejectedItems += rejected
+        break delivery
+      case .rejected(let reason):
+        outcome.failure = ReplayError(
+          .rejectedPermanently, "the endpoint refused the record: \(reason)", stream: record.stream, seq: record.seq)
+        return outcome
+      case .retryable(let reason, let retryAfter):
+        guard attempt < retry.maxAttempts else {
+          outcome.failure = ReplayError(
+            .retriesExhausted, "gave up after \(attempt) attempts; last: \(reason)", stream: record.stream,
+            seq: record.seq)
+          return outcome
+        }
+        let delay = retry.delay(afterAttempt: attempt, retryAfterSeconds: retryAfter)
+        outcome.retries += 1
+        attempt += 1
+        try? await Task.sleep(for: .nanoseconds(Int64(delay * 1e9)))
+      }
+    }
+  }
+  return outcome
 }
 
 /// The OTLP service of each signal, for gRPC method names and HTTP paths.

@@ -59,6 +59,10 @@ final class GRPCExporter: OTLPExporter {
     }
   }
 
+  func exportAll(_ records: [PreparedRecord], retry: RetryPolicy) async -> BatchOutcome {
+    await deliverInOrder(records, retry: retry) { signal, request in await export(signal: signal, request: request) }
+  }
+
   func close() async {
     client.beginGracefulShutdown()
     await runner.value

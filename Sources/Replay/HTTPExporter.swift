@@ -10,7 +10,8 @@ import NIOPosix
 actor HTTPExporter: OTLPExporter {
   private let destination: SealedDestination
   private let json: Bool
-  private let group: any EventLoopGroup
+  /// The actor runs on its connection's event loop: writes and responses need no thread hop.
+  private let eventLoop: any EventLoop
   private let timeout: TimeAmount
   private var channel: (any Channel)?
   private var addressIndex = 0
@@ -19,7 +20,13 @@ actor HTTPExporter: OTLPExporter {
     self.destination = destination
     self.json = json
     self.timeout = .seconds(timeoutSeconds)
-    self.group = group
+    self.eventLoop = group.next()
+  }
+
+  nonisolated var unownedExecutor: UnownedSerialExecutor { eventLoop.executor.asUnownedSerialExecutor() }
+
+  func exportAll(_ records: [PreparedRecord], retry: RetryPolicy) async -> BatchOutcome {
+    await deliverInOrder(records, retry: retry) { signal, request in await export(signal: signal, request: request) }
   }
 
   func export(signal: Signal, request: ArraySlice<UInt8>) async -> ExportOutcome {
@@ -82,7 +89,7 @@ actor HTTPExporter: OTLPExporter {
     if let channel, channel.isActive { return channel }
     let address = destination.addresses[addressIndex % destination.addresses.count]
     let socketAddress = try SocketAddress(ipAddress: address.description, port: destination.endpoint.port)
-    let channel = try await ClientBootstrap(group: group)
+    let channel = try await ClientBootstrap(group: eventLoop)
       .connectTimeout(timeout)
       .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
       .channelInitializer { channel in

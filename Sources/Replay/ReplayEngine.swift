@@ -181,7 +181,10 @@ struct StreamCursor {
   let firstSeq: UInt64
   let lastSeq: UInt64
   var pendingBlobs: [BlobEntry]
+  /// The next seq the endpoint has not acknowledged (what a checkpoint records).
   var nextSeq: UInt64
+  /// The next seq to prepare for sending; ahead of `nextSeq` while a batch is in flight.
+  var preparedSeq: UInt64
   var startSeq: UInt64
   var segment: ArchivedSegment?
   var index = 0
@@ -190,7 +193,7 @@ struct StreamCursor {
   var timeline: UInt64 = 0
 
   var records: UInt64 { lastSeq &- firstSeq &+ 1 }
-  var isDone: Bool { nextSeq > lastSeq }
+  var isDone: Bool { preparedSeq > lastSeq }
 
   /// The next blob of this stream, being read and decompressed on another thread while the
   /// current one is sent (replay has two pipelines: storage → memory and memory → network).
@@ -200,7 +203,7 @@ struct StreamCursor {
   /// decompressed while an earlier one is being sent.
   mutating func startPrefetch(_ reader: ArchivedRecordReader) {
     guard prefetched == nil, segment == nil, !isDone else { return }
-    while let first = pendingBlobs.first, first.lastSeq < nextSeq { pendingBlobs.removeFirst() }
+    while let first = pendingBlobs.first, first.lastSeq < preparedSeq { pendingBlobs.removeFirst() }
     if let next = pendingBlobs.first {
       prefetched = Task.detached { Result { () throws(ReplayError) in try reader.segment(next) } }
     }
@@ -212,7 +215,7 @@ struct StreamCursor {
       if let segment, index < segment.records.count { return true }
       segment = nil
       // Blobs wholly before a resumed position are never read.
-      while let first = pendingBlobs.first, first.lastSeq < nextSeq {
+      while let first = pendingBlobs.first, first.lastSeq < preparedSeq {
         pendingBlobs.removeFirst()
         prefetched = nil
       }
@@ -226,7 +229,7 @@ struct StreamCursor {
         loaded = try reader.segment(blob)
       }
       segment = loaded
-      index = Int(nextSeq &- blob.firstSeq)
+      index = Int(preparedSeq &- blob.firstSeq)
       if let next = pendingBlobs.first {
         prefetched = Task.detached { Result { () throws(ReplayError) in try reader.segment(next) } }
       }
@@ -253,7 +256,9 @@ struct ReplayRun {
       if !options.tenants.isEmpty && !options.tenants.contains(key.tenant) { continue }
       guard let first = blobs.first?.firstSeq, let last = blobs.last?.lastSeq else { continue }
       cursors.append(
-        StreamCursor(key: key, firstSeq: first, lastSeq: last, pendingBlobs: blobs, nextSeq: first, startSeq: first))
+        StreamCursor(
+          key: key, firstSeq: first, lastSeq: last, pendingBlobs: blobs, nextSeq: first, preparedSeq: first,
+          startSeq: first))
     }
   }
 
@@ -317,6 +322,7 @@ struct ReplayRun {
         if let next = stored.nextSeq[key] {
           let clamped = min(max(next, cursors[index].firstSeq), cursors[index].lastSeq &+ 1)
           cursors[index].nextSeq = clamped
+          cursors[index].preparedSeq = clamped
           cursors[index].startSeq = clamped
         }
       }
@@ -333,50 +339,66 @@ struct ReplayRun {
     let clock = ContinuousClock()
     var pacingStart: (instant: ContinuousClock.Instant, timeline: UInt64)?
     var sinceCheckpoint = 0
-    let batch = max(options.batchRecords, 1)
+    let batchSize = max(options.batchRecords, 1)
     for index in cursors.indices { cursors[index].startPrefetch(reader) }
     while true {
-      // The stream whose next record comes first on the timeline.
-      var chosen: Int?
-      var chosenTime: UInt64 = 0
-      for index in cursors.indices {
-        guard try await cursors[index].prepare(reader) else { continue }
-        let time = try timelineKey(index)
-        if chosen == nil || time < chosenTime {
-          chosen = index
-          chosenTime = time
+      // Up to a batch of records in replay order, handed to the exporter at once, so that at
+      // full speed the requests go out back to back on the exporter's own thread. Paced
+      // replays hand over one record at a time, each at its moment.
+      var batch: [PreparedRecord] = []
+      var owners: [Int] = []
+      let limit = options.speed == .max ? batchSize - sinceCheckpoint : 1
+      while batch.count < limit {
+        // The stream whose next record comes first on the timeline.
+        var chosen: Int?
+        var chosenTime: UInt64 = 0
+        for index in cursors.indices {
+          guard try await cursors[index].prepare(reader) else { continue }
+          let time = try timelineKey(index)
+          if chosen == nil || time < chosenTime {
+            chosen = index
+            chosenTime = time
+          }
         }
-      }
-      guard let index = chosen else { break }
-      cursors[index].timeline = chosenTime
-
-      if case .factor(let factor) = options.speed {
-        if let start = pacingStart {
-          let offsetNanos = Double(chosenTime &- min(chosenTime, start.timeline)) / factor
-          let target = start.instant + .nanoseconds(Int64(min(offsetNanos, Double(Int64.max / 2))))
-          if target > clock.now { try? await Task.sleep(until: target, clock: clock) }
-        } else {
-          pacingStart = (clock.now, chosenTime)
+        guard let index = chosen else { break }
+        cursors[index].timeline = chosenTime
+        if case .factor(let factor) = options.speed {
+          if let start = pacingStart {
+            let offsetNanos = Double(chosenTime &- min(chosenTime, start.timeline)) / factor
+            let target = start.instant + .nanoseconds(Int64(min(offsetNanos, Double(Int64.max / 2))))
+            if target > clock.now { try? await Task.sleep(until: target, clock: clock) }
+          } else {
+            pacingStart = (clock.now, chosenTime)
+          }
         }
+        let (payload, seq) = try payloadOfNext(index, shift: shift)
+        batch.append(PreparedRecord(stream: cursors[index].key, seq: seq, payload: payload))
+        owners.append(index)
+        cursors[index].index += 1
+        cursors[index].preparedSeq = seq &+ 1
       }
+      guard !batch.isEmpty else { break }
 
-      let (payload, seq) = try payloadOfNext(index, shift: shift)
-      do {
-        try await deliver(
-          payload, signal: cursors[index].key.signal, stream: cursors[index].key, seq: seq, exporter: exporter)
-      } catch {
+      let outcome = await exporter.exportAll(batch, retry: options.retry)
+      summary.retries += outcome.retries
+      summary.rejectedItems += outcome.rejectedItems
+      for position in 0..<outcome.accepted {
+        let index = owners[position]
+        let record = batch[position]
+        summary.recordsSent += 1
+        summary.requests += 1
+        summary.payloadBytes += UInt64(record.payload.count)
+        cursors[index].sent += 1
+        cursors[index].nextSeq = record.seq &+ 1
+        checkpoint.nextSeq[record.stream] = record.seq &+ 1
+      }
+      if let failure = outcome.failure {
         // Keep what was acknowledged, so a rerun resumes at the record that failed.
         try? storeCheckpoint()
-        throw error
+        throw failure
       }
-      summary.recordsSent += 1
-      summary.payloadBytes += UInt64(payload.count)
-      cursors[index].sent += 1
-      cursors[index].nextSeq = seq &+ 1
-      cursors[index].index += 1
-      checkpoint.nextSeq[cursors[index].key] = seq &+ 1
-      sinceCheckpoint += 1
-      if sinceCheckpoint >= batch {
+      sinceCheckpoint += outcome.accepted
+      if sinceCheckpoint >= batchSize {
         try storeCheckpoint()
         sinceCheckpoint = 0
       }
@@ -449,33 +471,5 @@ struct ReplayRun {
       }
     }
     return (request, record.seq)
-  }
-
-  /// Sends one request, retrying what is worth retrying.
-  mutating func deliver(
-    _ payload: ArraySlice<UInt8>, signal: Signal, stream: StreamKey, seq: UInt64, exporter: any OTLPExporter
-  )
-    async throws(ReplayError)
-  {
-    var attempt = 1
-    while true {
-      switch await exporter.export(signal: signal, request: payload) {
-      case .accepted(let rejected):
-        summary.requests += 1
-        summary.rejectedItems += rejected
-        return
-      case .rejected(let reason):
-        throw ReplayError(.rejectedPermanently, "the endpoint refused the record: \(reason)", stream: stream, seq: seq)
-      case .retryable(let reason, let retryAfter):
-        guard attempt < options.retry.maxAttempts else {
-          throw ReplayError(
-            .retriesExhausted, "gave up after \(attempt) attempts; last: \(reason)", stream: stream, seq: seq)
-        }
-        let delay = options.retry.delay(afterAttempt: attempt, retryAfterSeconds: retryAfter)
-        summary.retries += 1
-        attempt += 1
-        try? await Task.sleep(for: .nanoseconds(Int64(delay * 1e9)))
-      }
-    }
   }
 }
