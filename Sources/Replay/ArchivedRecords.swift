@@ -20,6 +20,26 @@ public struct ArchivedSegment: Sendable {
   /// Its records, in order.
   public let records: [Record]
 
+  /// Adds `offset` to every non-zero timestamp of every record, in place (see ``OTLPWire``).
+  public mutating func shiftTimestamps(by offset: Int64) throws(ReplayError) {
+    let signal = blob.signal
+    let stream = blob.stream
+    let records = records
+    let result = bytes.withUnsafeMutableBytes { raw in
+      Result { () throws(ReplayError) in
+        for record in records {
+          do throws(OTLPWire.WalkError) {
+            try OTLPWire.shiftTimestamps(
+              in: UnsafeMutableRawBufferPointer(rebasing: raw[record.request]), signal: signal, by: offset)
+          } catch {
+            throw ReplayError(.timeShiftOutOfRange, error.description, stream: stream, seq: record.seq)
+          }
+        }
+      }
+    }
+    try result.get()
+  }
+
   /// The request bytes of record `index`.
   public func request(at index: Int) -> ArraySlice<UInt8> { bytes[records[index].request] }
 }

@@ -201,16 +201,25 @@ struct StreamCursor {
 
   /// Starts reading the first blob this stream still needs, so streams waiting their turn are
   /// decompressed while an earlier one is being sent.
-  mutating func startPrefetch(_ reader: ArchivedRecordReader) {
+  mutating func startPrefetch(_ reader: ArchivedRecordReader, shift: Int64) {
     guard prefetched == nil, segment == nil, !isDone else { return }
     while let first = pendingBlobs.first, first.lastSeq < preparedSeq { pendingBlobs.removeFirst() }
     if let next = pendingBlobs.first {
-      prefetched = Task.detached { Result { () throws(ReplayError) in try reader.segment(next) } }
+      prefetched = Task.detached { Result { () throws(ReplayError) in try Self.load(reader, next, shift: shift) } }
     }
   }
 
+  /// Reads a blob and applies the time shift to every record, once, on the loading thread.
+  static func load(_ reader: ArchivedRecordReader, _ blob: BlobEntry, shift: Int64) throws(ReplayError)
+    -> ArchivedSegment
+  {
+    var segment = try reader.segment(blob)
+    if shift != 0 { try segment.shiftTimestamps(by: shift) }
+    return segment
+  }
+
   /// Loads the segment holding `nextSeq` if needed. Returns `false` when the stream is done.
-  mutating func prepare(_ reader: ArchivedRecordReader) async throws(ReplayError) -> Bool {
+  mutating func prepare(_ reader: ArchivedRecordReader, shift: Int64) async throws(ReplayError) -> Bool {
     while !isDone {
       if let segment, index < segment.records.count { return true }
       segment = nil
@@ -226,12 +235,12 @@ struct StreamCursor {
         prefetched = nil
         loaded = try await task.value.get()
       } else {
-        loaded = try reader.segment(blob)
+        loaded = try Self.load(reader, blob, shift: shift)
       }
       segment = loaded
       index = Int(preparedSeq &- blob.firstSeq)
       if let next = pendingBlobs.first {
-        prefetched = Task.detached { Result { () throws(ReplayError) in try reader.segment(next) } }
+        prefetched = Task.detached { Result { () throws(ReplayError) in try Self.load(reader, next, shift: shift) } }
       }
     }
     return false
@@ -340,7 +349,7 @@ struct ReplayRun {
     var pacingStart: (instant: ContinuousClock.Instant, timeline: UInt64)?
     var sinceCheckpoint = 0
     let batchSize = max(options.batchRecords, 1)
-    for index in cursors.indices { cursors[index].startPrefetch(reader) }
+    for index in cursors.indices { cursors[index].startPrefetch(reader, shift: shift) }
     while true {
       // Up to a batch of records in replay order, handed to the exporter at once, so that at
       // full speed the requests go out back to back on the exporter's own thread. Paced
@@ -353,8 +362,8 @@ struct ReplayRun {
         var chosen: Int?
         var chosenTime: UInt64 = 0
         for index in cursors.indices {
-          guard try await cursors[index].prepare(reader) else { continue }
-          let time = try timelineKey(index)
+          guard try await cursors[index].prepare(reader, shift: shift) else { continue }
+          let time = try timelineKey(index, shift: shift)
           if chosen == nil || time < chosenTime {
             chosen = index
             chosenTime = time
@@ -371,7 +380,7 @@ struct ReplayRun {
             pacingStart = (clock.now, chosenTime)
           }
         }
-        let (payload, seq) = try payloadOfNext(index, shift: shift)
+        let (payload, seq) = try payloadOfNext(index)
         batch.append(PreparedRecord(stream: cursors[index].key, seq: seq, payload: payload))
         owners.append(index)
         cursors[index].index += 1
@@ -416,7 +425,7 @@ struct ReplayRun {
   }
 
   /// Where the next record of stream `index` falls on the pacing timeline.
-  func timelineKey(_ index: Int) throws(ReplayError) -> UInt64 {
+  func timelineKey(_ index: Int, shift: Int64) throws(ReplayError) -> UInt64 {
     let cursor = cursors[index]
     guard let segment = cursor.segment else { return cursor.timeline }
     let record = segment.records[cursor.index]
@@ -429,7 +438,8 @@ struct ReplayRun {
         }
       }
       switch result {
-      case .success(let newest): time = newest
+      // Data times were shifted when the segment was loaded; pace by the recorded ones.
+      case .success(let newest): time = newest == 0 ? 0 : UInt64(clamping: Int128(newest) - Int128(shift))
       case .failure(let error):
         throw ReplayError(.requestUnconvertible, error.description, stream: cursor.key, seq: record.seq)
       }
@@ -437,28 +447,13 @@ struct ReplayRun {
     return max(time, cursor.timeline)
   }
 
-  /// The bytes to send for the next record of stream `index`: shifted and converted as asked.
-  mutating func payloadOfNext(_ index: Int, shift: Int64) throws(ReplayError) -> (ArraySlice<UInt8>, UInt64) {
+  /// The bytes to send for the next record of stream `index` (already shifted when loaded), converted as asked.
+  func payloadOfNext(_ index: Int) throws(ReplayError) -> (ArraySlice<UInt8>, UInt64) {
     let key = cursors[index].key
-    guard var segment = cursors[index].segment else {
+    guard let segment = cursors[index].segment else {
       throw ReplayError(.bundleUnreadable, "no segment loaded", stream: key)
     }
     let record = segment.records[cursors[index].index]
-    if shift != 0 {
-      // Patch in place: the segment is this replay's own decompressed copy.
-      cursors[index].segment = nil  // keep the buffer uniquely referenced while mutating
-      let result = segment.bytes.withUnsafeMutableBytes { raw in
-        Result { () throws(OTLPWire.WalkError) in
-          try OTLPWire.shiftTimestamps(
-            in: UnsafeMutableRawBufferPointer(rebasing: raw[record.request]), signal: key.signal, by: shift)
-        }
-      }
-      if case .failure(let error) = result {
-        cursors[index].segment = segment
-        throw ReplayError(.timeShiftOutOfRange, error.description, stream: key, seq: record.seq)
-      }
-      cursors[index].segment = segment
-    }
     let request = segment.bytes[record.request]
     if options.wireProtocol == .httpJSON {
       do {
