@@ -119,6 +119,22 @@ final class ReplayLab {
     #expect(String(decoding: index, as: UTF8.self).contains(#""tenant":"a/../b""#))
   }
 
+  @Test func aSegmentShiftsEveryRecordOnceAndKeepsItsFraming() throws {
+    let lab = try ReplayLab()
+    let bundle = try DeeplyVerifiedBundle(lab.verified(try lab.seal()))
+    let blob = try #require(bundle.manifest.blobs.first { $0.signal == .traces && $0.firstSeq == 0 })
+    var segment = try ArchivedRecordReader(bundle).segment(blob)
+    let before = segment.bytes.count
+    try segment.shiftTimestamps(by: 1_000)
+    #expect(segment.bytes.count == before)
+    for index in segment.records.indices {
+      let seq = segment.records[index].seq
+      #expect(Array(segment.request(at: index)) == Wire.traces([(1_100 + seq, 1_500)]))
+    }
+    let error = #expect(throws: ReplayError.self) { try segment.shiftTimestamps(by: -5_000) }
+    #expect(error?.code == .timeShiftOutOfRange && error?.seq == 0)
+  }
+
   @Test func timeShiftPutsTheNewestManifestTimeAtNow() throws {
     let lab = try ReplayLab()
     let bundle = try DeeplyVerifiedBundle(lab.verified(try lab.seal()))
