@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(libsodium-dev libzstd-dev libarchive-dev libssl-dev pkg-config
-  zstd openssl libarchive-tools protobuf-compiler curl
+  zstd openssl libarchive-tools protobuf-compiler curl prometheus
   zlib1g-dev)  # zlib.h for swift-nio-extras' NIOHTTPCompression (OTLP/HTTP gzip and deflate)
 missing=()
 for package in "${apt_packages[@]}"; do

@@ -1,0 +1,244 @@
+public import Manifest
+
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
+/// File formats other tools read.
+public enum ExportFormat: String, Sendable, CaseIterable {
+  /// JSON lines, one OTLP/JSON `Export…ServiceRequest` per line (the Collector's `otlpjsonfile`
+  /// receiver and file exporter `format: json`).
+  case otlpJSON = "otlp-json"
+  /// The Collector file exporter's `format: proto` stream: per request a 4-byte big-endian
+  /// length, then the serialized request.
+  case otlpProto = "otlp-proto"
+  /// Metrics as OpenMetrics text for `promtool tsdb create-blocks-from openmetrics`.
+  case openMetrics = "openmetrics"
+}
+
+/// One file an export wrote.
+public struct ExportedFile: Sendable, Equatable {
+  /// The file name within the output directory (never derived from raw tenant text).
+  public var name: String
+  /// The signal and tenant whose records the file holds.
+  public var signal: Signal
+  public var tenant: String
+  /// Archived requests the file holds.
+  public var records: UInt64
+  /// The file size.
+  public var bytes: UInt64
+  /// Lowercase hex SHA-256 of the file.
+  public var sha256: String
+}
+
+/// What an export wrote.
+public struct ExportReport: Sendable {
+  public var files: [ExportedFile] = []
+  /// OpenMetrics only: data points written, and points with no OpenMetrics form.
+  public var renderedPoints: UInt64 = 0
+  public var skippedPoints: UInt64 = 0
+}
+
+/// Writes a deeply verified bundle as files: one per signal and tenant, plus `index.json`.
+///
+/// Deterministic: the same bundle gives byte-identical files. Within a file, records come stream
+/// by stream (nodes in byte order), each stream in sequence order. File names are
+/// `<signal>.tenant-<first 16 hex digits of SHA-256(tenant)>.<ext>`, so a tenant name (which
+/// may hold `/`, `..` or any Unicode) never reaches the file system; `index.json` maps each file
+/// back to its tenant.
+public enum BundleExport {
+  /// The file that maps export files to their signal and tenant.
+  public static let indexName = "index.json"
+
+  /// Writes every stream of `bundle` (metrics only for OpenMetrics) into `directory`.
+  /// - Throws: ``ReplayError`` `.outputFailed` naming the file, or a reading error naming the blob.
+  public static func run(bundle: DeeplyVerifiedBundle, format: ExportFormat, directory: String) throws(ReplayError)
+    -> ExportReport
+  {
+    try makeDirectory(directory)
+    let reader = try ArchivedRecordReader(bundle)
+    var groups: [GroupKey: [(StreamKey, [BlobEntry])]] = [:]
+    for (key, blobs) in bundle.streams {
+      if format == .openMetrics && key.signal != .metrics { continue }
+      groups[GroupKey(signal: key.signal, tenant: key.tenant), default: []].append((key, blobs))
+    }
+    var report = ExportReport()
+    for group in groups.keys.sorted() {
+      let name = fileName(signal: group.signal, tenant: group.tenant, format: format)
+      let file = try OutputFile(directory: directory, name: name)
+      var records: UInt64 = 0
+      var renderer = OpenMetricsRenderer()
+      for (_, blobs) in groups[group] ?? [] {
+        for blob in blobs {
+          let segment = try reader.segment(blob)
+          for index in segment.records.indices {
+            let request = segment.request(at: index)
+            do {
+              switch format {
+              case .otlpJSON:
+                try file.append(OTLPJSONEncoding.json(request: request, signal: group.signal))
+                try file.append([0x0A])
+              case .otlpProto:
+                let length = UInt32(request.count)
+                try file.append([
+                  UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF),
+                ])
+                try file.append(Array(request))
+              case .openMetrics:
+                try renderer.add(request: request)
+              }
+            } catch {
+              var located = error
+              located.stream = blob.stream
+              located.seq = segment.records[index].seq
+              throw located
+            }
+            records += 1
+          }
+        }
+      }
+      if format == .openMetrics {
+        try file.append(renderer.render())
+        report.renderedPoints += renderer.renderedPoints
+        report.skippedPoints += renderer.skippedPoints
+      }
+      let (bytes, digest) = try file.commit()
+      report.files.append(
+        ExportedFile(
+          name: name, signal: group.signal, tenant: group.tenant, records: records, bytes: bytes, sha256: digest))
+    }
+    let index = try OutputFile(directory: directory, name: indexName)
+    try index.append(indexJSON(bundle: bundle, format: format, report: report) + [0x0A])
+    _ = try index.commit()
+    return report
+  }
+
+  struct GroupKey: Hashable, Comparable {
+    var signal: Signal
+    var tenant: String
+    static func < (lhs: GroupKey, rhs: GroupKey) -> Bool {
+      if lhs.signal != rhs.signal { return lhs.signal < rhs.signal }
+      return lhs.tenant.utf8.lexicographicallyPrecedes(rhs.tenant.utf8)
+    }
+  }
+
+  /// `<signal>.tenant-<16 hex>.<ext>`.
+  public static func fileName(signal: Signal, tenant: String, format: ExportFormat) -> String {
+    let token = String(SHA256Digest.hex(of: Array(tenant.utf8)).prefix(16))
+    let ext =
+      switch format {
+      case .otlpJSON: "jsonl"
+      case .otlpProto: "pb"
+      case .openMetrics: "om.txt"
+      }
+    return "\(signal.rawValue).tenant-\(token).\(ext)"
+  }
+
+  static func indexJSON(bundle: DeeplyVerifiedBundle, format: ExportFormat, report: ExportReport) throws(ReplayError)
+    -> [UInt8]
+  {
+    var fields: [(key: String, value: JSONValue)] = [
+      ("bundleManifestSha256", .string(bundle.manifestSHA256)), ("format", .string(format.rawValue)),
+      ("incident", .string(bundle.manifest.incident.id)),
+      (
+        "files",
+        .array(
+          report.files.map { file in
+            .object([
+              ("name", .string(file.name)), ("signal", .string(file.signal.rawValue)),
+              ("tenant", .string(file.tenant)), ("records", .number(String(file.records))),
+              ("bytes", .number(String(file.bytes))), ("sha256", .string(file.sha256)),
+            ])
+          })
+      ),
+    ]
+    if format == .openMetrics {
+      fields.append(("renderedPoints", .number(String(report.renderedPoints))))
+      fields.append(("skippedPoints", .number(String(report.skippedPoints))))
+    }
+    do {
+      return try CanonicalJSON.serialize(.object(fields))
+    } catch {
+      throw ReplayError(.outputFailed, "cannot encode \(indexName): \(error)")
+    }
+  }
+
+  static func makeDirectory(_ path: String) throws(ReplayError) {
+    var info = stat()
+    if stat(path, &info) == 0 {
+      guard (info.st_mode & S_IFMT) == S_IFDIR else {
+        throw ReplayError(.outputFailed, "\(path) exists and is not a directory")
+      }
+      return
+    }
+    guard mkdir(path, 0o755) == 0 else {
+      throw ReplayError(.outputFailed, "cannot create \(path): \(String(cString: strerror(errno)))")
+    }
+  }
+}
+
+/// A file written under a temporary name and renamed into place when complete, so a reader
+/// never sees half a file and an interrupted export leaves no file that looks finished.
+final class OutputFile {
+  let path: String
+  private let temporary: String
+  private var descriptor: Int32
+  private var buffer: [UInt8] = []
+  private var hasher = SHA256Hasher()
+  private var written: UInt64 = 0
+
+  init(directory: String, name: String) throws(ReplayError) {
+    path = directory + "/" + name
+    temporary = directory + "/." + name + ".partial"
+    descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard descriptor >= 0 else {
+      throw ReplayError(.outputFailed, "cannot create \(temporary): \(String(cString: strerror(errno)))")
+    }
+    buffer.reserveCapacity(1 << 20)
+  }
+
+  deinit {
+    if descriptor >= 0 {
+      close(descriptor)
+      unlink(temporary)
+    }
+  }
+
+  func append(_ bytes: [UInt8]) throws(ReplayError) {
+    buffer.append(contentsOf: bytes)
+    if buffer.count >= 1 << 20 { try flush() }
+  }
+
+  private func flush() throws(ReplayError) {
+    hasher.update(buffer)
+    var done = 0
+    while done < buffer.count {
+      let result = buffer.withUnsafeBytes { write(descriptor, $0.baseAddress.map { $0 + done }, $0.count - done) }
+      if result < 0 {
+        if errno == EINTR { continue }
+        throw ReplayError(.outputFailed, "write to \(temporary) failed: \(String(cString: strerror(errno)))")
+      }
+      done += result
+    }
+    written += UInt64(buffer.count)
+    buffer.removeAll(keepingCapacity: true)
+  }
+
+  /// Flushes, syncs and renames into place. Returns the size and SHA-256.
+  func commit() throws(ReplayError) -> (UInt64, String) {
+    try flush()
+    guard fsync(descriptor) == 0 else {
+      throw ReplayError(.outputFailed, "fsync of \(temporary) failed: \(String(cString: strerror(errno)))")
+    }
+    close(descriptor)
+    descriptor = -1
+    guard rename(temporary, path) == 0 else {
+      throw ReplayError(.outputFailed, "cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))")
+    }
+    var finished = SHA256Hasher()
+    swap(&finished, &hasher)
+    return (written, Hex.encode(finished.finalize()))
+  }
+}

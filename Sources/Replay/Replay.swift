@@ -1,2 +1,0 @@
-/// Namespace for replaying and exporting verified bundles.
-public enum Replay {}
