@@ -52,7 +52,7 @@ private final class SeenRequests: Sendable {
         Array("GET /healthz?verbose=1&name=a%20b HTTP/1.1\r\nHost: x\r\nX-Test: 1\r\nX-Test: 2\r\n\r\n".utf8)
           + Array("POST /status HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello".utf8)
           + Array("GET /other HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
-      let responses = client.read(responses: 3)
+      let responses = await client.readOffPool(responses: 3)
       #expect(responses.map(\.status) == [200, 503, 404])
       #expect(responses.first?.body == Array("ok\n".utf8))
       #expect(responses.first?.header("Content-Type") == "text/plain; charset=utf-8")
@@ -74,7 +74,7 @@ private final class SeenRequests: Sendable {
     try await withAdmin(options: .init(port: 0, maxBodyBytes: 1024), handler: Self.ok) { _, port in
       let client = try BlockingClient(port: port)
       try client.send(Array("POST /incident HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n".utf8))
-      #expect(client.read(responses: 1).map(\.status) == [413])
+      #expect(await client.readOffPool(responses: 1).map(\.status) == [413])
     }
   }
 
@@ -87,10 +87,10 @@ private final class SeenRequests: Sendable {
       let client = try BlockingClient(port: port)
       try client.send(
         Array("GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /fast HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8))
-      let responses = client.read(responses: 2)
+      let responses = await client.readOffPool(responses: 2)
       #expect(responses.map { String(decoding: $0.body, as: UTF8.self) } == ["/slow", "/fast"])
       #expect(responses.last?.header("Connection") == "close")
-      #expect(client.waitForClose())
+      #expect(await client.waitForCloseOffPool())
     }
   }
 
@@ -98,8 +98,8 @@ private final class SeenRequests: Sendable {
     try await withAdmin(handler: Self.ok) { _, port in
       let client = try BlockingClient(port: port)
       try client.send(Array("\u{00}\u{01} nonsense\r\n\r\n".utf8))
-      #expect(client.read(responses: 1).map(\.status) == [400])
-      #expect(client.waitForClose())
+      #expect(await client.readOffPool(responses: 1).map(\.status) == [400])
+      #expect(await client.waitForCloseOffPool())
     }
   }
 }

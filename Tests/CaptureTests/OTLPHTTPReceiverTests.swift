@@ -750,6 +750,23 @@ final class BlockingClient {
   }
 
   /// Reads until the server closes or the timeout passes; `true` if it closed.
+  /// ``read(responses:)`` on a dispatch thread: a test whose server calls an `async` handler must
+  /// not block one of the few threads of Swift's cooperative pool while it waits for the answer.
+  func readOffPool(responses count: Int) async -> [ParsedResponse] {
+    let client = UncheckedClient(client: self)
+    return await withCheckedContinuation { continuation in
+      DispatchQueue.global().async { continuation.resume(returning: client.client.read(responses: count)) }
+    }
+  }
+
+  /// ``waitForClose()`` on a dispatch thread (see ``readOffPool(responses:)``).
+  func waitForCloseOffPool() async -> Bool {
+    let client = UncheckedClient(client: self)
+    return await withCheckedContinuation { continuation in
+      DispatchQueue.global().async { continuation.resume(returning: client.client.waitForClose()) }
+    }
+  }
+
   func waitForClose() -> Bool {
     read(responses: Int.max)
     return closed
@@ -903,4 +920,9 @@ final class AsyncCompletingIngest: OTLPIngest {
       await #expect(throws: HTTPServerError.self) { _ = try await receiver.start() }
     }
   }
+}
+
+/// Hands a client to one dispatch thread while the test awaits it; nothing else touches it then.
+private struct UncheckedClient: @unchecked Sendable {
+  let client: BlockingClient
 }
