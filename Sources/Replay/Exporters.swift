@@ -19,6 +19,10 @@ public enum ExportOutcome: Sendable, Equatable {
   case rejected(reason: String)
 }
 
+/// The header naming the tenant of every replayed request: the convention of Tempo, Loki and
+/// Mimir, and what `capture` reads by default, so a replayed bundle keeps its tenants.
+let tenantHeader = "X-Scope-OrgID"
+
 /// One record ready to send.
 struct PreparedRecord: Sendable {
   var stream: StreamKey
@@ -36,7 +40,9 @@ struct BatchOutcome: Sendable {
 
 /// Sends archived requests to an endpoint. Implementations keep their connection between calls.
 protocol OTLPExporter: Sendable {
-  func export(signal: Signal, request: ArraySlice<UInt8>) async -> ExportOutcome
+  /// Sends one archived request of `tenant`'s stream; the tenant travels as
+  /// ``tenantHeader`` (HTTP) or its lowercase form (gRPC metadata), as multi-tenant sinks expect.
+  func export(signal: Signal, tenant: String, request: ArraySlice<UInt8>) async -> ExportOutcome
   /// Sends `records` in order, one request each, retrying as `retry` says; stops at the first
   /// record that cannot be delivered.
   func exportAll(_ records: [PreparedRecord], retry: RetryPolicy) async -> BatchOutcome
@@ -47,13 +53,13 @@ protocol OTLPExporter: Sendable {
 /// exporter, its event loop), so consecutive requests need no thread hops in between.
 nonisolated(nonsending) func deliverInOrder(
   _ records: [PreparedRecord], retry: RetryPolicy,
-  send: (Signal, ArraySlice<UInt8>) async -> ExportOutcome
+  send: (Signal, String, ArraySlice<UInt8>) async -> ExportOutcome
 ) async -> BatchOutcome {
   var outcome = BatchOutcome()
   for record in records {
     var attempt = 1
     delivery: while true {
-      switch await send(record.stream.signal, record.payload) {
+      switch await send(record.stream.signal, record.stream.tenant, record.payload) {
       case .accepted(let rejected):
         outcome.accepted += 1
         outcome.rejectedItems += rejected

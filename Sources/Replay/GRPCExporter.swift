@@ -34,14 +34,14 @@ final class GRPCExporter: OTLPExporter {
     }
   }
 
-  func export(signal: Signal, request: ArraySlice<UInt8>) async -> ExportOutcome {
+  func export(signal: Signal, tenant: String, request: ArraySlice<UInt8>) async -> ExportOutcome {
     var options = CallOptions.defaults
     options.timeout = .seconds(timeoutSeconds)
     options.waitForReady = false
     options.maxResponseMessageBytes = 4 << 20
     do {
       let response = try await client.unary(
-        request: ClientRequest(message: request),
+        request: ClientRequest(message: request, metadata: [tenantHeader.lowercased(): "\(tenant)"]),
         descriptor: MethodDescriptor(fullyQualifiedService: signal.grpcService, method: "Export"),
         serializer: PassThroughSerializer(), deserializer: PassThroughDeserializer(), options: options
       ) { response in try response.message }
@@ -60,7 +60,9 @@ final class GRPCExporter: OTLPExporter {
   }
 
   func exportAll(_ records: [PreparedRecord], retry: RetryPolicy) async -> BatchOutcome {
-    await deliverInOrder(records, retry: retry) { signal, request in await export(signal: signal, request: request) }
+    await deliverInOrder(records, retry: retry) { signal, tenant, request in
+      await export(signal: signal, tenant: tenant, request: request)
+    }
   }
 
   func close() async {

@@ -26,10 +26,12 @@ actor HTTPExporter: OTLPExporter {
   nonisolated var unownedExecutor: UnownedSerialExecutor { eventLoop.executor.asUnownedSerialExecutor() }
 
   func exportAll(_ records: [PreparedRecord], retry: RetryPolicy) async -> BatchOutcome {
-    await deliverInOrder(records, retry: retry) { signal, request in await export(signal: signal, request: request) }
+    await deliverInOrder(records, retry: retry) { signal, tenant, request in
+      await export(signal: signal, tenant: tenant, request: request)
+    }
   }
 
-  func export(signal: Signal, request: ArraySlice<UInt8>) async -> ExportOutcome {
+  func export(signal: Signal, tenant: String, request: ArraySlice<UInt8>) async -> ExportOutcome {
     let channel: any Channel
     do {
       channel = try await connectedChannel()
@@ -43,6 +45,7 @@ actor HTTPExporter: OTLPExporter {
     head.headers.add(name: "Content-Type", value: json ? "application/json" : "application/x-protobuf")
     head.headers.add(name: "Content-Length", value: String(request.count))
     head.headers.add(name: "User-Agent", value: "stella-forensics-replay/0.1.0")
+    head.headers.add(name: tenantHeader, value: tenant)
     var body = channel.allocator.buffer(capacity: request.count)
     body.writeBytes(request)
     let promise = channel.eventLoop.makePromise(of: HTTPExchange.Response.self)
