@@ -49,25 +49,37 @@ struct AdminRoutes: Sendable {
     let archiveStatus = archive.status()
     func text(_ value: some BinaryInteger) -> JSONValue { .string(String(value)) }
     return .object([
-      ("archive", .object([
-        ("accepting", .bool(archiveStatus.accepting)), ("appendedRecords", text(archiveStatus.appendedRecords)),
-        ("bytes", text(archiveStatus.bytes)), ("nodeId", .string(archiveStatus.nodeID)),
-      ])),
-      ("buffered", .object([
-        ("bytes", text(counters.bufferedBytes)), ("spans", text(counters.bufferedSpans)),
-        ("traces", text(counters.bufferedTraces)), ("queuedBytes", text(counters.queuedBytes)),
-      ])),
+      (
+        "archive",
+        .object([
+          ("accepting", .bool(archiveStatus.accepting)), ("appendedRecords", text(archiveStatus.appendedRecords)),
+          ("bytes", text(archiveStatus.bytes)), ("nodeId", .string(archiveStatus.nodeID)),
+        ])
+      ),
+      (
+        "buffered",
+        .object([
+          ("bytes", text(counters.bufferedBytes)), ("spans", text(counters.bufferedSpans)),
+          ("traces", text(counters.bufferedTraces)), ("queuedBytes", text(counters.queuedBytes)),
+        ])
+      ),
       ("decisions", .object(counters.decisions.sorted { $0.key < $1.key }.map { ($0.key, text($0.value)) })),
       ("decidedEarly", text(counters.decidedEarly)),
-      ("items", .object([
-        ("dataPointsDropped", text(counters.dataPointsDropped)), ("dataPointsKept", text(counters.dataPointsKept)),
-        ("logRecordsDropped", text(counters.logRecordsDropped)), ("logRecordsKept", text(counters.logRecordsKept)),
-        ("spansDropped", text(counters.spansDropped)), ("spansKept", text(counters.spansKept)),
-      ])),
-      ("requests", .object([
-        ("emitted", text(counters.requestsEmitted)), ("skipped", text(counters.requestsSkipped)),
-        ("undecodable", text(counters.requestsUndecodable)),
-      ])),
+      (
+        "items",
+        .object([
+          ("dataPointsDropped", text(counters.dataPointsDropped)), ("dataPointsKept", text(counters.dataPointsKept)),
+          ("logRecordsDropped", text(counters.logRecordsDropped)), ("logRecordsKept", text(counters.logRecordsKept)),
+          ("spansDropped", text(counters.spansDropped)), ("spansKept", text(counters.spansKept)),
+        ])
+      ),
+      (
+        "requests",
+        .object([
+          ("emitted", text(counters.requestsEmitted)), ("skipped", text(counters.requestsSkipped)),
+          ("undecodable", text(counters.requestsUndecodable)),
+        ])
+      ),
     ])
   }
 

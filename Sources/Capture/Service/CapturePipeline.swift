@@ -81,7 +81,8 @@ public final class CapturePipeline: OTLPIngest {
       let decoded = try OTLPRequestDecoder.decode(body: body, signal: signal, encoding: encoding)
       // The tenant is resolved before redaction, which may remove the attribute naming it.
       tenant = try tenants.resolve(transportTenant: tenantHeader, request: decoded, signal: signal)
-      request = try redactor.map { redactor throws(RejectedRequest) in try redactor.redact(decoded, signal: signal) } ?? decoded
+      request =
+        try redactor.map { redactor throws(RejectedRequest) in try redactor.redact(decoded, signal: signal) } ?? decoded
     } catch {
       return reject(error, completion)
     }
