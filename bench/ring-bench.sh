@@ -17,7 +17,7 @@
 # ring (DATA/journal: every open and sealed segment, as `du` counts it), of the archive
 # (DATA/archive: what tail sampling kept, outside the ring bound) and capture's VmRSS.
 # Documented memory bound (README, "Bounded resources"):
-#   max-inflight-bytes + 4 × sampling max-buffered-bytes (decoded spans) + sampling queue + 64 MiB.
+#   max-inflight-bytes + 8 × sampling max-buffered-bytes (decoded spans) + sampling queue + 64 MiB.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -81,8 +81,8 @@ max_ring, max_archive, max_rss, hwm, ring_bound, inflight = map(int, sys.argv[1:
 result, status, duration = sys.argv[7], json.loads(sys.argv[8]), int(sys.argv[9])
 fields = dict(item.split("=") for item in result.split()[1:]) if result else {}
 acked = int(fields.get("requests", 0)) - int(fields.get("non2xx", 0))
-sampling_buffer, sampling_queue = 64 << 20, 16 << 20
-memory_bound = inflight + 4 * sampling_buffer + sampling_queue + (64 << 20)
+sampling_buffer, sampling_queue = 16 << 20, 16 << 20
+memory_bound = inflight + 8 * sampling_buffer + sampling_queue + (64 << 20)
 appended = int(status["journal"]["appendedBytes"])
 print(f"load: {acked} requests acknowledged in {duration}s ({appended / duration / 1e6:.1f} MB/s of OTLP payload journaled), "
       f"{status['journal']['prunedSegments']} segments pruned by the ring")

@@ -19,11 +19,7 @@ struct ExportCommand: ParsableCommand {
   @Argument(help: "The bundle (.sfb.tar).")
   var bundle: String
 
-  @Option(name: .customLong("trusted-key"), help: "Trusted public key (PEM). Repeat for several.")
-  var trustedKeys: [String] = []
-
-  @Option(help: "How many distinct trusted keys must have signed.")
-  var threshold = 1
+  @OptionGroup var trust: TrustOptions
 
   @Option(help: "otlp-json, otlp-proto or openmetrics.")
   var format: String
@@ -35,7 +31,7 @@ struct ExportCommand: ParsableCommand {
   var json = false
 
   func validate() throws {
-    if trustedKeys.isEmpty { throw ValidationError("give at least one --trusted-key") }
+    try trust.validate()
     if ExportFormat(rawValue: format) == nil {
       throw ValidationError("--format must be otlp-json, otlp-proto or openmetrics")
     }
@@ -43,7 +39,7 @@ struct ExportCommand: ParsableCommand {
 
   func run() throws {
     let verified = try DeepVerification.verify(
-      bundle: bundle, trustedKeys: trustedKeys, threshold: threshold, json: json, command: "export")
+      bundle: bundle, trustedKeys: trust.trustedKeys, threshold: trust.threshold, json: json, command: "export")
     let report: ExportReport
     do {
       report = try BundleExport.run(

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Signing
 
 /// Loading keys named on the command line; any problem is a configuration error (exit 2).
@@ -20,5 +21,18 @@ enum KeyLoading {
       }
     }
     return keys
+  }
+}
+
+/// The trust options of every command that verifies a bundle (verify, replay, export).
+struct TrustOptions: ParsableArguments {
+  @Option(name: .customLong("trusted-key"), help: "Trusted public key (PEM). Repeat for several.")
+  var trustedKeys: [String] = []
+
+  @Option(help: "How many distinct trusted keys must have signed.")
+  var threshold = 1
+
+  func validate() throws {
+    if trustedKeys.isEmpty { throw ValidationError("give at least one --trusted-key") }
   }
 }

@@ -24,11 +24,7 @@ struct ReplayCommand: AsyncParsableCommand {
   @Argument(help: "The bundle (.sfb.tar).")
   var bundle: String
 
-  @Option(name: .customLong("trusted-key"), help: "Trusted public key (PEM). Repeat for several.")
-  var trustedKeys: [String] = []
-
-  @Option(help: "How many distinct trusted keys must have signed.")
-  var threshold = 1
+  @OptionGroup var trust: TrustOptions
 
   @Option(help: "OTLP base URL, e.g. http://127.0.0.1:4318.")
   var endpoint: String
@@ -64,7 +60,7 @@ struct ReplayCommand: AsyncParsableCommand {
   var json = false
 
   func validate() throws {
-    if trustedKeys.isEmpty { throw ValidationError("give at least one --trusted-key") }
+    try trust.validate()
     if OTLPProtocol(rawValue: wireProtocol) == nil {
       throw ValidationError("--protocol must be http/protobuf, http/json or grpc")
     }
@@ -89,7 +85,7 @@ struct ReplayCommand: AsyncParsableCommand {
       throw CLIFailure.usage("\(error.description); nothing was sent")
     }
     let verified = try DeepVerification.verify(
-      bundle: bundle, trustedKeys: trustedKeys, threshold: threshold, json: json, command: "replay")
+      bundle: bundle, trustedKeys: trust.trustedKeys, threshold: trust.threshold, json: json, command: "replay")
 
     var options = ReplayOptions()
     options.wireProtocol = OTLPProtocol(rawValue: wireProtocol) ?? .httpProtobuf

@@ -15,11 +15,7 @@ struct VerifyCommand: ParsableCommand {
   @Argument(help: "The bundle (.sfb.tar).")
   var bundle: String
 
-  @Option(name: .customLong("trusted-key"), help: "Trusted public key (PEM). Repeat for several.")
-  var trustedKeys: [String] = []
-
-  @Option(help: "How many distinct trusted keys must have signed.")
-  var threshold = 1
+  @OptionGroup var trust: TrustOptions
 
   @Flag(name: .customLong("ignore-untrusted"), help: "Skip signatures by keys that are not trusted (they never count).")
   var ignoreUntrusted = false
@@ -31,14 +27,15 @@ struct VerifyCommand: ParsableCommand {
   var json = false
 
   func validate() throws {
-    if trustedKeys.isEmpty { throw ValidationError("give at least one --trusted-key") }
+    try trust.validate()
   }
 
   func run() throws {
-    let keys = try KeyLoading.publicKeys(trustedKeys)
+    let keys = try KeyLoading.publicKeys(trust.trustedKeys)
     let policy: TrustPolicy
     do {
-      policy = try TrustPolicy(trustedKeys: keys, threshold: threshold, ignoreUntrustedSignatures: ignoreUntrusted)
+      policy = try TrustPolicy(
+        trustedKeys: keys, threshold: trust.threshold, ignoreUntrustedSignatures: ignoreUntrusted)
     } catch {
       throw CLIFailure.usage(error.message)
     }

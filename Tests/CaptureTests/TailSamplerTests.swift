@@ -495,7 +495,7 @@ extension SamplingPolicy {
     #expect(policy.traces.probabilistic == 0.1)
     #expect(policy.logs.minSeverity == .warn)
     #expect(policy.metrics == .all)
-    #expect(policy.limits.maxBufferedBytes == 64 << 20)
+    #expect(policy.limits.maxBufferedBytes == 16 << 20)
   }
 
   @Test func aDocumentOverridesTheDefaults() throws {

@@ -641,7 +641,9 @@ public final class Journal: @unchecked Sendable {
     var removedBytes: Int64 = 0
     for segment in candidates {
       let tooOld = maxAge.map { now > $0 && segment.lastReceivedUnixNano < now - $0 } ?? false
-      let overBytes = options.ringMaxBytes.map { total > $0 } ?? false
+      // One segment's worth of headroom: the open segment keeps growing until the next seal, and
+      // only sealed segments can be pruned.
+      let overBytes = options.ringMaxBytes.map { total > $0 - Int64(options.maxSegmentBytes) } ?? false
       guard tooOld || overBytes else {
         if maxAge == nil { break }
         continue

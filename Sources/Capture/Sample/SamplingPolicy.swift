@@ -101,7 +101,7 @@ public struct SamplingPolicy: Sendable, Equatable {
     /// Spans waiting for their trace's decision; past it the oldest traces are decided early.
     public var maxBufferedSpans = 200_000
     /// Wire bytes of spans waiting for a decision; past it the oldest traces are decided early.
-    public var maxBufferedBytes = 64 << 20
+    public var maxBufferedBytes = 16 << 20
     /// Bytes of requests handed to the sampler and not yet decoded; past it requests are skipped
     /// (counted; the journal ring still holds them).
     public var maxQueuedBytes = 16 << 20
