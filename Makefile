@@ -26,6 +26,9 @@ lint:
 
 bench:
 	bash bench/bundle-bench.sh
+	bash bench/capture-bench.sh
+	bash bench/replay-bench.sh
+	bash bench/ring-bench.sh
 
 fuzz:
 	bash fuzz/run-fuzz.sh
