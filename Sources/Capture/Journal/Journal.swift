@@ -82,7 +82,6 @@ public final class Journal: @unchecked Sendable {
     var writer: SegmentFileWriter?
     var nextSeq: UInt64
     var openedAt: UInt64 = 0
-    var sealedCount: UInt64 = 0
 
     init(directory: String, signal: Signal, tenant: String, nextSeq: UInt64) {
       self.directory = directory
@@ -344,14 +343,8 @@ public final class Journal: @unchecked Sendable {
   }
 
   private func write(_ batch: [Pending]) {
-    var completions: [(Pending, Result<JournalReceipt, JournalError>)] = []
-    completions.reserveCapacity(batch.count)
     if options.durability == .fsyncPerBatch {
-      for item in batch {
-        let result = appendAndSync([item])
-        completions.append((item, result[0]))
-        item.completion(result[0])
-      }
+      for item in batch { item.completion(appendAndSync([item])[0]) }
       return
     }
     // Group commit: one write per stream, then one sync per touched file, then every ack.
@@ -553,7 +546,6 @@ public final class Journal: @unchecked Sendable {
     guard let writer = stream.writer, writer.recordCount > 0 else { return }
     stream.writer = nil
     dirtyForInterval.removeAll { $0 === stream }
-    stream.sealedCount += 1
     let handOff = UncheckedSendable(writer)
     sealQueue.async { [self] in seal(handOff.value) }
   }
@@ -712,7 +704,6 @@ public final class Journal: @unchecked Sendable {
     for partial in files.partial { unlink(partial) }
     var header: SegmentHeader?
     var nextSeq: UInt64 = 0
-    var sealedCount: UInt64 = 0
     let sealedSet = Set(files.sealed)
     for firstSeq in files.sealed {
       let sealedPath = JournalLayout.sealedPath(in: directory, firstSeq: firstSeq)
@@ -729,7 +720,6 @@ public final class Journal: @unchecked Sendable {
       }
       header = SegmentHeader(signal: segment.entry.signal, tenant: segment.entry.tenant, node: segment.entry.node)
       nextSeq = max(nextSeq, segment.entry.lastSeq + 1)
-      sealedCount += 1
       let segmentBytes = JournalFiles.size(of: sealedPath) + JournalFiles.size(of: sidecarPath)
       bytes += segmentBytes
       ring.append(
@@ -815,7 +805,6 @@ public final class Journal: @unchecked Sendable {
     let stream = StreamState(directory: directory, signal: header.signal, tenant: header.tenant, nextSeq: nextSeq)
     stream.writer = continuing
     stream.openedAt = monotonicNanos()
-    stream.sealedCount = sealedCount
     return stream
   }
 

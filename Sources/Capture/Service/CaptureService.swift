@@ -32,7 +32,6 @@ public final class CaptureService: Sendable {
   /// Webhooks and commands told of incident changes.
   public let hooks: NotifyHooks
   private let ready = ReadyFlag()
-  private let startedAt = Date()
 
   /// Opens the journal (recovering it) and prepares the listeners; nothing listens yet.
   public init(configuration: CaptureConfiguration, logger: Logger) throws(CaptureServiceError) {
