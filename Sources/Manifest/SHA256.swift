@@ -56,6 +56,26 @@ public enum SHA256Digest {
   public static func hex(of bytes: [UInt8]) -> String {
     Hex.encode(of(bytes))
   }
+
+  /// The lowercase hex digest of `count` bytes of `source` from `offset`, read in 4 MiB chunks so
+  /// memory stays flat whatever the size (blobs being verified, whole bundle files).
+  public static func hex(of source: borrowing some ByteSource & ~Copyable, offset: Int, count: Int)
+    throws(BundleIOError) -> String
+  {
+    let chunkSize = 4 << 20
+    let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: min(chunkSize, max(count, 1)), alignment: 64)
+    defer { chunk.deallocate() }
+    var hasher = SHA256Hasher()
+    var done = 0
+    while done < count {
+      let step = min(chunk.count, count - done)
+      let slice = UnsafeMutableRawBufferPointer(rebasing: chunk[0..<step])
+      try source.read(into: slice, at: offset + done)
+      hasher.update(UnsafeRawBufferPointer(slice))
+      done += step
+    }
+    return Hex.encode(hasher.finalize())
+  }
 }
 
 /// HMAC-SHA256 (RFC 2104) through libcrypto's one-shot `HMAC()`.

@@ -69,19 +69,7 @@ struct BlobChecker<Source: ByteSource> {
 extension BlobChecker {
   /// Quick mode hashes the blob in fixed-size chunks, so memory stays flat whatever the blob size.
   fileprivate func checkDigestStreaming(_ entry: BlobEntry, member: TarMember) throws {
-    let chunkSize = 4 << 20
-    let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 64)
-    defer { chunk.deallocate() }
-    var hasher = SHA256Hasher()
-    var done = 0
-    while done < member.size {
-      let step = min(chunkSize, member.size - done)
-      let slice = UnsafeMutableRawBufferPointer(rebasing: chunk[0..<step])
-      try source.read(into: slice, at: member.dataOffset + done)
-      hasher.update(UnsafeRawBufferPointer(slice))
-      done += step
-    }
-    let digest = Hex.encode(hasher.finalize())
+    let digest = try SHA256Digest.hex(of: source, offset: member.dataOffset, count: member.size)
     guard digest == entry.sha256 else {
       throw Finding(.blobDigestMismatch, "\(entry.path): SHA-256 is \(digest), manifest says \(entry.sha256)")
     }

@@ -91,7 +91,7 @@ struct BundleCommand: AsyncParsableCommand {
     facts.redactionPolicy = selection.redactionPolicy
     guard !segments.isEmpty else {
       throw CLIFailure.usage(
-        "no captured records arrived between \(RFC3339.format(window.lowerBound)) and \(RFC3339.format(window.upperBound))\(tenants.map { " for tenant(s) \($0.joined(separator: ", "))" } ?? "") in \(data)"
+        "no captured records arrived between \(RFC3339Time.format(window.lowerBound)) and \(RFC3339Time.format(window.upperBound))\(tenants.map { " for tenant(s) \($0.joined(separator: ", "))" } ?? "") in \(data)"
       )
     }
     let manifest: BundleManifest
@@ -151,14 +151,7 @@ struct BundleCommand: AsyncParsableCommand {
     let fileSHA256: String
     do {
       let source = try FileByteSource(path: out)
-      var hasher = SHA256Hasher()
-      var offset = 0
-      while offset < source.count {
-        let count = min(1 << 20, source.count - offset)
-        hasher.update(try source.bytes(at: offset, count: count))
-        offset += count
-      }
-      fileSHA256 = Hex.encode(hasher.finalize())
+      fileSHA256 = try SHA256Digest.hex(of: source, offset: 0, count: source.count)
     } catch {
       FileHandle.standardError.write(Data("warning: bundle.sealed not sent: cannot hash \(out): \(error)\n".utf8))
       return
@@ -187,7 +180,7 @@ struct BundleCommand: AsyncParsableCommand {
     let facts = BundleFacts(
       incident: IncidentFacts(
         id: id ?? "capture-\(Self.compact(fromNano))-\(Self.compact(toNano))",
-        reason: reason ?? "captured OTLP from \(RFC3339.format(fromNano)) to \(RFC3339.format(toNano))",
+        reason: reason ?? "captured OTLP from \(RFC3339Time.format(fromNano)) to \(RFC3339Time.format(toNano))",
         declaredBy: declaredBy ?? "stella-forensics bundle", declaredAtUnixNano: toNano),
       captureStartUnixNano: fromNano, captureEndUnixNano: toNano, redactionPolicy: .none, tool: .current)
     return (fromNano...toNano, facts, tenant.map { [$0] })
@@ -220,7 +213,7 @@ struct BundleCommand: AsyncParsableCommand {
 
   /// `20261125T100000Z`-style UTC, fit for an id.
   static func compact(_ unixNano: UInt64) -> String {
-    let full = RFC3339.format(unixNano).filter { $0 != "-" && $0 != ":" }
+    let full = RFC3339Time.format(unixNano).filter { $0 != "-" && $0 != ":" }
     // 20261125T100000.000000000Z: drop an all-zero fraction.
     return full.hasSuffix(".000000000Z")
       ? String(full.dropLast(11)) + "Z" : full.replacingOccurrences(of: ".", with: "")

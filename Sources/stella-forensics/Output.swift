@@ -85,9 +85,9 @@ enum Output {
     lines.append("incident      \(manifest.incident.id)")
     lines.append("reason        \(manifest.incident.reason)")
     lines.append(
-      "declared by   \(manifest.incident.declaredBy) at \(RFC3339.format(manifest.incident.declaredAtUnixNano))")
+      "declared by   \(manifest.incident.declaredBy) at \(RFC3339Time.format(manifest.incident.declaredAtUnixNano))")
     lines.append(
-      "capture       \(RFC3339.format(manifest.capture.startUnixNano)) .. \(RFC3339.format(manifest.capture.endUnixNano)) on node(s) \(manifest.capture.nodes.joined(separator: ", "))"
+      "capture       \(RFC3339Time.format(manifest.capture.startUnixNano)) .. \(RFC3339Time.format(manifest.capture.endUnixNano)) on node(s) \(manifest.capture.nodes.joined(separator: ", "))"
     )
     lines.append("redaction     \(manifest.redactionPolicy.id) (sha256 \(manifest.redactionPolicy.sha256))")
     lines.append("tool          \(manifest.tool.name) \(manifest.tool.version)")
@@ -95,14 +95,9 @@ enum Output {
     lines.append("streams       \(streams.count), blobs \(manifest.blobs.count)")
     for summary in streams {
       lines.append(
-        "  \(summary.stream.signal.rawValue) tenant=\(summary.stream.tenant) node=\(summary.stream.node): \(summary.records) record(s) in \(summary.blobs) blob(s), seq \(summary.firstSeq)..\(summary.lastSeq), time \(RFC3339.format(summary.firstTime)) .. \(RFC3339.format(summary.lastTime))"
+        "  \(summary.stream.signal.rawValue) tenant=\(summary.stream.tenant) node=\(summary.stream.node): \(summary.records) record(s) in \(summary.blobs) blob(s), seq \(summary.firstSeq)..\(summary.lastSeq), time \(RFC3339Time.format(summary.firstTime)) .. \(RFC3339Time.format(summary.lastTime))"
       )
     }
     return lines.joined(separator: "\n")
   }
-}
-
-/// RFC 3339 UTC rendering of Unix nanoseconds, independent of locale and time zone.
-enum RFC3339 {
-  static func format(_ unixNano: UInt64) -> String { RFC3339Time.format(unixNano) }
 }
