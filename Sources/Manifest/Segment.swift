@@ -103,6 +103,25 @@ public struct SegmentRecord: Sendable, Equatable {
   }
 }
 
+extension SegmentRecord {
+  /// Appends the framed record of `request` to `out` without building the record first: the
+  /// request is copied once, and its CRC runs over the 16-byte body prefix and then the request
+  /// in place. Byte-identical to ``framed()``.
+  public static func appendFramed(
+    seq: UInt64, receivedUnixNano: UInt64, request: UnsafeRawBufferPointer, to out: inout [UInt8]
+  ) {
+    var prefix = (seq.bigEndian, receivedUnixNano.bigEndian)
+    let crc = withUnsafeBytes(of: &prefix) { prefixBytes in
+      CRC32C.finish(CRC32C.update(CRC32C.update(CRC32C.start, prefixBytes), request))
+    }
+    out.append(contentsOf: SegmentRecord.prefix)
+    appendBigEndian(UInt32(bodyPrefixSize + request.count), to: &out)
+    appendBigEndian(crc, to: &out)
+    withUnsafeBytes(of: &prefix) { out.append(contentsOf: $0) }
+    out.append(contentsOf: request)
+  }
+}
+
 func appendBigEndian<T: FixedWidthInteger>(_ value: T, to out: inout [UInt8]) {
   var big = value.bigEndian
   withUnsafeBytes(of: &big) { out.append(contentsOf: $0) }

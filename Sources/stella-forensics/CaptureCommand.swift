@@ -55,8 +55,12 @@ struct CaptureCommand: AsyncParsableCommand {
   @Option(name: .customLong("max-request-bytes"), help: "Largest request body, compressed or not (default 16MiB).")
   var maxRequestBytes: String?
 
-  @Option(name: .customLong("max-connections"), help: "OTLP/HTTP connection limit (default 1024).")
+  @Option(
+    name: .customLong("max-connections"), help: "Open OTLP connections, HTTP and gRPC together (default 1024).")
   var maxConnections: Int?
+
+  @Option(name: .customLong("max-tenants"), help: "Tenants taken; new ones past this are refused (default 1000).")
+  var maxTenants: Int?
 
   @Option(name: .customLong("segment-max-bytes"), help: "Seal a segment at this uncompressed size (default 32MiB).")
   var segmentMaxBytes: String?
@@ -179,6 +183,7 @@ struct CaptureCommand: AsyncParsableCommand {
       configuration.maxRequestBytes = Int(try Self.size(maxRequestBytes, "--max-request-bytes"))
     }
     if let maxConnections { configuration.maxConnections = maxConnections }
+    if let maxTenants { configuration.maxTenants = maxTenants }
     if let segmentMaxBytes {
       configuration.journal.maxSegmentBytes = Int(try Self.size(segmentMaxBytes, "--segment-max-bytes"))
     }

@@ -51,6 +51,8 @@ public struct JournalStatus: Sendable {
   public var sealedSegments: UInt64
   /// Sealed segments deleted by the ring's bounds since start.
   public var prunedSegments: UInt64
+  /// Segments closed early because a sync failed (each sealed from its last synced record).
+  public var poisonedSegments: UInt64 = 0
 }
 
 /// The append-only segment journal: one open segment file per stream (node, signal, tenant),
@@ -82,6 +84,8 @@ public final class Journal: @unchecked Sendable {
     var writer: SegmentFileWriter?
     var nextSeq: UInt64
     var openedAt: UInt64 = 0
+    /// Monotonic time of the last append, for closing idle streams' descriptors.
+    var lastAppendAt: UInt64 = 0
 
     init(directory: String, signal: Signal, tenant: String, nextSeq: UInt64) {
       self.directory = directory
@@ -110,6 +114,7 @@ public final class Journal: @unchecked Sendable {
   private var appendedBytes: UInt64 = 0
   private var syncs: UInt64 = 0
   private var sealedSegments: UInt64 = 0
+  private var poisonedSegments: UInt64 = 0
   public let recovery: [RecoveryReport]
 
   // Writer thread only.
@@ -294,7 +299,7 @@ public final class Journal: @unchecked Sendable {
       nodeID: nodeID, durability: options.durability, bytes: diskBytes, maxBytes: options.maxJournalBytes,
       freeBytes: cachedFreeBytes, minFreeBytes: options.minFreeBytes, accepting: accepting, streams: streamSnapshot,
       recovery: recovery, appendedRecords: appendedRecords, appendedBytes: appendedBytes, syncs: syncs,
-      sealedSegments: sealedSegments, prunedSegments: prunedSegments)
+      sealedSegments: sealedSegments, prunedSegments: prunedSegments, poisonedSegments: poisonedSegments)
   }
 
   // MARK: - The writer thread
@@ -321,6 +326,7 @@ public final class Journal: @unchecked Sendable {
         lastIntervalSync = now
       }
       rotateAged(now: now, force: isStopping || !sealWaiters.isEmpty)
+      suspendIdle(now: now)
       if options.ringMaxAgeSeconds != nil || options.ringMaxBytes != nil, now &- lastPruneAt >= 1_000_000_000 {
         lastPruneAt = now
         sealQueue.async { [self] in pruneRing() }
@@ -364,24 +370,29 @@ public final class Journal: @unchecked Sendable {
       results += zip(items, outcome.results).map { ($0, $1) }
     }
     if options.durability == .groupCommit {
-      var failedPaths: [String: JournalError] = [:]
+      var failed: [ObjectIdentifier: JournalError] = [:]
       for writer in touched {
         do {
           try writer.sync()
         } catch {
-          failedPaths[writer.path] = JournalError(.io, error.description)
+          failed[ObjectIdentifier(writer)] = JournalError(.io, error.description)
         }
       }
       countSyncs(touched.count)
-      if !failedPaths.isEmpty {
+      if !failed.isEmpty {
         // An unsynced write is not acknowledged: its client retries, and at worst the journal
         // holds the record twice, never zero times.
         results = results.map { item, result in
           guard case .success = result,
-            let stream = streams[StreamID(signal: item.request.signal, tenant: item.request.tenant)],
-            let writerPath = stream.writer?.path, let failure = failedPaths[writerPath]
+            let writer = streams[StreamID(signal: item.request.signal, tenant: item.request.tenant)]?.writer,
+            let failure = failed[ObjectIdentifier(writer)]
           else { return (item, result) }
           return (item, .failure(failure))
+        }
+        for stream in streams.values {
+          if let writer = stream.writer, let failure = failed[ObjectIdentifier(writer)] {
+            poison(stream, error: failure, cutToLastSync: true)
+          }
         }
       }
     } else {
@@ -402,7 +413,9 @@ public final class Journal: @unchecked Sendable {
       countSyncs(1)
       return outcome.results
     } catch {
-      return items.map { _ in .failure(JournalError(.io, error.description)) }
+      let failure = JournalError(.io, error.description)
+      if let stream = streams[id] { poison(stream, error: failure, cutToLastSync: true) }
+      return items.map { _ in .failure(failure) }
     }
   }
 
@@ -438,8 +451,13 @@ public final class Journal: @unchecked Sendable {
     }
     let before = writer.byteCount
     do {
-      let firstSeq = try writer.append(batch: items.map { ($0.request.request, $0.request.receivedUnixNano) })
+      let firstSeq = try writer.append(
+        records: items.map {
+          SegmentFileRecord(
+            request: $0.request.request, receivedUnixNano: $0.request.receivedUnixNano, times: $0.request.times)
+        })
       stream.nextSeq = writer.nextSeq
+      stream.lastAppendAt = Journal.monotonicNanos()
       let written = Int64(writer.byteCount - before)
       condition.lock()
       diskBytes += written
@@ -519,7 +537,7 @@ public final class Journal: @unchecked Sendable {
         try writer.sync()
         count += 1
       } catch {
-        logger.error("journal interval sync failed", metadata: ["error": "\(error)"])
+        poison(stream, error: JournalError(.io, error.description), cutToLastSync: false)
       }
     }
     dirtyForInterval.removeAll()
@@ -531,6 +549,69 @@ public final class Journal: @unchecked Sendable {
     condition.lock()
     syncs += UInt64(count)
     condition.unlock()
+  }
+
+  /// Streams quiet for this long give their descriptor back until their next record.
+  static let idleDescriptorNanos: UInt64 = 5_000_000_000
+
+  private func suspendIdle(now: UInt64) {
+    for stream in streams.values {
+      guard let writer = stream.writer, !writer.isSuspended, now &- stream.lastAppendAt >= Self.idleDescriptorNanos
+      else { continue }
+      do {
+        try writer.suspend()
+        dirtyForInterval.removeAll { $0 === stream }
+      } catch {
+        poison(stream, error: JournalError(.io, error.description), cutToLastSync: options.durability != .interval)
+      }
+    }
+  }
+
+  /// A sync of `stream`'s open segment failed: the segment is sealed from what is on disk and
+  /// the stream continues in a new segment, so nothing is ever acknowledged into a file whose
+  /// unsynced pages the kernel may already have dropped (after a failed `fdatasync`, Linux
+  /// marks them clean and does not report the loss again).
+  ///
+  /// - Parameter cutToLastSync: whether records written after the last good sync are cut (they
+  ///   were not acknowledged: group commit, fsync per batch) or kept for the seal to judge
+  ///   (`interval`, which acknowledged them already).
+  private func poison(_ stream: StreamState, error: JournalError, cutToLastSync: Bool) {
+    guard let writer = stream.writer else { return }
+    stream.writer = nil
+    dirtyForInterval.removeAll { $0 === stream }
+    let cut = writer.poison(cutToLastSync: cutToLastSync)
+    if cut { stream.nextSeq = writer.syncedNextSeq }
+    condition.lock()
+    poisonedSegments += 1
+    condition.unlock()
+    logger.error(
+      "journal sync failed; segment closed and sealed from its last synced record",
+      metadata: ["path": "\(writer.path)", "error": "\(error.message)", "cutToLastSync": "\(cut)"])
+    let path = writer.path
+    let firstSeq = writer.firstSeq
+    if !cut {
+      // The file's end is unknown: its records (valid ones, acknowledged or not) decide where
+      // the stream continues.
+      if let recovered = try? SegmentFileRecovery.scan(path: path, expectedFirstSeq: firstSeq, limits: options.limits) {
+        stream.nextSeq = recovered.firstSeq + recovered.recordCount
+      }
+    }
+    sealQueue.async { [self] in sealFromDisk(path: path, firstSeq: firstSeq) }
+  }
+
+  /// Seals an open segment file from its valid records on disk (after a poisoned sync, or a
+  /// failed seal).
+  private func sealFromDisk(path: String, firstSeq: UInt64) {
+    do {
+      let recovered = try SegmentFileRecovery.scan(path: path, expectedFirstSeq: firstSeq, limits: options.limits)
+      guard recovered.recordCount > 0 else {
+        unlink(path)
+        return
+      }
+      seal(try SegmentFileWriter(continuing: recovered, limits: options.limits))
+    } catch {
+      scheduleSealRetry(path: path, firstSeq: firstSeq, error: "\(error)")
+    }
   }
 
   private func rotateAged(now: UInt64, force: Bool) {
@@ -596,14 +677,7 @@ public final class Journal: @unchecked Sendable {
     unlink(
       JournalLayout.sealedPath(in: String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]), firstSeq: firstSeq))
     logger.warning("sealing failed, retrying in 5 s", metadata: ["path": "\(path)", "error": "\(error)"])
-    sealQueue.asyncAfter(deadline: .now() + 5) { [self] in
-      do {
-        let recovered = try SegmentFileRecovery.scan(path: path, expectedFirstSeq: firstSeq, limits: options.limits)
-        seal(try SegmentFileWriter(continuing: recovered, limits: options.limits))
-      } catch {
-        scheduleSealRetry(path: path, firstSeq: firstSeq, error: "\(error)")
-      }
-    }
+    sealQueue.asyncAfter(deadline: .now() + 5) { [self] in sealFromDisk(path: path, firstSeq: firstSeq) }
   }
 
   private func updateSnapshot() {

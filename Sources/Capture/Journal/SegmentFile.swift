@@ -45,6 +45,21 @@ public struct SegmentFileError: Error, CustomStringConvertible, Sendable {
   }
 }
 
+/// One request to append to a segment file.
+public struct SegmentFileRecord {
+  public var request: [UInt8]
+  public var receivedUnixNano: UInt64
+  /// The request's §6.3 time summary when admission already computed it; `nil`: the writer
+  /// walks the request itself.
+  public var times: OTLPTimeSummary?
+
+  public init(request: [UInt8], receivedUnixNano: UInt64, times: OTLPTimeSummary? = nil) {
+    self.request = request
+    self.receivedUnixNano = receivedUnixNano
+    self.times = times
+  }
+}
+
 /// Appends framed records of one stream to an open segment file: the journal's unit.
 ///
 /// The file holds exactly the bytes of an uncompressed segment (§6.2), so a crash leaves at most
@@ -65,6 +80,10 @@ public final class SegmentFileWriter {
   public private(set) var firstReceivedUnixNano: UInt64?
   public private(set) var lastReceivedUnixNano: UInt64 = 0
   private var descriptor: Int32
+  /// The descriptor was closed while the segment is idle (``suspend()``); the next append or
+  /// sync reopens the file.
+  private var suspended = false
+  private var scratch: [UInt8] = []
   private let limits: VerificationLimits
 
   /// Creates `path` (which must not exist) and writes the segment header durably.
@@ -81,6 +100,7 @@ public final class SegmentFileWriter {
     self.limits = limits
     let encoded = header.encoded()
     self.byteCount = encoded.count
+    self.syncedNextSeq = firstSeq
     try SegmentFileWriter.writeAll(fd, encoded, path: path)
     try sync()
     try SegmentFileWriter.syncDirectory(of: path)
@@ -100,6 +120,9 @@ public final class SegmentFileWriter {
     self.lastReceivedUnixNano = recovered.lastReceivedUnixNano
     self.descriptor = fd
     self.limits = limits
+    // What recovery read back is what the file system holds.
+    self.syncedByteCount = recovered.validLength
+    self.syncedNextSeq = nextSeq
   }
 
   deinit {
@@ -123,9 +146,22 @@ public final class SegmentFileWriter {
   /// append would bury in the middle. Durable only after ``sync()``.
   @discardableResult
   public func append(batch: [(request: [UInt8], receivedUnixNano: UInt64)]) throws(SegmentFileError) -> UInt64 {
+    try append(records: batch.map { SegmentFileRecord(request: $0.request, receivedUnixNano: $0.receivedUnixNano) })
+  }
+
+  /// Appends records with one write, and returns the first one's seq; as
+  /// ``append(batch:)``, but a record whose ``SegmentFileRecord/times`` admission already
+  /// computed (with a check that covers the §6.3 walk) is not walked again.
+  @discardableResult
+  public func append(records batch: [SegmentFileRecord]) throws(SegmentFileError) -> UInt64 {
+    try resume()
     guard descriptor >= 0 else { throw SegmentFileError(.closed, path: path, "segment is closed") }
     var summaries = OTLPTimeSummary()
     for item in batch {
+      if let times = item.times, item.request.count + SegmentRecord.bodyPrefixSize <= limits.maxRecordSize {
+        summaries.merge(times)
+        continue
+      }
       do {
         summaries.merge(try SegmentSealer.checkRequest(item.request, signal: header.signal, limits: limits))
       } catch {
@@ -133,13 +169,21 @@ public final class SegmentFileWriter {
       }
     }
     let firstSeq = nextSeq
-    var framed: [UInt8] = []
+    // One buffer per writer, reused: its pages stay mapped, so a batch costs one copy of each
+    // request and no page faults.
+    var framed = scratch
+    scratch = []
+    framed.removeAll(keepingCapacity: true)
     framed.reserveCapacity(batch.reduce(0) { $0 + $1.request.count + 28 })
     for (index, item) in batch.enumerated() {
-      framed += SegmentRecord(
-        seq: firstSeq + UInt64(index), receivedUnixNano: item.receivedUnixNano, request: item.request
-      )
-      .framed()
+      item.request.withUnsafeBytes { request in
+        SegmentRecord.appendFramed(
+          seq: firstSeq + UInt64(index), receivedUnixNano: item.receivedUnixNano, request: request, to: &framed)
+      }
+    }
+    defer {
+      // A segment's worth of scratch is not kept: one huge batch must not pin its memory.
+      if framed.capacity <= 4 << 20 { scratch = framed }
     }
     do {
       try SegmentFileWriter.writeAll(descriptor, framed, path: path)
@@ -165,8 +209,58 @@ public final class SegmentFileWriter {
 
   /// Makes every appended record durable (fdatasync).
   public func sync() throws(SegmentFileError) {
+    if suspended { return }
     guard descriptor >= 0 else { throw SegmentFileError(.closed, path: path, "segment is closed") }
     guard fdatasync(descriptor) == 0 else { throw .errno(path: path, "fdatasync failed") }
+    syncedByteCount = byteCount
+    syncedNextSeq = nextSeq
+  }
+
+  /// Bytes and the next seq as of the last successful ``sync()`` (or creation, or recovery):
+  /// what is known to be on stable storage.
+  public private(set) var syncedByteCount = 0
+  public private(set) var syncedNextSeq: UInt64 = 0
+
+  /// Gives up on this file after a failed sync: Linux may have dropped the unsynced pages and
+  /// will not report that again, so nothing more may be written or acknowledged into it. The
+  /// file is cut back to its last synced record (best effort: if the cut fails, recovery's scan
+  /// decides what the file holds) and closed; the caller seals it from what is on disk.
+  /// - Parameter cutToLastSync: `false` keeps what was written after the last sync (records
+  ///   already acknowledged under the `interval` policy); the seal's scan then decides.
+  /// - Returns: whether the file now ends at its last synced record, so the stream can continue
+  ///   at ``syncedNextSeq``.
+  public func poison(cutToLastSync: Bool) -> Bool {
+    if suspended {
+      suspended = false
+      descriptor = -1
+      return true
+    }
+    guard descriptor >= 0 else { return false }
+    let cut = cutToLastSync && ftruncate(descriptor, off_t(syncedByteCount)) == 0
+    close(descriptor)
+    descriptor = -1
+    return cut
+  }
+
+  /// Whether the descriptor is closed while the segment waits for its next record.
+  public var isSuspended: Bool { suspended }
+
+  /// Syncs the file and closes its descriptor while the stream is idle, so thousands of quiet
+  /// streams (tenants) do not hold thousands of descriptors; the next append reopens it.
+  public func suspend() throws(SegmentFileError) {
+    guard !suspended, descriptor >= 0 else { return }
+    try sync()
+    close(descriptor)
+    descriptor = -1
+    suspended = true
+  }
+
+  private func resume() throws(SegmentFileError) {
+    guard suspended else { return }
+    let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+    guard fd >= 0 else { throw .errno(path: path, "cannot reopen segment file") }
+    descriptor = fd
+    suspended = false
   }
 
   /// Syncs and closes the file, then compresses it into `compressedPath` (written atomically
@@ -176,23 +270,30 @@ public final class SegmentFileWriter {
       throw SegmentFileError(.invalidRecord, path: path, "cannot seal a segment without records")
     }
     try sync()
-    close(descriptor)
+    if descriptor >= 0 { close(descriptor) }
     descriptor = -1
-    let bytes = try SegmentFileRecovery.readFile(path)
-    let sealed: SealedSegment
-    do {
-      sealed = try SegmentSealer.sealFramed(
-        bytes, header: header, recordCount: recordCount, firstSeq: firstSeq, lastSeq: nextSeq - 1, times: times,
-        limits: limits)
-    } catch {
-      throw SegmentFileError(.invalidRecord, path: path, error.message)
+    suspended = false
+    guard UInt64(byteCount) <= limits.maxUncompressedSize else {
+      throw SegmentFileError(
+        .invalidRecord, path: path,
+        "segment of \(byteCount) bytes exceeds the blob limit of \(limits.maxUncompressedSize) bytes; use smaller segments"
+      )
     }
-    guard case .bytes(let compressed) = sealed.data else { return sealed }
+    let input = open(path, O_RDONLY | O_CLOEXEC)
+    guard input >= 0 else { throw .errno(path: path, "cannot open segment file to seal it") }
+    defer { close(input) }
     let temporary = compressedPath + ".partial"
     let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw .errno(path: temporary, "cannot create sealed segment") }
+    let compressed: CompressedFile
     do throws(SegmentFileError) {
-      try SegmentFileWriter.writeAll(fd, compressed, path: temporary)
+      // Streamed from file to file, so sealing holds a few buffers, never the segment.
+      do {
+        compressed = try ZstdFileCompressor.compress(
+          input: input, size: byteCount, output: fd, maxRatio: limits.maxRatio)
+      } catch {
+        throw SegmentFileError(.io, path: temporary, error.message)
+      }
       guard fsync(fd) == 0 else { throw SegmentFileError.errno(path: temporary, "fsync failed") }
       close(fd)
     } catch {
@@ -205,8 +306,12 @@ public final class SegmentFileWriter {
       throw .errno(path: compressedPath, "cannot rename sealed segment into place")
     }
     try SegmentFileWriter.syncDirectory(of: compressedPath)
-    return SealedSegment(
-      entry: sealed.entry, data: .fileRange(path: compressedPath, offset: 0, count: compressed.count))
+    let (firstTime, lastTime) = times.range
+    let entry = BlobEntry(
+      sha256: compressed.sha256, size: UInt64(compressed.size), uncompressedSize: UInt64(byteCount),
+      signal: header.signal, tenant: header.tenant, node: header.node, recordCount: recordCount, firstSeq: firstSeq,
+      lastSeq: nextSeq - 1, firstTimeUnixNano: firstTime, lastTimeUnixNano: lastTime)
+    return SealedSegment(entry: entry, data: .fileRange(path: compressedPath, offset: 0, count: compressed.size))
   }
 
   static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(SegmentFileError) {

@@ -18,6 +18,7 @@ struct AdminRoutes: Sendable {
   let hooks: NotifyHooks
   let archive: Journal
   let sampler: TailSampler
+  let connections: ConnectionBudget
 
   func handle(_ request: AdminRequest) async -> AdminResponse {
     switch (request.method, request.path) {
@@ -25,8 +26,8 @@ struct AdminRoutes: Sendable {
       return AdminResponse(status: 200, body: Array("ok\n".utf8))
     case ("GET", "/readyz"):
       if !ready.isReady { return AdminResponse(status: 503, body: Array("starting or stopping\n".utf8)) }
-      if let problem = journal.admissionProblem() {
-        return AdminResponse(status: 503, body: Array("not accepting: \(problem.message)\n".utf8))
+      if let problem = notReadyReason() {
+        return AdminResponse(status: 503, body: Array("not accepting: \(problem)\n".utf8))
       }
       return AdminResponse(status: 200, body: Array("ready\n".utf8))
     case ("GET", "/status"):
@@ -41,6 +42,26 @@ struct AdminRoutes: Sendable {
     default:
       return AdminResponse(status: 404, body: Array("not found: \(request.path)\n".utf8))
     }
+  }
+
+  /// Why a new request would be refused now, if it would: the journal's disk bounds, the
+  /// in-flight memory bound, the connection budget or the descriptor limit. A load balancer
+  /// polling `/readyz` then sends traffic elsewhere instead of into refusals.
+  func notReadyReason() -> String? {
+    if let problem = journal.admissionProblem() { return problem.message }
+    // Less room than a typical large batch: the next request of any size would likely get 429.
+    let room = pipeline.maxInFlightBytes - pipeline.inFlightBytes
+    if room < min(1 << 20, pipeline.maxInFlightBytes / 8) {
+      return "in-flight memory bound reached (\(pipeline.inFlightBytes) of \(pipeline.maxInFlightBytes) bytes)"
+    }
+    if connections.inUse >= connections.limit {
+      return "OTLP connection limit reached (\(connections.limit) open)"
+    }
+    let limit = ProcessResources.descriptorLimit
+    if let open = ProcessResources.openDescriptors(), open >= limit - ProcessResources.reservedDescriptors / 4 {
+      return "file descriptors nearly exhausted (\(open) of \(limit) open)"
+    }
+    return nil
   }
 
   /// Tail-sampling decisions and the archive they feed.
@@ -103,35 +124,40 @@ struct AdminRoutes: Sendable {
     }
     let accepted = Signal.allCases.map { ($0.rawValue, number(counters.accepted[$0] ?? 0)) }
     let rejected = counters.rejected.sorted { $0.key < $1.key }.map { ($0.key, number($0.value)) }
+    let journalValue = JSONValue.object([
+      ("accepting", .bool(status.accepting)), ("appendedBytes", .string(String(status.appendedBytes))),
+      ("appendedRecords", .string(String(status.appendedRecords))), ("bytes", .string(String(status.bytes))),
+      ("durability", .string(status.durability.rawValue)),
+      ("freeBytes", status.freeBytes.map { .string(String($0)) } ?? .null),
+      ("maxBytes", .string(String(status.maxBytes))), ("minFreeBytes", .string(String(status.minFreeBytes))),
+      ("poisonedSegments", .string(String(status.poisonedSegments))),
+      ("prunedSegments", .string(String(status.prunedSegments))),
+      ("sealedSegments", .string(String(status.sealedSegments))), ("streams", .array(streams)),
+      ("syncs", .string(String(status.syncs))),
+    ])
+    let ingestValue = JSONValue.object([
+      ("accepted", .object(accepted)), ("acceptedBytes", .string(String(counters.acceptedBytes))),
+      ("inFlightBytes", number(pipeline.inFlightBytes)), ("maxInFlightBytes", number(pipeline.maxInFlightBytes)),
+      ("maxTenants", number(pipeline.maxTenants)), ("rejected", .object(rejected)),
+      ("tenants", number(pipeline.tenantCount)),
+    ])
+    let connectionsValue = JSONValue.object([
+      ("descriptorLimit", number(ProcessResources.descriptorLimit)),
+      ("descriptorsOpen", number(ProcessResources.openDescriptors() ?? 0)),
+      ("limit", number(connections.limit)), ("open", number(connections.inUse)),
+    ])
+    let activeIncidents = incidents.list().filter { $0.state == .active }.count
     return .object([
       ("nodeId", .string(status.nodeID)),
       ("profile", .string(configuration.profile.rawValue)),
       ("ready", .bool(ready.isReady)),
-      (
-        "journal",
-        .object([
-          ("accepting", .bool(status.accepting)), ("appendedBytes", .string(String(status.appendedBytes))),
-          ("appendedRecords", .string(String(status.appendedRecords))), ("bytes", .string(String(status.bytes))),
-          ("durability", .string(status.durability.rawValue)),
-          ("freeBytes", status.freeBytes.map { .string(String($0)) } ?? .null),
-          ("maxBytes", .string(String(status.maxBytes))), ("minFreeBytes", .string(String(status.minFreeBytes))),
-          ("prunedSegments", .string(String(status.prunedSegments))),
-          ("sealedSegments", .string(String(status.sealedSegments))), ("streams", .array(streams)),
-          ("syncs", .string(String(status.syncs))),
-        ])
-      ),
+      ("journal", journalValue),
       ("recovery", .array(recovery)),
-      ("incidents", .object([("active", number(incidents.list().filter { $0.state == .active }.count))])),
+      ("incidents", .object([("active", number(activeIncidents))])),
       ("hooks", hooks.statusJSON),
       ("sampling", samplingValue()),
-      (
-        "ingest",
-        .object([
-          ("accepted", .object(accepted)), ("acceptedBytes", .string(String(counters.acceptedBytes))),
-          ("inFlightBytes", number(pipeline.inFlightBytes)), ("maxInFlightBytes", number(pipeline.maxInFlightBytes)),
-          ("rejected", .object(rejected)),
-        ])
-      ),
+      ("ingest", ingestValue),
+      ("connections", connectionsValue),
     ])
   }
 }

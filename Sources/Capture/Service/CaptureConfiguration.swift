@@ -68,7 +68,17 @@ public struct CaptureConfiguration: Sendable {
   public var maxInFlightBytes = 256 << 20
   /// The largest request body, compressed or decompressed.
   public var maxRequestBytes = 16 << 20
+  /// Open OTLP connections, OTLP/HTTP and OTLP/gRPC together (one budget, so neither protocol
+  /// can starve the other); the admin listener has its own small budget.
   public var maxConnections = 1024
+  /// Calls one OTLP/gRPC connection may have open at once.
+  public var grpcMaxConcurrentStreams = 32
+  /// An OTLP/gRPC connection is asked to go away after this, once its calls finish.
+  public var maxConnectionAgeSeconds = 30 * 60
+  /// Tenants the service takes; a request naming a new tenant past this is refused (403 /
+  /// `PERMISSION_DENIED`) while every known tenant keeps being served. Each tenant costs open
+  /// segment files, so this bounds descriptors and directories an attacker can make.
+  public var maxTenants = 1000
   /// An idle keep-alive connection is closed after this.
   public var idleTimeoutSeconds = 60
   /// A request's headers and body must arrive within this (slow clients are cut off).
@@ -136,6 +146,13 @@ public struct CaptureConfiguration: Sendable {
       )
     }
     guard maxConnections >= 1 else { throw CaptureConfigurationError("max-connections must be at least 1") }
+    guard grpcMaxConcurrentStreams >= 1 else {
+      throw CaptureConfigurationError("grpc-max-concurrent-streams must be at least 1")
+    }
+    guard maxConnectionAgeSeconds >= 1 else {
+      throw CaptureConfigurationError("max-connection-age must be at least 1s")
+    }
+    guard maxTenants >= 1 else { throw CaptureConfigurationError("max-tenants must be at least 1") }
     if let problem = TenantName.problem(with: tenancy.defaultTenant) {
       throw CaptureConfigurationError("default-tenant: \(problem)")
     }
@@ -195,6 +212,9 @@ public struct CaptureConfiguration: Sendable {
           case "max-inflight-bytes": maxInFlightBytes = Int(try Self.size(entry, field, path))
           case "max-request-bytes": maxRequestBytes = Int(try Self.size(entry, field, path))
           case "max-connections": maxConnections = Int(try Self.size(entry, field, path))
+          case "grpc-max-concurrent-streams": grpcMaxConcurrentStreams = Int(try Self.size(entry, field, path))
+          case "max-connection-age": maxConnectionAgeSeconds = try Self.milliseconds(entry, field, path) / 1000
+          case "max-tenants": maxTenants = Int(try Self.size(entry, field, path))
           case "idle-timeout": idleTimeoutSeconds = try Self.milliseconds(entry, field, path) / 1000
           case "request-timeout": requestTimeoutSeconds = try Self.milliseconds(entry, field, path) / 1000
           default: throw Self.unknown(field, path)

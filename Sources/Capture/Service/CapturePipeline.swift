@@ -28,11 +28,17 @@ public final class CapturePipeline: OTLPIngest {
   private let observer: (@Sendable (AdmittedRequest) -> Void)?
   private let inFlight = Mutex(0)
   private let counters = Mutex(IngestCounters())
+  /// Tenants the service takes at most (``CaptureConfiguration/maxTenants``).
+  public let maxTenants: Int
+  /// Every tenant taken so far, including those the journal already held at start.
+  private let knownTenants: Mutex<Set<String>>
 
   public init(
     journal: Journal, maxInFlightBytes: Int, maxRequestBytes: Int, tenants: TenantPolicy, redactor: Redactor? = nil,
-    retryAfterSeconds: Int = 2, observer: (@Sendable (AdmittedRequest) -> Void)? = nil
+    retryAfterSeconds: Int = 2, maxTenants: Int = .max, observer: (@Sendable (AdmittedRequest) -> Void)? = nil
   ) {
+    self.maxTenants = maxTenants
+    self.knownTenants = Mutex(Set(journal.status().streams.map(\.tenant)))
     self.redactor = redactor
     self.observer = observer
     self.journal = journal
@@ -81,6 +87,7 @@ public final class CapturePipeline: OTLPIngest {
       let decoded = try OTLPRequestDecoder.decode(body: body, signal: signal, encoding: encoding)
       // The tenant is resolved before redaction, which may remove the attribute naming it.
       tenant = try tenants.resolve(transportTenant: tenantHeader, request: decoded, signal: signal)
+      try admitTenant(tenant)
       request =
         try redactor.map { redactor throws(RejectedRequest) in try redactor.redact(decoded, signal: signal) } ?? decoded
     } catch {
@@ -102,6 +109,27 @@ public final class CapturePipeline: OTLPIngest {
       }
     }
   }
+
+  /// Takes `tenant` if it is known or there is room for one more; refuses a new tenant past
+  /// ``maxTenants``, so a client cannot make unbounded streams (files, descriptors) by inventing
+  /// tenant names, while every tenant already taken keeps being served.
+  private func admitTenant(_ tenant: String) throws(RejectedRequest) {
+    let taken = knownTenants.withLock { known in
+      if known.contains(tenant) { return true }
+      guard known.count < maxTenants else { return false }
+      known.insert(tenant)
+      return true
+    }
+    guard taken else {
+      throw RejectedRequest(
+        .tenantRejected,
+        "tenant \"\(tenant)\" is new and this capture service already takes its limit of \(maxTenants) tenants (limits.max-tenants)"
+      )
+    }
+  }
+
+  /// Tenants taken so far.
+  public var tenantCount: Int { knownTenants.withLock { $0.count } }
 
   private func reject(
     _ rejection: RejectedRequest, _ completion: @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void

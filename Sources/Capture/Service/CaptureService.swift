@@ -24,6 +24,7 @@ public final class CaptureService: Sendable {
   private let sampler: TailSampler
   private let pipeline: CapturePipeline
   private let group: MultiThreadedEventLoopGroup
+  private let adminGroup: MultiThreadedEventLoopGroup
   private let http: OTLPHTTPReceiver
   private let grpc: OTLPGRPCReceiver
   private let admin: AdminHTTPServer
@@ -110,30 +111,53 @@ public final class CaptureService: Sendable {
     let pipeline = CapturePipeline(
       journal: journal, maxInFlightBytes: configuration.maxInFlightBytes,
       maxRequestBytes: configuration.maxRequestBytes, tenants: configuration.tenancy, redactor: redactor,
-      observer: { admitted in sampler.observe(admitted) })
+      maxTenants: configuration.maxTenants, observer: { admitted in sampler.observe(admitted) })
     self.pipeline = pipeline
+    let connections = ConnectionBudget(limit: Self.connectionLimit(configuration.maxConnections, logger: logger))
     let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
     self.group = group
+    // The admin API has a loop of its own, so /healthz and /readyz answer however busy the OTLP
+    // loops are.
+    let adminGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    self.adminGroup = adminGroup
     self.http = OTLPHTTPReceiver(
       ingest: pipeline,
       options: OTLPHTTPReceiver.Options(
         host: configuration.otlpHTTP.host, port: configuration.otlpHTTP.port,
         maxConnections: configuration.maxConnections, idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)),
         requestReadTimeout: .seconds(Int64(configuration.requestTimeoutSeconds)),
-        tenantHeader: configuration.tenancy.header, retryAfterSeconds: pipeline.retryAfterSeconds),
+        tenantHeader: configuration.tenancy.header, retryAfterSeconds: pipeline.retryAfterSeconds,
+        connections: connections),
       group: group, logger: logger)
     self.grpc = OTLPGRPCReceiver(
       ingest: pipeline,
       options: OTLPGRPCReceiver.Options(
         host: configuration.otlpGRPC.host, port: configuration.otlpGRPC.port,
-        tenantMetadataKey: configuration.tenancy.header),
+        tenantMetadataKey: configuration.tenancy.header,
+        maxConcurrentStreams: configuration.grpcMaxConcurrentStreams,
+        idleTimeoutSeconds: configuration.idleTimeoutSeconds,
+        maxConnectionAgeSeconds: configuration.maxConnectionAgeSeconds, connections: connections,
+        retryAfterSeconds: pipeline.retryAfterSeconds),
       group: group, logger: logger)
     let routes = AdminRoutes(
       journal: journal, pipeline: pipeline, ready: ready, configuration: configuration, incidents: incidents,
-      hooks: hooks, archive: archive, sampler: sampler)
+      hooks: hooks, archive: archive, sampler: sampler, connections: connections)
     self.admin = AdminHTTPServer(
       options: AdminHTTPServer.Options(host: configuration.admin.host, port: configuration.admin.port),
-      group: group, logger: logger, handler: { request in await routes.handle(request) })
+      group: adminGroup, logger: logger, handler: { request in await routes.handle(request) })
+  }
+
+  /// The OTLP connection budget the descriptor limit allows: the limit is raised to its hard
+  /// maximum first, and the configured budget is lowered (with a warning) when even that leaves
+  /// too few descriptors for the journal and the runtime.
+  private static func connectionLimit(_ configured: Int, logger: Logger) -> Int {
+    let descriptors = ProcessResources.raiseDescriptorLimit()
+    let affordable = max(1, descriptors - ProcessResources.reservedDescriptors)
+    guard configured > affordable else { return configured }
+    logger.warning(
+      "max-connections \(configured) lowered to \(affordable): the descriptor limit (RLIMIT_NOFILE) is \(descriptors) and \(ProcessResources.reservedDescriptors) are kept for the journal"
+    )
+    return affordable
   }
 
   /// The node id the journal captures under.

@@ -132,7 +132,8 @@ public final class AdminHTTPServer: Sendable {
     self.options = options
     self.handler = handler
     self.server = HTTPServerCore(
-      name: "admin", group: group, maxConnections: options.maxConnections, retryAfterSeconds: 1, logger: logger)
+      name: "admin", group: group, budget: ConnectionBudget(limit: options.maxConnections), retryAfterSeconds: 1,
+      logger: logger)
   }
 
   /// Binds and starts serving; returns the bound address (the actual port when the option is 0).

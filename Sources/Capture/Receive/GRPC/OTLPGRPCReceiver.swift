@@ -2,6 +2,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 public import Logging
 import Manifest
+import NIOCore
 public import NIOPosix
 import Synchronization
 
@@ -19,11 +20,31 @@ public final class OTLPGRPCReceiver: Sendable {
     public var port: Int
     /// Header (metadata key) naming the tenant, matched case-insensitively.
     public var tenantMetadataKey: String
+    /// Calls one connection may have open at once (HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`).
+    public var maxConcurrentStreams: Int
+    /// A connection without calls for this long is closed (with `GOAWAY`).
+    public var idleTimeoutSeconds: Int
+    /// A connection older than this is asked to go away once its calls finish, so no client
+    /// holds a connection (and its share of the budget) forever.
+    public var maxConnectionAgeSeconds: Int
+    /// Open connections, shared with OTLP/HTTP; a connection past it is closed at once.
+    public var connections: ConnectionBudget
+    /// The delay asked of clients refused for the in-flight bound.
+    public var retryAfterSeconds: Int
 
-    public init(host: String = "127.0.0.1", port: Int = 4317, tenantMetadataKey: String = "x-scope-orgid") {
+    public init(
+      host: String = "127.0.0.1", port: Int = 4317, tenantMetadataKey: String = "x-scope-orgid",
+      maxConcurrentStreams: Int = 32, idleTimeoutSeconds: Int = 60, maxConnectionAgeSeconds: Int = 1800,
+      connections: ConnectionBudget = ConnectionBudget(limit: 1024), retryAfterSeconds: Int = 1
+    ) {
       self.host = host
       self.port = port
       self.tenantMetadataKey = tenantMetadataKey.lowercased()
+      self.maxConcurrentStreams = maxConcurrentStreams
+      self.idleTimeoutSeconds = idleTimeoutSeconds
+      self.maxConnectionAgeSeconds = maxConnectionAgeSeconds
+      self.connections = connections
+      self.retryAfterSeconds = retryAfterSeconds
     }
   }
 
@@ -33,17 +54,34 @@ public final class OTLPGRPCReceiver: Sendable {
   private let serving = Mutex<Task<Void, Never>?>(nil)
 
   public init(ingest: any OTLPIngest, options: Options, group: MultiThreadedEventLoopGroup, logger: Logger) {
+    let reservations = GRPCReservations(ingest: ingest)
     let transport = HTTP2ServerTransport.Posix(
       address: .ipv4(host: options.host, port: options.port),
       transportSecurity: .plaintext,
       config: .defaults { config in
         config.rpc.maxRequestPayloadSize = ingest.maxRequestBytes
         config.compression.enabledAlgorithms = .all
+        config.http2.maxConcurrentStreams = options.maxConcurrentStreams
+        config.connection.maxIdleTime = .seconds(options.idleTimeoutSeconds)
+        config.connection.maxAge = .seconds(options.maxConnectionAgeSeconds)
+        config.connection.maxGraceTime = .seconds(30)
+        config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+          Self.admit(channel, budget: options.connections, logger: logger)
+        }
+        config.channelDebuggingCallbacks.onAcceptHTTP2Stream = { stream in
+          stream.eventLoop.makeCompletedFuture {
+            try stream.pipeline.syncOperations.addHandler(
+              GRPCInFlightGate(
+                ingest: ingest, reservations: reservations, retryAfterSeconds: options.retryAfterSeconds),
+              position: .first)
+          }
+        }
       },
       eventLoopGroup: group)
     self.transport = transport
     self.logger = logger
-    let service = OTLPExportService(ingest: ingest, tenantKey: options.tenantMetadataKey, logger: logger)
+    let service = OTLPExportService(
+      ingest: ingest, tenantKey: options.tenantMetadataKey, reservations: reservations, logger: logger)
     self.server = GRPCServer(transport: transport, services: [service])
   }
 
@@ -65,6 +103,20 @@ public final class OTLPGRPCReceiver: Sendable {
     return "\(address)"
   }
 
+  /// Counts an accepted connection against the shared budget, or closes it when the budget is
+  /// spent (the client sees the connection fail and retries with backoff).
+  private static func admit(_ channel: any Channel, budget: ConnectionBudget, logger: Logger) -> EventLoopFuture<Void> {
+    if budget.acquire() {
+      channel.closeFuture.whenComplete { _ in budget.release() }
+    } else {
+      logger.info(
+        "OTLP/gRPC server refused a connection: limit of \(budget.limit) open connections reached",
+        metadata: ["peer": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
+      channel.close(promise: nil)
+    }
+    return channel.eventLoop.makeSucceededVoidFuture()
+  }
+
   /// Stops accepting calls, lets running ones finish, and returns when the server has stopped.
   public func stop() async {
     server.beginGracefulShutdown()
@@ -77,6 +129,8 @@ public final class OTLPGRPCReceiver: Sendable {
 struct OTLPExportService: RegistrableRPCService {
   let ingest: any OTLPIngest
   let tenantKey: String
+  /// Reservations the in-flight gate made for these calls.
+  let reservations: GRPCReservations
   let logger: Logger
 
   static let methods: [(Signal, MethodDescriptor)] = [
@@ -102,22 +156,28 @@ struct OTLPExportService: RegistrableRPCService {
       ) { request, _ in
         let single = try await ServerRequest(stream: request)
         let tenant = single.metadata[stringValues: tenantKey].first(where: { _ in true })
-        let response = await export(single.message, signal: signal, tenant: tenant)
+        let reserved =
+          single.metadata[stringValues: GRPCReservations.metadataKey].first(where: { _ in true })
+          .flatMap { UInt64($0) }.flatMap { reservations.take($0) } ?? 0
+        let response = await export(single.message, signal: signal, tenant: tenant, reserved: reserved)
         return StreamingServerResponse(single: response)
       }
     }
   }
 
-  private func export(_ body: [UInt8], signal: Signal, tenant: String?) async -> ServerResponse<[UInt8]> {
-    // gRPC buffers the message before the handler runs; reserve it so the in-flight bound
-    // covers gRPC as well, and push back before decoding when over it.
-    guard ingest.reserveInFlight(body.count) else {
+  /// - Parameter reserved: in-flight bytes the gate already reserved for this call from the
+  ///   message prefix; a compressed message may decompress to more, which is reserved here.
+  private func export(_ body: [UInt8], signal: Signal, tenant: String?, reserved: Int) async -> ServerResponse<[UInt8]>
+  {
+    let more = max(0, body.count - reserved)
+    guard more == 0 || ingest.reserveInFlight(more) else {
+      if reserved > 0 { ingest.releaseInFlight(reserved) }
       return ServerResponse(
         error: RPCError(
           code: .resourceExhausted, message: "capture is over its in-flight memory bound; retry later",
           metadata: Self.retryMetadata(seconds: 1)))
     }
-    defer { ingest.releaseInFlight(body.count) }
+    defer { ingest.releaseInFlight(reserved + more) }
     if let problem = ingest.admissionProblem() {
       return ServerResponse(error: Self.rpcError(for: problem))
     }

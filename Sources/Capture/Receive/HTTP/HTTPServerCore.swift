@@ -42,15 +42,16 @@ final class HTTPServerCore: Sendable {
 
   private let name: String
   private let group: any EventLoopGroup
-  private let maxConnections: Int
+  /// Open connections this server may hold, possibly shared with another listener.
+  private let budget: ConnectionBudget
   private let retryAfterSeconds: Int
   private let logger: Logger
   private let state = Mutex(State())
 
-  init(name: String, group: any EventLoopGroup, maxConnections: Int, retryAfterSeconds: Int, logger: Logger) {
+  init(name: String, group: any EventLoopGroup, budget: ConnectionBudget, retryAfterSeconds: Int, logger: Logger) {
     self.name = name
     self.group = group
-    self.maxConnections = max(1, maxConnections)
+    self.budget = budget
     self.retryAfterSeconds = retryAfterSeconds
     self.logger = logger
   }
@@ -110,17 +111,18 @@ final class HTTPServerCore: Sendable {
   /// Counts `channel` against the connection limit; `false` when it must be turned away.
   private func admit(_ channel: any Channel) -> Bool {
     let admitted = state.withLock { state -> Bool in
-      guard case .running = state.lifecycle, state.connections.count < maxConnections else { return false }
+      guard case .running = state.lifecycle, budget.acquire() else { return false }
       state.connections[ObjectIdentifier(channel)] = channel
       return true
     }
     if admitted {
       channel.closeFuture.whenComplete { [self] _ in
         _ = state.withLock { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+        budget.release()
       }
     } else {
       logger.info(
-        "\(name) server refused a connection: limit of \(maxConnections) open connections reached",
+        "\(name) server refused a connection: limit of \(budget.limit) open connections reached",
         metadata: ["peer": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
     }
     return admitted

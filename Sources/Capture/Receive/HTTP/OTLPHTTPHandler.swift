@@ -73,7 +73,11 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
   private var logger: Logger
   private var phase: Phase = .idle
   private var timer: Scheduled<Void>?
-  /// Bumped on every timer change so a stale firing does nothing.
+  /// When the scheduled task fires, and the deadline it enforces (which may be later: the task
+  /// then re-arms itself).
+  private var timerFiresAt: NIODeadline?
+  private var deadline: NIODeadline?
+  /// Bumped on every rescheduling so a stale firing does nothing.
   private var timerGeneration: UInt64 = 0
   private var nextExportID: UInt64 = 0
   private var context: ChannelHandlerContext?
@@ -116,6 +120,10 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
     phase = .closed
     cancelTimer()
+    // The connection is going: drop the task too, so it does not keep this handler alive.
+    timer?.cancel()
+    timer = nil
+    timerFiresAt = nil
   }
 
   // MARK: - Inbound
@@ -473,23 +481,48 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     schedule(after: configuration.requestReadTimeout, context: context)
   }
 
+  /// Forgets the pending deadline. The scheduled task, if any, stays: when it fires it finds no
+  /// deadline and does nothing, which is cheaper than cancelling and rescheduling around every
+  /// request of a busy keep-alive connection.
   private func cancelTimer() {
-    timerGeneration &+= 1
-    timer?.cancel()
-    timer = nil
+    deadline = nil
   }
 
+  /// Sets the deadline `delay` from now. A task is scheduled only when none is due at or before
+  /// the new deadline: an earlier task re-arms itself for the rest when it fires, so a connection
+  /// serving back-to-back requests schedules about one task per timeout, not two per request.
   private func schedule(after delay: TimeAmount, context: ChannelHandlerContext) {
-    cancelTimer()
+    let newDeadline = context.eventLoop.now + delay
+    deadline = newDeadline
+    if let firesAt = timerFiresAt, firesAt <= newDeadline { return }
+    arm(at: newDeadline, context: context)
+  }
+
+  private func arm(at time: NIODeadline, context: ChannelHandlerContext) {
+    timerGeneration &+= 1
+    timer?.cancel()
     let generation = timerGeneration
-    timer = context.eventLoop.assumeIsolated().scheduleTask(in: delay) {
-      self.timerFired(generation: generation)
+    timerFiresAt = time
+    timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: time) {
+      self.timerTicked(generation: generation)
     }
   }
 
-  private func timerFired(generation: UInt64) {
+  private func timerTicked(generation: UInt64) {
     guard generation == timerGeneration, let context else { return }
     timer = nil
+    timerFiresAt = nil
+    guard let due = deadline else { return }
+    if due > context.eventLoop.now {
+      arm(at: due, context: context)
+      return
+    }
+    deadline = nil
+    timerFired(generation: generation)
+  }
+
+  private func timerFired(generation: UInt64) {
+    guard let context else { return }
     switch phase {
     case .idle:
       logger.debug("closing idle OTLP/HTTP connection")

@@ -40,6 +40,9 @@ public final class OTLPHTTPReceiver: Sendable {
     public var retryAfterSeconds: Int
     /// How long ``OTLPHTTPReceiver/stop()`` lets open exchanges finish before closing them.
     public var shutdownGracePeriod: TimeAmount
+    /// A connection budget shared with other listeners (OTLP/gRPC); `nil`: one of
+    /// ``maxConnections`` for this receiver alone.
+    public var connections: ConnectionBudget?
 
     /// The defaults: 127.0.0.1:4318, 1024 connections, 60 s idle, 30 s per request, tenant header
     /// `X-Scope-OrgID`, retry after 1 s, 5 s grace on stop.
@@ -47,8 +50,9 @@ public final class OTLPHTTPReceiver: Sendable {
       host: String = "127.0.0.1", port: Int = 4318, maxConnections: Int = 1024,
       idleTimeout: TimeAmount = .seconds(60), requestReadTimeout: TimeAmount = .seconds(30),
       tenantHeader: String = "X-Scope-OrgID", retryAfterSeconds: Int = 1,
-      shutdownGracePeriod: TimeAmount = .seconds(5)
+      shutdownGracePeriod: TimeAmount = .seconds(5), connections: ConnectionBudget? = nil
     ) {
+      self.connections = connections
       self.host = host
       self.port = port
       self.maxConnections = maxConnections
@@ -71,7 +75,7 @@ public final class OTLPHTTPReceiver: Sendable {
     self.options = options
     self.logger = logger
     self.server = HTTPServerCore(
-      name: "OTLP/HTTP", group: group, maxConnections: options.maxConnections,
+      name: "OTLP/HTTP", group: group, budget: options.connections ?? ConnectionBudget(limit: options.maxConnections),
       retryAfterSeconds: options.retryAfterSeconds, logger: logger)
   }
 

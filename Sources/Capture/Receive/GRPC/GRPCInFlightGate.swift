@@ -1,0 +1,194 @@
+internal import Foundation
+internal import NIOCore
+internal import NIOHPACK
+internal import NIOHTTP2
+internal import Synchronization
+
+/// In-flight reservations the gate made for calls it let through, handed to the RPC handler by
+/// a token in the call's metadata.
+///
+/// The token is only a key into this table: a client that sends the metadata key itself has it
+/// removed by the gate, and a token the table does not hold reserves nothing, so no client can
+/// release memory it did not reserve.
+final class GRPCReservations: Sendable {
+  /// The metadata key carrying the token from the gate to the handler.
+  static let metadataKey = "x-stella-inflight-reservation"
+
+  private struct State {
+    var nextToken: UInt64 = 1
+    var open: [UInt64: Int] = [:]
+  }
+
+  private let ingest: any OTLPIngest
+  private let state = Mutex(State())
+
+  init(ingest: any OTLPIngest) {
+    self.ingest = ingest
+  }
+
+  /// Records `bytes` (already reserved with the ingest) and returns the token that names them.
+  func register(_ bytes: Int) -> UInt64 {
+    state.withLock { state in
+      let token = state.nextToken
+      state.nextToken &+= 1
+      state.open[token] = bytes
+      return token
+    }
+  }
+
+  /// Hands the reservation named by `token` to the caller, who releases it; `nil` when there is
+  /// none (never made, or already taken or cancelled).
+  func take(_ token: UInt64) -> Int? {
+    state.withLock { $0.open.removeValue(forKey: token) }
+  }
+
+  /// Releases the reservation if no handler took it (the stream ended before its call ran).
+  func cancel(_ token: UInt64) {
+    if let bytes = take(token), bytes > 0 { ingest.releaseInFlight(bytes) }
+  }
+}
+
+/// Reserves a gRPC call's in-flight memory from the message's length prefix, before the message
+/// is buffered, and refuses the call with `RESOURCE_EXHAUSTED` (and `RetryInfo`) when the bound
+/// has no room for it: gRPC's own stream handler would otherwise buffer the whole message (up
+/// to the request limit) before any of our code runs, so a flood of large calls could hold many
+/// times the bound.
+///
+/// Sits first in each HTTP/2 stream channel. It holds back the request headers until the first
+/// five bytes of the body (the gRPC message prefix: a compression flag and a big-endian length)
+/// have arrived, then either forwards everything with a reservation token added to the
+/// metadata, or answers trailers-only and closes the stream without gRPC ever seeing the call.
+/// Messages over the request limit are forwarded unreserved: gRPC refuses those from the prefix
+/// itself.
+final class GRPCInFlightGate: ChannelInboundHandler, RemovableChannelHandler {
+  typealias InboundIn = HTTP2Frame.FramePayload
+  typealias InboundOut = HTTP2Frame.FramePayload
+  typealias OutboundOut = HTTP2Frame.FramePayload
+
+  private enum Phase {
+    case awaitingHeaders
+    /// Headers and the frames after them, held until the message prefix is complete.
+    case holding(headers: HTTP2Frame.FramePayload.Headers, held: [HTTP2Frame.FramePayload], prefix: [UInt8])
+    case passing(token: UInt64?)
+    case refused
+  }
+
+  private let ingest: any OTLPIngest
+  private let reservations: GRPCReservations
+  private let retryAfterSeconds: Int
+  private var phase = Phase.awaitingHeaders
+
+  init(ingest: any OTLPIngest, reservations: GRPCReservations, retryAfterSeconds: Int) {
+    self.ingest = ingest
+    self.reservations = reservations
+    self.retryAfterSeconds = retryAfterSeconds
+  }
+
+  func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    let frame = unwrapInboundIn(data)
+    switch phase {
+    case .refused:
+      return
+    case .passing:
+      context.fireChannelRead(data)
+    case .awaitingHeaders:
+      guard case .headers(var headers) = frame else {
+        context.fireChannelRead(data)
+        return
+      }
+      headers.headers.remove(name: GRPCReservations.metadataKey)
+      if headers.endStream {
+        phase = .passing(token: nil)
+        context.fireChannelRead(wrapInboundOut(.headers(headers)))
+      } else {
+        phase = .holding(headers: headers, held: [], prefix: [])
+      }
+    case .holding(let headers, var held, var prefix):
+      held.append(frame)
+      var endOfRequest = false
+      switch frame {
+      case .data(let data):
+        endOfRequest = data.endStream
+        if case .byteBuffer(let buffer) = data.data, prefix.count < 5 {
+          prefix += buffer.readableBytesView.prefix(5 - prefix.count)
+        }
+      case .headers:
+        // Trailers from the client end the request; whatever it is, gRPC judges it.
+        endOfRequest = true
+      default:
+        break
+      }
+      if prefix.count == 5 {
+        decide(headers: headers, held: held, prefix: prefix, context: context)
+      } else if endOfRequest {
+        forward(headers: headers, held: held, token: nil, context: context)
+      } else {
+        phase = .holding(headers: headers, held: held, prefix: prefix)
+      }
+    }
+  }
+
+  func channelInactive(context: ChannelHandlerContext) {
+    endStream()
+    context.fireChannelInactive()
+  }
+
+  func handlerRemoved(context: ChannelHandlerContext) {
+    endStream()
+  }
+
+  /// A reservation the handler never took (the stream was reset first) goes back to the bound.
+  private func endStream() {
+    if case .passing(let token?) = phase { reservations.cancel(token) }
+    phase = .refused
+  }
+
+  private func decide(
+    headers: HTTP2Frame.FramePayload.Headers, held: [HTTP2Frame.FramePayload], prefix: [UInt8],
+    context: ChannelHandlerContext
+  ) {
+    let length = prefix[1...4].reduce(0) { $0 << 8 | Int($1) }
+    guard length > 0, length <= ingest.maxRequestBytes else {
+      return forward(headers: headers, held: held, token: nil, context: context)
+    }
+    guard ingest.reserveInFlight(length) else {
+      return refuse(context: context)
+    }
+    let token = reservations.register(length)
+    forward(headers: headers, held: held, token: token, context: context)
+  }
+
+  private func forward(
+    headers: HTTP2Frame.FramePayload.Headers, held: [HTTP2Frame.FramePayload], token: UInt64?,
+    context: ChannelHandlerContext
+  ) {
+    phase = .passing(token: token)
+    var headers = headers
+    if let token { headers.headers.add(name: GRPCReservations.metadataKey, value: String(token)) }
+    context.fireChannelRead(wrapInboundOut(.headers(headers)))
+    for frame in held { context.fireChannelRead(wrapInboundOut(frame)) }
+  }
+
+  /// Trailers-only `RESOURCE_EXHAUSTED` with `RetryInfo`, the answer OTLP exporters retry after
+  /// the given delay; then the stream is reset so the client stops sending the message.
+  private func refuse(context: ChannelHandlerContext) {
+    phase = .refused
+    let message = "capture is over its in-flight memory bound; retry later"
+    let details = OTLPExportService.retryInfoStatusDetails(seconds: retryAfterSeconds)
+    let trailers: HPACKHeaders = [
+      ":status": "200",
+      "content-type": "application/grpc",
+      "grpc-status": "8",
+      "grpc-message": message,
+      "retry-after": String(retryAfterSeconds),
+      "grpc-status-details-bin": Data(details).base64EncodedString(),
+    ]
+    let loopBound = context.loopBound
+    context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: trailers, endStream: true)))).whenComplete { _ in
+      loopBound.value.close(promise: nil)
+    }
+  }
+}
+
+@available(*, unavailable)
+extension GRPCInFlightGate: Sendable {}

@@ -1,0 +1,143 @@
+import Foundation
+import Logging
+import Manifest
+import Testing
+import WireTestSupport
+
+@testable import Capture
+
+/// Bounds that keep one client from taking what others need: tenants, connections, descriptors.
+@Suite struct ResourceLimitTests {
+  let logger = Logger(label: "resource-limit-tests")
+
+  func journal(_ scratch: ScratchDirectory) throws -> Journal {
+    var options = JournalOptions()
+    options.minFreeBytes = 0
+    return try Journal(dataDirectory: scratch.path, nodeID: "node-a", options: options, logger: logger)
+  }
+
+  func export(_ pipeline: CapturePipeline, tenant: String) async -> Result<IngestReceipt, RejectedRequest> {
+    await withCheckedContinuation { continuation in
+      pipeline.export(
+        body: Wire.traces([(100, 200)]), signal: .traces, encoding: .protobuf, tenantHeader: tenant
+      ) { continuation.resume(returning: $0) }
+    }
+  }
+
+  @Test func newTenantsPastTheLimitAreRefusedWhileKnownOnesAreServed() async throws {
+    let scratch = try ScratchDirectory()
+    let journal = try journal(scratch)
+    let pipeline = CapturePipeline(
+      journal: journal, maxInFlightBytes: 1 << 20, maxRequestBytes: 1 << 20, tenants: TenantPolicy(), maxTenants: 2)
+    #expect((try? await export(pipeline, tenant: "acme").get()) != nil)
+    #expect((try? await export(pipeline, tenant: "globex").get()) != nil)
+    guard case .failure(let refused) = await export(pipeline, tenant: "initech") else {
+      Issue.record("a third tenant was taken past a limit of 2")
+      return
+    }
+    #expect(refused.kind == .tenantRejected)
+    #expect(refused.message.contains("initech") && refused.message.contains("max-tenants"))
+    // Known tenants keep being served after the refusal.
+    #expect((try? await export(pipeline, tenant: "acme").get())?.seq == 1)
+    #expect((try? await export(pipeline, tenant: "globex").get())?.seq == 1)
+    #expect(pipeline.tenantCount == 2)
+    #expect(pipeline.counterSnapshot.rejected["tenantRejected"] == 1)
+    await journal.stop()
+  }
+
+  @Test func tenantsTheJournalAlreadyHoldsCountAfterARestart() async throws {
+    let scratch = try ScratchDirectory()
+    let first = try journal(scratch)
+    let before = CapturePipeline(
+      journal: first, maxInFlightBytes: 1 << 20, maxRequestBytes: 1 << 20, tenants: TenantPolicy(), maxTenants: 1)
+    #expect((try? await export(before, tenant: "acme").get()) != nil)
+    await first.stop()
+
+    let second = try journal(scratch)
+    let after = CapturePipeline(
+      journal: second, maxInFlightBytes: 1 << 20, maxRequestBytes: 1 << 20, tenants: TenantPolicy(), maxTenants: 1)
+    #expect(after.tenantCount == 1)
+    #expect((try? await export(after, tenant: "acme").get())?.seq == 1)
+    guard case .failure(let refused) = await export(after, tenant: "globex") else {
+      Issue.record("a new tenant was taken although the journal already held the limit")
+      return
+    }
+    #expect(refused.kind == .tenantRejected)
+    await second.stop()
+  }
+
+  @Test func connectionBudgetIsSharedAndReleased() {
+    let budget = ConnectionBudget(limit: 2)
+    #expect(budget.acquire())
+    #expect(budget.acquire())
+    #expect(!budget.acquire())
+    #expect(budget.inUse == 2)
+    budget.release()
+    #expect(budget.acquire())
+    budget.release()
+    budget.release()
+    budget.release()
+    // Releasing more than was taken never makes room past the limit.
+    #expect(budget.inUse == 0)
+    #expect(budget.acquire() && budget.acquire() && !budget.acquire())
+  }
+
+  @Test func descriptorLimitIsRaisedAndOpenDescriptorsAreCounted() throws {
+    let limit = ProcessResources.raiseDescriptorLimit()
+    #expect(limit == ProcessResources.descriptorLimit)
+    let before = try #require(ProcessResources.openDescriptors())
+    let fd = open("/dev/null", O_RDONLY)
+    defer { close(fd) }
+    #expect(ProcessResources.openDescriptors() == before + 1)
+  }
+
+  @Test func framingInPlaceMatchesTheRecordFraming() {
+    for request in [[], Wire.traces([(1, 2)]), [UInt8](repeating: 0xAB, count: 100_003)] {
+      var out: [UInt8] = [9]
+      request.withUnsafeBytes { raw in
+        SegmentRecord.appendFramed(seq: 77, receivedUnixNano: 1_718_000_000_000_000_001, request: raw, to: &out)
+      }
+      let expected = SegmentRecord(seq: 77, receivedUnixNano: 1_718_000_000_000_000_001, request: request).framed()
+      #expect(out == [9] + expected)
+    }
+  }
+}
+
+/// Idle segments give their descriptor back; a failed sync ends a segment at its last sync.
+@Suite struct SegmentFileDescriptorTests {
+  @Test func suspendedSegmentReopensOnAppendAndSealsWhole() throws {
+    let scratch = try ScratchDirectory()
+    let path = scratch.path + "/open-0.seg"
+    let writer = try SegmentFileWriter(
+      creating: path, header: SegmentHeader(signal: .traces, tenant: "acme", node: "node-a"), firstSeq: 0)
+    try writer.append(request: Wire.traces([(10, 20)]), receivedUnixNano: 1)
+    let before = try #require(ProcessResources.openDescriptors())
+    try writer.suspend()
+    #expect(writer.isSuspended)
+    #expect(ProcessResources.openDescriptors() == before - 1)
+    try writer.append(request: Wire.traces([(30, 40)]), receivedUnixNano: 2)
+    #expect(!writer.isSuspended)
+    let sealed = try writer.seal(to: scratch.path + "/sealed.zst")
+    #expect(sealed.entry.recordCount == 2)
+    #expect(sealed.entry.firstTimeUnixNano == 10 && sealed.entry.lastTimeUnixNano == 40)
+  }
+
+  @Test func poisonCutsBackToTheLastSyncedRecord() throws {
+    let scratch = try ScratchDirectory()
+    let path = scratch.path + "/open-0.seg"
+    let writer = try SegmentFileWriter(
+      creating: path, header: SegmentHeader(signal: .traces, tenant: "acme", node: "node-a"), firstSeq: 5)
+    try writer.append(request: Wire.traces([(10, 20)]), receivedUnixNano: 1)
+    try writer.sync()
+    let synced = writer.byteCount
+    try writer.append(request: Wire.traces([(30, 40)]), receivedUnixNano: 2)
+    #expect(writer.byteCount > synced)
+    #expect(writer.poison(cutToLastSync: true))
+    #expect(writer.syncedNextSeq == 6)
+    let recovered = try SegmentFileRecovery.scan(path: path, expectedFirstSeq: 5, limits: VerificationLimits())
+    #expect(recovered.recordCount == 1)
+    #expect(recovered.validLength == synced)
+    #expect(recovered.tornTailBytes == 0)
+    #expect(throws: SegmentFileError.self) { try writer.append(request: Wire.traces([(1, 2)]), receivedUnixNano: 3) }
+  }
+}
