@@ -661,6 +661,16 @@ final class EmbeddedHTTP {
     #expect(http.ingest.inFlight == 0)
   }
 
+  @Test(arguments: ["zstd", "gzip"])
+  func emptyCompressedBodyIsNotAStream(coding: String) throws {
+    // Unlike an empty identity body (an empty request), zero bytes are no zstd frame and no gzip
+    // member; both decoders agree.
+    let http = try EmbeddedHTTP()
+    try http.send(HTTPText.request(headers: [("Content-Encoding", coding)], body: []))
+    #expect(try http.responses().map(\.status) == [400])
+    #expect(http.ingest.exports.isEmpty)
+  }
+
   @Test func zstdFrameDeclaringAGibibyteWindowIsRefused() throws {
     let http = try EmbeddedHTTP()
     try http.send(
