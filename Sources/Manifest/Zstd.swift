@@ -286,7 +286,8 @@ public final class ZstdStreamDecompressor {
     while true {
       var inBuffer = ZSTD_inBuffer(src: base + offset, size: min(Self.inputStep, input.count - offset), pos: 0)
       // Room for one byte past the cap, so crossing it is seen without decoding further.
-      let room = min(scratch.count, maxOutputBytes - producedBytes + 1)
+      let left = maxOutputBytes - producedBytes
+      let room = left < scratch.count ? left + 1 : scratch.count
       var outBuffer = ZSTD_outBuffer(dst: scratch.baseAddress, size: room, pos: 0)
       let result = ZSTD_decompressStream(context, &outBuffer, &inBuffer)
       if ZSTD_isError(result) != 0 {

@@ -107,6 +107,8 @@ private func sampleContent(_ count: Int) -> [UInt8] {
     let content = sampleContent(100_000)
     let compressed = try Zstd.compress(content)
     #expect(stream(compressed, maxOutputBytes: content.count).error == nil)
+    #expect(stream(compressed, maxOutputBytes: .max).output == content)
+    #expect(stream(compressed, maxOutputBytes: -1).error?.kind == .outputLimitExceeded)
     let over = stream(compressed, maxOutputBytes: content.count - 1)
     #expect(over.error?.kind == .outputLimitExceeded)
     #expect(over.output.count <= content.count - 1)
