@@ -13,7 +13,7 @@ Writes WORK/seeds/<Target>/ for the four targets and WORK/keys/fuzz.key, the fix
 * FuzzOTLPJSONLines: fixtures/otlp/*.jsonl whole and line by line.
 * FuzzOTLPProtoStream: fixtures/otlp/*.pb and *.zst whole, and each protobuf record alone.
 * FuzzOTLPHTTP: a read-size byte, then HTTP/1.1 requests carrying the fixtures: protobuf records
-  posted to each signal's path, JSON lines to theirs, gzip, deflate, chunked, pipelined pairs,
+  posted to each signal's path, JSON lines to theirs, gzip, deflate, zstd, chunked, pipelined pairs,
   Expect: 100-continue, and refused ones (unknown path, GET, wrong Content-Type or encoding).
 * FuzzOTLPRequestDecoder: a selector byte (signal, encoding), then each protobuf record and
   JSON line.
@@ -159,8 +159,16 @@ def http_seeds(otlp: Path) -> list[bytes]:
                      headers=(("Content-Encoding", "gzip"),)),
         b"POST /v1/traces HTTP/1.1\r\nContent-Type: application/x-protobuf\r\n"
         b"Content-Length: 99999999\r\n\r\n",
+        http_request("/v1/traces", zstandard.ZstdCompressor().compress(records[0]),
+                     headers=(("Content-Encoding", "zstd"),)),
+        # Two frames in one body, chunked, so frame and chunk boundaries both fall inside reads.
+        http_request("/v1/logs", zstandard.ZstdCompressor().compress(log_line[:40])
+                     + zstandard.ZstdCompressor().compress(log_line[40:]), "application/json",
+                     (("Content-Encoding", "zstd"),), chunked=True),
+        http_request("/v1/traces", zstandard.ZstdCompressor().compress(b"\0" * 100000),
+                     headers=(("Content-Encoding", "zstd"),)),
     ]
-    return [bytes([0]) + r for r in requests] + [bytes([7]) + r for r in requests[-14:]]
+    return [bytes([0]) + r for r in requests] + [bytes([7]) + r for r in requests[-17:]]
 
 
 def decoder_seeds(otlp: Path) -> list[bytes]:

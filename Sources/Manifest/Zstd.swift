@@ -193,3 +193,161 @@ public enum Zstd {
     }
   }
 }
+
+/// Streaming zstd decompression for data that arrives in pieces (an OTLP/HTTP body sent with
+/// `Content-Encoding: zstd`), with the output capped as it is produced.
+///
+/// Feed every piece to ``decompress(_:into:)`` as it arrives, then call ``finish()`` once the
+/// input has ended. Unlike ``Zstd/decompress(_:maxOutputBytes:into:)`` nothing is checked up
+/// front (the whole input is never in hand), so libzstd's own checks do the work:
+/// - one or more frames back to back; skippable frames are skipped (RFC 8878 §3.1.2 lets a
+///   decoder ignore them), anything else between or after frames is corrupt;
+/// - a frame whose window exceeds 2^27 bytes is refused when its header is read, before libzstd
+///   allocates the window (`ZSTD_d_windowLogMax`), so a few bytes cannot cost gigabytes;
+/// - output never passes `maxOutputBytes` by more than one byte: each `ZSTD_decompressStream`
+///   call gets at most the room left under the cap plus one byte, and input is fed at most
+///   ``inputStep`` bytes per call, so the work done before the cap stops a bomb is bounded too.
+///
+/// After any error the decompressor stays failed: later calls rethrow the first error, since
+/// libzstd's state after an error cannot continue the stream.
+///
+/// Memory: a decompression context, one ``outputStep``-byte scratch buffer, and libzstd's window
+/// for the current frame (at most 2^27 bytes plus one block; the frame's window, for frames
+/// made by ordinary encoders a few MiB). Freed when the decompressor is released.
+public final class ZstdStreamDecompressor {
+  /// The most input handed to one `ZSTD_decompressStream` call.
+  public static let inputStep = 16 << 10
+  /// The scratch buffer's size, and so the largest piece handed to a sink.
+  public static let outputStep = 64 << 10
+
+  /// The cap on the total output.
+  public let maxOutputBytes: Int
+  /// Output handed to sinks so far.
+  public private(set) var producedBytes = 0
+  /// Input consumed so far.
+  public private(set) var consumedBytes = 0
+
+  private let context: OpaquePointer
+  private let scratch: UnsafeMutableRawBufferPointer
+  /// The last `ZSTD_decompressStream` result that made progress: 0 exactly when the stream stands
+  /// at a frame boundary with everything flushed (the only place it may end).
+  private var lastHint = 1
+  private var failure: ZstdError?
+
+  /// A decompressor whose total output may not exceed `maxOutputBytes` (negative counts as 0).
+  ///
+  /// C calls: `ZSTD_createDCtx` returns NULL when it cannot allocate; `ZSTD_DCtx_setParameter`
+  /// returns an error code (test with `ZSTD_isError`) only for an unknown parameter or an
+  /// out-of-range value, and 27 is within `ZSTD_d_windowLogMax`'s bounds on every platform.
+  /// - Throws: ``ZstdError/Kind/library`` when libzstd cannot allocate or configure a context.
+  public init(maxOutputBytes: Int) throws(ZstdError) {
+    guard let context = ZSTD_createDCtx() else {
+      throw ZstdError(kind: .library, message: "zstd: cannot allocate a decompression context")
+    }
+    let set = ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, Zstd.maxWindowLog)
+    if ZSTD_isError(set) != 0 {
+      ZSTD_freeDCtx(context)
+      throw ZstdError(
+        kind: .library, message: "zstd: cannot limit the window: \(String(cString: ZSTD_getErrorName(set)))")
+    }
+    self.context = context
+    self.maxOutputBytes = max(0, maxOutputBytes)
+    self.scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.outputStep, alignment: 16)
+  }
+
+  deinit {
+    // ZSTD_freeDCtx returns 0, or an error code only for a context still in use by a CDict; never here.
+    ZSTD_freeDCtx(context)
+    scratch.deallocate()
+  }
+
+  /// Decompresses `input`, the next piece of the stream, handing output to `sink` in pieces of
+  /// at most ``outputStep`` bytes, in order. All of `input` is consumed unless an error is thrown;
+  /// a frame may end anywhere inside it or continue in the next piece.
+  ///
+  /// C call: `ZSTD_decompressStream` returns an error code (test with `ZSTD_isError`; the code
+  /// from `ZSTD_getErrorCode`), or 0 when a frame is complete and fully flushed, or else a hint
+  /// (> 0) at how much more input the current frame needs. It may hold back the last input
+  /// byte until pending output is flushed, so it is called until all input is consumed and the
+  /// output buffer was not filled.
+  /// - Throws: ``ZstdError/Kind/outputLimitExceeded`` as soon as the output would pass
+  ///   ``maxOutputBytes`` (the piece that crossed is not handed to `sink`);
+  ///   ``ZstdError/Kind/windowTooLarge`` for a frame needing a window over 2^27 bytes
+  ///   (`ZSTD_error_frameParameter_windowTooLarge`); ``ZstdError/Kind/library`` when libzstd
+  ///   cannot allocate (`ZSTD_error_memory_allocation`); ``ZstdError/Kind/corrupt`` for anything
+  ///   else libzstd refuses (not zstd, bad block, checksum mismatch, trailing data).
+  public func decompress(_ input: UnsafeRawBufferPointer, into sink: (UnsafeRawBufferPointer) -> Void)
+    throws(ZstdError)
+  {
+    if let failure { throw failure }
+    // An empty call would make no progress, and libzstd errors after repeated calls without it.
+    guard let base = input.baseAddress, !input.isEmpty else { return }
+    var offset = 0
+    while true {
+      var inBuffer = ZSTD_inBuffer(src: base + offset, size: min(Self.inputStep, input.count - offset), pos: 0)
+      // Room for one byte past the cap, so crossing it is seen without decoding further.
+      let left = maxOutputBytes - producedBytes
+      let room = left < scratch.count ? left + 1 : scratch.count
+      var outBuffer = ZSTD_outBuffer(dst: scratch.baseAddress, size: room, pos: 0)
+      let result = ZSTD_decompressStream(context, &outBuffer, &inBuffer)
+      if ZSTD_isError(result) != 0 {
+        throw fail(Self.error(result, at: consumedBytes + inBuffer.pos))
+      }
+      offset += inBuffer.pos
+      consumedBytes += inBuffer.pos
+      if inBuffer.pos > 0 || outBuffer.pos > 0 {
+        // A call that moved nothing (only ever the extra call after a full output buffer) reports
+        // on the next frame, not yet begun, and must not hide that the last one ended.
+        lastHint = result
+      }
+      if outBuffer.pos > 0 {
+        producedBytes += outBuffer.pos
+        if producedBytes > maxOutputBytes {
+          throw fail(
+            ZstdError(
+              kind: .outputLimitExceeded, message: "zstd: output exceeds the limit of \(maxOutputBytes) bytes"))
+        }
+        sink(UnsafeRawBufferPointer(rebasing: scratch[0..<outBuffer.pos]))
+      }
+      if offset == input.count && outBuffer.pos < room { return }
+    }
+  }
+
+  /// Checks that the stream ended cleanly: at least one frame, and the input stopped at a frame
+  /// boundary with all output flushed.
+  /// - Throws: the first error of ``decompress(_:into:)`` if there was one; else
+  ///   ``ZstdError/Kind/corrupt`` for no input at all or input ending inside a frame.
+  public func finish() throws(ZstdError) {
+    if let failure { throw failure }
+    if consumedBytes == 0 {
+      throw fail(ZstdError(kind: .corrupt, message: "zstd: empty input (no frame)"))
+    }
+    if lastHint != 0 {
+      throw fail(
+        ZstdError(
+          kind: .corrupt, message: "zstd: truncated frame (input ends inside a frame after \(consumedBytes) bytes)"))
+    }
+  }
+
+  private func fail(_ error: ZstdError) -> ZstdError {
+    failure = error
+    return error
+  }
+
+  private static func error(_ code: Int, at offset: Int) -> ZstdError {
+    let name = String(cString: ZSTD_getErrorName(code))
+    switch ZSTD_getErrorCode(code) {
+    case ZSTD_error_frameParameter_windowTooLarge:
+      return ZstdError(
+        kind: .windowTooLarge,
+        message: "zstd: a frame needs a window larger than 2^\(Zstd.maxWindowLog) bytes (\(name))")
+    case ZSTD_error_memory_allocation:
+      return ZstdError(kind: .library, message: "zstd: \(name)")
+    default:
+      return ZstdError(kind: .corrupt, message: "zstd: \(name) (near compressed byte \(offset))")
+    }
+  }
+}
+
+@available(*, unavailable)
+extension ZstdStreamDecompressor: Sendable {}

@@ -266,6 +266,25 @@ enum StoredDeflate {
   }
 }
 
+/// zstd frames written by hand (RFC 8878) for bodies a compressor would not make: a gibibyte from
+/// a few kilobytes, an oversized window.
+enum HandMadeZstd {
+  /// A frame without content size or checksum, window 2^`windowLog`, holding `count` copies of
+  /// `byte` as RLE blocks (4 bytes per 128 KiB).
+  static func rleFrame(byte: UInt8, count: Int, windowLog: Int = 17) -> [UInt8] {
+    var out: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD, 0x00, UInt8((windowLog - 10) << 3)]
+    var left = count
+    repeat {
+      let size = min(128 << 10, left)
+      left -= size
+      // Block header: bit 0 last block, bits 1-2 type (1 = RLE), bits 3-23 the regenerated size.
+      let header = UInt32(left == 0 ? 1 : 0) | 1 << 1 | UInt32(size) << 3
+      out += [UInt8(header & 0xFF), UInt8(header >> 8 & 0xFF), UInt8(header >> 16 & 0xFF), byte]
+    } while left > 0
+    return out
+  }
+}
+
 /// Real OTLP requests from `fixtures/otlp` (produced by the OpenTelemetry SDK and Collector).
 enum OTLPFixtures {
   static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -544,6 +563,137 @@ final class EmbeddedHTTP {
     #expect(http.ingest.inFlight == 0)
   }
 
+  @Test func zstdBodiesAreInflatedBeforeExportAndJournaledByteExact() throws {
+    let http = try EmbeddedHTTP()
+    let body = try OTLPFixtures.protobuf(.metrics)
+    let compressed = try Zstd.compress(body)
+    try http.send(HTTPText.request(path: "/v1/metrics", headers: [("Content-Encoding", "zstd")], body: compressed))
+    try http.send(
+      HTTPText.request(
+        path: "/v1/metrics", headers: [("Content-Encoding", "ZSTD")], body: compressed, chunked: true, chunkSize: 97))
+    let json = try OTLPFixtures.jsonLines(.logs)[0]
+    try http.send(
+      HTTPText.request(
+        path: "/v1/logs", contentType: "application/json", headers: [("Content-Encoding", "zstd")],
+        body: try Zstd.compress(json)))
+    let responses = try http.responses()
+    #expect(responses.map(\.status) == [200, 200, 200])
+    #expect(responses.last?.body == Array("{}".utf8))
+    #expect(http.ingest.exports.map(\.body) == [body, body, json])
+    #expect(http.ingest.exports.prefix(2).allSatisfy { $0.journaled == body })
+    #expect(http.ingest.inFlight == 0)
+    #expect(http.channel.isActive)
+  }
+
+  @Test func zstdBodyFedOneByteAtATimeThenAPlainRequest() throws {
+    let http = try EmbeddedHTTP()
+    let traces = try OTLPFixtures.protobuf(.traces)
+    let logs = try OTLPFixtures.protobuf(.logs)
+    let bytes =
+      HTTPText.request(headers: [("Content-Encoding", "zstd")], body: try Zstd.compress(traces))
+      + HTTPText.request(
+        path: "/v1/logs", headers: [("Content-Encoding", "zstd")], body: try Zstd.compress(logs), chunked: true,
+        chunkSize: 5)
+      + HTTPText.request(body: traces)
+    try http.send(bytes, pieceSize: 1)
+    #expect(try http.responses().map(\.status) == [200, 200, 200])
+    #expect(http.ingest.exports.map(\.body) == [traces, logs, traces])
+    #expect(http.ingest.exports.map(\.journaled) == [traces, logs, traces])
+    #expect(http.ingest.inFlight == 0)
+  }
+
+  @Test func zstdBodyOfSeveralFramesIsOneBody() throws {
+    let http = try EmbeddedHTTP()
+    let body = try OTLPFixtures.protobuf(.traces)
+    let half = body.count / 2
+    let frames = try Zstd.compress(Array(body[..<half])) + Zstd.compress(Array(body[half...]))
+    try http.send(HTTPText.request(headers: [("Content-Encoding", "zstd")], body: frames, chunked: true, chunkSize: 64))
+    #expect(try http.responses().map(\.status) == [200])
+    #expect(http.ingest.exports.map(\.body) == [body])
+  }
+
+  @Test func zstdBombIsRefusedWith413WithinTheLimit() throws {
+    let limit = 4 << 20
+    let ingest = RecordingIngest(maxRequestBytes: limit)
+    let http = try EmbeddedHTTP(ingest: ingest)
+    let bomb = HandMadeZstd.rleFrame(byte: 0, count: 1 << 30)
+    #expect(bomb.count < 40 << 10)
+    try http.send(HTTPText.request(headers: [("Content-Encoding", "zstd")], body: bomb), pieceSize: 4096)
+    var responses = try http.responses()
+    // The close cuts the request short, so NIO's HTTP decoder reports EOF inside the body and its
+    // protocol error handler writes an empty 400 after the 413: on a socket that write fails
+    // (the connection is gone), an EmbeddedChannel records it.
+    if responses.count == 2, responses[1].status == 400, responses[1].body.isEmpty { responses.removeLast() }
+    #expect(responses.map(\.status) == [413])
+    #expect(responses.first?.header("Connection") == "close")
+    #expect(responses.first?.protobufStatus?.code == 8)
+    #expect(responses.first?.protobufStatus?.message.contains("decompressed") == true)
+    #expect(!http.channel.isActive)
+    #expect(ingest.exports.isEmpty)
+    #expect(ingest.inFlight == 0)
+    // What the handler buffered (and reserved for) never passed the limit.
+    #expect(ingest.state.withLock { $0.reservedTotal } <= limit)
+  }
+
+  @Test func corruptZstdIsMalformed() throws {
+    let http = try EmbeddedHTTP()
+    try http.send(HTTPText.request(headers: [("Content-Encoding", "zstd")], body: Array("not zstd at all".utf8)))
+    let responses = try http.responses()
+    #expect(responses.map(\.status) == [400])
+    #expect(responses.first?.protobufStatus?.code == 3)
+    let message = responses.first?.protobufStatus?.message ?? ""
+    #expect(message.contains("Content-Encoding") && message.contains("zstd"))
+    #expect(!http.channel.isActive)
+    #expect(http.ingest.inFlight == 0)
+    #expect(http.ingest.exports.isEmpty)
+  }
+
+  @Test(arguments: [1, 4, 20])
+  func truncatedZstdIsMalformed(cut: Int) throws {
+    let http = try EmbeddedHTTP()
+    let compressed = try Zstd.compress(try OTLPFixtures.protobuf(.traces))
+    try http.send(
+      HTTPText.request(headers: [("Content-Encoding", "zstd")], body: Array(compressed.dropLast(cut)), chunked: true))
+    let responses = try http.responses()
+    #expect(responses.map(\.status) == [400])
+    #expect(responses.first?.protobufStatus?.message.contains("truncated") == true)
+    #expect(http.ingest.exports.isEmpty)
+    #expect(http.ingest.inFlight == 0)
+  }
+
+  @Test(arguments: ["zstd", "gzip"])
+  func emptyCompressedBodyIsNotAStream(coding: String) throws {
+    // Unlike an empty identity body (an empty request), zero bytes are no zstd frame and no gzip
+    // member; both decoders agree.
+    let http = try EmbeddedHTTP()
+    try http.send(HTTPText.request(headers: [("Content-Encoding", coding)], body: []))
+    #expect(try http.responses().map(\.status) == [400])
+    #expect(http.ingest.exports.isEmpty)
+  }
+
+  @Test func zstdFrameDeclaringAGibibyteWindowIsRefused() throws {
+    let http = try EmbeddedHTTP()
+    try http.send(
+      HTTPText.request(
+        headers: [("Content-Encoding", "zstd")], body: HandMadeZstd.rleFrame(byte: 0, count: 100, windowLog: 30)))
+    let responses = try http.responses()
+    #expect(responses.map(\.status) == [400])
+    #expect(responses.first?.protobufStatus?.message.contains("window") == true)
+    #expect(http.ingest.exports.isEmpty)
+    #expect(!http.channel.isActive)
+  }
+
+  @Test func stackedCodingsWithZstdAreUnsupportedAndNotInflated() throws {
+    let http = try EmbeddedHTTP()
+    let body = try OTLPFixtures.protobuf(.traces)
+    // Not zstd data: had it been inflated, the error would close the connection.
+    try http.send(HTTPText.request(headers: [("Content-Encoding", "zstd, gzip")], body: body))
+    #expect(try http.responses().map(\.status) == [415])
+    #expect(try http.responses().first?.protobufStatus?.message.contains("zstd, gzip") == true)
+    #expect(http.channel.isActive)
+    try http.send(HTTPText.request(headers: [("Content-Encoding", "zstd")], body: try Zstd.compress(body)))
+    #expect(try http.responses().map(\.status) == [415, 200])
+  }
   @Test func refusedReservationGets429WithRetryAfter() throws {
     let ingest = RecordingIngest(inFlightLimit: 100)
     let http = try EmbeddedHTTP(ingest: ingest, options: .init(retryAfterSeconds: 7))

@@ -8,11 +8,11 @@ import Synchronization
 
 // Fuzz target: arbitrary bytes as the byte stream of one OTLP/HTTP connection, through the
 // receiver's real per-connection pipeline (raw-byte activity handler, NIO's HTTP/1.1 decoder,
-// pipelining and protocol-error handlers, the gzip/deflate request decompressor and the OTLP
-// request handler) on an EmbeddedChannel, with an ingest that runs OTLPRequestDecoder.
+// pipelining and protocol-error handlers, the gzip/deflate and zstd request decompressors and the
+// OTLP request handler) on an EmbeddedChannel, with an ingest that runs OTLPRequestDecoder.
 //
 // The first input byte chooses how the rest is cut into reads (1 to 256 bytes, or all at once), so
-// partial heads, split chunk sizes and split gzip streams are all reached.
+// partial heads, split chunk sizes and split gzip and zstd streams are all reached.
 //
 // Oracles besides "no crash, no ASan report, no hang":
 // - everything the server writes is a sequence of HTTP/1.x responses (it starts with `HTTP/1.`);

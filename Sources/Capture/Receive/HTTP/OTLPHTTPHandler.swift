@@ -165,6 +165,8 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
       rejection = OTLPHTTPRejection(
         RejectedRequest(.malformed, "Content-Encoding: the body is not valid compressed data (\(error))"),
         closeConnection: true)
+    case let error as ZstdRequestBodyError:
+      rejection = error.rejection(limit: maxRequestBytes)
     default:
       logger.debug("closing connection after error", metadata: ["error": "\(error)"])
       abandon()
@@ -234,7 +236,7 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         OTLPHTTPRejection(
           RejectedRequest(
             .unsupportedMediaType,
-            "unsupported Content-Encoding \"\(Self.printable(coding))\"; use gzip, deflate or identity")),
+            "unsupported Content-Encoding \"\(Self.printable(coding))\"; use gzip, deflate, zstd or identity")),
         encoding: encoding, version: head.version, keepAlive: keepAliveAfterRejection, context: context)
     }
     let limit = maxRequestBytes

@@ -32,7 +32,9 @@ enum OTLPHTTPProtocol {
   enum ContentCoding: Equatable {
     /// No header, an empty value or `identity`.
     case identity
-    /// `gzip` or `deflate`: `NIOHTTPRequestDecompressor` inflates the body before the handler.
+    /// `gzip` or `deflate` (inflated by `NIOHTTPRequestDecompressor`) or `zstd` (by
+    /// ``ZstdRequestDecompressor``), before the handler sees the body. `Content-Length` then
+    /// counts the encoded bytes on the wire, not the body the handler receives.
     case compressed(String)
     /// Anything else: the body cannot be read (415).
     case unsupported(String)
@@ -40,7 +42,8 @@ enum OTLPHTTPProtocol {
 
   /// Classifies `Content-Encoding` exactly as `NIOHTTPRequestDecompressor` decides whether to
   /// inflate (the first value, lowercased, equal to `gzip` or `deflate`), so a body the handler
-  /// accepts as compressed is always one the decompressor inflated.
+  /// accepts as compressed is always one the decompressor inflated; ``ZstdRequestDecompressor``
+  /// calls this very function to pick the `zstd` bodies it inflates.
   static func contentCoding(_ headers: HTTPHeaders) -> ContentCoding {
     let values = headers[canonicalForm: "Content-Encoding"].map { String($0) }
     guard let first = values.first else { return .identity }
@@ -52,7 +55,7 @@ enum OTLPHTTPProtocol {
     }
     switch lowered {
     case "", "identity": return .identity
-    case "gzip", "deflate": return .compressed(lowered)
+    case "gzip", "deflate", "zstd": return .compressed(lowered)
     default: return .unsupported(first)
     }
   }

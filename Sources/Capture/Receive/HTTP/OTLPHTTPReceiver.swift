@@ -4,7 +4,7 @@ internal import NIOHTTP1
 internal import NIOHTTPCompression
 
 /// The OTLP/HTTP receiver: `POST /v1/traces`, `/v1/logs` and `/v1/metrics` with protobuf or JSON
-/// bodies, optionally gzip- or deflate-compressed, handed to an ``OTLPIngest``.
+/// bodies, optionally gzip-, deflate- or zstd-compressed, handed to an ``OTLPIngest``.
 ///
 /// Answers follow the OTLP/HTTP specification: 200 with an empty `Export…ServiceResponse` in the
 /// request's encoding once the ingest has journaled the request; otherwise the status of the
@@ -103,9 +103,10 @@ public final class OTLPHTTPReceiver: Sendable {
 
   /// Adds the receiver's per-connection handlers to `channel`'s pipeline: raw-byte activity
   /// tracking, HTTP/1.1 decoding and encoding with pipelining assistance and protocol-error
-  /// answers, request decompression limited to ``OTLPIngest/maxRequestBytes``, and the OTLP
-  /// request handler. ``start()`` does this for every accepted connection; tests and fuzzers call
-  /// it on an `EmbeddedChannel`. Must run on `channel`'s event loop.
+  /// answers, request decompression (gzip and deflate by NIO's decompressor, zstd by our own)
+  /// limited to ``OTLPIngest/maxRequestBytes``, and the OTLP request handler. ``start()`` does
+  /// this for every accepted connection; tests and fuzzers call it on an `EmbeddedChannel`. Must
+  /// run on `channel`'s event loop.
   public static func configure(
     channel: any Channel, ingest: any OTLPIngest, options: Options = Options(), logger: Logger
   ) throws {
@@ -113,6 +114,7 @@ public final class OTLPHTTPReceiver: Sendable {
     try pipeline.addHandler(ConnectionActivityHandler())
     try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
     try pipeline.addHandler(NIOHTTPRequestDecompressor(limit: .size(max(0, ingest.maxRequestBytes))))
+    try pipeline.addHandler(ZstdRequestDecompressor(maxOutputBytes: max(0, ingest.maxRequestBytes)))
     try pipeline.addHandler(
       OTLPHTTPHandler(
         configuration: OTLPHTTPHandlerConfiguration(
