@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Capture benchmark (issue 4, done-when 5): capture's acknowledged OTLP/HTTP throughput and latency,
-# each printed as a ratio against a reference measured in the same run on the same requests.
+# Capture benchmark (issues 4 and 10): capture's acknowledged OTLP/HTTP and OTLP/gRPC throughput,
+# latency and memory under overload, each printed as a ratio against a reference measured in the
+# same run on the same requests.
 #
 #   bash bench/capture-bench.sh
 #
@@ -19,9 +20,16 @@
 #                  same bodies, same wrk settings)                               goal >= 0.5
 #   large batches: capture payload MB/s ÷ `zstd -3 -T1` MB/s over a file of the same bytes (the
 #                  acknowledged bodies concatenated, same total size but >= 256 MiB, page cache) goal >= 0.5
-#   p50/p99 acknowledgement latency per durability policy (small batches), ÷ nginx's on the same load
+#                  The window ends when every acknowledged record is in a sealed segment (wrk's
+#                  time plus POST /seal), so compression counts as capture's work.
+#   p50/p99 acknowledgement latency per durability policy (small batches, 16 connections paced at
+#                  half of capture's maximum small-batch rate)            goal group-commit p99 <= 5 ms
 #   peak RSS (VmHWM) under ~10x overload (large bodies on enough connections to hold 10x the
 #   in-flight bound) vs --max-inflight-bytes + 64 MiB                                  goal <= 1.0
+#   OTLP/gRPC large batches (h2load, one pre-framed ~256 KiB request, 16 connections), payload MB/s
+#                  incl. sealing ÷ `zstd -3 -T1` on that body repeated           goal >= 0.4
+#   OTLP/gRPC overload: 48 concurrent ~12 MiB calls (h2load) against the same bound, peak RSS vs
+#                  bound + 64 MiB                                                          goal <= 1.0
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -52,6 +60,7 @@ command -v nginx >/dev/null || missing+=(nginx)
 command -v hyperfine >/dev/null || missing+=(hyperfine)
 command -v zstd >/dev/null || missing+=(zstd)
 command -v curl >/dev/null || missing+=(curl)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
 if ((${#missing[@]})); then
   log "installing ${missing[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -84,10 +93,17 @@ large_bytes=$(avg large avgBytes); large_spans=$(avg large avgSpans)
 
 # --- wrk -------------------------------------------------------------------------------------------
 # run_wrk NAME PORT PREFIX THREADS CONNECTIONS -> sets W_* from the WRK_RESULT line
+# run_wrk NAME PORT PREFIX THREADS CONNECTIONS [RATE]: RATE paces the load (requests/s in total).
 run_wrk() {
-  local name=$1 port=$2 prefix=$3 threads=$4 connections=$5
-  wrk -t"$threads" -c"$connections" -d"${duration}s" --latency --timeout 30s -s "$lua" \
-    "http://127.0.0.1:$port" -- "$bodies" "$prefix" 32 >"$work/wrk-$name.out" 2>&1 || die "wrk $name failed"
+  local name=$1 port=$2 prefix=$3 threads=$4 connections=$5 rate=${6:-}
+  local script=$lua
+  if [[ -n $rate ]]; then
+    script="$work/post-paced.lua"
+    { cat "$lua"; printf '\nfunction delay()\n  return delay_ms\nend\n'; } >"$script"
+  fi
+  wrk -t"$threads" -c"$connections" -d"${duration}s" --latency --timeout 30s -s "$script" \
+    "http://127.0.0.1:$port" -- "$bodies" "$prefix" 32 $rate ${rate:+$connections} >"$work/wrk-$name.out" 2>&1 \
+    || die "wrk $name failed"
   local line
   line=$(grep '^WRK_RESULT' "$work/wrk-$name.out") || die "wrk $name printed no result: $(cat "$work/wrk-$name.out")"
   eval "$(sed -E 's/^WRK_RESULT //; s/([a-z0-9_]+)=/W_\1=/g' <<<"$line")"
@@ -148,6 +164,7 @@ start_capture() {
     --admin "127.0.0.1:$admin" "$@" >"$work/capture-$name.out" 2>"$work/capture-$name.err" &
   capture_pid=$!
   capture_admin=$admin
+  capture_grpc=$grpc
   for _ in $(seq 1 300); do
     curl -sf -o /dev/null "http://127.0.0.1:$admin/readyz" && return 0
     kill -0 "$capture_pid" 2>/dev/null || die "capture $name exited: $(tail -5 "$work/capture-$name.err")"
@@ -169,16 +186,32 @@ run_wrk capture-small "$capture_port" small 2 64
 cap_small_rps=$W_rps; cap_small_non2xx=$W_non2xx
 stop_capture small-group-commit
 
+# Sealing (zstd) is part of capture's work: the window ends when every acknowledged record is in
+# a sealed segment (POST /seal returns once the seal queue has drained).
+seal_all() {
+  local started ended
+  started=$(date +%s.%N)
+  curl -sf -o /dev/null -X POST "http://127.0.0.1:$capture_admin/seal" || die "POST /seal failed"
+  ended=$(date +%s.%N)
+  python3 -c "print($ended - $started)"
+}
+status_field() {  # status_field PYTHON-EXPR-ON-s
+  curl -sf "http://127.0.0.1:$capture_admin/status" | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"
+}
+
 start_capture large-group-commit --durability group-commit
 run_wrk capture-large "$capture_port" large 2 16
-cap_large_rps=$W_rps; cap_large_non2xx=$W_non2xx; cap_large_acked=$W_acked
-cap_large_mbs=$(python3 -c "print($W_acked*$large_bytes/$W_seconds/1e6)")
+cap_large_rps=$W_rps; cap_large_non2xx=$W_non2xx; cap_large_acked=$W_acked; cap_large_seconds=$W_seconds
+large_seal_seconds=$(seal_all)
+cap_large_mbs=$(python3 -c "print($W_acked*$large_bytes/($W_seconds+$large_seal_seconds)/1e6)")
 stop_capture large-group-commit
 
 declare -A lat_p50 lat_p99 lat_rps
+# Latency at half of the maximum small-batch rate measured above (paced, not saturated).
+half_rate=$(python3 -c "print(max(1, int($cap_small_rps / 2)))")
 for policy in fsync-per-batch group-commit interval; do
   start_capture "lat-$policy" --durability "$policy"
-  run_wrk "capture-latency-$policy" "$capture_port" small 2 16
+  run_wrk "capture-latency-$policy" "$capture_port" small 2 16 "$half_rate"
   lat_p50[$policy]=$W_p50_us; lat_p99[$policy]=$W_p99_us; lat_rps[$policy]=$W_rps
   stop_capture "lat-$policy"
 done
@@ -196,6 +229,51 @@ run_wrk capture-overload "$capture_port" large 2 "$overload_connections"
 overload_non2xx=$W_non2xx; overload_acked=$W_acked
 overload_hwm_kib=$(hwm_kib "$capture_pid")
 stop_capture overload
+
+# --- OTLP/gRPC -------------------------------------------------------------------------------------
+# h2load posts one pre-framed gRPC message (5-byte prefix + the request) per call to the trace
+# Export method. gRPC answers HTTP 200 even for refused calls, so acknowledged calls are counted
+# by capture itself (/status journal.appendedRecords).
+grpc_frame() {  # grpc_frame OUT BODY...: one gRPC message holding the concatenated requests
+  python3 - "$@" <<'PY'
+import struct, sys
+from pathlib import Path
+body = b"".join(Path(p).read_bytes() for p in sys.argv[2:])  # concatenated requests merge
+Path(sys.argv[1]).write_bytes(b"\0" + struct.pack(">I", len(body)) + body)
+PY
+}
+run_h2load() {  # run_h2load NAME PORT BODY CLIENTS STREAMS SECONDS
+  local name=$1 port=$2 body=$3 clients=$4 streams=$5 seconds=$6
+  h2load -c "$clients" -m "$streams" -D "$seconds" -d "$body" \
+    -H 'content-type: application/grpc' -H 'te: trailers' \
+    "http://127.0.0.1:$port/opentelemetry.proto.collector.trace.v1.TraceService/Export" \
+    >"$work/h2load-$name.out" 2>&1 || die "h2load $name failed: $(tail -3 "$work/h2load-$name.out")"
+}
+grpc_frame "$work/grpc-large.bin" "$bodies/large-00.pb"
+grpc_large_bytes=$(( $(stat -c %s "$work/grpc-large.bin") - 5 ))
+start_capture grpc-large --durability group-commit
+grpc_before=$(status_field 's["journal"]["appendedRecords"]')
+grpc_started=$(date +%s.%N)
+run_h2load grpc-large "$capture_grpc" "$work/grpc-large.bin" 16 1 "$duration"
+grpc_seal_seconds=$(seal_all)
+grpc_ended=$(date +%s.%N)
+grpc_acked=$(( $(status_field 's["journal"]["appendedRecords"]') - grpc_before ))
+grpc_seconds=$(python3 -c "print($grpc_ended - $grpc_started)")
+cap_grpc_mbs=$(python3 -c "print($grpc_acked*$grpc_large_bytes/$grpc_seconds/1e6)")
+stop_capture grpc-large
+log "grpc-large: $grpc_acked calls acknowledged in $grpc_seconds s (seal $grpc_seal_seconds s)"
+
+# gRPC overload: 48 concurrent ~12 MiB calls against the in-flight bound.
+grpc_frame "$work/grpc-12mib.bin" $(for i in $(seq 0 47); do printf '%s ' "$bodies/large-$(printf %02d $((i % 32))).pb"; done)
+grpc_big_bytes=$(( $(stat -c %s "$work/grpc-12mib.bin") - 5 ))
+start_capture grpc-overload --max-inflight-bytes "$bound" --max-connections 200
+grpc_rss_idle_kib=$(hwm_kib "$capture_pid")
+grpc_over_before=$(status_field 's["journal"]["appendedRecords"]')
+run_h2load grpc-overload "$capture_grpc" "$work/grpc-12mib.bin" 48 1 "$duration"
+grpc_over_acked=$(( $(status_field 's["journal"]["appendedRecords"]') - grpc_over_before ))
+grpc_over_refused=$(status_field 's["ingest"]["rejected"].get("overloaded", 0)')
+grpc_overload_hwm_kib=$(hwm_kib "$capture_pid")
+stop_capture grpc-overload
 
 # --- zstd -3 reference: the same payload bytes as capture acknowledged in the large run ----------
 # Bodies concatenated in the order wrk cycled them, to the same total size; at least 256 MiB (so
@@ -217,6 +295,23 @@ cat "$zfile" >/dev/null  # into the page cache
 hyperfine -N --warmup 1 --runs 3 --export-json "$work/zstd.json" "zstd -3 -T1 -q -c $zfile" >&2
 zstd_seconds=$(python3 -c "import json; print(json.load(open('$work/zstd.json'))['results'][0]['median'])")
 zstd_mbs=$(python3 -c "print($zbytes/$zstd_seconds/1e6)")
+# The gRPC run repeated one body; its reference is zstd on that body repeated to the same size.
+gfile="$work/grpc-payload.bin"
+python3 - "$bodies/large-00.pb" "$gfile" "$grpc_acked" <<'EOF2'
+import sys
+from pathlib import Path
+body = Path(sys.argv[1]).read_bytes()
+count = min(max(int(sys.argv[3]), (256 << 20) // len(body) + 1), (2 << 30) // len(body))
+with open(sys.argv[2], "wb") as out:
+    for _ in range(count):
+        out.write(body)
+EOF2
+gbytes=$(stat -c %s "$gfile")
+cat "$gfile" >/dev/null
+hyperfine -N --warmup 1 --runs 3 --export-json "$work/zstd-grpc.json" "zstd -3 -T1 -q -c $gfile" >&2
+zstd_grpc_seconds=$(python3 -c "import json; print(json.load(open('$work/zstd-grpc.json'))['results'][0]['median'])")
+zstd_grpc_mbs=$(python3 -c "print($gbytes/$zstd_grpc_seconds/1e6)")
+rm -f "$gfile"
 
 # --- report ----------------------------------------------------------------------------------------
 python3 - <<EOF
@@ -231,8 +326,11 @@ print(f"      nginx {$nginx_small_rps:.0f} req/s  ->  capture/nginx requests/s =
 print(f"  large batches, 16 conns: capture {$cap_large_mbs:.1f} MB/s payload, {$cap_large_rps:.1f} req/s = records/s, "
       f"{$cap_large_rps*large_s:.0f} spans/s (non-2xx {$cap_large_non2xx})")
 print(f"      zstd -3 -T1 {$zstd_mbs:.1f} MB/s on {$zbytes} bytes of the same bodies  ->  capture/zstd = {r($cap_large_mbs, $zstd_mbs):.3f}  (goal >= 0.5)")
+print(f"      (window: {$cap_large_seconds:.1f} s of wrk + seal {$large_seal_seconds:.2f} s: every acknowledged record sealed)")
 print(f"      nginx {$nginx_large_rps:.1f} req/s on large bodies  ->  capture/nginx = {r($cap_large_rps, $nginx_large_rps):.3f}  (information)")
-print(f"  ack latency, small batches, 16 conns (nginx p50 {$nginx_lat_p50/1000:.2f} ms, p99 {$nginx_lat_p99/1000:.2f} ms):")
+print(f"  OTLP/gRPC large batches, 16 conns (h2load): capture {$cap_grpc_mbs:.1f} MB/s payload ({$grpc_acked} calls, seal {$grpc_seal_seconds:.2f} s)")
+print(f"      zstd -3 -T1 {$zstd_grpc_mbs:.1f} MB/s on the same repeated body  ->  capture/zstd = {r($cap_grpc_mbs, $zstd_grpc_mbs):.3f}  (goal >= 0.4)")
+print(f"  ack latency, small batches, 16 conns paced at {$half_rate} req/s = half of capture's maximum (nginx p50 {$nginx_lat_p50/1000:.2f} ms, p99 {$nginx_lat_p99/1000:.2f} ms):")
 for policy, p50, p99, rps in (("fsync-per-batch", ${lat_p50[fsync-per-batch]}, ${lat_p99[fsync-per-batch]}, ${lat_rps[fsync-per-batch]}),
                               ("group-commit", ${lat_p50[group-commit]}, ${lat_p99[group-commit]}, ${lat_rps[group-commit]}),
                               ("interval", ${lat_p50[interval]}, ${lat_p99[interval]}, ${lat_rps[interval]})):
@@ -243,6 +341,10 @@ peak = $overload_hwm_kib * 1024
 print(f"  overload: {$overload_connections} conns x {large_b/1024:.0f} KiB in flight = {$overload_connections*large_b/bound:.1f}x the bound "
       f"{bound/2**20:.0f} MiB; acked {$overload_acked}, refused (non-2xx) {$overload_non2xx}")
 print(f"      peak RSS {peak/2**20:.1f} MiB (idle {$rss_idle_kib/1024:.1f} MiB)  ->  peak/(bound+64 MiB) = {peak/(bound+64*2**20):.3f}  (goal <= 1.0)")
+grpc_peak = $grpc_overload_hwm_kib * 1024
+print(f"  gRPC overload: 48 calls x {$grpc_big_bytes/2**20:.1f} MiB against the bound {bound/2**20:.0f} MiB; acked {$grpc_over_acked}, refused {$grpc_over_refused}")
+print(f"      peak RSS {grpc_peak/2**20:.1f} MiB (idle {$grpc_rss_idle_kib/1024:.1f} MiB)  ->  peak/(bound+64 MiB) = {grpc_peak/(bound+64*2**20):.3f}  (goal <= 1.0)")
+print(f"RESULT grpc_large_mbs_vs_zstd={r($cap_grpc_mbs, $zstd_grpc_mbs):.3f} grpc_peak_rss_vs_bound_plus_64MiB={grpc_peak/(bound+64*2**20):.3f}")
 print(f"RESULT small_rps_vs_nginx={r($cap_small_rps, $nginx_small_rps):.3f} large_mbs_vs_zstd={r($cap_large_mbs, $zstd_mbs):.3f} "
       f"peak_rss_vs_bound_plus_64MiB={peak/(bound+64*2**20):.3f} "
       f"p50_ms_fsync={${lat_p50[fsync-per-batch]}/1000:.2f} p99_ms_fsync={${lat_p99[fsync-per-batch]}/1000:.2f} "

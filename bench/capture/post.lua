@@ -6,9 +6,14 @@
 local requests_ = {}
 local n = 0
 local i = 0
+local delay_ms = 0
 
 function init(args)
   local dir, prefix, count = args[1], args[2], tonumber(args[3])
+  -- Optional pacing: RATE requests/s in total over CONNECTIONS connections, so latency can be
+  -- measured at a given load instead of at saturation (each connection waits between requests).
+  local rate, connections = tonumber(args[4] or ""), tonumber(args[5] or "")
+  if rate and connections and rate > 0 then delay_ms = connections * 1000 / rate end
   local headers = { ["Content-Type"] = "application/x-protobuf" }
   for k = 0, count - 1 do
     local path = string.format("%s/%s-%02d.pb", dir, prefix, k)
@@ -25,6 +30,9 @@ function request()
   i = i % n + 1
   return requests_[i]
 end
+-- No delay() here: wrk times every request with a timer when a script defines one, which would
+-- slow the unpaced runs. capture-bench.sh appends `function delay() return delay_ms end` to a
+-- copy of this script for the paced latency runs.
 
 function done(summary, latency, requests)
   local e = summary.errors

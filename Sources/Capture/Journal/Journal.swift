@@ -53,6 +53,8 @@ public struct JournalStatus: Sendable {
   public var prunedSegments: UInt64
   /// Segments closed early because a sync failed (each sealed from its last synced record).
   public var poisonedSegments: UInt64 = 0
+  /// Uncompressed bytes of rotated segments waiting to be sealed.
+  public var sealBacklogBytes: Int64 = 0
 }
 
 /// The append-only segment journal: one open segment file per stream (node, signal, tenant),
@@ -115,6 +117,8 @@ public final class Journal: @unchecked Sendable {
   private var syncs: UInt64 = 0
   private var sealedSegments: UInt64 = 0
   private var poisonedSegments: UInt64 = 0
+  /// Bytes of rotated segments waiting for (or in) compression.
+  private var sealBacklogBytes: Int64 = 0
   public let recovery: [RecoveryReport]
 
   // Writer thread only.
@@ -233,6 +237,12 @@ public final class Journal: @unchecked Sendable {
 
   private func admissionProblemLocked(incomingBytes: Int) -> JournalError? {
     if stopping { return JournalError(.stopped, "the capture service is stopping") }
+    if sealBacklogBytes > options.maxSealBacklogBytes {
+      return JournalError(
+        .full,
+        "sealing is \(sealBacklogBytes) bytes behind (bound \(options.maxSealBacklogBytes)): compression cannot keep up with appends"
+      )
+    }
     if diskBytes + Int64(pendingBytes + incomingBytes) > options.maxJournalBytes {
       return JournalError(
         .full, "journal disk bound reached: \(diskBytes) bytes on disk, bound \(options.maxJournalBytes)")
@@ -299,7 +309,8 @@ public final class Journal: @unchecked Sendable {
       nodeID: nodeID, durability: options.durability, bytes: diskBytes, maxBytes: options.maxJournalBytes,
       freeBytes: cachedFreeBytes, minFreeBytes: options.minFreeBytes, accepting: accepting, streams: streamSnapshot,
       recovery: recovery, appendedRecords: appendedRecords, appendedBytes: appendedBytes, syncs: syncs,
-      sealedSegments: sealedSegments, prunedSegments: prunedSegments, poisonedSegments: poisonedSegments)
+      sealedSegments: sealedSegments, prunedSegments: prunedSegments, poisonedSegments: poisonedSegments,
+      sealBacklogBytes: sealBacklogBytes)
   }
 
   // MARK: - The writer thread
@@ -596,7 +607,7 @@ public final class Journal: @unchecked Sendable {
         stream.nextSeq = recovered.firstSeq + recovered.recordCount
       }
     }
-    sealQueue.async { [self] in sealFromDisk(path: path, firstSeq: firstSeq) }
+    enqueueSeal(bytes: writer.byteCount) { [self] in sealFromDisk(path: path, firstSeq: firstSeq) }
   }
 
   /// Seals an open segment file from its valid records on disk (after a poisoned sync, or a
@@ -628,7 +639,21 @@ public final class Journal: @unchecked Sendable {
     stream.writer = nil
     dirtyForInterval.removeAll { $0 === stream }
     let handOff = UncheckedSendable(writer)
-    sealQueue.async { [self] in seal(handOff.value) }
+    enqueueSeal(bytes: writer.byteCount) { [self] in seal(handOff.value) }
+  }
+
+  /// Queues a seal, counting its segment in the backlog until the seal has run, so
+  /// ``admissionProblem(incomingBytes:)`` can push back when compression falls behind.
+  private func enqueueSeal(bytes: Int, _ work: @escaping @Sendable () -> Void) {
+    condition.lock()
+    sealBacklogBytes += Int64(bytes)
+    condition.unlock()
+    sealQueue.async { [self] in
+      work()
+      condition.lock()
+      sealBacklogBytes -= Int64(bytes)
+      condition.unlock()
+    }
   }
 
   // MARK: - Sealing

@@ -38,6 +38,10 @@ public struct JournalOptions: Sendable, Equatable {
   /// The ring's byte bound: the oldest unpinned sealed segments are deleted while the journal is
   /// over it. `nil`: no byte bound besides ``maxJournalBytes``.
   public var ringMaxBytes: Int64?
+  /// Rotated segments waiting to be compressed, in uncompressed bytes; past it, appends are
+  /// refused (503 / `UNAVAILABLE`) until sealing catches up, so a burst cannot grow an unbounded
+  /// backlog of open files that are not yet evidence.
+  public var maxSealBacklogBytes: Int64 = 256 << 20
   /// Framing limits; a record over `maxRecordSize` is refused (a verifier would reject it).
   public var limits = VerificationLimits()
 

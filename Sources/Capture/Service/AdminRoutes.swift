@@ -132,6 +132,7 @@ struct AdminRoutes: Sendable {
       ("maxBytes", .string(String(status.maxBytes))), ("minFreeBytes", .string(String(status.minFreeBytes))),
       ("poisonedSegments", .string(String(status.poisonedSegments))),
       ("prunedSegments", .string(String(status.prunedSegments))),
+      ("sealBacklogBytes", .string(String(status.sealBacklogBytes))),
       ("sealedSegments", .string(String(status.sealedSegments))), ("streams", .array(streams)),
       ("syncs", .string(String(status.syncs))),
     ])

@@ -57,7 +57,7 @@ final class GRPCReservations: Sendable {
 /// Sits first in each HTTP/2 stream channel. It holds back the request headers until the first
 /// five bytes of the body (the gRPC message prefix: a compression flag and a big-endian length)
 /// have arrived, then either forwards everything with a reservation token added to the
-/// metadata, or answers trailers-only and closes the stream without gRPC ever seeing the call.
+/// metadata, or answers trailers-only and resets the stream without gRPC ever seeing the call.
 /// Messages over the request limit are forwarded unreserved: gRPC refuses those from the prefix
 /// itself.
 final class GRPCInFlightGate: ChannelInboundHandler, RemovableChannelHandler {
@@ -183,10 +183,11 @@ final class GRPCInFlightGate: ChannelInboundHandler, RemovableChannelHandler {
       "retry-after": String(retryAfterSeconds),
       "grpc-status-details-bin": Data(details).base64EncodedString(),
     ]
-    let loopBound = context.loopBound
-    context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: trailers, endStream: true)))).whenComplete { _ in
-      loopBound.value.close(promise: nil)
-    }
+    context.write(wrapOutboundOut(.headers(.init(headers: trailers, endStream: true))), promise: nil)
+    // RST_STREAM with NO_ERROR after a complete response asks the client to stop sending the
+    // request without failing the call (RFC 9113 §8.1); closing the channel instead would reset
+    // with CANCEL, which clients report as CANCELLED rather than the status just sent.
+    context.writeAndFlush(wrapOutboundOut(.rstStream(.noError)), promise: nil)
   }
 }
 
