@@ -2,8 +2,9 @@
 /// `Sources/OTLPProto` defines them (opentelemetry-proto with `entity_refs`, `*_strindex` and
 /// `event_name`).
 ///
-/// Some messages appear twice: `tenantKeyValue`/`tenantAnyValue` are `KeyValue`/`AnyValue` in
-/// `Resource.attributes`, where the check also collects facts; their wire rules are identical.
+/// `KeyValue` and `AnyValue` appear twice: `tenantKeyValue`/`tenantAnyValue` are the ones in
+/// `Resource.attributes` (`tenantResource`), where the check also collects tenant values; their
+/// wire rules are identical.
 enum MessageKind: UInt8 {
   case traceRequest, logsRequest, metricsRequest
   case resourceSpans, resourceLogs, resourceMetrics
@@ -13,7 +14,7 @@ enum MessageKind: UInt8 {
   case numberDataPoint, histogramDataPoint, exponentialHistogramDataPoint, summaryDataPoint
   case event, link, status
   case exemplar, buckets, valueAtQuantile
-  case resource, instrumentationScope, entityRef
+  case instrumentationScope, entityRef
   case keyValue, anyValue, arrayValue, keyValueList
   case tenantResource, tenantKeyValue, tenantAnyValue
 
@@ -61,7 +62,7 @@ enum MessageKind: UInt8 {
     case .exemplar: return "Exemplar"
     case .buckets: return "ExponentialHistogramDataPoint.Buckets"
     case .valueAtQuantile: return "SummaryDataPoint.ValueAtQuantile"
-    case .resource, .tenantResource: return "Resource"
+    case .tenantResource: return "Resource"
     case .instrumentationScope: return "InstrumentationScope"
     case .entityRef: return "EntityRef"
     case .keyValue, .tenantKeyValue: return "KeyValue"
@@ -252,9 +253,9 @@ extension MessageKind {
       case 7: return .message(.keyValue)  // filtered_attributes
       default: return .unknown
       }
-    case .resource, .tenantResource:
+    case .tenantResource:
       switch field {
-      case 1: return .message(self == .tenantResource ? .tenantKeyValue : .keyValue)
+      case 1: return .message(.tenantKeyValue)
       case 2: return .varint
       case 3: return .message(.entityRef)
       default: return .unknown
@@ -292,7 +293,8 @@ extension MessageKind {
   @inline(__always)
   private static func resourceLevel(_ field: UInt32, scope: MessageKind) -> FieldRule {
     switch field {
-    case 1: return .message(.resource)
+    // Resource attributes are where tenant values come from; a few resources per request.
+    case 1: return .message(.tenantResource)
     case 2: return .timeWalkedMessage(scope)
     case 3: return .string  // schema_url
     default: return .unknown
@@ -376,7 +378,7 @@ extension MessageKind {
     case .valueAtQuantile: names = [1: "quantile", 2: "value"]
     case .exemplar:
       names = [2: "time_unix_nano", 3: "as_double", 4: "span_id", 5: "trace_id", 6: "as_int", 7: "filtered_attributes"]
-    case .resource, .tenantResource: names = [1: "attributes", 2: "dropped_attributes_count", 3: "entity_refs"]
+    case .tenantResource: names = [1: "attributes", 2: "dropped_attributes_count", 3: "entity_refs"]
     case .instrumentationScope: names = [1: "name", 2: "version", 3: "attributes", 4: "dropped_attributes_count"]
     case .entityRef: names = [1: "schema_url", 2: "type", 3: "id_keys", 4: "description_keys"]
     case .keyValue, .tenantKeyValue: names = [1: "key", 2: "value", 3: "key_strindex"]

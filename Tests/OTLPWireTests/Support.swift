@@ -137,3 +137,47 @@ func expectCheck(
     return error
   }
 }
+
+/// The reader's buffer-pointer entry points over arrays (a `throws(OTLPWireError)` closure
+/// passed to `withUnsafeBytes` crashes the 6.3 compiler, so these go through a `Result`).
+enum Read {
+  static func spans(_ bytes: [UInt8]) throws -> [SpanFacts] {
+    var result: Result<[SpanFacts], OTLPWireError> = .success([])
+    bytes.withUnsafeBytes { raw in
+      var all: [SpanFacts] = []
+      do throws(OTLPWireError) {
+        try OTLPWireReader.forEachSpan(raw) { all.append($0) }
+        result = .success(all)
+      } catch {
+        result = .failure(error)
+      }
+    }
+    return try result.get()
+  }
+
+  static func logRecords(_ bytes: [UInt8]) throws -> [LogRecordFacts] {
+    var result: Result<[LogRecordFacts], OTLPWireError> = .success([])
+    bytes.withUnsafeBytes { raw in
+      var all: [LogRecordFacts] = []
+      do throws(OTLPWireError) {
+        try OTLPWireReader.forEachLogRecord(raw) { all.append($0) }
+        result = .success(all)
+      } catch {
+        result = .failure(error)
+      }
+    }
+    return try result.get()
+  }
+
+  static func splice(_ bytes: [UInt8], keeping spans: [SpanFacts]) throws -> [UInt8] {
+    var result: Result<[UInt8], OTLPWireError> = .success([])
+    bytes.withUnsafeBytes { raw in
+      do throws(OTLPWireError) {
+        result = .success(try OTLPTraceSplice.request(from: raw, keeping: spans))
+      } catch {
+        result = .failure(error)
+      }
+    }
+    return try result.get()
+  }
+}
