@@ -1,23 +1,33 @@
 public import Manifest
-internal import OTLPProto
-internal import SwiftProtobuf
+internal import OTLPWire
 
 /// Turns one OTLP export request body, as a transport received it, into the protobuf bytes the
 /// journal keeps, or says precisely why it cannot.
 ///
-/// Two checks, both required for a record the verifier will accept later:
-/// 1. the §6.3 wire path the verifier walks (``SegmentSealer/checkRequest(_:signal:limits:)``:
-///    record size limit, resource → scope → item framing and time fields), which also gives a
-///    byte offset for the error message;
-/// 2. a full decode as the signal's `Export…ServiceRequest`, which catches what the wire walk does
-///    not look at (invalid UTF-8 in strings, broken nested messages, nesting deeper than
-///    swift-protobuf's limit of 100).
+/// One pass of the OTLP wire reader (``OTLPWireReader/check(_:signal:tenantAttribute:)``) does
+/// what a record the verifier will accept later needs: the record size limit, the §6.3 path the
+/// verifier walks (resource → scope → item framing and time fields), and everything a full
+/// decode as the signal's `Export…ServiceRequest` would refuse (wire types, nested framing,
+/// invalid UTF-8 in strings, nesting deeper than swift-protobuf's limit of 100). No message is
+/// decoded: the pass reads the bytes once and returns the times and tenant values on the way.
 ///
 /// Empty requests: a zero-length protobuf body is the encoding of an empty
 /// `Export…ServiceRequest`, which OTLP allows; it is returned as zero bytes and the journal stores
 /// it as a 16-byte record (seq and arrival time only, the §6.2 minimum). For JSON the empty
 /// request is `{}`; a zero-length JSON body is not JSON and is malformed.
 public enum OTLPRequestDecoder {
+  /// A request that passed admission's checks, with what the check learned on the way.
+  public struct Decoded: Sendable {
+    /// The protobuf bytes to journal (the client's own for protobuf bodies).
+    public var request: [UInt8]
+    /// The request's §6.3 time summary, for the journal.
+    public var times: Manifest.OTLPTimeSummary
+    /// The distinct string values of the tenant resource attribute, when one was asked for.
+    public var resourceTenants: [String]
+    /// Whether more distinct tenant values exist than ``resourceTenants`` holds.
+    public var moreResourceTenants: Bool
+  }
+
   /// Validates `body` as an OTLP request of `signal` and returns the protobuf bytes to journal.
   ///
   /// - Parameters:
@@ -32,11 +42,20 @@ public enum OTLPRequestDecoder {
   public static func decode(
     body: [UInt8], signal: Signal, encoding: OTLPEncoding, limits: VerificationLimits = .init()
   ) throws(RejectedRequest) -> [UInt8] {
+    try check(body: body, signal: signal, encoding: encoding, limits: limits).request
+  }
+
+  /// As ``decode(body:signal:encoding:limits:)``, and returns the facts the one pass over the
+  /// request found: its times for the journal and the values of `tenantAttribute` on its
+  /// resources for the tenant resolver, so nothing downstream reads the request again.
+  public static func check(
+    body: [UInt8], signal: Signal, encoding: OTLPEncoding, tenantAttribute: String? = nil,
+    limits: VerificationLimits = .init()
+  ) throws(RejectedRequest) -> Decoded {
     switch encoding {
     case .protobuf:
-      try checkWirePath(body, signal: signal, limits: limits, prefix: "protobuf")
-      try fullDecode(body, signal: signal)
-      return body
+      try checkSize(body, limits: limits, prefix: "protobuf")
+      return try checkWire(body, signal: signal, tenantAttribute: tenantAttribute, prefix: "protobuf")
     case .json:
       let request: [UInt8]
       do {
@@ -46,57 +65,46 @@ public enum OTLPRequestDecoder {
       }
       // The JSON decoder produced this protobuf itself, so a failure here is a document whose
       // protobuf is too big for a record or that the verifier's walk would refuse.
-      try checkWirePath(request, signal: signal, limits: limits, prefix: "JSON")
-      return request
+      try checkSize(request, limits: limits, prefix: "JSON")
+      return try checkWire(request, signal: signal, tenantAttribute: tenantAttribute, prefix: "JSON")
     }
   }
 
-  private static func checkWirePath(
-    _ request: [UInt8], signal: Signal, limits: VerificationLimits, prefix: String
-  ) throws(RejectedRequest) {
+  private static func checkSize(_ request: [UInt8], limits: VerificationLimits, prefix: String)
+    throws(RejectedRequest)
+  {
     guard request.count + SegmentRecord.bodyPrefixSize <= limits.maxRecordSize else {
       throw RejectedRequest(
         .payloadTooLarge,
         "\(prefix): request of \(request.count) bytes exceeds the record limit of "
           + "\(limits.maxRecordSize - SegmentRecord.bodyPrefixSize) bytes")
     }
-    do {
-      _ = try SegmentSealer.checkRequest(request, signal: signal, limits: limits)
-    } catch {
-      throw RejectedRequest(.malformed, "\(prefix): \(error.message)")
-    }
   }
 
-  private static func fullDecode(_ body: [UInt8], signal: Signal) throws(RejectedRequest) {
-    let outcome: String?
-    switch signal {
-    case .traces:
-      outcome = decodeError(body, as: Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest.self)
-    case .logs:
-      outcome = decodeError(body, as: Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest.self)
-    case .metrics:
-      outcome = decodeError(body, as: Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest.self)
-    }
-    if let outcome { throw RejectedRequest(.malformed, "protobuf: \(outcome)") }
-  }
-
-  /// `nil` when `bytes` decodes as `M`, else why not.
-  private static func decodeError<M: SwiftProtobuf.Message>(_ bytes: [UInt8], as type: M.Type) -> String? {
+  /// One pass of the OTLP wire reader: every field's wire type, nested framing, UTF-8 of
+  /// strings and the nesting limit, exactly as a full swift-protobuf decode judges them, plus
+  /// the §6.3 walk the verifier repeats later.
+  private static func checkWire(_ request: [UInt8], signal: Signal, tenantAttribute: String?, prefix: String)
+    throws(RejectedRequest) -> Decoded
+  {
     do {
-      _ = try M(serializedBytes: bytes)
-      return nil
-    } catch let error as BinaryDecodingError {
-      let what: String
-      switch error {
-      case .truncated: what = "truncated field inside a nested message"
-      case .invalidUTF8: what = "a string field holds invalid UTF-8"
-      case .malformedProtobuf: what = "malformed protobuf inside a nested message"
-      case .messageDepthLimit: what = "messages nested deeper than 100 levels"
-      default: what = "\(error)"
+      var tenants: [String] = []
+      var more = false
+      let facts = try request.withUnsafeBytes { raw throws(OTLPWire.OTLPWireError) in
+        let facts = try OTLPWireReader.check(raw, signal: signal.wire, tenantAttribute: tenantAttribute)
+        if tenantAttribute != nil {
+          tenants = facts.tenantValues.strings(in: raw)
+          more = facts.tenantValues.hasMore
+        }
+        return facts
       }
-      return "not a valid \(M.protoMessageName): \(what)"
+      var times = Manifest.OTLPTimeSummary()
+      times.itemCount = facts.times.itemCount
+      times.minTime = facts.times.minTime
+      times.maxTime = facts.times.maxTime
+      return Decoded(request: request, times: times, resourceTenants: tenants, moreResourceTenants: more)
     } catch {
-      return "not a valid \(M.protoMessageName): \(error)"
+      throw RejectedRequest(.malformed, "\(prefix): not a valid \(signal.requestMessageName): \(error)")
     }
   }
 
@@ -111,5 +119,25 @@ public enum OTLPRequestDecoder {
       lineStart = index + 1
     }
     return "JSON line \(line) column \(offset - lineStart + 1): \(error.message)"
+  }
+}
+
+extension Signal {
+  /// The wire reader's name for this signal.
+  var wire: WireSignal {
+    switch self {
+    case .traces: return .traces
+    case .logs: return .logs
+    case .metrics: return .metrics
+    }
+  }
+
+  /// The protobuf message an export request of this signal is.
+  var requestMessageName: String {
+    switch self {
+    case .traces: return "opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest"
+    case .logs: return "opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest"
+    case .metrics: return "opentelemetry.proto.collector.metrics.v1.ExportMetricsServiceRequest"
+    }
   }
 }

@@ -1,6 +1,5 @@
+import Foundation
 public import Manifest
-import OTLPProto
-import SwiftProtobuf
 
 /// How the tenant of a request is found, and which tenants are taken.
 ///
@@ -38,9 +37,33 @@ public struct TenantResolver: Sendable {
 
   /// The tenant of `request` (valid protobuf of `signal`), given the transport's tenant value.
   public func resolve(transportTenant: String?, request: [UInt8], signal: Signal) throws(RejectedRequest) -> String {
+    var resourceTenants: [String] = []
+    var more = false
+    if transportTenant?.trimmingCharacters(in: .whitespaces).isEmpty ?? true, let attribute = policy.resourceAttribute {
+      let decoded = try OTLPRequestDecoder.check(
+        body: request, signal: signal, encoding: .protobuf, tenantAttribute: attribute)
+      resourceTenants = decoded.resourceTenants
+      more = decoded.moreResourceTenants
+    }
+    return try resolve(transportTenant: transportTenant, resourceTenants: resourceTenants, moreResourceTenants: more)
+  }
+
+  /// The tenant, given the transport's tenant value and the distinct values of
+  /// ``TenantPolicy/resourceAttribute`` on the request's resources (as admission's wire pass
+  /// collected them).
+  public func resolve(transportTenant: String?, resourceTenants: [String], moreResourceTenants: Bool = false)
+    throws(RejectedRequest) -> String
+  {
     var tenant = transportTenant.map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
     if tenant == nil, let attribute = policy.resourceAttribute {
-      tenant = try Self.resourceTenant(attribute, request: request, signal: signal)
+      guard resourceTenants.count <= 1, !moreResourceTenants else {
+        let shown = resourceTenants.sorted().joined(separator: ", ") + (moreResourceTenants ? ", ..." : "")
+        throw RejectedRequest(
+          .malformed,
+          "the request's resources name \(resourceTenants.count)\(moreResourceTenants ? "+" : "") tenants in \(attribute) (\(shown)); send each tenant's data in its own request"
+        )
+      }
+      tenant = resourceTenants.first
     }
     let name = tenant ?? policy.defaultTenant
     if let problem = TenantName.problem(with: name) { throw RejectedRequest(.malformed, "tenant: \(problem)") }
@@ -53,38 +76,5 @@ public struct TenantResolver: Sendable {
       }
     }
     return name
-  }
-
-  /// The one value of `attribute` over the request's resources; `nil` when no resource has it.
-  static func resourceTenant(_ attribute: String, request: [UInt8], signal: Signal) throws(RejectedRequest) -> String? {
-    let resources: [Opentelemetry_Proto_Resource_V1_Resource]
-    do {
-      switch signal {
-      case .traces:
-        resources = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: request)
-          .resourceSpans.map(\.resource)
-      case .logs:
-        resources = try Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest(serializedBytes: request)
-          .resourceLogs.map(\.resource)
-      case .metrics:
-        resources = try Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest(serializedBytes: request)
-          .resourceMetrics.map(\.resource)
-      }
-    } catch {
-      throw RejectedRequest(.malformed, "protobuf: \(error)")
-    }
-    var found: Set<String> = []
-    for resource in resources {
-      for attributeValue in resource.attributes where attributeValue.key == attribute {
-        if case .stringValue(let value)? = attributeValue.value.value { found.insert(value) }
-      }
-    }
-    guard found.count <= 1 else {
-      throw RejectedRequest(
-        .malformed,
-        "the request's resources name \(found.count) tenants in \(attribute) (\(found.sorted().joined(separator: ", "))); send each tenant's data in its own request"
-      )
-    }
-    return found.first
   }
 }

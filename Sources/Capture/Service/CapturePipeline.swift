@@ -83,17 +83,26 @@ public final class CapturePipeline: OTLPIngest {
     let receivedUnixNano = Self.wallClockNanos()
     let request: [UInt8]
     let tenant: String
+    var times: Manifest.OTLPTimeSummary?
     do {
-      let decoded = try OTLPRequestDecoder.decode(body: body, signal: signal, encoding: encoding)
+      let decoded = try OTLPRequestDecoder.check(
+        body: body, signal: signal, encoding: encoding, tenantAttribute: tenants.policy.resourceAttribute)
       // The tenant is resolved before redaction, which may remove the attribute naming it.
-      tenant = try tenants.resolve(transportTenant: tenantHeader, request: decoded, signal: signal)
+      tenant = try tenants.resolve(
+        transportTenant: tenantHeader, resourceTenants: decoded.resourceTenants,
+        moreResourceTenants: decoded.moreResourceTenants)
       try admitTenant(tenant)
       request =
-        try redactor.map { redactor throws(RejectedRequest) in try redactor.redact(decoded, signal: signal) } ?? decoded
+        try redactor.map { redactor throws(RejectedRequest) in try redactor.redact(decoded.request, signal: signal) }
+        ?? decoded.request
+      // Redaction never touches times, but a rewritten request is walked again by the journal
+      // rather than trusted on that.
+      times = request == decoded.request ? decoded.times : nil
     } catch {
       return reject(error, completion)
     }
-    let admitted = AdmittedRequest(signal: signal, tenant: tenant, request: request, receivedUnixNano: receivedUnixNano)
+    let admitted = AdmittedRequest(
+      signal: signal, tenant: tenant, request: request, receivedUnixNano: receivedUnixNano, times: times)
     let retryAfter = retryAfterSeconds
     journal.append(admitted) { [self] result in
       switch result {
