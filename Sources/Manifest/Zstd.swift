@@ -32,17 +32,24 @@ public enum Zstd {
     bytes.starts(with: [0x28, 0xB5, 0x2F, 0xFD])
   }
 
-  /// One frame at level 3 with the content size and checksum, single-threaded, as writers must use.
-  public static func compress(_ input: [UInt8]) throws(ZstdError) -> [UInt8] {
+  /// A compression context set up as BUNDLE-FORMAT.md §6.1 asks of writers: level 3, content
+  /// size and checksum in the frame, single-threaded. The caller frees it (`ZSTD_freeCCtx`).
+  static func evidenceCompressionContext() throws(ZstdError) -> OpaquePointer {
     guard let context = ZSTD_createCCtx() else {
       throw ZstdError(kind: .library, message: "zstd: cannot allocate a compression context")
     }
-    defer { ZSTD_freeCCtx(context) }
     // ZSTD_CCtx_setParameter returns an error code only for out-of-range values; these are fixed.
     _ = ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, 3)
     _ = ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1)
     _ = ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, 1)
     _ = ZSTD_CCtx_setParameter(context, ZSTD_c_nbWorkers, 0)
+    return context
+  }
+
+  /// One frame at level 3 with the content size and checksum, single-threaded, as writers must use.
+  public static func compress(_ input: [UInt8]) throws(ZstdError) -> [UInt8] {
+    let context = try evidenceCompressionContext()
+    defer { ZSTD_freeCCtx(context) }
     let capacity = ZSTD_compressBound(input.count)
     var output = [UInt8](repeating: 0, count: capacity)
     let written = output.withUnsafeMutableBytes { out in

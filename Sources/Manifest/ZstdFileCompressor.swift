@@ -50,15 +50,8 @@ public enum ZstdFileCompressor {
   private static func compressFrame(
     input: Int32, range: Range<Int>, output: Int32, hasher: inout SHA256Hasher
   ) throws(ZstdError) -> Int {
-    guard let context = ZSTD_createCCtx() else {
-      throw ZstdError(kind: .library, message: "zstd: cannot allocate a compression context")
-    }
+    let context = try Zstd.evidenceCompressionContext()
     defer { ZSTD_freeCCtx(context) }
-    // ZSTD_CCtx_setParameter returns an error code only for out-of-range values; these are fixed.
-    _ = ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, 3)
-    _ = ZSTD_CCtx_setParameter(context, ZSTD_c_checksumFlag, 1)
-    _ = ZSTD_CCtx_setParameter(context, ZSTD_c_contentSizeFlag, 1)
-    _ = ZSTD_CCtx_setParameter(context, ZSTD_c_nbWorkers, 0)
     // The pledged size puts Frame_Content_Size in the header, as the one-shot API does.
     let pledged = ZSTD_CCtx_setPledgedSrcSize(context, UInt64(range.count))
     if ZSTD_isError(pledged) != 0 { throw libraryError(pledged) }
