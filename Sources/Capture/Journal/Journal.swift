@@ -307,6 +307,9 @@ public final class Journal: @unchecked Sendable {
       }
       let batch = pending
       pending.removeAll(keepingCapacity: true)
+      // Once written, the batch is in `diskBytes`; left in here too, every byte ever appended
+      // would count against the disk bound and the free-space floor until a restart.
+      pendingBytes = 0
       let sealWaiters = sealRequests
       sealRequests.removeAll()
       let isStopping = stopping
