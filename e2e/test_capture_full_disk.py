@@ -166,3 +166,111 @@ def test_full_disk_backpressure_then_recovery_without_restart(tmpfs, capture, st
     missing = [request_id for request_id in acked if request_id not in stored]
     print(f"{len(acked)} acked, {len(stored)} stored, client {summary}")
     assert not missing, f"{len(missing)} acknowledged ids lost, e.g. {missing[:10]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# ENOSPC in the write itself. With the free-space floor at 0 nothing refuses a request before
+# the journal writes it, so the disk runs out inside a record's write(2). README: "A write that
+# fails half way is cut back to the last whole record, so a full disk never leaves a torn record
+# in the middle of a segment; the service keeps answering, and accepts again as soon as space
+# returns ..., without a restart."
+
+PROBE_PAD = 64 * 1024  # bigger than a tmpfs page: the last one cannot fit into slack
+
+
+def open_segment_records(data: Path) -> dict[Path, int]:
+    """Whole records in each open segment file; fails unless every file ends on a record whose
+    CRC-32C is right (a torn or half-cut record would not)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fixtures"))
+    import sfb  # fixtures/sfb.py: the independent implementation of the format
+
+    found = {}
+    for path in sorted((data / "journal").rglob("*.open")):
+        segment = path.read_bytes()
+        assert segment[:5] == b"SFSG\x01", f"{path}: bad segment header"
+        position = 6
+        position += 2 + int.from_bytes(segment[position : position + 2], "big")
+        position += 2 + int.from_bytes(segment[position : position + 2], "big")
+        count, last = 0, None
+        while position < len(segment):
+            assert segment[position : position + 4] == b"SFR\x01", f"{path}: no record at byte {position}"
+            length = int.from_bytes(segment[position + 4 : position + 8], "big")
+            assert position + 12 + length <= len(segment), f"{path}: torn record at byte {position}"
+            last = position
+            position += 12 + length
+            count += 1
+        if last is not None:
+            length = int.from_bytes(segment[last + 4 : last + 8], "big")
+            crc = int.from_bytes(segment[last + 8 : last + 12], "big")
+            assert sfb.crc32c(segment[last + 12 : last + 12 + length]) == crc, f"{path}: last record's CRC"
+        found[path] = count
+    return found
+
+
+@pytest.mark.slow
+def test_enospc_inside_a_record_write_cuts_it_back_and_capture_resumes_without_restart(
+    tmpfs, capture, stella, keys, tmp_path
+):
+    data = tmpfs / "journal"
+    # No age rotation during the test: a seal would move records out of the open file counted below.
+    service = capture(data, "--min-free-bytes", "0", "--segment-max-age", "10m")
+    pid = service.proc.pid
+    filler = tmpfs / "filler.bin"
+    fill(filler, leave=6 * MIB)
+    acked: list[str] = []
+    refused: list[str] = []
+    sent = 0
+
+    def probe():
+        nonlocal sent
+        sent += 1
+        request_id = f"enospc-{sent}"
+        result = service.post("/v1/traces", trace_request([request_id], pad_bytes=PROBE_PAD))
+        (acked if result.status == 200 else refused).append(request_id)
+        return result
+
+    # 1. The journal's own records fill the disk until a write runs out of space.
+    deadline = time.monotonic() + 90
+    while (result := probe()).status == 200:
+        assert time.monotonic() < deadline, f"still accepting after 90 s, {free_bytes(tmpfs)} free\n{service.describe()}"
+    assert result.status == 503, f"{result}\n{service.describe()}"
+    assert "retry-after" in result.headers, str(result)
+    assert b"journal file system is full" in result.body, (
+        f"refused before writing, not by ENOSPC in the write (the floor is 0): {result}\n{service.describe()}"
+    )
+    assert len(acked) >= 20, f"only {len(acked)} requests fit in 6 MiB"
+    records = open_segment_records(data)
+    assert sum(records.values()) == len(acked), f"open segments hold {records}, {len(acked)} acknowledged"
+
+    # 2. Not a byte left: every big request fails in its write, is cut back, and gets 503.
+    fill_completely(filler)
+    for _ in range(5):
+        result = probe()
+        assert result.status == 503 and b"journal file system is full" in result.body, f"{result}\n{service.describe()}"
+    assert open_segment_records(data) == records, "a refused write left bytes behind in an open segment"
+    assert service.admin("GET", "/healthz").status == 200 and service.alive(), service.describe()
+
+    # 3. Space returns: the same process accepts again.
+    filler.unlink()
+    deadline = time.monotonic() + 30
+    while probe().status != 200:
+        assert time.monotonic() < deadline, f"still refusing 30 s after space was freed\n{service.describe()}"
+        time.sleep(0.2)
+    for _ in range(10):
+        result = probe()
+        assert result.status == 200, f"{result}\n{service.describe()}"
+    assert service.proc.pid == pid and service.alive(), "capture was restarted or died"
+    service.stop()
+    stderr = service.stderr_path.read_text(errors="replace")
+    assert "corrupt" not in stderr.lower() and "torn" not in stderr.lower(), stderr[-3000:]
+
+    # 4. The evidence: verifies deeply, holds every acknowledged request once, and none refused.
+    _, stored_records = bundle_records(stella, data, keys, tmp_path / "bundle.sfb.tar")
+    stored = captured_ids(stored_records)
+    assert len(stored) == len(set(stored)), "a request is stored twice"
+    missing = [request_id for request_id in acked if request_id not in stored]
+    assert not missing, f"{len(missing)} acknowledged requests lost, e.g. {missing[:10]}"
+    # Each probe was a batch of its own, and a batch that fails is cut back whole.
+    leaked = [request_id for request_id in refused if request_id in stored]
+    assert not leaked, f"refused requests in the journal: {leaked[:10]}"
+    print(f"{len(acked)} acked, {len(refused)} refused, {len(stored)} stored")

@@ -135,3 +135,75 @@ def test_incident_bundle_holds_the_lookback_and_the_chain_of_custody(stella, cap
     again = tmp_path / "again.sfb.tar"
     assert stella.run("bundle", "--data", service.data, "--incident", "INC-7", "--key", key, "--out", again).returncode == 0
     assert again.read_bytes() == out.read_bytes()
+
+
+def incident_log_lines(data: Path, incident_id: str) -> list[dict]:
+    """The lines of DATA/incidents.jsonl about one incident, oldest first."""
+    lines = (data / "incidents.jsonl").read_text(encoding="utf-8").splitlines()
+    return [entry for entry in map(json.loads, filter(None, lines)) if entry["id"] == incident_id]
+
+
+@pytest.mark.parametrize("how", ["sigterm", "kill-9"])
+def test_a_ttl_that_runs_out_while_capture_is_down_ends_the_incident_at_start_plus_ttl(
+    how, stella, capture, tmp_path
+):
+    """README: a TTL that ran out while capture was down ends the incident at the TTL's time on
+    the next start, not at the restart's time, and the incident bundle's window ends there."""
+    ttl_seconds = 4
+    service = capture()
+    started = incident(stella, service, "start", "--reason", "ttl while down", "--id", "INC-DOWN",
+                       "--ttl", f"{ttl_seconds}s", "--lookback", "1m")
+    assert started.returncode == 0, started.describe()
+    sent = [f"down-{index}" for index in range(3)]
+    for request_id in sent:
+        result = service.post("/v1/traces", trace_request([request_id]))
+        assert result.status == 200, f"{request_id}: {result}"
+    (listed,) = [item for item in json.loads(incident(stella, service, "list", "--json").stdout)["incidents"]
+                 if item["id"] == "INC-DOWN"]
+    start = int(listed["startUnixNano"])
+    expires = start + ttl_seconds * 10**9
+    assert listed["state"] == "active" and listed["ttlNanos"] == str(ttl_seconds * 10**9), listed
+
+    if how == "sigterm":
+        service.stop()
+    else:
+        service.kill()
+    assert time.time_ns() < expires, "capture went down only after the TTL ran out: the test proves nothing"
+    assert [entry["state"] for entry in incident_log_lines(service.data, "INC-DOWN")][-1] == "active"
+
+    # Down across the expiry, with a margin so "ended at the restart" and "ended at the TTL" differ.
+    time.sleep(max(0.0, (expires - time.time_ns()) / 1e9) + 1.5)
+    restarted_at = time.time_ns()
+    service.start()
+    # Ended on start, before anything polls for it, at exactly start + TTL and by the TTL.
+    (ended,) = [item for item in json.loads(incident(stella, service, "list", "--json").stdout)["incidents"]
+                if item["id"] == "INC-DOWN"]
+    assert ended["state"] == "expired", ended
+    assert ended["endedBy"] == "ttl", ended
+    assert int(ended["endUnixNano"]) == expires, (
+        f"ended at {ended['endUnixNano']}, expected start + TTL = {expires} "
+        f"({(int(ended['endUnixNano']) - expires) / 1e9:+.3f} s; restarted {(restarted_at - expires) / 1e9:.3f} s after it)"
+    )
+    assert int(ended["startUnixNano"]) == start
+    # Durably, once: another restart neither moves the end nor logs the expiry again.
+    logged = incident_log_lines(service.data, "INC-DOWN")
+    assert [entry["state"] for entry in logged].count("expired") == 1, logged
+    assert logged[-1]["endUnixNano"] == str(expires), logged[-1]
+    service.stop()
+    service.start()
+    (again,) = [item for item in json.loads(incident(stella, service, "list", "--json").stdout)["incidents"]
+                if item["id"] == "INC-DOWN"]
+    assert again == ended
+    assert [entry["state"] for entry in incident_log_lines(service.data, "INC-DOWN")].count("expired") == 1
+
+    # The incident bundle's window ends at the TTL's time and holds what was sent during it.
+    key, pub = keypair(stella, tmp_path)
+    key.chmod(0o600)
+    out = tmp_path / "down.sfb.tar"
+    made = stella.run("bundle", "--data", service.data, "--incident", "INC-DOWN", "--key", key, "--out", out)
+    assert made.returncode == 0, made.describe()
+    verified = stella.run("verify", out, "--trusted-key", pub, "--deep")
+    assert verified.returncode == 0, verified.describe()
+    manifest, records = read_bundle_records(out)
+    assert manifest["capture"]["endUnixNano"] == str(expires), manifest["capture"]
+    assert sorted(captured_ids(records)) == sorted(sent)

@@ -73,6 +73,7 @@ public final class Journal: @unchecked Sendable {
   /// The redaction policy every record appended now went through (recorded with each segment).
   public let redactionPolicy: RedactionPolicyReference
   private let logger: Logger
+  private let clock: JournalClock
 
   private struct Pending {
     var request: AdmittedRequest
@@ -159,9 +160,10 @@ public final class Journal: @unchecked Sendable {
   ///   directory, or generates and stores one on first use.
   /// - Parameter redactionPolicy: the policy the records appended from now on went through; open
   ///   segments of a run under another policy are sealed at once, so no segment mixes policies.
+  /// - Parameter clock: where ring ages and segment ages are read; tests inject one.
   public init(
     dataDirectory: String, nodeID: String?, options: JournalOptions,
-    redactionPolicy: RedactionPolicyReference = .none, logger: Logger
+    redactionPolicy: RedactionPolicyReference = .none, logger: Logger, clock: JournalClock = .system
   ) throws(JournalError) {
     let layout = JournalLayout(dataDirectory: dataDirectory)
     try JournalFiles.makeDirectories(layout.journalDirectory)
@@ -177,6 +179,7 @@ public final class Journal: @unchecked Sendable {
     self.options = options
     self.redactionPolicy = redactionPolicy
     self.logger = logger
+    self.clock = clock
     do {
       self.nodeID = try Journal.resolveNodeID(configured: nodeID, layout: layout)
       let previousPolicy = try JournalPolicyFile.read(layout)
@@ -186,7 +189,8 @@ public final class Journal: @unchecked Sendable {
       for directory in layout.streamDirectories() {
         if let stream = try Journal.recoverStream(
           directory: directory, nodeID: self.nodeID, options: options, logger: logger, reports: &reports,
-          bytes: &bytes, ring: &ring, policy: previousPolicy, continueOpen: previousPolicy == redactionPolicy)
+          bytes: &bytes, ring: &ring, policy: previousPolicy, continueOpen: previousPolicy == redactionPolicy,
+          now: clock.monotonic())
         {
           found[StreamID(signal: stream.signal, tenant: stream.tenant)] = stream
         }
@@ -247,7 +251,7 @@ public final class Journal: @unchecked Sendable {
       return JournalError(
         .full, "journal disk bound reached: \(diskBytes) bytes on disk, bound \(options.maxJournalBytes)")
     }
-    let now = Journal.monotonicNanos()
+    let now = clock.monotonic()
     if now &- freeBytesCheckedAt > 100_000_000 || cachedFreeBytes == nil {
       cachedFreeBytes = JournalFiles.freeBytes(at: layout.journalDirectory)
       freeBytesCheckedAt = now
@@ -323,13 +327,16 @@ public final class Journal: @unchecked Sendable {
       }
       let batch = pending
       pending.removeAll(keepingCapacity: true)
+      // Once written, the batch is in `diskBytes`; left in here too, every byte ever appended
+      // would count against the disk bound and the free-space floor until a restart.
+      pendingBytes = 0
       let sealWaiters = sealRequests
       sealRequests.removeAll()
       let isStopping = stopping
       condition.unlock()
 
       if !batch.isEmpty { write(batch) }
-      let now = Journal.monotonicNanos()
+      let now = clock.monotonic()
       if options.durability == .interval,
         now &- lastIntervalSync >= UInt64(options.syncIntervalMillis) * 1_000_000 || isStopping
       {
@@ -527,7 +534,7 @@ public final class Journal: @unchecked Sendable {
       let writer = try SegmentFileWriter(
         creating: path, header: header, firstSeq: stream.nextSeq, limits: options.limits)
       stream.writer = writer
-      stream.openedAt = Journal.monotonicNanos()
+      stream.openedAt = clock.monotonic()
       condition.lock()
       diskBytes += Int64(writer.byteCount)
       condition.unlock()
@@ -721,7 +728,7 @@ public final class Journal: @unchecked Sendable {
   /// Deletes sealed segments past the ring's age or byte bound, oldest first, skipping the ones
   /// an incident pins. Runs on the seal queue, so it never races a seal in the same directory.
   private func pruneRing() {
-    let now = CapturePipeline.wallClockNanos()
+    let now = clock.wall()
     condition.lock()
     let pin = retentionPin
     let candidates = ring.sorted { $0.lastReceivedUnixNano < $1.lastReceivedUnixNano }
@@ -757,6 +764,12 @@ public final class Journal: @unchecked Sendable {
     prunedSegments += UInt64(removed.count)
     condition.unlock()
     logger.debug("ring pruned \(removed.count) sealed segment(s), \(removedBytes) bytes")
+  }
+
+  /// Prunes the ring now, after every seal already queued, instead of at the next tick: lets
+  /// tests decide exactly when the ring is judged against their injected clock.
+  func pruneRingNow() {
+    sealQueue.sync { pruneRing() }
   }
 
   // MARK: - Opening
@@ -797,7 +810,8 @@ public final class Journal: @unchecked Sendable {
   /// completed, cuts torn tails, seals all but the newest open segment, and finds the next seq.
   private static func recoverStream(
     directory: String, nodeID: String, options: JournalOptions, logger: Logger, reports: inout [RecoveryReport],
-    bytes: inout Int64, ring: inout [RingSegment], policy: RedactionPolicyReference, continueOpen: Bool
+    bytes: inout Int64, ring: inout [RingSegment], policy: RedactionPolicyReference, continueOpen: Bool,
+    now: UInt64
   ) throws(JournalError) -> StreamState? {
     let files = JournalLayout.listStream(directory)
     for partial in files.partial { unlink(partial) }
@@ -903,7 +917,7 @@ public final class Journal: @unchecked Sendable {
     guard let header else { return nil }
     let stream = StreamState(directory: directory, signal: header.signal, tenant: header.tenant, nextSeq: nextSeq)
     stream.writer = continuing
-    stream.openedAt = monotonicNanos()
+    stream.openedAt = now
     return stream
   }
 
