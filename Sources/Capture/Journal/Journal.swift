@@ -475,7 +475,7 @@ public final class Journal: @unchecked Sendable {
             request: $0.request.request, receivedUnixNano: $0.request.receivedUnixNano, times: $0.request.times)
         })
       stream.nextSeq = writer.nextSeq
-      stream.lastAppendAt = Journal.monotonicNanos()
+      stream.lastAppendAt = clock.monotonic()
       let written = Int64(writer.byteCount - before)
       condition.lock()
       diskBytes += written
