@@ -2,7 +2,7 @@
 SWIFT_BUILD_FLAGS ?=
 BIN := .build/debug/stella-forensics
 
-.PHONY: setup build run test unit-test e2e-test lint bench fuzz clean
+.PHONY: setup build run test unit-test e2e-test test-adversarial lint bench fuzz clean
 
 setup:
 	bash scripts/setup.sh
@@ -20,6 +20,11 @@ e2e-test: build
 	STELLA_BIN=$(abspath $(BIN)) python3 -m pytest -q e2e
 
 test: setup build unit-test e2e-test
+
+# Load attacks on capture (idle-connection and tenant floods, gRPC floods, fsync faults), with
+# healthz, no-loss and peak-RSS checks; run on an otherwise idle machine.
+test-adversarial: setup build
+	STELLA_ADVERSARIAL=1 STELLA_BIN=$(abspath $(BIN)) python3 -m pytest -q e2e/test_adversarial_*.py
 
 lint:
 	swift format lint --recursive Sources Tests

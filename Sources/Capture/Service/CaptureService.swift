@@ -151,6 +151,7 @@ public final class CaptureService: Sendable {
   /// maximum first, and the configured budget is lowered (with a warning) when even that leaves
   /// too few descriptors for the journal and the runtime.
   private static func connectionLimit(_ configured: Int, logger: Logger) -> Int {
+    ProcessResources.tuneAllocator()
     let descriptors = ProcessResources.raiseDescriptorLimit()
     let affordable = max(1, descriptors - ProcessResources.reservedDescriptors)
     guard configured > affordable else { return configured }

@@ -25,6 +25,26 @@ public enum ProcessResources {
     return limit.rlim_cur > rlim_t(Int32.max) ? Int(Int32.max) : Int(limit.rlim_cur)
   }
 
+  /// Makes glibc's allocator give large buffers back to the system as soon as they are freed.
+  ///
+  /// Request bodies, gRPC messages and batch buffers are megabytes each and short-lived. By
+  /// default glibc raises its mmap threshold to the size of each large block freed, so later
+  /// blocks of that size come from the heap arenas (one per thread that allocated), where freed
+  /// memory stays resident and other threads cannot reuse it: peak RSS then grows far past what
+  /// is ever in use at once. A fixed threshold keeps blocks of 256 KiB and more in their own
+  /// mappings, unmapped on free, and fewer arenas bound the rest.
+  public static func tuneAllocator() {
+    // <malloc.h> is not part of Swift's Glibc module, so mallopt is looked up at run time; the
+    // option numbers are glibc's stable ABI (M_TRIM_THRESHOLD -1, M_MMAP_THRESHOLD -3,
+    // M_ARENA_MAX -8). Without glibc's mallopt nothing changes.
+    typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
+    let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
+    _ = mallopt(-3, 256 << 10)
+    _ = mallopt(-1, 1 << 20)
+    _ = mallopt(-8, 4)
+  }
+
   /// The soft `RLIMIT_NOFILE` in force.
   public static var descriptorLimit: Int {
     var limit = rlimit()
