@@ -20,7 +20,10 @@ struct AdminRoutes: Sendable {
   let sampler: TailSampler
   let connections: ConnectionBudget
 
-  func handle(_ request: AdminRequest) async -> AdminResponse {
+  /// The routes answered on the admin event loop itself, never waiting for a thread of the
+  /// cooperative pool that OTLP/gRPC handlers may be keeping busy (see
+  /// ``AdminHTTPServer/ImmediateHandler``): health and readiness.
+  func immediate(_ request: AdminRequest) -> AdminResponse? {
     switch (request.method, request.path) {
     case ("GET", "/healthz"):
       return AdminResponse(status: 200, body: Array("ok\n".utf8))
@@ -30,6 +33,14 @@ struct AdminRoutes: Sendable {
         return AdminResponse(status: 503, body: Array("not accepting: \(problem)\n".utf8))
       }
       return AdminResponse(status: 200, body: Array("ready\n".utf8))
+    default:
+      return nil
+    }
+  }
+
+  func handle(_ request: AdminRequest) async -> AdminResponse {
+    if let response = immediate(request) { return response }
+    switch (request.method, request.path) {
     case ("GET", "/status"):
       return json(200, statusValue())
     case ("POST", "/seal"):

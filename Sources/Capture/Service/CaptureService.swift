@@ -144,7 +144,8 @@ public final class CaptureService: Sendable {
       hooks: hooks, archive: archive, sampler: sampler, connections: connections)
     self.admin = AdminHTTPServer(
       options: AdminHTTPServer.Options(host: configuration.admin.host, port: configuration.admin.port),
-      group: adminGroup, logger: logger, handler: { request in await routes.handle(request) })
+      group: adminGroup, logger: logger, immediate: { request in routes.immediate(request) },
+      handler: { request in await routes.handle(request) })
   }
 
   /// The OTLP connection budget the descriptor limit allows: the limit is raised to its hard

@@ -123,14 +123,27 @@ public final class AdminHTTPServer: Sendable {
 
   /// Answers one admin request.
   public typealias Handler = @Sendable (AdminRequest) async -> AdminResponse
+  /// Answers the requests it knows at once, on the admin event loop (`nil`: not one of them).
+  ///
+  /// ``Handler`` runs in a Swift concurrency task, that is on the shared cooperative thread
+  /// pool (one thread per core), where gRPC Swift also runs the OTLP/gRPC handlers; a flood of
+  /// large gRPC calls whose decoding keeps every pool thread busy would then hold back
+  /// `/healthz` for as long as the flood lasts. Cheap, non-blocking routes (health, readiness)
+  /// belong here, so they answer whatever the pool is doing.
+  public typealias ImmediateHandler = @Sendable (AdminRequest) -> AdminResponse?
 
   private let options: Options
   private let handler: Handler
+  private let immediate: ImmediateHandler?
   private let server: HTTPServerCore
 
-  public init(options: Options = Options(), group: any EventLoopGroup, logger: Logger, handler: @escaping Handler) {
+  public init(
+    options: Options = Options(), group: any EventLoopGroup, logger: Logger, immediate: ImmediateHandler? = nil,
+    handler: @escaping Handler
+  ) {
     self.options = options
     self.handler = handler
+    self.immediate = immediate
     self.server = HTTPServerCore(
       name: "admin", group: group, budget: ConnectionBudget(limit: options.maxConnections), retryAfterSeconds: 1,
       logger: logger)
@@ -141,8 +154,9 @@ public final class AdminHTTPServer: Sendable {
   public func start() async throws -> SocketAddress {
     let options = options
     let handler = handler
+    let immediate = immediate
     return try await server.start(host: options.host, port: options.port) { channel in
-      try Self.configure(channel: channel, options: options, handler: handler)
+      try Self.configure(channel: channel, options: options, immediate: immediate, handler: handler)
     }
   }
 
@@ -153,12 +167,15 @@ public final class AdminHTTPServer: Sendable {
 
   /// Adds the admin server's per-connection handlers to `channel` (for tests on an
   /// `EmbeddedChannel`). Must run on `channel`'s event loop.
-  public static func configure(channel: any Channel, options: Options = Options(), handler: @escaping Handler) throws {
+  public static func configure(
+    channel: any Channel, options: Options = Options(), immediate: ImmediateHandler? = nil,
+    handler: @escaping Handler
+  ) throws {
     let pipeline = channel.pipeline.syncOperations
     try pipeline.addHandler(IdleStateHandler(readTimeout: options.idleTimeout))
     try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
     try pipeline.addHandler(NIOHTTPServerRequestAggregator(maxContentLength: options.maxBodyBytes))
-    try pipeline.addHandler(AdminRequestHandler(handler: handler))
+    try pipeline.addHandler(AdminRequestHandler(immediate: immediate, handler: handler))
   }
 }
 
@@ -168,10 +185,12 @@ final class AdminRequestHandler: ChannelInboundHandler {
   typealias OutboundOut = HTTPServerResponsePart
 
   private let handler: AdminHTTPServer.Handler
+  private let immediate: AdminHTTPServer.ImmediateHandler?
   private var inFlight = false
   private var closeWhenIdle = false
 
-  init(handler: @escaping AdminHTTPServer.Handler) {
+  init(immediate: AdminHTTPServer.ImmediateHandler? = nil, handler: @escaping AdminHTTPServer.Handler) {
+    self.immediate = immediate
     self.handler = handler
   }
 
@@ -191,6 +210,10 @@ final class AdminRequestHandler: ChannelInboundHandler {
     let keepAlive = full.head.isKeepAlive
     let version = full.head.version
     inFlight = true
+    if let immediate, let response = immediate(request) {
+      write(response, keepAlive: keepAlive, version: version, context: context)
+      return
+    }
     let handler = handler
     let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
     let eventLoop = context.eventLoop
