@@ -84,7 +84,7 @@ public struct SamplingPolicy: Sendable, Equatable {
     public var keepWithKeptTraces = true
     /// Keep this fraction of records: by trace id when the record has one (so with the same
     /// ratio as traces, the logs of probabilistically kept traces are kept), else by a hash of
-    /// the record.
+    /// the record's bytes as sent.
     public var probabilistic = 0.1
 
     public init() {}
