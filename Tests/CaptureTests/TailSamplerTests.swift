@@ -240,6 +240,23 @@ extension SamplingPolicy {
     #expect(first.counters.keptProbabilistic == UInt64(firstKept.count))
   }
 
+  @Test func idsOfOtherLengthsAreTracesOfTheirOwn() throws {
+    // OTLP does not enforce 16-byte ids on the wire: an empty or short id still names one trace,
+    // distinct from a 16-byte id with the same leading bytes, and is sampled by its padded prefix.
+    let short = Data([0x10])
+    let padded = Data([0x10] + [UInt8](repeating: 0, count: 15))
+    let (outputs, counters) = run(
+      .only(ratio: 0.25),
+      [
+        try O.traces(spans: [
+          O.span(trace: Data(), id: 1), O.span(trace: short, id: 2), O.span(trace: padded, id: 3),
+          O.span(trace: short, id: 4), O.span(trace: O.traceID(0x8000_0000_0000_0000), id: 5),
+        ])
+      ])
+    #expect(counters.keptProbabilistic == 3 && counters.dropped == 1)
+    #expect(try O.spans(in: outputs).map(\.span.spanID.last) == [1, 2, 4, 3])
+  }
+
   @Test func servicesOnTheAllowlistAreKept() throws {
     let audit = O.traceID(0xF000_0000_0000_0001)
     let other = O.traceID(0xF000_0000_0000_0002)
