@@ -107,7 +107,8 @@ let package = Package(
       dependencies: ["OTLPWire", "OTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
     ),
     .testTarget(
-      name: "CaptureTests", dependencies: ["Capture", "Manifest", "OTLPProto", "Signing", "Verify", "WireTestSupport"]),
+      name: "CaptureTests",
+      dependencies: ["Capture", "Manifest", "OTLPProto", "OTLPWire", "Signing", "Verify", "WireTestSupport"]),
     .testTarget(name: "VerifyTests", dependencies: ["Verify", "Manifest", "Signing", "WireTestSupport"]),
     .testTarget(name: "ReplayTests", dependencies: ["Replay", "Verify", "Manifest", "Signing", "WireTestSupport"]),
   ]

@@ -48,6 +48,9 @@ public struct SpanFacts: Sendable, Equatable {
 public struct LogRecordFacts: Sendable, Equatable {
   /// `severity_number` (field 2); 0 when unset.
   public var severityNumber: Int32
+  /// The value bytes of `severity_text` (field 3, the last occurrence), if any: the sampler reads
+  /// it when the number is unset.
+  public var severityText: Range<Int>?
   /// The `trace_id` bytes as sent (the last occurrence); empty at `record`'s end when absent.
   public var traceID: Range<Int>
   /// `time_unix_nano`.
@@ -199,8 +202,8 @@ extension OTLPWireReader {
     do throws(Fault) {
       try input.walkItems(container: .logsRequest) { (context, item) throws(Fault) in
         var facts = LogRecordFacts(
-          severityNumber: 0, traceID: item.field.upperBound..<item.field.upperBound, time: 0, observedTime: 0,
-          record: item.field, scopeLogs: context.scopeField, resourceLogs: context.resourceField,
+          severityNumber: 0, severityText: nil, traceID: item.field.upperBound..<item.field.upperBound, time: 0,
+          observedTime: 0, record: item.field, scopeLogs: context.scopeField, resourceLogs: context.resourceField,
           resource: context.resource, resourceSchemaURL: context.resourceSchemaURL, scope: context.scope,
           scopeSchemaURL: context.scopeSchemaURL, resourceIndex: context.resourceIndex,
           scopeIndex: context.scopeIndex)
@@ -208,6 +211,7 @@ extension OTLPWireReader {
           switch (field.number, field.wire) {
           case (1, 1): facts.time = input.fixed64(field.value.lowerBound)
           case (2, 0): facts.severityNumber = Int32(truncatingIfNeeded: input.varintValue(field))
+          case (3, 2): facts.severityText = field.value
           case (9, 2): facts.traceID = field.value
           case (11, 1): facts.observedTime = input.fixed64(field.value.lowerBound)
           default: break

@@ -85,3 +85,30 @@ extension WireInput {
     }
   }
 }
+
+/// What it takes to splice items of several requests into one, for callers that merge them
+/// themselves (the tail sampler joins the spans of a trace that came in several requests).
+public enum OTLPSplice {
+  /// Appends the shell of a `ResourceSpans`, `ScopeSpans`, `ResourceLogs` or `ScopeLogs` field
+  /// (`container` as the facts give it, tag and length included): every field it holds except
+  /// its children (field 2), each as sent, in wire order.
+  ///
+  /// Equal shells mean the same resource (or scope), schema URL and unknown fields byte for byte,
+  /// so children of equal shells may share one container in a new request.
+  public static func appendShell(
+    of container: Range<Int>, in request: UnsafeRawBufferPointer, to output: inout [UInt8]
+  ) throws(OTLPWireError) {
+    // The tag is read before any length is known, so an empty range must not reach it.
+    guard let base = request.baseAddress, !container.isEmpty, container.lowerBound >= 0,
+      container.upperBound <= request.count
+    else {
+      throw OTLPWireError(offset: max(0, container.lowerBound), message: Problem.rangeOutsideRequest.text)
+    }
+    let input = WireInput(base: base, count: request.count)
+    do throws(Fault) {
+      try input.appendFields(of: container, except: 2, to: &output)
+    } catch {
+      throw error.publicError
+    }
+  }
+}

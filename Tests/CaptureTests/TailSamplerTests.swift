@@ -1,8 +1,10 @@
 import Foundation
 import Manifest
 import OTLPProto
+import OTLPWire
 import Synchronization
 import Testing
+import WireTestSupport
 
 @testable import Capture
 
@@ -238,6 +240,23 @@ extension SamplingPolicy {
     #expect(first.counters.keptProbabilistic == UInt64(firstKept.count))
   }
 
+  @Test func idsOfOtherLengthsAreTracesOfTheirOwn() throws {
+    // OTLP does not enforce 16-byte ids on the wire: an empty or short id still names one trace,
+    // distinct from a 16-byte id with the same leading bytes, and is sampled by its padded prefix.
+    let short = Data([0x10])
+    let padded = Data([0x10] + [UInt8](repeating: 0, count: 15))
+    let (outputs, counters) = run(
+      .only(ratio: 0.25),
+      [
+        try O.traces(spans: [
+          O.span(trace: Data(), id: 1), O.span(trace: short, id: 2), O.span(trace: padded, id: 3),
+          O.span(trace: short, id: 4), O.span(trace: O.traceID(0x8000_0000_0000_0000), id: 5),
+        ])
+      ])
+    #expect(counters.keptProbabilistic == 3 && counters.dropped == 1)
+    #expect(try O.spans(in: outputs).map(\.span.spanID.last) == [1, 2, 4, 3])
+  }
+
   @Test func servicesOnTheAllowlistAreKept() throws {
     let audit = O.traceID(0xF000_0000_0000_0001)
     let other = O.traceID(0xF000_0000_0000_0002)
@@ -466,15 +485,107 @@ extension SamplingPolicy {
   }
 
   @Test func severityTextIsReadWhenTheNumberIsMissing() {
-    var record = Opentelemetry_Proto_Logs_V1_LogRecord()
-    record.severityText = "Warning"
-    #expect(TailSamplingCore.severity(of: record) == 13)
-    record.severityText = "ERROR3"
-    #expect(TailSamplingCore.severity(of: record) == 19)
-    record.severityText = "chatty"
-    #expect(TailSamplingCore.severity(of: record) == nil)
-    record.severityNumber = .info2
-    #expect(TailSamplingCore.severity(of: record) == 10)
+    #expect(TailSamplingCore.severity(number: 0, text: "Warning") == 13)
+    #expect(TailSamplingCore.severity(number: 0, text: "ERROR3") == 19)
+    #expect(TailSamplingCore.severity(number: 0, text: "chatty") == nil)
+    #expect(TailSamplingCore.severity(number: 10, text: "chatty") == 10)
+  }
+
+  @Test func severityTextIsReadOffTheWireWhenTheNumberIsMissing() throws {
+    var policy = SamplingPolicy.only()
+    policy.logs.probabilistic = 0
+    var core = TailSamplingCore(policy: policy)
+    let outputs = core.observe(
+      try O.logs([(.unspecified, "Warning", Data()), (.unspecified, "chatty", Data()), (.info2, "ERROR", Data())]),
+      now: 0, keptInFull: false, isKeptInFull: never)
+    let export = try Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest(
+      serializedBytes: try #require(outputs.first).request)
+    #expect(export.resourceLogs.flatMap(\.scopeLogs).flatMap(\.logRecords).map(\.body.stringValue) == ["record 0"])
+  }
+
+  @Test func eachHeldRequestIsChargedOnceUntilItsLastTraceIsDecided() throws {
+    var core = TailSamplingCore(policy: .only())
+    let (a, b, c) = (O.traceID(0xA1), O.traceID(0xB1), O.traceID(0xC1))
+    let first = try O.traces(spans: [O.span(trace: a, id: 1), O.span(trace: b, id: 2), O.span(trace: a, id: 3)])
+    let second = try O.traces(spans: [O.span(trace: b, id: 4), O.span(trace: c, id: 5)])
+    let charge = TailSamplingCore.bookkeepingCharge
+    _ = core.observe(first, now: 0, keptInFull: false, isKeptInFull: never)
+    #expect(core.counters.bufferedBytes == first.request.count + charge(2, 2, 3))
+    _ = core.observe(second, now: 5 * O.second, keptInFull: false, isKeptInFull: never)
+    #expect(core.counters.bufferedBytes == first.request.count + second.request.count + charge(3, 4, 5))
+    // a and b are due: the first request is free; c still holds the whole second one.
+    _ = core.decideDue(now: wait, isKeptInFull: never)
+    #expect(core.counters.bufferedTraces == 1 && core.counters.bufferedSpans == 1)
+    #expect(core.counters.bufferedBytes == second.request.count + charge(1, 1, 1))
+    _ = core.decideAll(isKeptInFull: never)
+    #expect(core.counters.bufferedBytes == 0)
+  }
+
+  @Test func keptSpansReachTheArchiveAsTheClientSentThem() throws {
+    // pdata-style requests: fields in descending order, unknown fields at every level, so any
+    // decode and re-serialization would change the bytes.
+    func ld(_ number: UInt64, _ body: [UInt8]) -> [UInt8] { Wire.field(number, bytes: body) }
+    func string(_ number: UInt64, _ text: String) -> [UInt8] { ld(number, Array(text.utf8)) }
+    func unknown(_ number: UInt64, _ value: UInt64) -> [UInt8] { Wire.varint(number << 3) + Wire.varint(value) }
+    func span(_ trace: Data, _ id: UInt8, error: Bool = false) -> [UInt8] {
+      let start: UInt64 = 1_700_000_000 * O.second
+      var fields = [unknown(1000, UInt64(id))]
+      if error { fields.append(ld(15, unknown(3, 2))) }
+      fields += [
+        Wire.fixed64(8, start + 10 * O.millisecond), Wire.fixed64(7, start), string(5, "op \(id)"),
+        ld(2, [0, 0, 0, 0, 0, 0, 0, id]), ld(1, Array(trace)),
+      ]
+      return ld(2, fields.flatMap { $0 })
+    }
+    func resource(_ service: String, scope: String, spans: [[UInt8]]) -> [UInt8] {
+      let attribute = ld(1, string(1, "service.name") + ld(2, string(1, service)))
+      let scopeSpans = ld(
+        2, string(3, "https://schemas/\(scope)") + spans.flatMap { $0 } + ld(1, string(1, scope) + unknown(77, 7)))
+      return ld(1, unknown(9, 1) + string(3, "https://schemas/1.26.0") + scopeSpans + ld(1, attribute))
+    }
+    let (kept, dropped, lucky) = (
+      O.traceID(0xF000_0000_0000_0001), O.traceID(0xF000_0000_0000_0002), O.traceID(0x0000_0000_0000_0003)
+    )
+    var clientSpans: [UInt8: [UInt8]] = [:]
+    func remember(_ trace: Data, _ id: UInt8, error: Bool = false) -> [UInt8] {
+      let bytes = span(trace, id, error: error)
+      clientSpans[id] = bytes
+      return bytes
+    }
+    let first =
+      resource(
+        "shop", scope: "http",
+        spans: [remember(kept, 1), remember(dropped, 2), remember(kept, 3, error: true)])
+      + resource("db", scope: "sql", spans: [remember(dropped, 4), remember(kept, 5)])
+    let second = resource("shop", scope: "http", spans: [remember(kept, 6), remember(lucky, 7)])
+    let requests = [first, second].map {
+      AdmittedRequest(signal: .traces, tenant: "acme", request: $0, receivedUnixNano: 1)
+    }
+    let (outputs, counters) = run(.only(errors: true, ratio: 0.5), requests)
+    #expect(counters.keptError == 1 && counters.keptProbabilistic == 1 && counters.dropped == 1)
+
+    // Decoded, the archive holds exactly the kept spans, in their resources and scopes.
+    let decoded = try O.spans(in: outputs)
+    #expect(decoded.map(\.span.spanID.last) == [1, 3, 6, 7, 5])
+    #expect(decoded.map(\.service) == ["shop", "shop", "shop", "shop", "db"])
+    #expect(decoded.map(\.scope) == ["http", "http", "http", "http", "sql"])
+    // On the wire, every span (its whole `spans` field) is byte for byte one the client sent.
+    var archived: [[UInt8]] = []
+    for output in outputs {
+      try output.request.withUnsafeBytes { raw in
+        try OTLPWireReader.forEachSpan(raw) { facts in archived.append(Array(raw[facts.span])) }
+      }
+    }
+    let matched = archived.map { bytes in clientSpans.filter { $0.value == bytes }.map(\.key) }
+    #expect(matched == [[1], [3], [6], [7], [5]])
+    // Resources and scopes keep their unknown fields and schema URLs.
+    let export = try Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(
+      serializedBytes: try #require(outputs.first).request)
+    #expect(export.resourceSpans.map(\.schemaURL) == ["https://schemas/1.26.0", "https://schemas/1.26.0"])
+    #expect(export.resourceSpans.allSatisfy { !$0.unknownFields.data.isEmpty })
+    #expect(
+      export.resourceSpans.flatMap(\.scopeSpans).map(\.schemaURL) == ["https://schemas/http", "https://schemas/sql"])
+    #expect(export.resourceSpans.flatMap(\.scopeSpans).allSatisfy { !$0.scope.unknownFields.data.isEmpty })
   }
 }
 

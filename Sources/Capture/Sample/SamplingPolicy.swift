@@ -84,7 +84,7 @@ public struct SamplingPolicy: Sendable, Equatable {
     public var keepWithKeptTraces = true
     /// Keep this fraction of records: by trace id when the record has one (so with the same
     /// ratio as traces, the logs of probabilistically kept traces are kept), else by a hash of
-    /// the record.
+    /// the record's bytes as sent.
     public var probabilistic = 0.1
 
     public init() {}
@@ -100,9 +100,10 @@ public struct SamplingPolicy: Sendable, Equatable {
   public struct Limits: Sendable, Equatable {
     /// Spans waiting for their trace's decision; past it the oldest traces are decided early.
     public var maxBufferedSpans = 200_000
-    /// Wire bytes of spans waiting for a decision; past it the oldest traces are decided early.
+    /// Bytes held for spans waiting for a decision (the requests they point into, each whole and
+    /// once); past it the oldest traces are decided early.
     public var maxBufferedBytes = 16 << 20
-    /// Bytes of requests handed to the sampler and not yet decoded; past it requests are skipped
+    /// Bytes of requests handed to the sampler and not yet read; past it requests are skipped
     /// (counted; the journal ring still holds them).
     public var maxQueuedBytes = 16 << 20
     /// Trace decisions remembered after they are made, for late spans and for logs.

@@ -10,10 +10,11 @@ import Synchronization
 ///
 /// Acknowledgement never waits for it: ``observe(_:)`` only queues the request (bounded by
 /// `limits.max-queued-bytes`; past it the request is skipped and counted, the journal ring
-/// still has it). A sampler thread decodes queued requests, keeps logs and metrics at once, buffers
-/// spans per (tenant, trace id) and decides each trace `decision-wait` after its first span
-/// arrived. Tenants for which `isKeptInFull` is true (an incident is active) are kept at 100%:
-/// their requests are copied unchanged, straight away.
+/// still has it). A sampler thread reads queued requests straight off the wire (no decoding), keeps
+/// logs and metrics at once, buffers spans per (tenant, trace id) as byte ranges into their
+/// request and decides each trace `decision-wait` after its first span arrived; what is kept is
+/// spliced from the client's own bytes. Tenants for which `isKeptInFull` is true (an incident is
+/// active) are kept at 100%: their requests are copied unchanged, straight away.
 ///
 /// Thread safety: the queue and the stopping flag are guarded by `condition`; the state machine
 /// is touched only by whoever holds `processLock` (the sampler thread, ``tick()``, ``flush()``),
@@ -45,7 +46,7 @@ public final class TailSampler: @unchecked Sendable {
   /// - Parameters:
   ///   - policy: what to keep; check it with ``SamplingPolicy/validate(path:)`` first.
   ///   - isKeptInFull: whether everything of a tenant is kept now (an incident covers it).
-  ///     Asked when a request is decoded and when a trace is decided; must be quick.
+  ///     Asked when a request is read and when a trace is decided; must be quick.
   ///   - output: receives each kept export request, in order, on one thread at a time.
   ///   - clock: monotonic nanoseconds, for decision waits (injected by tests).
   public init(

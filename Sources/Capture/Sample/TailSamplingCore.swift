@@ -1,34 +1,11 @@
 internal import Foundation
 internal import Manifest
-internal import OTLPProto
-internal import SwiftProtobuf
-
-typealias TraceExport = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest
-typealias LogsExport = Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest
-typealias MetricsExport = Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest
-typealias ResourceSpans = Opentelemetry_Proto_Trace_V1_ResourceSpans
-typealias ScopeSpans = Opentelemetry_Proto_Trace_V1_ScopeSpans
-typealias OTLPSpan = Opentelemetry_Proto_Trace_V1_Span
+internal import OTLPWire
 
 /// A trace within a tenant: trace ids are only unique per tenant as far as the sampler trusts them.
 struct TraceKey: Hashable {
   var tenant: String
-  var traceID: Data
-}
-
-/// The spans of one trace that arrived in one scope of one request, with the resource and scope
-/// they came with (as "shells": the messages with their children removed), so a kept trace is
-/// re-emitted with exactly its context.
-struct SpanGroup {
-  var resourceShell: ResourceSpans
-  /// The deterministic serialization of `resourceShell`: groups with equal keys share one
-  /// `ResourceSpans` in the output.
-  var resourceKey: [UInt8]
-  var scopeShell: ScopeSpans
-  var scopeKey: [UInt8]
-  var spans: [OTLPSpan]
-  /// Wire bytes charged to these spans (their request's bytes shared equally among its spans).
-  var bytes: Int
+  var traceID: TraceID
 }
 
 /// What the rules look at, accumulated as spans arrive so a decision costs nothing.
@@ -39,14 +16,23 @@ struct TraceSummary: Equatable {
   var latestEnd: UInt64 = 0
   var hasAlwaysKeptService = false
 
-  mutating func add(_ span: OTLPSpan, alwaysKeptService: Bool) {
-    if span.status.code == .error { hasError = true }
-    if span.startTimeUnixNano > 0, span.endTimeUnixNano >= span.startTimeUnixNano {
-      longestSpanNanos = max(longestSpanNanos, span.endTimeUnixNano - span.startTimeUnixNano)
-      earliestStart = min(earliestStart, span.startTimeUnixNano)
-      latestEnd = max(latestEnd, span.endTimeUnixNano)
+  mutating func add(start: UInt64, end: UInt64, isError: Bool, alwaysKeptService: Bool) {
+    if isError { hasError = true }
+    if start > 0, end >= start {
+      longestSpanNanos = max(longestSpanNanos, end - start)
+      earliestStart = min(earliestStart, start)
+      latestEnd = max(latestEnd, end)
     }
     if alwaysKeptService { hasAlwaysKeptService = true }
+  }
+
+  /// The summary of both summaries' spans together.
+  mutating func merge(_ other: TraceSummary) {
+    hasError = hasError || other.hasError
+    longestSpanNanos = max(longestSpanNanos, other.longestSpanNanos)
+    earliestStart = min(earliestStart, other.earliestStart)
+    latestEnd = max(latestEnd, other.latestEnd)
+    hasAlwaysKeptService = hasAlwaysKeptService || other.hasAlwaysKeptService
   }
 
   /// First start to last end over the spans with valid times; 0 without any.
@@ -56,12 +42,34 @@ struct TraceSummary: Equatable {
 /// A trace waiting for its decision.
 struct BufferedTrace {
   var firstArrival: UInt64
-  var groups: [SpanGroup] = []
+  /// One group per request its spans came in, in arrival order.
+  var groups: [SliceGroup] = []
   var summary = TraceSummary()
   var spanCount = 0
-  var bytes = 0
+  /// What it costs besides the requests it points into (those are charged once each, apart).
+  var bookkeepingBytes = 0
   /// The newest `receivedUnixNano` of the requests its spans came in.
   var newestReceived: UInt64 = 0
+}
+
+/// A request some buffered trace still points into: its bytes stay in memory until the last of
+/// those traces is decided, so they are charged once, for that whole time.
+struct HeldRequest {
+  var bytes: Int
+  var traces: Int
+}
+
+/// The spans of one request, by trace, as the wire reader found them.
+struct RequestSpans {
+  struct Trace {
+    var id: TraceID
+    var slices: [ItemSlice] = []
+    var summary = TraceSummary()
+  }
+
+  /// In order of each trace's first span in the request.
+  var traces: [Trace] = []
+  var spanCount = 0
 }
 
 /// A first-in first-out queue with amortized O(1) removal at the front.
@@ -111,6 +119,9 @@ struct DecisionCache {
 /// told the time, decides logs and metrics on arrival, and returns the export requests to copy
 /// into the archive. No threads, no clock: the caller passes `now` (monotonic nanoseconds) and
 /// whether tenants are kept in full, so every outcome is a function of its inputs.
+///
+/// Requests are read with the OTLP wire reader, never decoded: buffered spans are byte ranges
+/// into their request, and what is kept is spliced from the client's own bytes.
 struct TailSamplingCore {
   let policy: SamplingPolicy
   private(set) var counters = TailSamplingCounters()
@@ -119,9 +130,24 @@ struct TailSamplingCore {
   /// is the same for all), so the front is both the next due and the first to decide early.
   private var arrivals = FIFO<TraceKey>()
   private var decisions: DecisionCache
-  /// Spans per emitted request are bounded by this many estimated wire bytes, far below the
-  /// journal's 16 MiB record limit.
+  /// Requests buffered traces point into, by serial.
+  private var held: [UInt64: HeldRequest] = [:]
+  private var nextSerial: UInt64 = 0
+  /// Spans per emitted request are bounded by this many wire bytes, far below the journal's
+  /// 16 MiB record limit.
   let maxOutputBytes: Int
+
+  /// What buffering costs besides the requests pointed into, estimated from the sizes of what is
+  /// stored (an array's heap header counted as 32 bytes; hash-table slack not counted), so a
+  /// flood of one-span traces is bounded by `max-buffered-bytes` too.
+  static func bookkeepingCharge(traces: Int, groups: Int, spans: Int) -> Int {
+    let arrayHeader = 32
+    // A trace: its key in the table and in the arrival queue, its entry, its groups array.
+    let trace = 2 * MemoryLayout<TraceKey>.stride + MemoryLayout<BufferedTrace>.stride + arrayHeader
+    // A group: its entry in the trace's groups, its slices array.
+    let group = MemoryLayout<SliceGroup>.stride + arrayHeader
+    return traces * trace + groups * group + spans * MemoryLayout<ItemSlice>.stride
+  }
 
   init(policy: SamplingPolicy, maxOutputBytes: Int = 4 << 20) {
     self.policy = policy
@@ -201,93 +227,74 @@ struct TailSamplingCore {
   /// Spans to copy out, with where they came from.
   struct KeptSpans {
     var tenant: String
-    var groups: [SpanGroup]
+    var groups: [SliceGroup]
     var newestReceived: UInt64
   }
 
   private mutating func observeTraces(
     _ request: AdmittedRequest, now: UInt64, keptInFull: Bool, isKeptInFull: (String) -> Bool
   ) -> [AdmittedRequest] {
-    guard let export = try? TraceExport(serializedBytes: request.request) else {
+    guard let spans = readSpans(request.request) else {
       counters.requestsUndecodable += 1
       return []
     }
     if keptInFull {
-      // Kept in full: the request is copied unchanged, straight away (no buffering, no
-      // re-serialization); its traces are remembered as kept so late spans follow them.
-      var seen = Set<Data>()
-      for resourceSpans in export.resourceSpans {
-        for scopeSpans in resourceSpans.scopeSpans {
-          counters.spansKept += UInt64(scopeSpans.spans.count)
-          for span in scopeSpans.spans where seen.insert(span.traceID).inserted {
-            let key = TraceKey(tenant: request.tenant, traceID: span.traceID)
-            if buffered[key] == nil, decisions[key] != true {
-              decisions.record(key, keeps: true)
-              counters.keptIncident += 1
-            }
-          }
+      // Kept in full: the request is copied unchanged, straight away (no buffering); its traces
+      // are remembered as kept so late spans follow them.
+      counters.spansKept += UInt64(spans.spanCount)
+      for trace in spans.traces {
+        let key = TraceKey(tenant: request.tenant, traceID: trace.id)
+        if buffered[key] == nil, decisions[key] != true {
+          decisions.record(key, keeps: true)
+          counters.keptIncident += 1
         }
       }
       return [request]
     }
+    guard spans.spanCount > 0 else { return [] }
 
-    let spanTotal = export.resourceSpans.reduce(0) { total, resource in
-      resource.scopeSpans.reduce(total) { $0 + $1.spans.count }
-    }
-    guard spanTotal > 0 else { return [] }
-    let bytesPerSpan = max(1, request.request.count / spanTotal)
-    var late: [SpanGroup] = []
-
-    for resourceSpans in export.resourceSpans {
-      var resourceShell = resourceSpans
-      resourceShell.scopeSpans = []
-      let resourceKey = Self.key(resourceShell)
-      let alwaysKept =
-        Self.serviceName(of: resourceSpans).map { policy.traces.alwaysKeepServices.contains($0) } ?? false
-      for scopeSpans in resourceSpans.scopeSpans {
-        var scopeShell = scopeSpans
-        scopeShell.spans = []
-        let scopeKey = Self.key(scopeShell)
-        // Spans of one scope, split by trace, in arrival order.
-        var byTrace: [Data: [OTLPSpan]] = [:]
-        var traceOrder: [Data] = []
-        for span in scopeSpans.spans {
-          if byTrace[span.traceID] == nil { traceOrder.append(span.traceID) }
-          byTrace[span.traceID, default: []].append(span)
+    let serial = nextSerial
+    nextSerial &+= 1
+    var holders = 0
+    var late: [SliceGroup] = []
+    for trace in spans.traces {
+      let key = TraceKey(tenant: request.tenant, traceID: trace.id)
+      let group = SliceGroup(request: request.request, serial: serial, slices: trace.slices)
+      let index = buffered.index(forKey: key)
+      if index == nil, let keeps = decisions[key] {
+        // A late span of a decided trace follows its trace's decision.
+        if keeps {
+          late.append(group)
+          counters.spansKept += UInt64(trace.slices.count)
+        } else {
+          counters.spansDropped += UInt64(trace.slices.count)
         }
-        for traceID in traceOrder {
-          let spans = byTrace[traceID] ?? []
-          let group = SpanGroup(
-            resourceShell: resourceShell, resourceKey: resourceKey, scopeShell: scopeShell, scopeKey: scopeKey,
-            spans: spans, bytes: bytesPerSpan * spans.count)
-          let key = TraceKey(tenant: request.tenant, traceID: traceID)
-          if buffered[key] == nil, let keeps = decisions[key] {
-            // A late span of a decided trace follows its trace's decision.
-            if keeps {
-              late.append(group)
-              counters.spansKept += UInt64(spans.count)
-            } else {
-              counters.spansDropped += UInt64(spans.count)
-            }
-            continue
-          }
-          var trace: BufferedTrace
-          if let existing = buffered.removeValue(forKey: key) {
-            trace = existing
-          } else {
-            trace = BufferedTrace(firstArrival: now)
-            arrivals.append(key)
-          }
-          trace.groups.append(group)
-          for span in spans { trace.summary.add(span, alwaysKeptService: alwaysKept) }
-          trace.spanCount += spans.count
-          trace.bytes += group.bytes
-          trace.newestReceived = max(trace.newestReceived, request.receivedUnixNano)
-          buffered[key] = trace
-          counters.bufferedSpans += spans.count
-          counters.bufferedBytes += group.bytes
-        }
+        continue
       }
+      let charge = Self.bookkeepingCharge(traces: index == nil ? 1 : 0, groups: 1, spans: trace.slices.count)
+      // Through the index, the trace is changed in place: no copy of its groups.
+      func add(to target: inout BufferedTrace) {
+        target.groups.append(group)
+        target.summary.merge(trace.summary)
+        target.spanCount += trace.slices.count
+        target.bookkeepingBytes += charge
+        target.newestReceived = max(target.newestReceived, request.receivedUnixNano)
+      }
+      if let index {
+        add(to: &buffered.values[index])
+      } else {
+        var fresh = BufferedTrace(firstArrival: now)
+        add(to: &fresh)
+        buffered[key] = fresh
+        arrivals.append(key)
+      }
+      holders += 1
+      counters.bufferedSpans += trace.slices.count
+      counters.bufferedBytes += charge
+    }
+    if holders > 0 {
+      held[serial] = HeldRequest(bytes: request.request.count, traces: holders)
+      counters.bufferedBytes += request.request.count
     }
 
     var kept: [KeptSpans] = []
@@ -304,11 +311,67 @@ struct TailSamplingCore {
     return buildTraceRequests(kept)
   }
 
+  /// The request's spans grouped by trace, with the facts the rules need; `nil` when the wire
+  /// reader refuses the request (then nothing of it is used, not even the spans before the fault).
+  func readSpans(_ request: [UInt8]) -> RequestSpans? {
+    let services = policy.traces.alwaysKeepServices
+    var result = RequestSpans()
+    var traceIndex: [TraceID: Int] = [:]
+    var serviceResource = -1
+    var serviceKept = false
+    var inRange = true
+    let read: Bool = request.withUnsafeBytes { raw in
+      do {
+        try OTLPWireReader.forEachSpan(raw) { facts in
+          guard facts.traceID.upperBound <= raw.count else {
+            inRange = false
+            return
+          }
+          let id =
+            facts.traceID.count == 16
+            ? TraceID(high: facts.traceIDHigh, low: facts.traceIDLow)
+            : TraceID(UnsafeRawBufferPointer(rebasing: raw[facts.traceID]))
+          // Spans come resource by resource, so the allowlist is asked once per resource.
+          if facts.resourceIndex != serviceResource {
+            serviceResource = facts.resourceIndex
+            serviceKept = false
+            if !services.isEmpty, let name = facts.serviceName, name.upperBound <= raw.count {
+              serviceKept = services.contains(
+                String(decoding: UnsafeRawBufferPointer(rebasing: raw[name]), as: UTF8.self))
+            }
+          }
+          let index: Int
+          if let known = traceIndex[id] {
+            index = known
+          } else {
+            index = result.traces.count
+            traceIndex[id] = index
+            result.traces.append(RequestSpans.Trace(id: id))
+          }
+          result.traces[index].slices.append(
+            ItemSlice(resource: facts.resourceSpans, scope: facts.scopeSpans, item: facts.span))
+          result.traces[index].summary.add(
+            start: facts.startTime, end: facts.endTime, isError: facts.statusCode == Self.statusCodeError,
+            alwaysKeptService: serviceKept)
+          result.spanCount += 1
+        }
+        return true
+      } catch {
+        return false
+      }
+    }
+    return read && inRange ? result : nil
+  }
+
+  /// `Status.StatusCode.STATUS_CODE_ERROR`.
+  static let statusCodeError: Int32 = 2
+
   /// Decides the trace at the front of the arrival queue.
   private mutating func decideOldest(isKeptInFull: (String) -> Bool, early: Bool, into kept: inout [KeptSpans]) {
     guard let key = arrivals.popFirst(), let trace = buffered.removeValue(forKey: key) else { return }
     counters.bufferedSpans -= trace.spanCount
-    counters.bufferedBytes -= trace.bytes
+    counters.bufferedBytes -= trace.bookkeepingBytes
+    for group in trace.groups { release(group.serial) }
     let decision = Self.decide(
       trace.summary, traceID: key.traceID, policy: policy.traces, keptInFull: isKeptInFull(key.tenant))
     counters[decision] += 1
@@ -322,9 +385,19 @@ struct TailSamplingCore {
     }
   }
 
+  /// One trace no longer points into the request of `serial`; the last one frees its charge.
+  private mutating func release(_ serial: UInt64) {
+    guard let index = held.index(forKey: serial) else { return }
+    held.values[index].traces -= 1
+    if held.values[index].traces <= 0 {
+      counters.bufferedBytes -= held.values[index].bytes
+      held.remove(at: index)
+    }
+  }
+
   /// The rules, in the documented order; the first that matches names the decision.
   static func decide(
-    _ summary: TraceSummary, traceID: Data, policy: SamplingPolicy.Traces, keptInFull: Bool
+    _ summary: TraceSummary, traceID: TraceID, policy: SamplingPolicy.Traces, keptInFull: Bool
   ) -> TraceDecision {
     if keptInFull { return .keptIncident }
     if policy.keepErrors, summary.hasError { return .keptError }
@@ -335,23 +408,14 @@ struct TailSamplingCore {
       }
     }
     if summary.hasAlwaysKeptService { return .keptService }
-    if probabilisticKeeps(traceID, ratio: policy.probabilistic) { return .keptProbabilistic }
+    if probabilisticKeeps(traceID.prefix, ratio: policy.probabilistic) { return .keptProbabilistic }
     return .dropped
   }
 
   /// Keeps when the id's first 8 bytes, as a big-endian integer, are below `ratio` × 2^64, so every
   /// node decides a trace the same way. Shorter ids are padded with zero bytes on the right.
-  static func probabilisticKeeps(_ traceID: Data, ratio: Double) -> Bool {
-    var prefix: UInt64 = 0
-    var index = traceID.startIndex
-    for _ in 0..<8 {
-      prefix <<= 8
-      if index < traceID.endIndex {
-        prefix |= UInt64(traceID[index])
-        index = traceID.index(after: index)
-      }
-    }
-    return probabilisticKeeps(prefix, ratio: ratio)
+  static func probabilisticKeeps(_ traceID: some Sequence<UInt8>, ratio: Double) -> Bool {
+    probabilisticKeeps(TraceID.prefix(of: traceID), ratio: ratio)
   }
 
   static func probabilisticKeeps(_ value: UInt64, ratio: Double) -> Bool {
@@ -363,23 +427,10 @@ struct TailSamplingCore {
     return value < bound
   }
 
-  static func serviceName(of resourceSpans: ResourceSpans) -> String? {
-    resourceSpans.resource.attributes.first { $0.key == "service.name" }.flatMap {
-      if case .stringValue(let name)? = $0.value.value { return name }
-      return nil
-    }
-  }
-
-  static func key(_ message: some SwiftProtobuf.Message) -> [UInt8] {
-    // A message that cannot be serialized gets an empty key: it then shares output with other
-    // such shells, which changes grouping only, never content (the shell itself is emitted).
-    (try? message.serializedBytes(options: OTLPSerialization.deterministic)) ?? []
-  }
-
-  /// Re-emits kept spans as export requests: one tenant per request (tenants in name order),
-  /// spans under their original resource and scope (equal ones merged, in first-seen order),
+  /// Splices kept spans into export requests: one tenant per request (tenants in name order),
+  /// spans under their original resource and scope (byte-equal ones merged, in first-seen order),
   /// spans in arrival order, split so no request carries more than `maxOutputBytes` of spans.
-  func buildTraceRequests(_ kept: [KeptSpans]) -> [AdmittedRequest] {
+  mutating func buildTraceRequests(_ kept: [KeptSpans]) -> [AdmittedRequest] {
     guard !kept.isEmpty else { return [] }
     var tenants: [String] = []
     var byTenant: [String: [KeptSpans]] = [:]
@@ -388,18 +439,24 @@ struct TailSamplingCore {
       byTenant[entry.tenant, default: []].append(entry)
     }
     var outputs: [AdmittedRequest] = []
+    var unspliceable = false
+    defer { if unspliceable { counters.requestsUndecodable += 1 } }
     for tenant in tenants.sorted() {
-      var builder = TraceRequestBuilder()
+      var builder = SpliceBuilder()
       for entry in byTenant[tenant] ?? [] {
         for group in entry.groups {
-          if builder.bytes > 0, builder.bytes + group.bytes > maxOutputBytes {
-            if let request = builder.request(tenant: tenant) { outputs.append(request) }
-            builder = TraceRequestBuilder()
+          for slice in group.slices {
+            if builder.itemBytes > 0, builder.itemBytes + slice.item.count > maxOutputBytes {
+              if let request = builder.request(signal: .traces, tenant: tenant) { outputs.append(request) }
+              builder = SpliceBuilder()
+            }
+            if !builder.add(slice, from: group.request, serial: group.serial, received: entry.newestReceived) {
+              unspliceable = true
+            }
           }
-          builder.add(group, received: entry.newestReceived)
         }
       }
-      if let request = builder.request(tenant: tenant) { outputs.append(request) }
+      if let request = builder.request(signal: .traces, tenant: tenant) { outputs.append(request) }
     }
     return outputs
   }
@@ -407,62 +464,77 @@ struct TailSamplingCore {
   // MARK: - Logs
 
   private mutating func observeLogs(_ request: AdmittedRequest, keptInFull: Bool) -> [AdmittedRequest] {
-    guard var export = try? LogsExport(serializedBytes: request.request) else {
-      counters.requestsUndecodable += 1
-      return []
-    }
     var total = 0
-    var keptCount = 0
-    for resourceIndex in export.resourceLogs.indices {
-      for scopeIndex in export.resourceLogs[resourceIndex].scopeLogs.indices {
-        let records = export.resourceLogs[resourceIndex].scopeLogs[scopeIndex].logRecords
-        total += records.count
-        let keptRecords = keptInFull ? records : records.filter { keepsLog($0, tenant: request.tenant) }
-        keptCount += keptRecords.count
-        export.resourceLogs[resourceIndex].scopeLogs[scopeIndex].logRecords = keptRecords
+    var kept: [ItemSlice] = []
+    var inRange = true
+    let read: Bool = request.request.withUnsafeBytes { raw in
+      do {
+        try OTLPWireReader.forEachLogRecord(raw) { facts in
+          total += 1
+          guard facts.record.upperBound <= raw.count, facts.traceID.upperBound <= raw.count else {
+            inRange = false
+            return
+          }
+          if keptInFull || keepsLog(facts, in: raw, tenant: request.tenant) {
+            kept.append(ItemSlice(resource: facts.resourceLogs, scope: facts.scopeLogs, item: facts.record))
+          }
+        }
+        return true
+      } catch {
+        return false
       }
     }
-    counters.logRecordsKept += UInt64(keptCount)
-    counters.logRecordsDropped += UInt64(total - keptCount)
-    guard keptCount > 0 else { return [] }
-    // Everything kept: the request's own bytes, unchanged.
-    if keptCount == total { return [request] }
-    for resourceIndex in export.resourceLogs.indices {
-      export.resourceLogs[resourceIndex].scopeLogs.removeAll { $0.logRecords.isEmpty }
-    }
-    export.resourceLogs.removeAll { $0.scopeLogs.isEmpty }
-    guard let bytes = try? export.serializedBytes(options: OTLPSerialization.deterministic) as [UInt8] else {
+    guard read, inRange else {
       counters.requestsUndecodable += 1
       return []
     }
-    return [
-      AdmittedRequest(signal: .logs, tenant: request.tenant, request: bytes, receivedUnixNano: request.receivedUnixNano)
-    ]
+    counters.logRecordsKept += UInt64(kept.count)
+    counters.logRecordsDropped += UInt64(total - kept.count)
+    guard !kept.isEmpty else { return [] }
+    // Everything kept: the request's own bytes, unchanged.
+    if kept.count == total { return [request] }
+    var builder = SpliceBuilder()
+    var unspliceable = false
+    for slice in kept {
+      if !builder.add(slice, from: request.request, serial: 0, received: request.receivedUnixNano) {
+        unspliceable = true
+      }
+    }
+    if unspliceable { counters.requestsUndecodable += 1 }
+    return builder.request(signal: .logs, tenant: request.tenant).map { [$0] } ?? []
   }
 
   /// The logs policy for one record: severity, then the record's trace decision, then the ratio.
-  func keepsLog(_ record: Opentelemetry_Proto_Logs_V1_LogRecord, tenant: String) -> Bool {
-    if let minimum = policy.logs.minSeverity, let severity = Self.severity(of: record), severity >= minimum.rawValue {
+  func keepsLog(_ record: LogRecordFacts, in request: UnsafeRawBufferPointer, tenant: String) -> Bool {
+    if let minimum = policy.logs.minSeverity {
+      // The text is only made a string when the number does not say.
+      var text = ""
+      if record.severityNumber <= 0, let range = record.severityText, range.upperBound <= request.count {
+        text = String(decoding: UnsafeRawBufferPointer(rebasing: request[range]), as: UTF8.self)
+      }
+      if let severity = Self.severity(number: Int(record.severityNumber), text: text),
+        severity >= minimum.rawValue
+      {
+        return true
+      }
+    }
+    guard !record.traceID.isEmpty else {
+      let payload = SpliceBuilder.payload(of: record.record, in: request) ?? record.record
+      return Self.probabilisticKeeps(
+        Self.fnv1a(UnsafeRawBufferPointer(rebasing: request[payload])), ratio: policy.logs.probabilistic)
+    }
+    let traceID = TraceID(UnsafeRawBufferPointer(rebasing: request[record.traceID]))
+    if policy.logs.keepWithKeptTraces, decisions[TraceKey(tenant: tenant, traceID: traceID)] == true {
       return true
     }
-    if policy.logs.keepWithKeptTraces, !record.traceID.isEmpty,
-      decisions[TraceKey(tenant: tenant, traceID: record.traceID)] == true
-    {
-      return true
-    }
-    if record.traceID.isEmpty {
-      let bytes = (try? record.serializedBytes(options: OTLPSerialization.deterministic) as [UInt8]) ?? []
-      return Self.probabilisticKeeps(Self.fnv1a(bytes), ratio: policy.logs.probabilistic)
-    }
-    return Self.probabilisticKeeps(record.traceID, ratio: policy.logs.probabilistic)
+    return Self.probabilisticKeeps(traceID.prefix, ratio: policy.logs.probabilistic)
   }
 
   /// The record's severity number, or the one its severity text names when the number is
   /// unspecified (`WARN`, `warning`, `Error2`, ...); `nil` when neither says.
-  static func severity(of record: Opentelemetry_Proto_Logs_V1_LogRecord) -> Int? {
-    let number = record.severityNumber.rawValue
+  static func severity(number: Int, text: String) -> Int? {
     if number > 0 { return number }
-    let text = record.severityText.trimmingCharacters(in: .whitespaces)
+    let text = text.trimmingCharacters(in: .whitespaces)
     let name = String(text.prefix { !$0.isNumber })
     guard let level = LogSeverityLevel(name: name) else { return nil }
     let offset = Int(text.dropFirst(name.count)).map { min(max($0, 1), 4) - 1 } ?? 0
@@ -470,7 +542,7 @@ struct TailSamplingCore {
   }
 
   /// FNV-1a, 64 bit: a stable hash, the same on every node and every run.
-  static func fnv1a(_ bytes: [UInt8]) -> UInt64 {
+  static func fnv1a(_ bytes: some Sequence<UInt8>) -> UInt64 {
     var hash: UInt64 = 0xcbf2_9ce4_8422_2325
     for byte in bytes {
       hash ^= UInt64(byte)
@@ -481,77 +553,20 @@ struct TailSamplingCore {
 
   // MARK: - Metrics
 
+  /// Metrics are kept or dropped whole, so the request is only walked to count its data points.
   private mutating func observeMetrics(_ request: AdmittedRequest, keptInFull: Bool) -> [AdmittedRequest] {
-    guard let export = try? MetricsExport(serializedBytes: request.request) else {
+    let points: UInt64
+    do {
+      points = try OTLPWireReader.scanTimes(request.request, signal: .metrics).itemCount
+    } catch {
       counters.requestsUndecodable += 1
       return []
     }
-    var points = 0
-    for resource in export.resourceMetrics {
-      for scope in resource.scopeMetrics {
-        for metric in scope.metrics { points += Self.pointCount(metric) }
-      }
-    }
     if keptInFull || policy.metrics == .all {
-      counters.dataPointsKept += UInt64(points)
+      counters.dataPointsKept += points
       return [request]
     }
-    counters.dataPointsDropped += UInt64(points)
+    counters.dataPointsDropped += points
     return []
-  }
-
-  static func pointCount(_ metric: Opentelemetry_Proto_Metrics_V1_Metric) -> Int {
-    switch metric.data {
-    case .gauge(let gauge): return gauge.dataPoints.count
-    case .sum(let sum): return sum.dataPoints.count
-    case .histogram(let histogram): return histogram.dataPoints.count
-    case .exponentialHistogram(let histogram): return histogram.dataPoints.count
-    case .summary(let summary): return summary.dataPoints.count
-    case nil: return 0
-    }
-  }
-}
-
-/// Collects span groups of one tenant into one `ExportTraceServiceRequest`.
-private struct TraceRequestBuilder {
-  private var resources: [ResourceSpans] = []
-  private var resourceIndex: [[UInt8]: Int] = [:]
-  /// Per resource: scope key → index in its `scopeSpans`.
-  private var scopeIndex: [[[UInt8]: Int]] = []
-  private(set) var bytes = 0
-  private var newestReceived: UInt64 = 0
-
-  mutating func add(_ group: SpanGroup, received: UInt64) {
-    let r: Int
-    if let existing = resourceIndex[group.resourceKey] {
-      r = existing
-    } else {
-      r = resources.count
-      resources.append(group.resourceShell)
-      resourceIndex[group.resourceKey] = r
-      scopeIndex.append([:])
-    }
-    if let s = scopeIndex[r][group.scopeKey] {
-      resources[r].scopeSpans[s].spans.append(contentsOf: group.spans)
-    } else {
-      var scope = group.scopeShell
-      scope.spans = group.spans
-      scopeIndex[r][group.scopeKey] = resources[r].scopeSpans.count
-      resources[r].scopeSpans.append(scope)
-    }
-    bytes += group.bytes
-    newestReceived = max(newestReceived, received)
-  }
-
-  /// The request, or `nil` when empty. Serialization of decoded OTLP cannot fail in practice;
-  /// if it did, the spans would be missing from the archive only (the ring holds them).
-  func request(tenant: String) -> AdmittedRequest? {
-    guard !resources.isEmpty else { return nil }
-    var export = TraceExport()
-    export.resourceSpans = resources
-    guard let bytes = try? export.serializedBytes(options: OTLPSerialization.deterministic) as [UInt8] else {
-      return nil
-    }
-    return AdmittedRequest(signal: .traces, tenant: tenant, request: bytes, receivedUnixNano: newestReceived)
   }
 }

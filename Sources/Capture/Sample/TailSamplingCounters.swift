@@ -46,14 +46,17 @@ public struct TailSamplingCounters: Sendable, Equatable {
   /// Requests never sampled because the queue bound was reached or the sampler was stopped
   /// (they are still in the journal ring).
   public var requestsSkipped: UInt64 = 0
-  /// Requests the sampler could not decode (admission validated them, so this stays 0).
+  /// Requests the sampler could not read, or whose kept items it could not splice (admission
+  /// validated them, so this stays 0).
   public var requestsUndecodable: UInt64 = 0
 
-  /// Traces, spans and span wire bytes waiting for a decision now.
+  /// Traces and spans waiting for a decision now.
   public var bufferedTraces = 0
   public var bufferedSpans = 0
+  /// Memory held for them: each request they point into, whole, once (until its last buffered
+  /// trace is decided), plus a small fixed charge per span.
   public var bufferedBytes = 0
-  /// Request bytes handed to the sampler and not yet decoded.
+  /// Request bytes handed to the sampler and not yet read.
   public var queuedBytes = 0
 
   public init() {}
