@@ -185,8 +185,9 @@ struct SchemaChecker {
       fault.kind = kind
       throw fault
     }
-    let strict = kind.isTimeWalked
     switch kind {
+    case .keyValue: return try walkKeyValue(range, depth: depth)
+    case .anyValue: return try walkAnyValue(range, depth: depth)
     case .span, .logRecord, .numberDataPoint, .histogramDataPoint, .exponentialHistogramDataPoint,
       .summaryDataPoint:
       times = (0, 0)
@@ -196,22 +197,11 @@ struct SchemaChecker {
     default:
       break
     }
+    let strict = kind.isTimeWalked
     let end = range.upperBound
     var position = range.lowerBound
     while position < end {
-      var field: UInt32 = 0
-      do throws(Fault) {
-        let tag = try input.readTag(&position, end)
-        field = tag.field
-        try readField(kind, field: tag.field, wire: tag.wire, &position, end, depth: depth, strict: strict)
-      } catch {
-        var fault = error
-        if fault.kind == nil {
-          fault.kind = kind
-          fault.field = field
-        }
-        throw fault
-      }
+      try step(kind, &position, end, depth: depth, strict: strict)
     }
     switch kind {
     case .span: summary.add(first: times.0, last: times.1)
@@ -226,6 +216,86 @@ struct SchemaChecker {
       }
     default:
       break
+    }
+  }
+
+  /// One field of a `kind` message, by the rule table; errors get the message and field named.
+  @inline(__always)
+  private mutating func step(_ kind: MessageKind, _ position: inout Int, _ end: Int, depth: Int, strict: Bool)
+    throws(Fault)
+  {
+    var field: UInt32 = 0
+    do throws(Fault) {
+      let tag = try input.readTag(&position, end)
+      field = tag.field
+      try readField(kind, field: tag.field, wire: tag.wire, &position, end, depth: depth, strict: strict)
+    } catch {
+      throw error.naming(kind, field)
+    }
+  }
+
+  /// A string field's value, checked; errors name `kind.field`.
+  @inline(__always)
+  private func readString(_ kind: MessageKind, _ field: UInt32, _ position: inout Int, _ end: Int) throws(Fault)
+    -> Range<Int>
+  {
+    let start = position
+    do throws(Fault) {
+      let value = try input.readLength(&position, end, strict: false, bounded: true)
+      guard input.isValidUTF8(value) else { throw Fault(start, .invalidUTF8) }
+      return value
+    } catch {
+      throw error.naming(kind, field)
+    }
+  }
+
+  // Attributes (KeyValue → AnyValue) are most of an SDK request's fields, so these two read
+  // their usual one-byte tags directly; any other field goes through the rule table. Neither
+  // message is on the §6.3 path, so nothing here is strict.
+
+  private mutating func walkKeyValue(_ range: Range<Int>, depth: Int) throws(Fault) {
+    let end = range.upperBound
+    var position = range.lowerBound
+    while position < end {
+      switch input.byte(position) {
+      case 0x0A:  // key
+        position += 1
+        _ = try readString(.keyValue, 1, &position, end)
+      case 0x12:  // value
+        position += 1
+        let value: Range<Int>
+        do throws(Fault) {
+          value = try input.readLength(&position, end, strict: false, bounded: true)
+        } catch {
+          throw error.naming(.keyValue, 2)
+        }
+        guard depth < WireLimits.messageDepth else { throw Fault(value.lowerBound, .depthLimit).naming(.anyValue, 0) }
+        try walkAnyValue(value, depth: depth + 1)
+      default:
+        try step(.keyValue, &position, end, depth: depth, strict: false)
+      }
+    }
+  }
+
+  private mutating func walkAnyValue(_ range: Range<Int>, depth: Int) throws(Fault) {
+    let end = range.upperBound
+    var position = range.lowerBound
+    while position < end {
+      switch input.byte(position) {
+      case 0x0A:  // string_value
+        position += 1
+        _ = try readString(.anyValue, 1, &position, end)
+      case 0x10, 0x18:  // bool_value, int_value
+        position += 1
+        if position < end && input.byte(position) < 0x80 {
+          position += 1
+        } else {
+          position -= 1
+          try step(.anyValue, &position, end, depth: depth, strict: false)
+        }
+      default:
+        try step(.anyValue, &position, end, depth: depth, strict: false)
+      }
     }
   }
 
