@@ -12,6 +12,8 @@ let package = Package(
   products: [
     .executable(name: "stella-forensics", targets: ["StellaForensicsCLI"]),
     .library(name: "Manifest", targets: ["Manifest"]),
+    .library(name: "OTLPWire", targets: ["OTLPWire"]),
+    .library(name: "OTLPProto", targets: ["OTLPProto"]),
     .library(name: "Signing", targets: ["Signing"]),
     .library(name: "Capture", targets: ["Capture"]),
     .library(name: "Verify", targets: ["Verify"]),
@@ -41,8 +43,13 @@ let package = Package(
       dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")]
     ),
 
+    // The OTLP v1 wire reader: one allocation-free pass over an export request that accepts exactly
+    // what swift-protobuf decodes and the §6.3 time walk accepts, plus span/log facts and splicing.
+    // No dependencies at all, not even Foundation.
+    .target(name: "OTLPWire"),
+
     // The pure evidence model: canonical JSON, manifest, segment framing, tar codec, digests, zstd.
-    .target(name: "Manifest", dependencies: ["CZstd", "CCrypto", "CCRC32C", "CArchive"]),
+    .target(name: "Manifest", dependencies: ["OTLPWire", "CZstd", "CCrypto", "CCRC32C", "CArchive"]),
     // Ed25519 keys and signatures, key files, DSSE envelopes.
     .target(name: "Signing", dependencies: ["Manifest", "CSodium"]),
     // Receiving OTLP (files, OTLP/HTTP, OTLP/gRPC), admission, the segment journal, the capture service.
@@ -91,6 +98,10 @@ let package = Package(
     .target(name: "WireTestSupport", path: "Tests/WireTestSupport"),
     .testTarget(name: "ManifestTests", dependencies: ["Manifest", "WireTestSupport"]),
     .testTarget(name: "SigningTests", dependencies: ["Signing"]),
+    .testTarget(
+      name: "OTLPWireTests",
+      dependencies: ["OTLPWire", "OTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+    ),
     .testTarget(
       name: "CaptureTests", dependencies: ["Capture", "Manifest", "OTLPProto", "Signing", "Verify", "WireTestSupport"]),
     .testTarget(name: "VerifyTests", dependencies: ["Verify", "Manifest", "Signing", "WireTestSupport"]),
