@@ -218,3 +218,28 @@ import Testing
     #expect(error?.description.hasSuffix("at request byte \(error?.offset ?? -1)") == true)
   }
 }
+
+@Suite struct FastPathTests {
+  /// The attribute fast path reads a one-byte length; a string_value whose multi-byte length
+  /// happens to equal the AnyValue's size minus 2 must not be taken for it.
+  @Test func attributeStringWithAMultiByteLengthIsReadAsSuch() {
+    // AnyValue of 135 bytes: 0x0A, length 0x85 0x01 (133), then only 132 bytes.
+    let value: [UInt8] = [0x0A, 0x85, 0x01] + Array(repeating: 0x41, count: 132)
+    expectCheck(PB.oneSpan([PB.ld(9, PB.message([PB.string(1, "k"), PB.ld(2, value)]))]), accepted: false)
+    let fits: [UInt8] = [0x0A, 0x84, 0x01] + Array(repeating: 0x41, count: 132)
+    expectCheck(PB.oneSpan([PB.ld(9, PB.message([PB.string(1, "k"), PB.ld(2, fits)]))]), accepted: true)
+  }
+
+  @Test func shortAndLongStringsAtEveryLengthAndPosition() {
+    for length in 0..<40 {
+      for bad in [-1] + Array(0..<length) {
+        var text = Array(repeating: UInt8(ascii: "a"), count: length)
+        if bad >= 0 { text[bad] = 0xFF }
+        let accepted = bad < 0
+        expectCheck(PB.oneSpan([PB.ld(9, PB.keyValue("k", PB.ld(1, text)))]), accepted: accepted)
+        expectCheck(PB.oneSpan([PB.ld(9, PB.message([PB.ld(1, text), PB.ld(2, [])]))]), accepted: accepted)
+        expectCheck(PB.oneSpan([PB.ld(5, text)]), accepted: accepted)
+      }
+    }
+  }
+}
