@@ -50,15 +50,22 @@ struct Benchmark {
       let protobuf = Self.gigabytesPerSecond(request.count, max(20, iterations / 10)) {
         switch signal {
         case .traces:
-          sink &+= UInt64((try? Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: data))?.resourceSpans.count ?? 0)
+          sink &+= UInt64(
+            (try? Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest(serializedBytes: data))?
+              .resourceSpans.count ?? 0)
         case .logs:
-          sink &+= UInt64((try? Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest(serializedBytes: data))?.resourceLogs.count ?? 0)
+          sink &+= UInt64(
+            (try? Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest(serializedBytes: data))?.resourceLogs
+              .count ?? 0)
         case .metrics:
-          sink &+= UInt64((try? Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest(serializedBytes: data))?.resourceMetrics.count ?? 0)
+          sink &+= UInt64(
+            (try? Opentelemetry_Proto_Collector_Metrics_V1_ExportMetricsServiceRequest(serializedBytes: data))?
+              .resourceMetrics.count ?? 0)
         }
       }
       let line = String(
-        format: "%@ (%d bytes): check %.2f GB/s, scanTimes %.2f GB/s, forEachSpan %.2f GB/s, swift-protobuf decode %.3f GB/s (check %.0fx)",
+        format:
+          "%@ (%d bytes): check %.2f GB/s, scanTimes %.2f GB/s, forEachSpan %.2f GB/s, swift-protobuf decode %.3f GB/s (check %.0fx)",
         name, request.count, check, scan, spans, protobuf, check / protobuf)
       print("BENCH \(line) [\(sink % 2)]")
     }

@@ -17,7 +17,9 @@ import Testing
     let request = PB.traces([
       PB.resourceSpans(
         resource: PB.message([PB.ld(1, PB.keyValue("service.name", PB.stringValue("shop")))]),
-        scopes: [PB.scopeSpans(scope: PB.string(1, "lib"), spans: [PB.span(), PB.span(start: 5, end: 50)], schemaURL: "s")],
+        scopes: [
+          PB.scopeSpans(scope: PB.string(1, "lib"), spans: [PB.span(), PB.span(start: 5, end: 50)], schemaURL: "s")
+        ],
         schemaURL: "r")
     ])
     expectCheck(request, accepted: true)
@@ -213,7 +215,8 @@ import Testing
   }
 
   @Test func errorsNameTheFieldPath() {
-    let error = expectCheck(PB.oneSpan([PB.ld(9, PB.keyValue("k", PB.stringValue("\u{1}") + PB.ld(1, [0xFF])))]), accepted: false)
+    let error = expectCheck(
+      PB.oneSpan([PB.ld(9, PB.keyValue("k", PB.stringValue("\u{1}") + PB.ld(1, [0xFF])))]), accepted: false)
     #expect(error?.message == "AnyValue.string_value: invalid UTF-8")
     #expect(error?.description.hasSuffix("at request byte \(error?.offset ?? -1)") == true)
   }

@@ -84,7 +84,9 @@ func checkFacts(_ facts: OTLPRequestFacts, _ decoded: Decoded, _ raw: UnsafeRawB
         for span in scopeSpans.spans {
           expectedCount += 1
           expectedRange = (min(expectedRange.0, span.startTimeUnixNano), max(expectedRange.1, span.endTimeUnixNano))
-          guard index < spanFacts.count else { disagree("forEachSpan gave \(spanFacts.count) spans, fewer than decoded") }
+          guard index < spanFacts.count else {
+            disagree("forEachSpan gave \(spanFacts.count) spans, fewer than decoded")
+          }
           let fact = spanFacts[index]
           index += 1
           if Data(raw[fact.traceID]) != span.traceID { disagree("span \(index - 1): trace id differs") }
@@ -111,12 +113,16 @@ func checkFacts(_ facts: OTLPRequestFacts, _ decoded: Decoded, _ raw: UnsafeRawB
       disagree("forEachLogRecord refused an accepted request: \(error)")
     }
     let records = request.resourceLogs.flatMap { $0.scopeLogs.flatMap(\.logRecords) }
-    if records.count != recordFacts.count { disagree("forEachLogRecord gave \(recordFacts.count), decoded \(records.count)") }
+    if records.count != recordFacts.count {
+      disagree("forEachLogRecord gave \(recordFacts.count), decoded \(records.count)")
+    }
     for (record, fact) in zip(records, recordFacts) {
       expectedCount += 1
       let time = record.timeUnixNano != 0 ? record.timeUnixNano : record.observedTimeUnixNano
       expectedRange = (min(expectedRange.0, time), max(expectedRange.1, time))
-      if fact.severityNumber != Int32(truncatingIfNeeded: record.severityNumber.rawValue) { disagree("severity differs") }
+      if fact.severityNumber != Int32(truncatingIfNeeded: record.severityNumber.rawValue) {
+        disagree("severity differs")
+      }
       if Data(raw[fact.traceID]) != record.traceID { disagree("log trace id differs") }
     }
   case .metrics(let request):
