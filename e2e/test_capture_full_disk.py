@@ -232,7 +232,9 @@ def test_enospc_inside_a_record_write_cuts_it_back_and_capture_resumes_without_r
     # 1. The journal's own records fill the disk until a write runs out of space.
     deadline = time.monotonic() + 90
     while (result := probe()).status == 200:
-        assert time.monotonic() < deadline, f"still accepting after 90 s, {free_bytes(tmpfs)} free\n{service.describe()}"
+        assert time.monotonic() < deadline, (
+            f"still accepting after 90 s, {free_bytes(tmpfs)} bytes free\n{service.describe()}"
+        )
     assert result.status == 503, f"{result}\n{service.describe()}"
     assert "retry-after" in result.headers, str(result)
     assert b"journal file system is full" in result.body, (

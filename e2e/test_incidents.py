@@ -149,7 +149,7 @@ def test_a_ttl_that_runs_out_while_capture_is_down_ends_the_incident_at_start_pl
 ):
     """README: a TTL that ran out while capture was down ends the incident at the TTL's time on
     the next start, not at the restart's time, and the incident bundle's window ends there."""
-    ttl_seconds = 4
+    ttl_seconds = 6
     service = capture()
     started = incident(stella, service, "start", "--reason", "ttl while down", "--id", "INC-DOWN",
                        "--ttl", f"{ttl_seconds}s", "--lookback", "1m")
@@ -182,7 +182,8 @@ def test_a_ttl_that_runs_out_while_capture_is_down_ends_the_incident_at_start_pl
     assert ended["endedBy"] == "ttl", ended
     assert int(ended["endUnixNano"]) == expires, (
         f"ended at {ended['endUnixNano']}, expected start + TTL = {expires} "
-        f"({(int(ended['endUnixNano']) - expires) / 1e9:+.3f} s; restarted {(restarted_at - expires) / 1e9:.3f} s after it)"
+        f"({(int(ended['endUnixNano']) - expires) / 1e9:+.3f} s; "
+        f"restarted {(restarted_at - expires) / 1e9:.3f} s after it)"
     )
     assert int(ended["startUnixNano"]) == start
     # Durably, once: another restart neither moves the end nor logs the expiry again.

@@ -14,6 +14,8 @@ let package = Package(
     // (and versions) the root package resolves.
     .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    // swift-protobuf's decoder is the differential oracle of FuzzOTLPWireDifferential.
+    .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
   ],
   targets: [
     // Declares libFuzzer's LLVMFuzzerRunDriver (the symbol comes from -sanitize=fuzzer).
@@ -44,5 +46,15 @@ let package = Package(
       ]
     ),
     .executableTarget(name: "FuzzOTLPRequestDecoder", dependencies: ["FuzzSupport"]),
+    // Only the pure reader and the generated messages, so it builds without Capture and NIO.
+    .executableTarget(
+      name: "FuzzOTLPWireDifferential",
+      dependencies: [
+        "CFuzzerDriver",
+        .product(name: "OTLPWire", package: "stella-forensics"),
+        .product(name: "OTLPProto", package: "stella-forensics"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
+    ),
   ]
 )

@@ -17,6 +17,9 @@ Writes WORK/seeds/<Target>/ for the four targets and WORK/keys/fuzz.key, the fix
   Expect: 100-continue, and refused ones (unknown path, GET, wrong Content-Type or encoding).
 * FuzzOTLPRequestDecoder: a selector byte (signal, encoding), then each protobuf record and
   JSON line.
+* FuzzOTLPWireDifferential: a selector byte (signal), then each protobuf record (as every
+  signal), plus small hand-built requests reaching the reader's edge rules (groups, packed
+  fields, padded varints and tags, deep AnyValue nesting, oneofs set twice, descending order).
 
 Without --cli the bundle seeds are skipped (the two OTLP/HTTP targets need none).
 
@@ -184,6 +187,54 @@ def decoder_seeds(otlp: Path) -> list[bytes]:
     return seeds + [bytes([4]) + b"{}", bytes([0])]
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _ld(field: int, body: bytes) -> bytes:
+    return _varint(field << 3 | 2) + _varint(len(body)) + body
+
+
+def _fixed64(field: int, value: int) -> bytes:
+    return _varint(field << 3 | 1) + value.to_bytes(8, "little")
+
+
+def wire_differential_seeds(otlp: Path) -> list[bytes]:
+    """Inputs for FuzzOTLPWireDifferential: selector byte (bits 0-1 signal) + request."""
+    seeds = [bytes([index]) + record[4:]
+             for record in proto_records((otlp / "app.otlp.pb").read_bytes()) for index in range(3)]
+
+    def one_span(*fields: bytes) -> bytes:
+        span = _ld(1, bytes(16)) + _fixed64(7, 5) + _fixed64(8, 9) + b"".join(fields)
+        resource = _ld(1, _ld(1, _ld(1, b"service.name") + _ld(2, _ld(1, b"shop"))))
+        return bytes([0]) + _ld(1, resource + _ld(2, _ld(1, _ld(1, b"lib")) + _ld(2, span)))
+
+    nested = b""
+    for _ in range(40):
+        nested = _ld(5, _ld(1, nested))
+    seeds += [
+        one_span(_varint(20 << 3 | 3) + _varint(1 << 3) + b"\x01" + _varint(20 << 3 | 4)),  # group
+        one_span(_ld(15, _varint(3 << 3) + b"\xff" * 9 + b"\x02")),  # 10-byte varint, Status
+        one_span(b"\xaa\x80\x80\x80\x00\x01A"),  # name under a padded 5-byte tag
+        one_span(_ld(9, _ld(1, b"k") + _ld(2, nested))),  # deep ArrayValue nesting
+        one_span(_ld(9, _ld(1, b"k") + _ld(2, _ld(1, b"a") + _varint(3 << 3) + b"\x05"))),  # oneof twice
+        one_span(_ld(5, "grüße".encode())),
+        one_span(_ld(15, _varint(3 << 3) + b"\x02") + _ld(15, _ld(2, b"msg"))),
+        bytes([0]) + _ld(1, _ld(2, _ld(2, _fixed64(8, 9) + _fixed64(7, 1)) + _ld(1, b"")) + _ld(1, b"")),
+        bytes([1]) + _ld(1, _ld(2, _ld(2, _fixed64(11, 3) + _varint(2 << 3) + b"\x11" + _ld(9, bytes(16))))),
+        bytes([2]) + _ld(1, _ld(2, _ld(2, _ld(9, _ld(1, _fixed64(3, 7) + _ld(6, bytes(16)) + _ld(7, bytes(8))))
+                                       + _ld(10, _ld(1, _ld(8, _varint(1 << 3) + b"\x05" + _ld(2, b"\x01\x80\x02"))))
+                                       + _ld(5, _ld(1, _fixed64(3, 1))) + _ld(7, _ld(1, _fixed64(3, 2)))))),
+        bytes([0]),
+    ]
+    return seeds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", type=Path, required=True)
@@ -236,6 +287,8 @@ def main() -> None:
         put(seeds / "FuzzOTLPHTTP", request)
     for body in decoder_seeds(otlp):
         put(seeds / "FuzzOTLPRequestDecoder", body)
+    for body in wire_differential_seeds(otlp):
+        put(seeds / "FuzzOTLPWireDifferential", body)
 
     for target in sorted(p.name for p in seeds.iterdir()):
         print(f"seeds {target}: {len(list((seeds / target).iterdir()))}")

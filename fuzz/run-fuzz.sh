@@ -7,7 +7,8 @@
 #
 # Environment (all optional):
 #   FUZZ_RUNS=1000000           executions per target for FuzzBundleVerify, FuzzOTLPJSONLines,
-#                               FuzzOTLPProtoStream, FuzzOTLPHTTP, FuzzOTLPRequestDecoder
+#                               FuzzOTLPProtoStream, FuzzOTLPHTTP, FuzzOTLPRequestDecoder,
+#                               FuzzOTLPWireDifferential
 #   FUZZ_RESIGNED_RUNS=200000   executions for FuzzBundleResigned (about 10x slower per input)
 #   FUZZ_TARGETS="A B"          subset of targets
 #   FUZZ_WORK=/tmp/stella-fuzz  corpora, artifacts and logs (outside the repo)
@@ -25,7 +26,7 @@ work=${FUZZ_WORK:-/tmp/stella-fuzz}
 config=${FUZZ_CONFIG:-release}
 runs=${FUZZ_RUNS:-1000000}
 resigned_runs=${FUZZ_RESIGNED_RUNS:-200000}
-targets=${FUZZ_TARGETS:-FuzzBundleVerify FuzzBundleResigned FuzzOTLPJSONLines FuzzOTLPProtoStream FuzzOTLPHTTP FuzzOTLPRequestDecoder}
+targets=${FUZZ_TARGETS:-FuzzBundleVerify FuzzBundleResigned FuzzOTLPJSONLines FuzzOTLPProtoStream FuzzOTLPHTTP FuzzOTLPRequestDecoder FuzzOTLPWireDifferential}
 scratch=${FUZZ_SCRATCH:-$repo/.build-fuzz}
 bin_dir="$scratch/$config"
 regress_only=0
@@ -100,6 +101,7 @@ for target in $targets; do
     FuzzOTLPProtoStream) max_len=65536 n=$runs dict= ;;
     FuzzOTLPHTTP) max_len=65536 n=$runs dict=fuzz/dicts/http.dict ;;
     FuzzOTLPRequestDecoder) max_len=65536 n=$runs dict=fuzz/dicts/otlp-json.dict ;;
+    FuzzOTLPWireDifferential) max_len=65536 n=$runs dict= ;;
     *) log "unknown target $target"; exit 2 ;;
   esac
   run_regressions "$target"

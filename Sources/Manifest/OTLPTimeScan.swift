@@ -1,298 +1,39 @@
-/// What a walk over one OTLP export request found (BUNDLE-FORMAT.md §6.3).
-public struct OTLPTimeSummary: Sendable, Equatable {
-  /// Spans, log records or metric data points seen.
-  public var itemCount: UInt64 = 0
-  /// The smallest first-time over all items; `UInt64.max` while there are none.
-  public var minTime: UInt64 = .max
-  /// The largest last-time over all items; 0 while there are none.
-  public var maxTime: UInt64 = 0
+public import OTLPWire
 
-  public init() {}
+/// What a walk over one OTLP export request found (BUNDLE-FORMAT.md §6.3); defined by OTLPWire.
+public typealias OTLPTimeSummary = OTLPWire.OTLPTimeSummary
 
-  /// `(first, last)` as the manifest records them: `(0, 0)` when there are no items.
-  public var range: (first: UInt64, last: UInt64) {
-    itemCount == 0 ? (0, 0) : (minTime, maxTime)
-  }
-
-  /// Adds another summary's items and times.
-  public mutating func merge(_ other: OTLPTimeSummary) {
-    itemCount += other.itemCount
-    minTime = min(minTime, other.minTime)
-    maxTime = max(maxTime, other.maxTime)
-  }
-
-  mutating func add(first: UInt64, last: UInt64) {
-    itemCount += 1
-    minTime = min(minTime, first)
-    maxTime = max(maxTime, last)
-  }
-}
-
-/// The protobuf wire of a request is invalid on the path the time scan walks.
-public struct OTLPWireError: Error, CustomStringConvertible, Equatable, Sendable {
-  /// Offset in the request bytes.
-  public var offset: Int
-  public var message: String
-
-  public var description: String { "\(message) at request byte \(offset)" }
-}
+/// The protobuf wire of a request is invalid on the path the time scan walks; defined by OTLPWire.
+public typealias OTLPWireError = OTLPWire.OTLPWireError
 
 /// Computes item times straight from the protobuf wire format, without decoding messages.
 ///
 /// The walk follows only the stable OTLP v1 field numbers the format names: request → 1
 /// resource_* → 2 scope_* → 2 spans / log_records / metrics; Span 7/8, LogRecord 1/11, Metric
 /// 5/7/9/10/11 → 1 data_points → 3; every timestamp fixed64. Other fields are skipped, but must
-/// still be well-formed wire data.
+/// still be well-formed wire data. This is the verifier's rule, so it stays the §6.3 walk
+/// (`OTLPWireReader.scanTimes`), not the full schema check capture admission runs.
 public enum OTLPTimeScan {
   /// Scans one serialized `Export…ServiceRequest` of `signal`.
   public static func scan(_ request: UnsafeRawBufferPointer, signal: Signal) throws(OTLPWireError)
     -> OTLPTimeSummary
   {
-    var summary = OTLPTimeSummary()
-    try forEachField(request, base: 0) { (field, wire, value, offset) throws(OTLPWireError) in
-      guard field == 1 else { return }
-      let resource = try lengthDelimited(wire, value, offset, "resource_\(signal.rawValue)")
-      try forEachField(resource, base: offset) { (field, wire, value, offset) throws(OTLPWireError) in
-        guard field == 2 else { return }
-        let scope = try lengthDelimited(wire, value, offset, "scope_\(signal.rawValue)")
-        try forEachField(scope, base: offset) { (field, wire, value, offset) throws(OTLPWireError) in
-          guard field == 2 else { return }
-          let item = try lengthDelimited(wire, value, offset, "item")
-          switch signal {
-          case .traces: try scanSpan(item, base: offset, into: &summary)
-          case .logs: try scanLogRecord(item, base: offset, into: &summary)
-          case .metrics: try scanMetric(item, base: offset, into: &summary)
-          }
-        }
-      }
-    }
-    return summary
+    try OTLPWireReader.scanTimes(request, signal: signal.wireSignal)
   }
 
   /// Scans one serialized request held in an array.
   public static func scan(_ request: [UInt8], signal: Signal) throws(OTLPWireError) -> OTLPTimeSummary {
-    var result: Result<OTLPTimeSummary, OTLPWireError> = .success(OTLPTimeSummary())
-    request.withUnsafeBytes { raw in
-      do throws(OTLPWireError) {
-        result = .success(try scan(raw, signal: signal))
-      } catch {
-        result = .failure(error)
-      }
-    }
-    return try result.get()
+    try OTLPWireReader.scanTimes(request, signal: signal.wireSignal)
   }
+}
 
-  private static func scanSpan(_ span: UnsafeRawBufferPointer, base: Int, into summary: inout OTLPTimeSummary)
-    throws(OTLPWireError)
-  {
-    var start: UInt64 = 0
-    var end: UInt64 = 0
-    try forEachField(span, base: base) { (field, wire, value, offset) throws(OTLPWireError) in
-      switch field {
-      case 7: start = try fixed64(wire, value, offset, "span start_time_unix_nano")
-      case 8: end = try fixed64(wire, value, offset, "span end_time_unix_nano")
-      default: break
-      }
-    }
-    summary.add(first: start, last: end)
-  }
-
-  private static func scanLogRecord(
-    _ record: UnsafeRawBufferPointer, base: Int, into summary: inout OTLPTimeSummary
-  ) throws(OTLPWireError) {
-    var time: UInt64 = 0
-    var observed: UInt64 = 0
-    try forEachField(record, base: base) { (field, wire, value, offset) throws(OTLPWireError) in
-      switch field {
-      case 1: time = try fixed64(wire, value, offset, "log time_unix_nano")
-      case 11: observed = try fixed64(wire, value, offset, "log observed_time_unix_nano")
-      default: break
-      }
-    }
-    let effective = time != 0 ? time : observed
-    summary.add(first: effective, last: effective)
-  }
-
-  private static func scanMetric(_ metric: UnsafeRawBufferPointer, base: Int, into summary: inout OTLPTimeSummary)
-    throws(OTLPWireError)
-  {
-    try forEachField(metric, base: base) { (field, wire, value, offset) throws(OTLPWireError) in
-      // gauge 5, sum 7, histogram 9, exponential_histogram 10, summary 11.
-      guard [5, 7, 9, 10, 11].contains(field) else { return }
-      let data = try lengthDelimited(wire, value, offset, "metric data")
-      try forEachField(data, base: offset) { (field, wire, value, offset) throws(OTLPWireError) in
-        guard field == 1 else { return }
-        let point = try lengthDelimited(wire, value, offset, "data point")
-        var time: UInt64 = 0
-        try forEachField(point, base: offset) { (field, wire, value, offset) throws(OTLPWireError) in
-          if field == 3 { time = try fixed64(wire, value, offset, "data point time_unix_nano") }
-        }
-        summary.add(first: time, last: time)
-      }
-    }
-  }
-
-  /// A field's payload: a varint value, the 8 or 4 bytes of a fixed field, or the bytes of a
-  /// length-delimited one.
-  private enum FieldValue {
-    case varint(UInt64)
-    case bytes(UnsafeRawBufferPointer)
-    /// A (deprecated but valid) group; its contents were checked and skipped.
-    case group
-  }
-
-  private enum WireType: UInt64 {
-    case varint = 0
-    case fixed64 = 1
-    case lengthDelimited = 2
-    case startGroup = 3
-    case endGroup = 4
-    case fixed32 = 5
-  }
-
-  /// Groups nested deeper than this are refused, so hostile input cannot exhaust the stack.
-  private static let maxGroupDepth = 64
-
-  private static func lengthDelimited(_ wire: WireType, _ value: FieldValue, _ offset: Int, _ what: String)
-    throws(OTLPWireError) -> UnsafeRawBufferPointer
-  {
-    guard wire == .lengthDelimited, case .bytes(let bytes) = value else {
-      throw OTLPWireError(offset: offset, message: "\(what) is not length-delimited")
-    }
-    return bytes
-  }
-
-  private static func fixed64(_ wire: WireType, _ value: FieldValue, _ offset: Int, _ what: String)
-    throws(OTLPWireError) -> UInt64
-  {
-    guard wire == .fixed64, case .bytes(let bytes) = value else {
-      throw OTLPWireError(offset: offset, message: "\(what) is not fixed64")
-    }
-    var result: UInt64 = 0
-    for index in (0..<8).reversed() { result = result << 8 | UInt64(bytes[index]) }
-    return result
-  }
-
-  /// Calls `body` for each field of a message; `offset` is where the field's payload starts,
-  /// counted from the start of the whole request.
-  private static func forEachField(
-    _ message: UnsafeRawBufferPointer, base: Int,
-    _ body: (UInt64, WireType, FieldValue, Int) throws(OTLPWireError) -> Void
-  ) throws(OTLPWireError) {
-    var position = 0
-    while position < message.count {
-      let tagOffset = base + position
-      let (fieldNumber, wire) = try readTag(message, &position, base: base)
-      if wire == .endGroup {
-        throw OTLPWireError(offset: tagOffset, message: "end-group tag \(fieldNumber) without a matching start")
-      }
-      let payloadOffset = base + position
-      // Where the field's content starts: after the length prefix for length-delimited fields.
-      var contentOffset = payloadOffset
-      let value: FieldValue
-      switch wire {
-      case .varint:
-        value = .varint(try readVarint(message, &position, base: base))
-      case .fixed64, .fixed32:
-        let width = wire == .fixed64 ? 8 : 4
-        guard message.count - position >= width else {
-          throw OTLPWireError(offset: payloadOffset, message: "truncated fixed-width field")
-        }
-        value = .bytes(UnsafeRawBufferPointer(rebasing: message[position..<position + width]))
-        position += width
-      case .lengthDelimited:
-        let length = try readVarint(message, &position, base: base)
-        guard length <= UInt64(message.count - position) else {
-          throw OTLPWireError(offset: payloadOffset, message: "length \(length) runs past the end of its message")
-        }
-        contentOffset = base + position
-        let end = position + Int(length)
-        value = .bytes(UnsafeRawBufferPointer(rebasing: message[position..<end]))
-        position = end
-      case .startGroup:
-        try skipGroup(message, &position, base: base, fieldNumber: fieldNumber, depth: 1)
-        value = .group
-      case .endGroup:
-        throw OTLPWireError(offset: tagOffset, message: "unexpected end-group tag")
-      }
-      try body(fieldNumber, wire, value, contentOffset)
-    }
-  }
-
-  private static func readTag(_ message: UnsafeRawBufferPointer, _ position: inout Int, base: Int)
-    throws(OTLPWireError) -> (UInt64, WireType)
-  {
-    let tagOffset = base + position
-    let tag = try readVarint(message, &position, base: base)
-    let fieldNumber = tag >> 3
-    guard fieldNumber >= 1, fieldNumber <= 536_870_911 else {
-      throw OTLPWireError(offset: tagOffset, message: "invalid field number \(fieldNumber)")
-    }
-    guard let wire = WireType(rawValue: tag & 7) else {
-      throw OTLPWireError(offset: tagOffset, message: "invalid wire type \(tag & 7)")
-    }
-    return (fieldNumber, wire)
-  }
-
-  /// Skips a group's fields up to its end-group tag, checking that every field is well-formed.
-  private static func skipGroup(
-    _ message: UnsafeRawBufferPointer, _ position: inout Int, base: Int, fieldNumber: UInt64, depth: Int
-  ) throws(OTLPWireError) {
-    let groupOffset = base + position
-    guard depth <= maxGroupDepth else {
-      throw OTLPWireError(offset: groupOffset, message: "groups nested deeper than \(maxGroupDepth)")
-    }
-    while position < message.count {
-      let tagOffset = base + position
-      let (innerField, wire) = try readTag(message, &position, base: base)
-      switch wire {
-      case .endGroup:
-        guard innerField == fieldNumber else {
-          throw OTLPWireError(offset: tagOffset, message: "end-group \(innerField) closes group \(fieldNumber)")
-        }
-        return
-      case .startGroup:
-        try skipGroup(message, &position, base: base, fieldNumber: innerField, depth: depth + 1)
-      case .varint:
-        _ = try readVarint(message, &position, base: base)
-      case .fixed64, .fixed32:
-        let width = wire == .fixed64 ? 8 : 4
-        guard message.count - position >= width else {
-          throw OTLPWireError(offset: base + position, message: "truncated fixed-width field")
-        }
-        position += width
-      case .lengthDelimited:
-        let length = try readVarint(message, &position, base: base)
-        guard length <= UInt64(message.count - position) else {
-          throw OTLPWireError(offset: base + position, message: "length \(length) runs past the end of its message")
-        }
-        position += Int(length)
-      }
-    }
-    throw OTLPWireError(offset: groupOffset, message: "group \(fieldNumber) has no end-group tag")
-  }
-
-  private static func readVarint(_ bytes: UnsafeRawBufferPointer, _ position: inout Int, base: Int)
-    throws(OTLPWireError) -> UInt64
-  {
-    var result: UInt64 = 0
-    var shift: UInt64 = 0
-    let start = position
-    while true {
-      guard position < bytes.count else {
-        throw OTLPWireError(offset: base + start, message: "truncated varint")
-      }
-      let byte = bytes[position]
-      position += 1
-      if shift == 63 && byte > 1 {
-        throw OTLPWireError(offset: base + start, message: "varint overflows 64 bits")
-      }
-      result |= UInt64(byte & 0x7F) << shift
-      if byte & 0x80 == 0 { return result }
-      shift += 7
-      if shift > 63 {
-        throw OTLPWireError(offset: base + start, message: "varint longer than 10 bytes")
-      }
+extension Signal {
+  /// The same signal as OTLPWire names it (the codes agree: 1 traces, 2 logs, 3 metrics).
+  public var wireSignal: WireSignal {
+    switch self {
+    case .traces: return .traces
+    case .logs: return .logs
+    case .metrics: return .metrics
     }
   }
 }

@@ -61,6 +61,15 @@ struct Fault: Error {
     self.problem = problem
   }
 
+  /// The same fault, said to be in `kind`'s `field` unless an inner message already claimed it.
+  func naming(_ kind: MessageKind, _ field: UInt32) -> Fault {
+    guard self.kind == nil else { return self }
+    var named = self
+    named.kind = kind
+    named.field = field
+    return named
+  }
+
   var publicError: OTLPWireError {
     guard let kind else { return OTLPWireError(offset: offset, message: problem.text) }
     let path = field == 0 ? kind.name : "\(kind.name).\(kind.fieldName(field))"

@@ -124,7 +124,22 @@ public enum OTLPWireReader {
   private static func runCheck(_ input: WireInput, signal: WireSignal, tenantKey: UnsafeRawBufferPointer?)
     throws(OTLPWireError) -> OTLPRequestFacts
   {
-    var checker = SchemaChecker(input: input, tenantKey: tenantKey)
+    var result: Result<OTLPRequestFacts, OTLPWireError> = .success(OTLPRequestFacts())
+    MessageKind.actionTable.withUnsafeBufferPointer { table in
+      guard let actions = table.baseAddress else { return }
+      do throws(OTLPWireError) {
+        result = .success(try runCheck(input, signal: signal, tenantKey: tenantKey, actions: actions))
+      } catch {
+        result = .failure(error)
+      }
+    }
+    return try result.get()
+  }
+
+  private static func runCheck(
+    _ input: WireInput, signal: WireSignal, tenantKey: UnsafeRawBufferPointer?, actions: UnsafePointer<UInt16>
+  ) throws(OTLPWireError) -> OTLPRequestFacts {
+    var checker = SchemaChecker(input: input, tenantKey: tenantKey, actions: actions)
     let kind: MessageKind
     switch signal {
     case .traces: kind = .traceRequest
@@ -165,6 +180,8 @@ private func memcmpBytes(_ lhs: UnsafeRawPointer, _ rhs: UnsafeRawPointer, _ cou
 /// The full check's walk: one recursive call per sub-message (at most 100 deep).
 struct SchemaChecker {
   let input: WireInput
+  /// `MessageKind.actionTable`'s storage, for the duration of one check.
+  let actions: UnsafePointer<UInt16>
   let tenantKey: UnsafeRawBufferPointer?
   var summary = OTLPTimeSummary()
   var tenants = OTLPTenantValues()
@@ -174,8 +191,9 @@ struct SchemaChecker {
   private var attributeKey: Range<Int> = 0..<0
   private var attributeString: Range<Int>? = nil
 
-  init(input: WireInput, tenantKey: UnsafeRawBufferPointer?) {
+  init(input: WireInput, tenantKey: UnsafeRawBufferPointer?, actions: UnsafePointer<UInt16>) {
     self.input = input
+    self.actions = actions
     self.tenantKey = tenantKey
   }
 
@@ -185,8 +203,9 @@ struct SchemaChecker {
       fault.kind = kind
       throw fault
     }
-    let strict = kind.isTimeWalked
     switch kind {
+    case .keyValue: return try walkKeyValue(range, depth: depth)
+    case .anyValue: return try walkAnyValue(range, depth: depth)
     case .span, .logRecord, .numberDataPoint, .histogramDataPoint, .exponentialHistogramDataPoint,
       .summaryDataPoint:
       times = (0, 0)
@@ -196,21 +215,53 @@ struct SchemaChecker {
     default:
       break
     }
+    let strict = kind.isTimeWalked
     let end = range.upperBound
     var position = range.lowerBound
+    let row = actions + Int(kind.rawValue) &* 128
     while position < end {
-      var field: UInt32 = 0
+      let tag = input.byte(position)
+      guard tag < 0x80 else {
+        try step(kind, &position, end, depth: depth, strict: strict)
+        continue
+      }
+      let entry = row[Int(tag)]
+      let fieldStart = position
+      position += 1
       do throws(Fault) {
-        let tag = try input.readTag(&position, end)
-        field = tag.field
-        try readField(kind, field: tag.field, wire: tag.wire, &position, end, depth: depth, strict: strict)
-      } catch {
-        var fault = error
-        if fault.kind == nil {
-          fault.kind = kind
-          fault.field = field
+        switch FieldAction(rawValue: UInt8(truncatingIfNeeded: entry)) ?? .general {
+        case .general:
+          position = fieldStart
+          try step(kind, &position, end, depth: depth, strict: strict)
+        case .varint:
+          _ = try input.readVarint(&position, end, strict: strict)
+        case .fixed64:
+          try input.skipFixed(&position, end, width: 8)
+        case .fixed32:
+          try input.skipFixed(&position, end, width: 4)
+        case .skipLengthDelimited:
+          _ = try input.readLength(&position, end, strict: strict, bounded: false)
+        case .bytes:
+          _ = try input.readLength(&position, end, strict: strict, bounded: true)
+        case .string:
+          let start = position
+          let value = try input.readLength(&position, end, strict: strict, bounded: true)
+          guard input.isValidUTF8(value) else { throw Fault(start, .invalidUTF8) }
+        case .message:
+          let body = try input.readLength(&position, end, strict: strict, bounded: true)
+          // The table holds only raw values of real kinds (built from MessageKind itself).
+          try walk(unsafeBitCast(UInt8(truncatingIfNeeded: entry >> 8), to: MessageKind.self), body, depth: depth + 1)
+        case .time0, .time1:
+          guard end - position >= 8 else { throw Fault(position, .truncatedFixed) }
+          if entry & 0xFF == FieldAction.time0.rawValue {
+            times.0 = input.fixed64(position)
+          } else {
+            times.1 = input.fixed64(position)
+          }
+          position += 8
         }
-        throw fault
+      } catch {
+        throw error.naming(kind, UInt32(tag >> 3))
       }
     }
     switch kind {
@@ -226,6 +277,94 @@ struct SchemaChecker {
       }
     default:
       break
+    }
+  }
+
+  /// One field of a `kind` message, by the rule table; errors get the message and field named.
+  @inline(__always)
+  private mutating func step(_ kind: MessageKind, _ position: inout Int, _ end: Int, depth: Int, strict: Bool)
+    throws(Fault)
+  {
+    var field: UInt32 = 0
+    do throws(Fault) {
+      let tag = try input.readTag(&position, end)
+      field = tag.field
+      try readField(kind, field: tag.field, wire: tag.wire, &position, end, depth: depth, strict: strict)
+    } catch {
+      throw error.naming(kind, field)
+    }
+  }
+
+  /// A string field's value, checked; errors name `kind.field`.
+  @inline(__always)
+  private func readString(_ kind: MessageKind, _ field: UInt32, _ position: inout Int, _ end: Int) throws(Fault)
+    -> Range<Int>
+  {
+    let start = position
+    do throws(Fault) {
+      let value = try input.readLength(&position, end, strict: false, bounded: true)
+      guard input.isValidUTF8(value) else { throw Fault(start, .invalidUTF8) }
+      return value
+    } catch {
+      throw error.naming(kind, field)
+    }
+  }
+
+  // Attributes (KeyValue → AnyValue) are most of an SDK request's fields, so these two read
+  // their usual one-byte tags directly; any other field goes through the rule table. Neither
+  // message is on the §6.3 path, so nothing here is strict.
+
+  private mutating func walkKeyValue(_ range: Range<Int>, depth: Int) throws(Fault) {
+    let end = range.upperBound
+    var position = range.lowerBound
+    while position < end {
+      switch input.byte(position) {
+      case 0x0A:  // key
+        position += 1
+        _ = try readString(.keyValue, 1, &position, end)
+      case 0x12:  // value
+        position += 1
+        let value: Range<Int>
+        do throws(Fault) {
+          value = try input.readLength(&position, end, strict: false, bounded: true)
+        } catch {
+          throw error.naming(.keyValue, 2)
+        }
+        guard depth < WireLimits.messageDepth else { throw Fault(value.lowerBound, .depthLimit).naming(.anyValue, 0) }
+        // The usual value is one string_value filling the AnyValue: check it here.
+        if value.count >= 2, input.byte(value.lowerBound) == 0x0A, input.byte(value.lowerBound + 1) < 0x80,
+          Int(input.byte(value.lowerBound + 1)) == value.count - 2
+        {
+          let text = value.lowerBound + 2..<value.upperBound
+          guard input.isValidUTF8(text) else { throw Fault(value.lowerBound + 1, .invalidUTF8).naming(.anyValue, 1) }
+        } else {
+          try walkAnyValue(value, depth: depth + 1)
+        }
+      default:
+        try step(.keyValue, &position, end, depth: depth, strict: false)
+      }
+    }
+  }
+
+  private mutating func walkAnyValue(_ range: Range<Int>, depth: Int) throws(Fault) {
+    let end = range.upperBound
+    var position = range.lowerBound
+    while position < end {
+      switch input.byte(position) {
+      case 0x0A:  // string_value
+        position += 1
+        _ = try readString(.anyValue, 1, &position, end)
+      case 0x10, 0x18:  // bool_value, int_value
+        position += 1
+        if position < end && input.byte(position) < 0x80 {
+          position += 1
+        } else {
+          position -= 1
+          try step(.anyValue, &position, end, depth: depth, strict: false)
+        }
+      default:
+        try step(.anyValue, &position, end, depth: depth, strict: false)
+      }
     }
   }
 

@@ -22,15 +22,8 @@ enum MessageKind: UInt8 {
   /// own, stricter rules apply on top of swift-protobuf's: a varint's tenth byte must be 0 or 1,
   /// groups nest at most 64 deep, and the path and time fields must have their declared wire type.
   var isTimeWalked: Bool {
-    switch self {
-    case .traceRequest, .logsRequest, .metricsRequest, .resourceSpans, .resourceLogs, .resourceMetrics,
-      .scopeSpans, .scopeLogs, .scopeMetrics, .span, .logRecord, .metric, .gauge, .sum, .histogram,
-      .exponentialHistogram, .summary, .numberDataPoint, .histogramDataPoint,
-      .exponentialHistogramDataPoint, .summaryDataPoint:
-      return true
-    default:
-      return false
-    }
+    // The cases above are declared so that the walked ones come first.
+    rawValue <= MessageKind.summaryDataPoint.rawValue
   }
 
   var name: String {

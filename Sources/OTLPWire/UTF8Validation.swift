@@ -4,21 +4,29 @@ extension WireInput {
   /// above U+10FFFF, no truncated sequence.
   @inline(__always)
   func isValidUTF8(_ range: Range<Int>) -> Bool {
-    var index = range.lowerBound
-    let end = range.upperBound
-    // Attribute keys and values are nearly always ASCII: test 8 bytes per step first.
-    while end - index >= 8 {
-      if base.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { break }
-      index += 8
-    }
-    while index < end {
-      if byte(index) < 0x80 {
-        index += 1
-        continue
+    let count = range.count
+    let start = range.lowerBound
+    // Attribute keys and values are nearly always ASCII and short: test them with a few
+    // (overlapping) word loads, and validate byte by byte only when a high bit shows up.
+    var highBits: UInt64
+    if count >= 8 {
+      highBits = base.loadUnaligned(fromByteOffset: range.upperBound - 8, as: UInt64.self)
+      var index = start
+      while range.upperBound - index > 8 {
+        highBits |= base.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+        index += 8
       }
-      return validateFromNonASCII(index, end)
+    } else if count >= 4 {
+      highBits = UInt64(
+        base.loadUnaligned(fromByteOffset: start, as: UInt32.self)
+          | base.loadUnaligned(fromByteOffset: range.upperBound - 4, as: UInt32.self))
+    } else if count > 0 {
+      highBits = UInt64(byte(start) | byte(start + count / 2) | byte(range.upperBound - 1))
+    } else {
+      return true
     }
-    return true
+    if highBits & 0x8080_8080_8080_8080 == 0 { return true }
+    return validateFromNonASCII(start, range.upperBound)
   }
 
   @inline(never)

@@ -62,7 +62,8 @@ import Testing
             try Opentelemetry_Proto_Resource_V1_Resource(serializedBytes: Self.payload(bytes, $0))
           }
           #expect(decodedResource == resourceSpans.resource)
-          #expect(fact.resourceSchemaURL.map { Self.string(bytes, $0) ?? "" }?.hasSuffix(resourceSpans.schemaURL) == true)
+          #expect(
+            fact.resourceSchemaURL.map { Self.string(bytes, $0) ?? "" }?.hasSuffix(resourceSpans.schemaURL) == true)
           let decodedScope = try fact.scope.map {
             try Opentelemetry_Proto_Common_V1_InstrumentationScope(serializedBytes: Self.payload(bytes, $0))
           }
@@ -94,7 +95,9 @@ import Testing
 
   @Test func serviceNameTakesTheStringValueAsDecoded() throws {
     let value = PB.stringValue("first") + PB.varintField(3, 1) + PB.stringValue("svc")
-    let resource = PB.message([PB.ld(1, PB.keyValue("service.name", value)), PB.ld(1, PB.keyValue("other", PB.stringValue("x")))])
+    let resource = PB.message([
+      PB.ld(1, PB.keyValue("service.name", value)), PB.ld(1, PB.keyValue("other", PB.stringValue("x"))),
+    ])
     let request = PB.traces([PB.resourceSpans(resource: resource, scopes: [PB.scopeSpans(spans: [PB.span()])])])
     let fact = try #require(try Self.spans(request).first)
     #expect(Self.string(request, fact.serviceName) == "svc")
@@ -129,16 +132,22 @@ import Testing
 
     // Six distinct values: four kept, the rest flagged. A value overridden by an int, and one in
     // a span attribute (not a resource), do not count.
-    let resources = (0..<6).map { PB.resourceSpans(resource: PB.ld(1, PB.keyValue("t", PB.stringValue("v\($0)"))), scopes: []) }
+    let resources = (0..<6).map {
+      PB.resourceSpans(resource: PB.ld(1, PB.keyValue("t", PB.stringValue("v\($0)"))), scopes: [])
+    }
     let overridden = PB.resourceSpans(
       resource: PB.ld(1, PB.keyValue("t", PB.stringValue("gone") + PB.varintField(3, 1))), scopes: [])
-    let inSpan = PB.resourceSpans(scopes: [PB.scopeSpans(spans: [PB.span(extra: [PB.ld(9, PB.keyValue("t", PB.stringValue("span")))])])])
+    let inSpan = PB.resourceSpans(scopes: [
+      PB.scopeSpans(spans: [PB.span(extra: [PB.ld(9, PB.keyValue("t", PB.stringValue("span")))])])
+    ])
     let many = PB.traces(resources + [overridden, inSpan, resources[0]])
     let manyFacts = try OTLPWireReader.check(many, signal: .traces, tenantAttribute: "t")
     #expect(many.withUnsafeBytes { manyFacts.tenantValues.strings(in: $0) } == ["v0", "v1", "v2", "v3"])
     #expect(manyFacts.tenantValues.hasMore)
     // Key after value (descending order) and an empty key.
-    let reversed = PB.traces([PB.resourceSpans(resource: PB.ld(1, PB.ld(2, PB.stringValue("late")) + PB.string(1, "t")), scopes: [])])
+    let reversed = PB.traces([
+      PB.resourceSpans(resource: PB.ld(1, PB.ld(2, PB.stringValue("late")) + PB.string(1, "t")), scopes: [])
+    ])
     let reversedFacts = try OTLPWireReader.check(reversed, signal: .traces, tenantAttribute: "t")
     #expect(reversed.withUnsafeBytes { reversedFacts.tenantValues.strings(in: $0) } == ["late"])
     let keyless = PB.traces([PB.resourceSpans(resource: PB.ld(1, PB.ld(2, PB.stringValue("anon"))), scopes: [])])

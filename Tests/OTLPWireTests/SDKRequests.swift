@@ -86,7 +86,9 @@ enum SDKRequests {
           .with {
             $0.timeUnixNano = 1_718_000_000_000_500_000
             $0.name = "exception"
-            $0.attributes = [attribute("exception.type", "TimeoutError"), attribute("exception.message", "upstream timed out")]
+            $0.attributes = [
+              attribute("exception.type", "TimeoutError"), attribute("exception.message", "upstream timed out"),
+            ]
           }
         ]
         $0.status.code = .error
@@ -98,7 +100,9 @@ enum SDKRequests {
     }
   }
 
-  static func logs(records: Int = 32, seed: UInt64 = 2) -> Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest {
+  static func logs(records: Int = 32, seed: UInt64 = 2)
+    -> Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest
+  {
     var random = Generator(state: seed)
     return .with { request in
       request.resourceLogs = [
@@ -114,7 +118,9 @@ enum SDKRequests {
                   $0.severityNumber = index % 7 == 0 ? .error : .info
                   $0.severityText = index % 7 == 0 ? "ERROR" : "INFO"
                   $0.body.stringValue = "checkout started for order-\(1000 + index)"
-                  $0.attributes = [attribute("order.id", "order-\(1000 + index)"), attribute("code.function", "checkout")]
+                  $0.attributes = [
+                    attribute("order.id", "order-\(1000 + index)"), attribute("code.function", "checkout"),
+                  ]
                   if index % 2 == 0 {
                     $0.traceID = random.bytes(16)
                     $0.spanID = random.bytes(8)
@@ -188,14 +194,24 @@ enum SDKRequests {
                 },
                 .with {
                   $0.name = "temperature"
-                  $0.gauge.dataPoints = [.with { $0.timeUnixNano = 7; $0.asDouble = 21.5 }]
+                  $0.gauge.dataPoints = [
+                    .with {
+                      $0.timeUnixNano = 7
+                      $0.asDouble = 21.5
+                    }
+                  ]
                 },
                 .with {
                   $0.name = "rpc"
                   $0.summary.dataPoints = [
                     .with {
                       $0.timeUnixNano = 9
-                      $0.quantileValues = [.with { $0.quantile = 0.5; $0.value = 3 }]
+                      $0.quantileValues = [
+                        .with {
+                          $0.quantile = 0.5
+                          $0.value = 3
+                        }
+                      ]
                     }
                   ]
                 },

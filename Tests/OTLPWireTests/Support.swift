@@ -68,8 +68,9 @@ enum PB {
     return message(fields)
   }
   static func span(start: UInt64 = 10, end: UInt64 = 20, extra: [[UInt8]] = []) -> [UInt8] {
-    message([ld(1, Array(repeating: 0xAB, count: 16)), ld(2, Array(repeating: 0xCD, count: 8)), string(5, "GET /")]
-      + [fixed64(7, start), fixed64(8, end)] + extra)
+    message(
+      [ld(1, Array(repeating: 0xAB, count: 16)), ld(2, Array(repeating: 0xCD, count: 8)), string(5, "GET /")]
+        + [fixed64(7, start), fixed64(8, end)] + extra)
   }
   static func keyValue(_ key: String, _ value: [UInt8]) -> [UInt8] { message([string(1, key), ld(2, value)]) }
   static func stringValue(_ text: String) -> [UInt8] { string(1, text) }

@@ -17,7 +17,9 @@ import Testing
     let request = PB.traces([
       PB.resourceSpans(
         resource: PB.message([PB.ld(1, PB.keyValue("service.name", PB.stringValue("shop")))]),
-        scopes: [PB.scopeSpans(scope: PB.string(1, "lib"), spans: [PB.span(), PB.span(start: 5, end: 50)], schemaURL: "s")],
+        scopes: [
+          PB.scopeSpans(scope: PB.string(1, "lib"), spans: [PB.span(), PB.span(start: 5, end: 50)], schemaURL: "s")
+        ],
         schemaURL: "r")
     ])
     expectCheck(request, accepted: true)
@@ -213,8 +215,34 @@ import Testing
   }
 
   @Test func errorsNameTheFieldPath() {
-    let error = expectCheck(PB.oneSpan([PB.ld(9, PB.keyValue("k", PB.stringValue("\u{1}") + PB.ld(1, [0xFF])))]), accepted: false)
+    let error = expectCheck(
+      PB.oneSpan([PB.ld(9, PB.keyValue("k", PB.stringValue("\u{1}") + PB.ld(1, [0xFF])))]), accepted: false)
     #expect(error?.message == "AnyValue.string_value: invalid UTF-8")
     #expect(error?.description.hasSuffix("at request byte \(error?.offset ?? -1)") == true)
+  }
+}
+
+@Suite struct FastPathTests {
+  /// The attribute fast path reads a one-byte length; a string_value whose multi-byte length
+  /// happens to equal the AnyValue's size minus 2 must not be taken for it.
+  @Test func attributeStringWithAMultiByteLengthIsReadAsSuch() {
+    // AnyValue of 135 bytes: 0x0A, length 0x85 0x01 (133), then only 132 bytes.
+    let value: [UInt8] = [0x0A, 0x85, 0x01] + Array(repeating: 0x41, count: 132)
+    expectCheck(PB.oneSpan([PB.ld(9, PB.message([PB.string(1, "k"), PB.ld(2, value)]))]), accepted: false)
+    let fits: [UInt8] = [0x0A, 0x84, 0x01] + Array(repeating: 0x41, count: 132)
+    expectCheck(PB.oneSpan([PB.ld(9, PB.message([PB.string(1, "k"), PB.ld(2, fits)]))]), accepted: true)
+  }
+
+  @Test func shortAndLongStringsAtEveryLengthAndPosition() {
+    for length in 0..<40 {
+      for bad in [-1] + Array(0..<length) {
+        var text = Array(repeating: UInt8(ascii: "a"), count: length)
+        if bad >= 0 { text[bad] = 0xFF }
+        let accepted = bad < 0
+        expectCheck(PB.oneSpan([PB.ld(9, PB.keyValue("k", PB.ld(1, text)))]), accepted: accepted)
+        expectCheck(PB.oneSpan([PB.ld(9, PB.message([PB.ld(1, text), PB.ld(2, [])]))]), accepted: accepted)
+        expectCheck(PB.oneSpan([PB.ld(5, text)]), accepted: accepted)
+      }
+    }
   }
 }
