@@ -1,5 +1,5 @@
 public import Manifest
-internal import OTLPWire
+public import OTLPWire
 
 /// Turns one OTLP export request body, as a transport received it, into the protobuf bytes the
 /// journal keeps, or says precisely why it cannot.
@@ -98,11 +98,7 @@ public enum OTLPRequestDecoder {
         }
         return facts
       }
-      var times = Manifest.OTLPTimeSummary()
-      times.itemCount = facts.times.itemCount
-      times.minTime = facts.times.minTime
-      times.maxTime = facts.times.maxTime
-      return Decoded(request: request, times: times, resourceTenants: tenants, moreResourceTenants: more)
+      return Decoded(request: request, times: facts.times, resourceTenants: tenants, moreResourceTenants: more)
     } catch {
       throw RejectedRequest(.malformed, "\(prefix): not a valid \(signal.requestMessageName): \(error)")
     }
