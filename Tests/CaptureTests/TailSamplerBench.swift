@@ -68,7 +68,8 @@ import Testing
 
   struct SplitMix {
     var state: UInt64
-    init(seed: UInt64) { state = seed &* 0x9E37_79B9_7F4A_7C15 }
+    // Seeds 2^32 steps apart, so the batches' streams (and trace ids) never overlap.
+    init(seed: UInt64) { state = (seed << 32) &* 0x9E37_79B9_7F4A_7C15 }
     mutating func next() -> UInt64 {
       state &+= 0x9E37_79B9_7F4A_7C15
       var z = state
