@@ -63,6 +63,34 @@ import WireTestSupport
     try sealAndVerify(segments, in: scratch)
   }
 
+  /// The sampler's archive: appends are never synced, the seal makes them durable, and every
+  /// record is still in a sealed, verifiable segment; small segments rotate many times, so
+  /// seals run on both compression lanes at once.
+  @Test func aJournalOfCopiesSyncsOnlyAtTheSealAndSealsOnBothLanes() async throws {
+    let scratch = try ScratchDirectory()
+    var copies = options(.groupCommit)
+    copies.syncsAppends = false
+    copies.maxSegmentBytes = 1
+    let journal = try Journal(dataDirectory: scratch.path, nodeID: "node-a", options: copies, logger: logger)
+    var seqs: [UInt64] = []
+    for index in 0..<12 {
+      // One at a time, so each record rotates its own segment.
+      seqs += try await append(journal, [traces(index)]).map { try $0.get().seq }
+    }
+    #expect(seqs == Array(0..<12))
+    #expect(journal.status().syncs == 0)
+    await journal.stop()
+
+    let segments = try JournalSelection.select(
+      dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: nil
+    ).segments
+    #expect(segments.count >= 11)
+    #expect(segments.map(\.entry.recordCount).reduce(0, +) == 12)
+    let ranges = segments.map { ($0.entry.firstSeq, $0.entry.firstSeq + $0.entry.recordCount) }.sorted { $0.0 < $1.0 }
+    #expect(zip(ranges, ranges.dropFirst()).allSatisfy { $0.1 == $1.0 })
+    try sealAndVerify(segments, in: scratch)
+  }
+
   @Test func continuesNumberingAfterReopenAndKeepsTheNodeID() async throws {
     let scratch = try ScratchDirectory()
     var journal = try Journal(dataDirectory: scratch.path, nodeID: nil, options: options(), logger: logger)

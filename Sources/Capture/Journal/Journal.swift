@@ -127,7 +127,16 @@ public final class Journal: @unchecked Sendable {
   private var lastIntervalSync: UInt64 = 0
   private var dirtyForInterval: [StreamState] = []
 
+  /// Ring pruning, seal retries and the callbacks that wait for queued seals.
   private let sealQueue = DispatchQueue(label: "stella-forensics.journal.seal")
+  /// Compression lanes: rotated segments are sealed on two queues in turn, so one segment's
+  /// compression overlaps the previous one's fsyncs (a seal spends about a third of its time
+  /// waiting for the disk) and a burst uses both cores.
+  private let sealLanes = (0..<2).map { DispatchQueue(label: "stella-forensics.journal.seal.lane\($0)") }
+  /// Writer thread only: the lane the next rotated segment goes to.
+  private var nextSealLane = 0
+  /// Serializes ``pruneRing()``, which seals on every lane and the ring tick may start at once.
+  private let pruneLock = NSLock()
   private let lockDescriptor: Int32
 
   /// A sealed segment as the ring sees it.
@@ -288,7 +297,7 @@ public final class Journal: @unchecked Sendable {
         condition.lock()
         while !writerFinished { condition.wait() }
         condition.unlock()
-        sealQueue.sync {}
+        waitForQueuedSeals()
         // The lock goes with the process; releasing it here lets a restart in the same process
         // (tests, a supervisor) open the journal again.
         flock(lockDescriptor, LOCK_UN)
@@ -325,6 +334,14 @@ public final class Journal: @unchecked Sendable {
       while pending.isEmpty && sealRequests.isEmpty && !stopping {
         if !condition.wait(until: Date(timeIntervalSinceNow: 0.25)) { break }
       }
+      // Compression behind: hold the queued requests (their clients wait, within the in-flight
+      // bound) until it catches up, rather than write on until admission must refuse clients
+      // whose retries then cost more than waiting does. At most a second at a time, so aged
+      // segments still rotate.
+      let throttleDeadline = Date(timeIntervalSinceNow: 1)
+      while sealBacklogBytes > options.maxSealBacklogBytes / 2 && sealRequests.isEmpty && !stopping {
+        if !condition.wait(until: throttleDeadline) { break }
+      }
       let batch = pending
       pending.removeAll(keepingCapacity: true)
       // Once written, the batch is in `diskBytes`; left in here too, every byte ever appended
@@ -337,7 +354,7 @@ public final class Journal: @unchecked Sendable {
 
       if !batch.isEmpty { write(batch) }
       let now = clock.monotonic()
-      if options.durability == .interval,
+      if options.durability == .interval, options.syncsAppends,
         now &- lastIntervalSync >= UInt64(options.syncIntervalMillis) * 1_000_000 || isStopping
       {
         syncInterval()
@@ -350,7 +367,7 @@ public final class Journal: @unchecked Sendable {
         sealQueue.async { [self] in pruneRing() }
       }
       if !sealWaiters.isEmpty {
-        sealQueue.async { for waiter in sealWaiters { waiter() } }
+        afterQueuedSeals { for waiter in sealWaiters { waiter() } }
       }
       updateSnapshot()
       if isStopping {
@@ -367,7 +384,7 @@ public final class Journal: @unchecked Sendable {
   }
 
   private func write(_ batch: [Pending]) {
-    if options.durability == .fsyncPerBatch {
+    if options.durability == .fsyncPerBatch, options.syncsAppends {
       for item in batch { item.completion(appendAndSync([item])[0]) }
       return
     }
@@ -387,7 +404,9 @@ public final class Journal: @unchecked Sendable {
       if case .success(let writer) = outcome.written { touched.append(writer) }
       results += zip(items, outcome.results).map { ($0, $1) }
     }
-    if options.durability == .groupCommit {
+    if !options.syncsAppends {
+      // Durable at the seal (a journal of copies): nothing to sync or to remember.
+    } else if options.durability == .groupCommit {
       var failed: [ObjectIdentifier: JournalError] = [:]
       for writer in touched {
         do {
@@ -533,6 +552,7 @@ public final class Journal: @unchecked Sendable {
     do {
       let writer = try SegmentFileWriter(
         creating: path, header: header, firstSeq: stream.nextSeq, limits: options.limits)
+      writer.syncsRecords = options.syncsAppends
       stream.writer = writer
       stream.openedAt = clock.monotonic()
       condition.lock()
@@ -655,12 +675,32 @@ public final class Journal: @unchecked Sendable {
     condition.lock()
     sealBacklogBytes += Int64(bytes)
     condition.unlock()
-    sealQueue.async { [self] in
+    let lane = sealLanes[nextSealLane]
+    nextSealLane = (nextSealLane + 1) % sealLanes.count
+    lane.async { [self] in
       work()
       condition.lock()
       sealBacklogBytes -= Int64(bytes)
+      condition.broadcast()
       condition.unlock()
     }
+  }
+
+  /// Runs `work` on the seal queue once every seal queued so far has finished (seals queued
+  /// later may finish first; none queued earlier is still running).
+  private func afterQueuedSeals(_ work: @escaping @Sendable () -> Void) {
+    var step: @Sendable () -> Void = { [sealQueue] in sealQueue.async(execute: work) }
+    for lane in sealLanes.reversed() {
+      let next = step
+      step = { lane.async(execute: next) }
+    }
+    step()
+  }
+
+  /// Blocks until every seal queued so far, and the seal queue's own work, has finished.
+  private func waitForQueuedSeals() {
+    for lane in sealLanes { lane.sync {} }
+    sealQueue.sync {}
   }
 
   // MARK: - Sealing
@@ -726,8 +766,11 @@ public final class Journal: @unchecked Sendable {
   // MARK: - The ring
 
   /// Deletes sealed segments past the ring's age or byte bound, oldest first, skipping the ones
-  /// an incident pins. Runs on the seal queue, so it never races a seal in the same directory.
+  /// an incident pins. Serialized by `pruneLock`; it only deletes segments already in the ring, so
+  /// it never races the seal that is still writing one.
   private func pruneRing() {
+    pruneLock.lock()
+    defer { pruneLock.unlock() }
     let now = clock.wall()
     condition.lock()
     let pin = retentionPin
@@ -769,6 +812,7 @@ public final class Journal: @unchecked Sendable {
   /// Prunes the ring now, after every seal already queued, instead of at the next tick: lets
   /// tests decide exactly when the ring is judged against their injected clock.
   func pruneRingNow() {
+    waitForQueuedSeals()
     sealQueue.sync { pruneRing() }
   }
 

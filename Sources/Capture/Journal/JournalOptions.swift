@@ -21,6 +21,13 @@ public enum DurabilityPolicy: String, Sendable, CaseIterable, Equatable {
 /// How the journal writes, rotates and bounds its segment files.
 public struct JournalOptions: Sendable, Equatable {
   public var durability: DurabilityPolicy = .groupCommit
+  /// `false` for a journal of copies (the tail sampler's archive): appends are never synced and
+  /// a segment becomes durable only when it is sealed (the compressed file is synced before the
+  /// open one is removed). Its records are already durable in the flight recorder, so a machine
+  /// crash costs at most the archive's open segments; in exchange the uncompressed copy usually
+  /// never reaches the disk (sealed and removed before the kernel writes it back), which halves
+  /// the disk bandwidth capture needs while the sampler keeps most traces.
+  public var syncsAppends = true
   /// Sync period of the `interval` policy.
   public var syncIntervalMillis: Int = 200
   /// An open segment is sealed once its uncompressed size reaches this.

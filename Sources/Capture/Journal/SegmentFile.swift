@@ -242,6 +242,10 @@ public final class SegmentFileWriter {
     return cut
   }
 
+  /// `false`: records are made durable by the seal alone (see ``JournalOptions/syncsAppends``),
+  /// so suspending and sealing do not sync the uncompressed file first.
+  public var syncsRecords = true
+
   /// Whether the descriptor is closed while the segment waits for its next record.
   public var isSuspended: Bool { suspended }
 
@@ -249,7 +253,7 @@ public final class SegmentFileWriter {
   /// streams (tenants) do not hold thousands of descriptors; the next append reopens it.
   public func suspend() throws(SegmentFileError) {
     guard !suspended, descriptor >= 0 else { return }
-    try sync()
+    if syncsRecords { try sync() }
     close(descriptor)
     descriptor = -1
     suspended = true
@@ -269,7 +273,7 @@ public final class SegmentFileWriter {
     guard recordCount > 0 else {
       throw SegmentFileError(.invalidRecord, path: path, "cannot seal a segment without records")
     }
-    try sync()
+    if syncsRecords { try sync() }
     if descriptor >= 0 { close(descriptor) }
     descriptor = -1
     suspended = false

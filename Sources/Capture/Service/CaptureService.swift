@@ -70,6 +70,7 @@ public final class CaptureService: Sendable {
       archiveOptions.ringMaxAgeSeconds = nil
       archiveOptions.ringMaxBytes = nil
       archiveOptions.maxJournalBytes = configuration.archiveMaxBytes
+      archiveOptions.syncsAppends = false
       archive = try Journal(
         dataDirectory: JournalLayout(dataDirectory: configuration.dataDirectory).archiveDataDirectory,
         nodeID: journal.nodeID + ".archive", options: archiveOptions, redactionPolicy: policyReference,
