@@ -117,11 +117,23 @@ public final class OTLPGRPCReceiver: Sendable {
     return channel.eventLoop.makeSucceededVoidFuture()
   }
 
-  /// Stops accepting calls, lets running ones finish, and returns when the server has stopped.
-  public func stop() async {
+  /// Stops accepting calls, lets running ones finish for up to `grace`, then closes whatever
+  /// is left, and returns when the server has stopped.
+  ///
+  /// The bound matters: a graceful close waits for each client to acknowledge the server's
+  /// GOAWAY ping, and a client that never reads (an idle or hostile connection) would otherwise
+  /// hold shutdown, and the journal's final seal behind it, for the whole connection grace time.
+  public func stop(grace: Duration = .seconds(5)) async {
     server.beginGracefulShutdown()
-    let task = serving.withLock { $0 }
-    await task?.value
+    guard let task = serving.withLock({ $0 }) else { return }
+    let logger = self.logger
+    let deadline = Task {
+      guard (try? await Task.sleep(for: grace)) != nil else { return }
+      logger.notice("OTLP/gRPC: closing the connections still open after the shutdown grace of \(grace)")
+      task.cancel()
+    }
+    await task.value
+    deadline.cancel()
   }
 }
 
