@@ -78,7 +78,7 @@ let package = Package(
     .target(
       name: "Replay",
       dependencies: [
-        "Manifest", "Verify", "OTLPProto",
+        "Manifest", "Verify", "OTLPProto", "OTLPWire",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
@@ -110,7 +110,8 @@ let package = Package(
       name: "CaptureTests",
       dependencies: ["Capture", "Manifest", "OTLPProto", "OTLPWire", "Signing", "Verify", "WireTestSupport"]),
     .testTarget(name: "VerifyTests", dependencies: ["Verify", "Manifest", "Signing", "WireTestSupport"]),
-    .testTarget(name: "ReplayTests", dependencies: ["Replay", "Verify", "Manifest", "Signing", "WireTestSupport"]),
+    .testTarget(
+      name: "ReplayTests", dependencies: ["Replay", "Verify", "Manifest", "OTLPWire", "Signing", "WireTestSupport"]),
   ]
 )
 
