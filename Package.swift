@@ -104,14 +104,15 @@ let package = Package(
     .testTarget(name: "SigningTests", dependencies: ["Signing"]),
     .testTarget(
       name: "OTLPWireTests",
-      dependencies: ["OTLPWire", "OTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+      dependencies: [
+        "OTLPWire", "OTLPProto", "WireTestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
     ),
     .testTarget(
       name: "CaptureTests",
       dependencies: ["Capture", "Manifest", "OTLPProto", "OTLPWire", "Signing", "Verify", "WireTestSupport"]),
     .testTarget(name: "VerifyTests", dependencies: ["Verify", "Manifest", "Signing", "WireTestSupport"]),
-    .testTarget(
-      name: "ReplayTests", dependencies: ["Replay", "Verify", "Manifest", "OTLPWire", "Signing", "WireTestSupport"]),
+    .testTarget(name: "ReplayTests", dependencies: ["Replay", "Verify", "Manifest", "Signing", "WireTestSupport"]),
   ]
 )
 
