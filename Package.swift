@@ -78,7 +78,7 @@ let package = Package(
     .target(
       name: "Replay",
       dependencies: [
-        "Manifest", "Verify", "OTLPProto",
+        "Manifest", "Verify", "OTLPProto", "OTLPWire",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
@@ -104,7 +104,9 @@ let package = Package(
     .testTarget(name: "SigningTests", dependencies: ["Signing"]),
     .testTarget(
       name: "OTLPWireTests",
-      dependencies: ["OTLPWire", "OTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+      dependencies: [
+        "OTLPWire", "OTLPProto", "WireTestSupport", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
     ),
     .testTarget(
       name: "CaptureTests",

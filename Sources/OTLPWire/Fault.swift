@@ -22,6 +22,8 @@ enum Problem: Equatable {
   case notLengthDelimited
   case notFixed64
   case rangeOutsideRequest
+  /// A time shift by this many nanoseconds would leave a timestamp outside 1...UInt64.max.
+  case shiftOutOfRange(Int64)
 
   var text: String {
     switch self {
@@ -45,6 +47,7 @@ enum Problem: Equatable {
     case .notLengthDelimited: return "not length-delimited"
     case .notFixed64: return "not fixed64"
     case .rangeOutsideRequest: return "byte range outside the request"
+    case .shiftOutOfRange(let nanos): return "timestamp shifted by \(nanos) ns leaves the u64 range"
     }
   }
 }

@@ -80,7 +80,12 @@ public struct OTLPRequestFacts: Sendable, Equatable {
 ///   100 deep. Unknown fields, known fields with another wire type, fields in any order and
 ///   repeated singular fields are accepted, as swift-protobuf accepts them.
 ///
-/// Neither allocates per field; both read an `UnsafeRawBufferPointer` once, front to back.
+/// Replay's reads share it too, each with the accept rule replay has always had:
+/// ``forEachTimestamp(in:signal:_:)`` (and ``shiftTimestamps(in:signal:by:)``,
+/// ``newestTimestamp(in:signal:)``) find the timestamps of an archived request for a time
+/// shift, and `partialSuccessRejected(inResponse:)` reads an endpoint's partial-success count.
+///
+/// None allocates per field; each reads an `UnsafeRawBufferPointer` once, front to back.
 public enum OTLPWireReader {
   /// Validates one serialized `Export…ServiceRequest` of `signal` and returns its §6.3 times and
   /// the tenant attribute's values.
@@ -140,14 +145,8 @@ public enum OTLPWireReader {
     _ input: WireInput, signal: WireSignal, tenantKey: UnsafeRawBufferPointer?, actions: UnsafePointer<UInt16>
   ) throws(OTLPWireError) -> OTLPRequestFacts {
     var checker = SchemaChecker(input: input, tenantKey: tenantKey, actions: actions)
-    let kind: MessageKind
-    switch signal {
-    case .traces: kind = .traceRequest
-    case .logs: kind = .logsRequest
-    case .metrics: kind = .metricsRequest
-    }
     do throws(Fault) {
-      try checker.walk(kind, 0..<input.count, depth: 1)
+      try checker.walk(MessageKind(request: signal), 0..<input.count, depth: 1)
     } catch {
       throw error.publicError
     }

@@ -1,4 +1,5 @@
 public import Manifest
+import OTLPWire
 
 /// One decompressed segment of a verified bundle, with its records located.
 ///
@@ -20,7 +21,8 @@ public struct ArchivedSegment: Sendable {
   /// Its records, in order.
   public let records: [Record]
 
-  /// Adds `offset` to every non-zero timestamp of every record, in place (see ``OTLPWire``).
+  /// Adds `offset` to every non-zero timestamp of every record, in place (see
+  /// `OTLPWireReader.shiftTimestamps(in:signal:by:)`).
   public mutating func shiftTimestamps(by offset: Int64) throws(ReplayError) {
     let signal = blob.signal
     let stream = blob.stream
@@ -28,9 +30,9 @@ public struct ArchivedSegment: Sendable {
     let result = bytes.withUnsafeMutableBytes { raw in
       Result { () throws(ReplayError) in
         for record in records {
-          do throws(OTLPWire.WalkError) {
-            try OTLPWire.shiftTimestamps(
-              in: UnsafeMutableRawBufferPointer(rebasing: raw[record.request]), signal: signal, by: offset)
+          do throws(OTLPWireError) {
+            try OTLPWireReader.shiftTimestamps(
+              in: UnsafeMutableRawBufferPointer(rebasing: raw[record.request]), signal: signal.wireSignal, by: offset)
           } catch {
             throw ReplayError(.timeShiftOutOfRange, error.description, stream: stream, seq: record.seq)
           }

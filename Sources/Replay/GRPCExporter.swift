@@ -1,6 +1,7 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 import Manifest
+import OTLPWire
 
 /// OTLP/gRPC: the `Export` method of each signal's service, with the archived bytes as the
 /// message (a pass-through serializer, so nothing is decoded or re-encoded on the way).
@@ -45,7 +46,7 @@ final class GRPCExporter: OTLPExporter {
         descriptor: MethodDescriptor(fullyQualifiedService: signal.grpcService, method: "Export"),
         serializer: PassThroughSerializer(), deserializer: PassThroughDeserializer(), options: options
       ) { response in try response.message }
-      return .accepted(rejectedItems: partialSuccessRejected(response))
+      return .accepted(rejectedItems: OTLPWireReader.partialSuccessRejected(inResponse: response))
     } catch let error as RPCError {
       let reason = "gRPC \(error.code) from \(endpoint): \(error.message)"
       switch error.code {

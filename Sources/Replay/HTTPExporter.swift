@@ -2,6 +2,7 @@ import Manifest
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import OTLPWire
 
 /// OTLP/HTTP (protobuf or JSON) over one keep-alive HTTP/1.1 connection, reopened when it drops.
 ///
@@ -66,7 +67,7 @@ actor HTTPExporter: OTLPExporter {
     let status = response.status.code
     switch status {
     case 200..<300:
-      return .accepted(rejectedItems: json ? 0 : partialSuccessRejected(response.body))
+      return .accepted(rejectedItems: json ? 0 : OTLPWireReader.partialSuccessRejected(inResponse: response.body))
     case 429, 502, 503, 504:
       return .retryable(
         reason: "HTTP \(status)\(Self.detail(response.body))",

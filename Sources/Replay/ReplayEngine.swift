@@ -1,5 +1,6 @@
 public import Manifest
 import NIOPosix
+import OTLPWire
 
 /// How fast to replay.
 public enum ReplaySpeed: Sendable, Equatable, CustomStringConvertible {
@@ -432,9 +433,9 @@ struct ReplayRun {
     var time = record.receivedUnixNano
     if time == 0, options.speed != .max {
       let result = segment.bytes.withUnsafeBytes { raw in
-        Result { () throws(OTLPWire.WalkError) in
-          try OTLPWire.newestTimestamp(
-            in: UnsafeRawBufferPointer(rebasing: raw[record.request]), signal: cursor.key.signal)
+        Result { () throws(OTLPWireError) in
+          try OTLPWireReader.newestTimestamp(
+            in: UnsafeRawBufferPointer(rebasing: raw[record.request]), signal: cursor.key.signal.wireSignal)
         }
       }
       switch result {
