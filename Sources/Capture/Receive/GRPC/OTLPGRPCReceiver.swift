@@ -108,6 +108,9 @@ public final class OTLPGRPCReceiver: Sendable {
   private static func admit(_ channel: any Channel, budget: ConnectionBudget, logger: Logger) -> EventLoopFuture<Void> {
     if budget.acquire() {
       channel.closeFuture.whenComplete { _ in budget.release() }
+      // Receive buffers freed after every read, not kept per connection (see
+      // TransientRecvByteBufferAllocator).
+      return channel.useTransientReceiveBuffers()
     } else {
       logger.info(
         "OTLP/gRPC server refused a connection: limit of \(budget.limit) open connections reached",
