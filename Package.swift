@@ -110,7 +110,11 @@ let package = Package(
     ),
     .testTarget(
       name: "CaptureTests",
-      dependencies: ["Capture", "Manifest", "OTLPProto", "OTLPWire", "Signing", "Verify", "WireTestSupport"]),
+      dependencies: [
+        "Capture", "Manifest", "OTLPProto", "OTLPWire", "Signing", "Verify", "WireTestSupport",
+        .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+        .product(name: "NIOHPACK", package: "swift-nio-http2"),
+      ]),
     .testTarget(name: "VerifyTests", dependencies: ["Verify", "Manifest", "Signing", "WireTestSupport"]),
     .testTarget(name: "ReplayTests", dependencies: ["Replay", "Verify", "Manifest", "Signing", "WireTestSupport"]),
   ]

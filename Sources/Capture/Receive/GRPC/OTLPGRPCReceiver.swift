@@ -108,6 +108,9 @@ public final class OTLPGRPCReceiver: Sendable {
   private static func admit(_ channel: any Channel, budget: ConnectionBudget, logger: Logger) -> EventLoopFuture<Void> {
     if budget.acquire() {
       channel.closeFuture.whenComplete { _ in budget.release() }
+      // Receive buffers freed after every read, not kept per connection (see
+      // TransientRecvByteBufferAllocator).
+      return channel.useTransientReceiveBuffers()
     } else {
       logger.info(
         "OTLP/gRPC server refused a connection: limit of \(budget.limit) open connections reached",
@@ -178,18 +181,21 @@ struct OTLPExportService: RegistrableRPCService {
   }
 
   /// - Parameter reserved: in-flight bytes the gate already reserved for this call from the
-  ///   message prefix; a compressed message may decompress to more, which is reserved here.
-  private func export(_ body: [UInt8], signal: Signal, tenant: String?, reserved: Int) async -> ServerResponse<[UInt8]>
-  {
-    let more = max(0, body.count - reserved)
-    guard more == 0 || ingest.reserveInFlight(more) else {
+  ///   message prefix (room for gRPC's buffer of the message and for `body`). Once `body`
+  ///   exists gRPC's buffer is gone, so exactly `body.count` stays reserved until the ingest is
+  ///   done: the excess is given back here, and a compressed message that decompressed to more
+  ///   reserves the difference.
+  func export(_ body: [UInt8], signal: Signal, tenant: String?, reserved: Int) async -> ServerResponse<[UInt8]> {
+    if reserved > body.count {
+      ingest.releaseInFlight(reserved - body.count)
+    } else if reserved < body.count, !ingest.reserveInFlight(body.count - reserved) {
       if reserved > 0 { ingest.releaseInFlight(reserved) }
       return ServerResponse(
         error: RPCError(
           code: .resourceExhausted, message: "capture is over its in-flight memory bound; retry later",
           metadata: Self.retryMetadata(seconds: 1)))
     }
-    defer { ingest.releaseInFlight(reserved + more) }
+    defer { if !body.isEmpty { ingest.releaseInFlight(body.count) } }
     if let problem = ingest.admissionProblem() {
       return ServerResponse(error: Self.rpcError(for: problem))
     }

@@ -75,6 +75,10 @@ final class HTTPServerCore: Sendable {
       .serverChannelOption(.backlog, value: 256)
       .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
       .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+      // Each connection's receive buffers are freed after every read rather than kept for the
+      // life of the connection (see TransientRecvByteBufferAllocator).
+      .childChannelOption(.maxMessagesPerRead, value: TransientRecvByteBufferAllocator.maxMessagesPerRead)
+      .childChannelOption(.recvAllocator, value: TransientRecvByteBufferAllocator())
       .childChannelInitializer { [self] channel in
         channel.eventLoop.makeCompletedFuture {
           if self.admit(channel) {
