@@ -48,6 +48,22 @@ final class ScratchDirectory {
     #expect(segment == (try [UInt8](Data(contentsOf: URL(fileURLWithPath: writer.path)))))
   }
 
+  /// A batch larger than the writer's chunk is written in several writes, and reads back whole.
+  @Test func aBatchLargerThanTheWriteChunkIsWrittenInPartsAndReadBackWhole() throws {
+    let scratch = try ScratchDirectory()
+    let writer = try SegmentFileWriter(creating: scratch.file("open.seg"), header: header, firstSeq: 0)
+    let requests = (0..<3).map { batch in
+      Wire.traces((0..<60_000).map { (UInt64(1_000 + batch), UInt64(2_000 + $0)) })
+    }
+    #expect(requests.map(\.count).reduce(0, +) > SegmentFileWriter.writeChunkBytes)
+    #expect(try writer.append(batch: requests.map { ($0, 42) }) == 0)
+    try writer.sync()
+    let recovered = try SegmentFileRecovery.scan(path: writer.path)
+    #expect(recovered.recordCount == 3 && recovered.tornTailBytes == 0)
+    #expect(recovered.validLength == writer.byteCount)
+    #expect(JournalFiles.size(of: writer.path) == Int64(writer.byteCount))
+  }
+
   @Test func invalidRequestsAreRefusedBeforeTheyReachTheFile() throws {
     let scratch = try ScratchDirectory()
     let writer = try writeSegment(in: scratch, records: 1)

@@ -170,23 +170,29 @@ public final class SegmentFileWriter {
     }
     let firstSeq = nextSeq
     // One buffer per writer, reused: its pages stay mapped, so a batch costs one copy of each
-    // request and no page faults.
+    // request and no page faults. It is written out whenever it passes `writeChunkBytes`, so a
+    // batch as large as the whole in-flight bound is not copied whole a second time.
     var framed = scratch
     scratch = []
     framed.removeAll(keepingCapacity: true)
-    framed.reserveCapacity(batch.reduce(0) { $0 + $1.request.count + 28 })
-    for (index, item) in batch.enumerated() {
-      item.request.withUnsafeBytes { request in
-        SegmentRecord.appendFramed(
-          seq: firstSeq + UInt64(index), receivedUnixNano: item.receivedUnixNano, request: request, to: &framed)
-      }
-    }
+    framed.reserveCapacity(min(batch.reduce(0) { $0 + $1.request.count + 28 }, Self.writeChunkBytes))
+    var written = 0
     defer {
-      // A segment's worth of scratch is not kept: one huge batch must not pin its memory.
-      if framed.capacity <= 4 << 20 { scratch = framed }
+      // A segment's worth of scratch is not kept: one huge record must not pin its memory.
+      if framed.capacity <= Self.writeChunkBytes { scratch = framed }
     }
     do {
-      try SegmentFileWriter.writeAll(descriptor, framed, path: path)
+      for (index, item) in batch.enumerated() {
+        item.request.withUnsafeBytes { request in
+          SegmentRecord.appendFramed(
+            seq: firstSeq + UInt64(index), receivedUnixNano: item.receivedUnixNano, request: request, to: &framed)
+        }
+        if framed.count >= Self.writeChunkBytes || index == batch.count - 1 {
+          try SegmentFileWriter.writeAll(descriptor, framed, path: path)
+          written += framed.count
+          framed.removeAll(keepingCapacity: true)
+        }
+      }
     } catch {
       // O_APPEND wrote at the end; cut whatever part landed so the file ends on a whole record.
       if ftruncate(descriptor, off_t(byteCount)) != 0 {
@@ -198,7 +204,7 @@ public final class SegmentFileWriter {
       throw error
     }
     nextSeq += UInt64(batch.count)
-    byteCount += framed.count
+    byteCount += written
     times.merge(summaries)
     for item in batch {
       firstReceivedUnixNano = min(firstReceivedUnixNano ?? item.receivedUnixNano, item.receivedUnixNano)
@@ -245,6 +251,9 @@ public final class SegmentFileWriter {
   /// `false`: records are made durable by the seal alone (see ``JournalOptions/syncsAppends``),
   /// so suspending and sealing do not sync the uncompressed file first.
   public var syncsRecords = true
+
+  /// How much framed data a batch collects before it is written (and the buffer reused).
+  static let writeChunkBytes = 4 << 20
 
   /// Whether the descriptor is closed while the segment waits for its next record.
   public var isSuspended: Bool { suspended }
