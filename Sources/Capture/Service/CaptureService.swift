@@ -95,6 +95,23 @@ public final class CaptureService: Sendable {
       throw CaptureServiceError(.journal, error.message)
     }
     self.incidents = incidents
+    // After the journal opened: it holds the data directory's lock, so two services never race
+    // to generate the local operator's token.
+    let tokens: AdminTokens
+    do {
+      if let path = configuration.adminTokensPath {
+        tokens = try AdminTokens.load(path: path)
+      } else {
+        tokens = try AdminTokens.loadOrCreateLocal(dataDirectory: configuration.dataDirectory)
+      }
+    } catch {
+      throw CaptureServiceError(error.kind == .io ? .journal : .configuration, "admin tokens: \(error)")
+    }
+    if configuration.adminTokensPath == nil {
+      logger.info(
+        "admin API tokens: \(tokens.path) (the local operator's token is in \(configuration.dataDirectory)/\(AdminTokens.generatedTokenFile))"
+      )
+    }
     journal.setRetentionPin { tenant, from, to in incidents.pins(tenant: tenant, fromUnixNano: from, toUnixNano: to) }
     let archiveLogger = logger
     let sampler = TailSampler(
@@ -140,9 +157,12 @@ public final class CaptureService: Sendable {
         maxConnectionAgeSeconds: configuration.maxConnectionAgeSeconds, connections: connections,
         retryAfterSeconds: pipeline.retryAfterSeconds),
       group: group, logger: logger)
+    // Loaded (and generated) now so a bad tokens file stops the start; the admin gate that uses
+    // them comes with the next step.
+    _ = tokens
     let routes = AdminRoutes(
-      journal: journal, pipeline: pipeline, ready: ready, configuration: configuration, incidents: incidents,
-      hooks: hooks, archive: archive, sampler: sampler, connections: connections)
+      journal: journal, pipeline: pipeline, ready: ready, configuration: configuration,
+      incidents: incidents, hooks: hooks, archive: archive, sampler: sampler, connections: connections)
     self.admin = AdminHTTPServer(
       options: AdminHTTPServer.Options(host: configuration.admin.host, port: configuration.admin.port),
       group: adminGroup, logger: logger, immediate: { request in routes.immediate(request) },
