@@ -25,7 +25,7 @@ def keypair(stella, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def incident(stella, service, *args) -> object:
-    return stella.run("incident", *args, "--admin", f"http://127.0.0.1:{service.admin_port}")
+    return stella.run("incident", *args, *service.cli_admin_args())
 
 
 def test_two_tenants_interleaved_each_bundle_holds_only_its_own_records(stella, capture, tmp_path):

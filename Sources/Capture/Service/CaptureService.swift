@@ -90,6 +90,7 @@ public final class CaptureService: Sendable {
       incidents = try IncidentManager(
         dataDirectory: configuration.dataDirectory,
         defaultLookbackNanos: UInt64(configuration.defaultLookbackSeconds) * 1_000_000_000,
+        maxLookbackNanos: configuration.journal.ringMaxAgeSeconds.map { UInt64($0) * 1_000_000_000 },
         onChange: { change in hooks.notify(NotifyEvent(change: change, nodeID: nodeID)) })
     } catch {
       throw CaptureServiceError(.journal, error.message)
@@ -157,14 +158,16 @@ public final class CaptureService: Sendable {
         maxConnectionAgeSeconds: configuration.maxConnectionAgeSeconds, connections: connections,
         retryAfterSeconds: pipeline.retryAfterSeconds),
       group: group, logger: logger)
-    // Loaded (and generated) now so a bad tokens file stops the start; the admin gate that uses
-    // them comes with the next step.
-    _ = tokens
+    let gate = AdminGate(
+      tokens: tokens, listenHost: configuration.admin.host, hostNames: configuration.adminHostNames,
+      events: AdminEventLog(logger: logger))
     let routes = AdminRoutes(
-      journal: journal, pipeline: pipeline, ready: ready, configuration: configuration,
+      gate: gate, journal: journal, pipeline: pipeline, ready: ready, configuration: configuration,
       incidents: incidents, hooks: hooks, archive: archive, sampler: sampler, connections: connections)
     self.admin = AdminHTTPServer(
-      options: AdminHTTPServer.Options(host: configuration.admin.host, port: configuration.admin.port),
+      options: AdminHTTPServer.Options(
+        host: configuration.admin.host, port: configuration.admin.port,
+        requestDeadline: .milliseconds(Int64(configuration.adminRequestDeadlineMillis))),
       group: adminGroup, logger: logger, immediate: { request in routes.immediate(request) },
       handler: { request in await routes.handle(request) })
   }
