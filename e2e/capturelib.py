@@ -9,6 +9,10 @@
   (segments are read with fixtures/sfb.py, the independent implementation of the format).
 * `trace_request` builds a request with the OpenTelemetry SDK's own protobuf encoder, carrying an
   id in the span name and in the span attribute `req.id`.
+* The admin API needs a token for everything but /healthz and /readyz: `CaptureProcess.admin`
+  sends the local operator's token capture generated in DATA/admin-token (or `admin_token`, when a
+  test gives capture its own --admin-tokens file), and `admin_headers(data)` builds the headers for
+  tests that run capture themselves; the CLI's `incident` commands find it with `--data DATA`.
 """
 
 from __future__ import annotations
@@ -77,6 +81,25 @@ class HTTPResult:
         return f"HTTP {self.status} {self.headers} {self.body[:300]!r}"
 
 
+ADMIN_TOKEN_FILE = "admin-token"  # written by capture in its data directory (README "Admin API")
+
+
+def read_admin_token(data: Path) -> str:
+    """The local operator's token capture generated at its first start in `data`."""
+    path = Path(data) / ADMIN_TOKEN_FILE
+    assert path.is_file(), f"capture did not write its admin token to {path}"
+    return path.read_text(encoding="utf-8").strip()
+
+
+def admin_headers(data: Path, method: str = "GET", token: str | None = None) -> dict[str, str]:
+    """Headers of an authenticated admin request: the bearer token and, for a state change,
+    the JSON content type the admin API requires."""
+    headers = {"Authorization": f"Bearer {token or read_admin_token(data)}"}
+    if method not in ("GET", "HEAD"):
+        headers["Content-Type"] = "application/json"
+    return headers
+
+
 def http_request(
     host: str, port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
     timeout: float = 10,
@@ -104,6 +127,8 @@ class CaptureProcess:
         self.proc: subprocess.Popen | None = None
         self.runs = 0
         self.stderr_files: list[Path] = []
+        # The token admin() sends; None: the one capture generated in the data directory.
+        self.admin_token: str | None = None
 
     # --- addresses ---
     @property
@@ -202,8 +227,29 @@ class CaptureProcess:
         self.proc.wait(STOP_TIMEOUT)
 
     # --- admin endpoint ---
-    def admin(self, method: str, path: str, timeout: float = 10) -> HTTPResult:
-        return http_request("127.0.0.1", self.admin_port, method, path, timeout=timeout)
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    @property
+    def token(self) -> str:
+        return self.admin_token or read_admin_token(self.data)
+
+    def admin(
+        self, method: str, path: str, timeout: float = 10, body: bytes | None = None, headers: dict | None = None,
+        auth: bool = True,
+    ) -> HTTPResult:
+        """One admin request; authenticated (and JSON-typed when it changes state) unless `auth` is
+        False. /healthz and /readyz need no token, so they never read it (capture writes it at start)."""
+        sent = {}
+        if auth and path not in ("/healthz", "/readyz"):
+            sent = admin_headers(self.data, method, self.token)
+        sent.update(headers or {})
+        return http_request("127.0.0.1", self.admin_port, method, path, body=body, headers=sent, timeout=timeout)
+
+    def cli_admin_args(self) -> list[str]:
+        """`incident` flags reaching this service with the generated token (`--data`)."""
+        return ["--admin", self.admin_url, "--data", str(self.data)]
 
     def status(self) -> dict:
         result = self.admin("GET", "/status")

@@ -98,8 +98,13 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def http(method: str, url: str, timeout: float = 5.0) -> int:
-    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+def http(method: str, url: str, timeout: float = 5.0, token_dir: Path | None = None) -> int:
+    """Status of one request; with `token_dir`, authenticated by the admin token capture wrote there."""
+    headers = {}
+    if token_dir is not None:
+        headers["Authorization"] = "Bearer " + (token_dir / "admin-token").read_text(encoding="utf-8").strip()
+        headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status
@@ -112,6 +117,7 @@ class Capture:
 
     def __init__(self, binary: Path, data: Path, policy: Path, logs: Path) -> None:
         self.http_port, self.grpc_port, self.admin_port = free_port(), free_port(), free_port()
+        self.data = data
         self.stdout = open(logs / "capture.out", "wb")
         self.stderr = open(logs / "capture.err", "wb")
         self.logs = logs
@@ -271,7 +277,7 @@ def test_planted_secrets_never_reach_disk_and_the_manifest_names_the_policy(stel
         capture.wait_ready()
         export_spans(capture.otlp_base)
         export_logs(capture.otlp_base)
-        assert http("POST", f"{capture.admin_base}/seal") == 200, capture.output()
+        assert http("POST", f"{capture.admin_base}/seal", token_dir=capture.data) == 200, capture.output()
     finally:
         returncode = capture.stop()
     assert returncode == 0, f"capture exited with {returncode}\n{capture.output()}"

@@ -131,10 +131,14 @@ def post_otlp(port: int, body: bytes) -> tuple[int, float]:
         connection.close()
 
 
-def admin_get(port: int, path: str) -> tuple[int, bytes]:
+def admin_get(port: int, path: str, data: Path | None = None) -> tuple[int, bytes]:
+    """GET on the admin API; with `data`, authenticated by the token capture generated there."""
+    headers = {}
+    if data is not None:
+        headers["Authorization"] = "Bearer " + (data / "admin-token").read_text(encoding="utf-8").strip()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        connection.request("GET", path)
+        connection.request("GET", path, headers=headers)
         response = connection.getresponse()
         return response.status, response.read()
     finally:
@@ -146,6 +150,7 @@ class Capture:
 
     def __init__(self, binary: Path, data: Path, config: Path, logs: Path) -> None:
         self.ports = {"http": free_port(), "grpc": free_port(), "admin": free_port()}
+        self.data = data
         self.argv = [
             str(binary), "capture", "--data", str(data),
             "--otlp-http", f"127.0.0.1:{self.ports['http']}",
@@ -161,6 +166,11 @@ class Capture:
     @property
     def admin_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['admin']}"
+
+    @property
+    def cli_admin_args(self) -> list[str]:
+        """`incident` flags for this service: its URL and the data directory holding its token."""
+        return ["--admin", self.admin_url, "--data", str(self.data)]
 
     def stderr(self) -> str:
         return self.stderr_path.read_text(encoding="utf-8", errors="replace")
@@ -186,7 +196,7 @@ class Capture:
         pytest.fail(f"capture not ready after {READY_TIMEOUT}s (last /readyz: {last})\n{self.describe()}", pytrace=False)
 
     def node_id(self) -> str:
-        status, body = admin_get(self.ports["admin"], "/status")
+        status, body = admin_get(self.ports["admin"], "/status", self.data)
         assert status == 200, body
         return json.loads(body)["nodeId"]
 
@@ -279,7 +289,7 @@ def test_incident_hooks(stella, tmp_path: Path, receiver: Receiver) -> None:
         incident_id = "INC-E2E-HOOKS-1"
         reason = "e2e: notify hooks"
         started = stella.ok(
-            "incident", "start", "--admin", capture.admin_url, "--reason", reason, "--id", incident_id,
+            "incident", "start", *capture.cli_admin_args, "--reason", reason, "--id", incident_id,
             "--lookback", "1m",
         )
         assert started.stdout.strip().splitlines()[-1].strip() == incident_id, started.describe()
@@ -301,7 +311,7 @@ def test_incident_hooks(stella, tmp_path: Path, receiver: Receiver) -> None:
         started_nanos = int(body["incident"]["startedAtUnixNano"])
 
         # --- incident.stopped ---
-        stella.ok("incident", "stop", incident_id, "--admin", capture.admin_url)
+        stella.ok("incident", "stop", incident_id, *capture.cli_admin_args)
         body, post = receiver.wait_for("incident.stopped", incident_id)
         check_common(body, post, "incident.stopped", incident_id, reason)
         assert body["node"] == node
@@ -313,7 +323,7 @@ def test_incident_hooks(stella, tmp_path: Path, receiver: Receiver) -> None:
         ttl_id = "INC-E2E-HOOKS-TTL"
         ttl_reason = "e2e: ttl expiry"
         stella.ok(
-            "incident", "start", "--admin", capture.admin_url, "--reason", ttl_reason, "--id", ttl_id, "--ttl", "2s"
+            "incident", "start", *capture.cli_admin_args, "--reason", ttl_reason, "--id", ttl_id, "--ttl", "2s"
         )
         body, post = receiver.wait_for("incident.started", ttl_id)
         expires = int(body["incident"]["expiresAtUnixNano"])
@@ -325,7 +335,7 @@ def test_incident_hooks(stella, tmp_path: Path, receiver: Receiver) -> None:
             b["event"] == "incident.stopped" and b["incident"]["id"] == ttl_id for b in receiver.bodies()
         ), "an expired incident is reported as incident.expired, not incident.stopped"
         # (What `incident list` shows is done-when 4's business; here it only has to answer.)
-        stella.ok("incident", "list", "--admin", capture.admin_url, "--json")
+        stella.ok("incident", "list", *capture.cli_admin_args, "--json")
 
         # OTLP is still acknowledged promptly after all that, with the down hook still retrying.
         status, seconds = post_otlp(capture.ports["http"], request)

@@ -57,20 +57,18 @@ def test_sampled_archive_before_and_full_incident_bundle(stella, capture, tmp_pa
         wait_for(lambda: int(service.status()["journal"]["prunedSegments"]) > 2, timeout=120,
                  what="the ring to prune its oldest segments")
         started = stella.run("incident", "start", "--reason", "checkout errors", "--lookback", "1m",
-                             "--admin", f"http://127.0.0.1:{service.admin_port}")
+                             *service.cli_admin_args())
         assert started.returncode == 0, started.describe()
         incident_id = started.stdout.strip()
         time.sleep(4)
-        assert stella.run("incident", "stop", incident_id,
-                          "--admin", f"http://127.0.0.1:{service.admin_port}").returncode == 0
+        assert stella.run("incident", "stop", incident_id, *service.cli_admin_args()).returncode == 0
         time.sleep(1)
     finally:
         stop_file.touch()
         client.wait(30)
     sent = [json.loads(line) for line in log.read_text().splitlines()]
     assert sent and all(item["acked"] for item in sent), "the SDK exporter reported a failed export"
-    listed = json.loads(stella.run("incident", "list", "--json", "--admin",
-                                   f"http://127.0.0.1:{service.admin_port}").stdout)["incidents"]
+    listed = json.loads(stella.run("incident", "list", "--json", *service.cli_admin_args()).stdout)["incidents"]
     incident = next(item for item in listed if item["id"] == incident_id)
     window_start, stop = int(incident["windowStartUnixNano"]), int(incident["endUnixNano"])
     start = int(incident["startUnixNano"])

@@ -25,7 +25,7 @@ def keypair(stella, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def incident(stella, service, *args) -> object:
-    return stella.run("incident", *args, "--admin", f"http://127.0.0.1:{service.admin_port}")
+    return stella.run("incident", *args, *service.cli_admin_args())
 
 
 def test_two_tenants_interleaved_each_bundle_holds_only_its_own_records(stella, capture, tmp_path):
@@ -66,11 +66,14 @@ def test_incident_state_survives_kill_9_and_a_ttl_ends_it_on_time(stella, captur
     short = incident(stella, service, "start", "--reason", "short probe", "--ttl", "3s", "--declared-by", "soc@example.org")
     assert short.returncode == 0, short.describe()
     short_id = short.stdout.strip()
-    # Declared by the CLI's OS identity when not named.
+    # Declared by the authenticated principal (the local operator's generated token); what the
+    # caller says, --declared-by or else the CLI's OS identity, is only a note.
     listed = json.loads(incident(stella, service, "list", "--json").stdout)["incidents"]
     by_id = {item["id"]: item for item in listed}
-    assert by_id["INC-LONG"]["declaredBy"].count("@") == 1
-    assert by_id[short_id]["declaredBy"] == "soc@example.org"
+    assert by_id["INC-LONG"]["declaredBy"] == "local-operator"
+    assert by_id["INC-LONG"]["note"].count("@") == 1
+    assert by_id[short_id]["declaredBy"] == "local-operator"
+    assert by_id[short_id]["note"] == "soc@example.org"
     assert by_id[short_id]["state"] == "active"
 
     service.kill()
@@ -126,8 +129,10 @@ def test_incident_bundle_holds_the_lookback_and_the_chain_of_custody(stella, cap
     assert sorted(captured_ids(records)) == sorted(before + during)
     facts = manifest["incident"]
     assert facts["id"] == "INC-7" and facts["reason"] == "exfiltration suspected"
-    assert facts["declaredBy"] == "analyst@soc.example"
+    # Custody is the token's name; --declared-by stays a note of the incident log.
+    assert facts["declaredBy"] == "local-operator"
     listed = {item["id"]: item for item in json.loads(incident(stella, service, "list", "--json").stdout)["incidents"]}
+    assert listed["INC-7"]["note"] == "analyst@soc.example"
     assert facts["declaredAtUnixNano"] == listed["INC-7"]["startUnixNano"]
     assert manifest["capture"]["startUnixNano"] == listed["INC-7"]["windowStartUnixNano"]
     assert manifest["capture"]["endUnixNano"] == listed["INC-7"]["endUnixNano"]

@@ -36,7 +36,8 @@ cat "$work/capture.out"
 step "a real OpenTelemetry SDK application exports traces (HTTP/protobuf and gRPC), logs and metrics"
 python3 scripts/demo_client.py "http://127.0.0.1:$http_port" "127.0.0.1:$grpc_port" | tee "$work/sent.json" \
   | python3 -c 'import json,sys; s=json.load(sys.stdin); print("sent {} spans, {} log records, {} metric points; every one acknowledged".format(len(s["spans"]), len(s["logs"]), s["metric_points"]))'
-curl -sf "http://127.0.0.1:$admin_port/status" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("journal:", ", ".join("{}/{} next seq {}".format(s["signal"], s["tenant"], s["nextSeq"]) for s in d["journal"]["streams"]))'
+# The admin API needs a token; capture generated the local operator's in the data directory.
+curl -sf -H "Authorization: Bearer $(cat "$work/data/admin-token")" "http://127.0.0.1:$admin_port/status" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("journal:", ", ".join("{}/{} next seq {}".format(s["signal"], s["tenant"], s["nextSeq"]) for s in d["journal"]["streams"]))'
 
 step "stop capture (SIGTERM): queued records synced, open segments sealed"
 kill -TERM "$capture_pid"; wait "$capture_pid"; capture_pid=""

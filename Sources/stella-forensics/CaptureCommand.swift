@@ -10,8 +10,10 @@ struct CaptureCommand: AsyncParsableCommand {
     discussion: """
       Listens for OTLP/HTTP (POST /v1/traces, /v1/logs, /v1/metrics; protobuf or JSON; gzip) and
       OTLP/gRPC, and writes every accepted request to the append-only journal in the data
-      directory before acknowledging it. The admin endpoint serves /healthz, /readyz, /status and
-      POST /seal. Settings come from the profile's preset, then --config, then these flags.
+      directory before acknowledging it. The admin endpoint serves /healthz, /readyz, /status,
+      POST /seal and the incident routes; all but /healthz and /readyz need an admin token
+      (Authorization: Bearer TOKEN; see --admin-tokens; without it DATA/admin-token holds the
+      local operator's token). Settings come from the profile's preset, then --config, then these flags.
       SIGTERM or SIGINT stops it cleanly (queued records synced, open segments sealed).
       Sizes take plain bytes or KiB/MiB/GiB; durations ms/s/m/h.
       """)
@@ -30,6 +32,16 @@ struct CaptureCommand: AsyncParsableCommand {
 
   @Option(help: "Admin endpoint listen address (default 127.0.0.1:4320).")
   var admin: String?
+
+  @Option(
+    name: .customLong("admin-tokens"),
+    help: "Admin API tokens file, mode 0600 (default: DATA/admin-tokens.yaml, made at first start).")
+  var adminTokens: String?
+
+  @Option(
+    name: .customLong("admin-host-name"),
+    help: "A name the admin API may be reached by besides its listen host and loopback (repeat).")
+  var adminHostName: [String] = []
 
   @Option(help: "Preset: default, forensic or airgap.")
   var profile: String?
@@ -160,6 +172,8 @@ struct CaptureCommand: AsyncParsableCommand {
       if let otlpHTTP { configuration.otlpHTTP = try ListenAddress(parsing: otlpHTTP) }
       if let otlpGRPC { configuration.otlpGRPC = try ListenAddress(parsing: otlpGRPC) }
       if let admin { configuration.admin = try ListenAddress(parsing: admin) }
+      if let adminTokens { configuration.adminTokensPath = adminTokens }
+      if !adminHostName.isEmpty { configuration.adminHostNames = adminHostName }
     } catch {
       throw CLIFailure.usage(error.message)
     }

@@ -15,12 +15,57 @@ struct IncidentCommand: AsyncParsableCommand {
       Talks to the capture service's admin endpoint. While an incident is active, the data of
       its tenants is kept in full and the flight recorder's segments from its start minus its
       look-back onward are pinned; `bundle --incident ID` seals them.
+
+      Every call carries an admin token (Authorization: Bearer): --token-file FILE, else the
+      STELLA_ADMIN_TOKEN environment variable, else DATA/admin-token, the local operator's token
+      capture generates in its data directory (--data, default ./stella-data) when it runs without
+      --admin-tokens. The incident records the token's name as who declared or stopped it.
       """,
     subcommands: [Start.self, Stop.self, List.self])
 
   struct AdminOptions: ParsableArguments {
-    @Option(help: "The capture service's admin endpoint.")
+    @Option(help: "The capture service's admin endpoint: http://HOST:PORT or HOST:PORT.")
     var admin: String = "http://127.0.0.1:4320"
+
+    @Option(name: .customLong("token-file"), help: "A file holding the admin token (first line).")
+    var tokenFile: String?
+
+    @Option(help: "Capture's data directory, whose admin-token is used when no other token is given.")
+    var data: String = CaptureConfiguration().dataDirectory
+
+    /// A client for the endpoint, with the token found as the help text says.
+    func client() throws -> AdminClient {
+      AdminClient(base: try AdminClient.baseURL(admin), token: try token())
+    }
+
+    /// --token-file, else `STELLA_ADMIN_TOKEN`, else `DATA/admin-token`.
+    func token() throws -> String {
+      if let tokenFile { return try Self.readToken(tokenFile, flag: "--token-file") }
+      if let token = ProcessInfo.processInfo.environment["STELLA_ADMIN_TOKEN"], !token.isEmpty {
+        return token.trimmingCharacters(in: .whitespacesAndNewlines)
+      }
+      let generated = (data as NSString).appendingPathComponent(AdminTokens.generatedTokenFile)
+      guard FileManager.default.fileExists(atPath: generated) else {
+        throw CLIFailure.usage(
+          "no admin token: pass --token-file FILE, set STELLA_ADMIN_TOKEN, or give --data DIR of the capture on this host (its DIR/admin-token; \(generated) does not exist)"
+        )
+      }
+      return try Self.readToken(generated, flag: "--data")
+    }
+
+    private static func readToken(_ path: String, flag: String) throws -> String {
+      let text: String
+      do {
+        text = try String(contentsOfFile: path, encoding: .utf8)
+      } catch {
+        throw CLIFailure.usage("\(flag): cannot read the admin token in \(path): \(error.localizedDescription)")
+      }
+      let token = text.split(whereSeparator: \.isNewline).first.map {
+        $0.trimmingCharacters(in: .whitespaces)
+      }
+      guard let token, !token.isEmpty else { throw CLIFailure.usage("\(flag): \(path) holds no admin token") }
+      return token
+    }
   }
 
   struct Start: AsyncParsableCommand {
@@ -43,7 +88,9 @@ struct IncidentCommand: AsyncParsableCommand {
     @Option(help: "A tenant the incident covers (repeat; default every tenant).")
     var tenant: [String] = []
 
-    @Option(name: .customLong("declared-by"), help: "Who declares it (default: OS user@host).")
+    @Option(
+      name: .customLong("declared-by"),
+      help: "A note of who declares it (default: OS user@host); custody records the token's name.")
     var declaredBy: String?
 
     @Flag(help: "Print the incident as JSON.")
@@ -57,8 +104,7 @@ struct IncidentCommand: AsyncParsableCommand {
       if let ttl { body.append(("ttl", .string(ttl))) }
       if let lookback { body.append(("lookback", .string(lookback))) }
       if !tenant.isEmpty { body.append(("tenants", .array(tenant.map { .string($0) }))) }
-      let incident = try await AdminClient(base: connection.admin).call(
-        "POST", "/incidents", body: .object(body), expecting: 201)
+      let incident = try await connection.client().call("POST", "/incidents", body: .object(body), expecting: 201)
       try IncidentCommand.show(incident, json: json, verb: "started")
     }
 
@@ -77,7 +123,9 @@ struct IncidentCommand: AsyncParsableCommand {
     @Argument(help: "The incident id.")
     var id: String
 
-    @Option(name: .customLong("stopped-by"), help: "Who ends it (default: OS user@host).")
+    @Option(
+      name: .customLong("stopped-by"),
+      help: "A note of who ends it (default: OS user@host); custody records the token's name.")
     var stoppedBy: String?
 
     @Flag(help: "Print the incident as JSON.")
@@ -85,7 +133,7 @@ struct IncidentCommand: AsyncParsableCommand {
 
     func run() async throws {
       let path = "/incidents/\(id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? id)/stop"
-      let incident = try await AdminClient(base: connection.admin).call(
+      let incident = try await connection.client().call(
         "POST", path, body: .object([("stoppedBy", .string(stoppedBy ?? Start.osIdentity()))]), expecting: 200)
       try IncidentCommand.show(incident, json: json, verb: "stopped")
     }
@@ -100,7 +148,7 @@ struct IncidentCommand: AsyncParsableCommand {
     var json = false
 
     func run() async throws {
-      let listing = try await AdminClient(base: connection.admin).call("GET", "/incidents", body: nil, expecting: 200)
+      let listing = try await connection.client().call("GET", "/incidents", body: nil, expecting: 200)
       if json {
         try Output.printJSON(listing)
         return
@@ -111,10 +159,18 @@ struct IncidentCommand: AsyncParsableCommand {
       if incidents.isEmpty { print("no incidents") }
       for value in incidents {
         let incident = try Incident(json: value)
-        let end = incident.endUnixNano.map { " until \(RFC3339Time.format($0)) (\(incident.endedBy ?? "?"))" } ?? ""
-        let tenants = incident.tenants.isEmpty ? "all tenants" : incident.tenants.joined(separator: ",")
+        // Every field is printed escaped: the service validates what it stores, but the
+        // listing may come from an older service or another endpoint, and a terminal must not
+        // run escape sequences it holds.
+        let e = Output.escaped
+        let end =
+          incident.endUnixNano.map {
+            " until \(RFC3339Time.format($0)) (\(e(incident.endedBy ?? "?"))\(incident.stopNote.map { ", note " + e($0) } ?? ""))"
+          } ?? ""
+        let tenants = incident.tenants.isEmpty ? "all tenants" : incident.tenants.map(e).joined(separator: ",")
+        let note = incident.note.map { " (note \(e($0)))" } ?? ""
         print(
-          "\(incident.id)  \(incident.state.rawValue)  from \(RFC3339Time.format(incident.startUnixNano))\(end)  lookback \(incident.lookbackNanos / 1_000_000_000)s  \(tenants)  by \(incident.declaredBy): \(incident.reason)"
+          "\(e(incident.id))  \(incident.state.rawValue)  from \(RFC3339Time.format(incident.startUnixNano))\(end)  lookback \(incident.lookbackNanos / 1_000_000_000)s  \(tenants)  by \(e(incident.declaredBy))\(note): \(e(incident.reason))"
         )
       }
     }
@@ -126,25 +182,43 @@ struct IncidentCommand: AsyncParsableCommand {
       return
     }
     let incident = try Incident(json: value)
-    print(incident.id)
+    print(Output.escaped(incident.id))
     FileHandle.standardError.write(
       Data(
-        "incident \(incident.id) \(verb) (window from \(RFC3339Time.format(incident.windowStartUnixNano)))\n".utf8))
+        "incident \(Output.escaped(incident.id)) \(verb) by \(Output.escaped(incident.declaredBy)) (window from \(RFC3339Time.format(incident.windowStartUnixNano)))\n"
+          .utf8))
   }
 }
 
-/// A JSON client for the capture service's admin endpoint.
+/// A JSON client for the capture service's admin endpoint, authenticated by a bearer token.
 struct AdminClient {
+  /// `http://HOST:PORT`, without a trailing slash.
   let base: String
+  let token: String
+
+  /// The endpoint's base URL from `--admin`: `http://HOST:PORT` or plain `HOST:PORT`.
+  static func baseURL(_ text: String) throws -> String {
+    var base = text.contains("://") ? text : "http://" + text
+    while base.hasSuffix("/") { base.removeLast() }
+    guard let url = URL(string: base), let scheme = url.scheme?.lowercased(), url.host != nil else {
+      throw CLIFailure.usage("--admin: \"\(text)\" is not http://HOST:PORT or HOST:PORT")
+    }
+    if scheme == "https" {
+      throw CLIFailure.usage("--admin: \(text): https:// is not supported yet (TLS comes with a later step)")
+    }
+    guard scheme == "http" else {
+      throw CLIFailure.usage("--admin: \"\(text)\" is not http://HOST:PORT or HOST:PORT")
+    }
+    return base
+  }
 
   func call(_ method: String, _ path: String, body: JSONValue?, expecting status: Int) async throws -> JSONValue {
-    guard let url = URL(string: base.hasSuffix("/") ? String(base.dropLast()) + path : base + path),
-      url.scheme == "http" || url.scheme == "https"
-    else {
+    guard let url = URL(string: base + path) else {
       throw CLIFailure.usage("--admin: \"\(base)\" is not an http:// URL")
     }
     var request = URLRequest(url: url, timeoutInterval: 30)
     request.httpMethod = method
+    request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
     if let body {
       request.setValue("application/json", forHTTPHeaderField: "Content-Type")
       request.httpBody = Data(try CanonicalJSON.serialize(body))
@@ -165,7 +239,7 @@ struct AdminClient {
       {
         message = text
       }
-      let failure = "\(method) \(path): \(code) \(message)"
+      let failure = "\(method) \(path): \(code) \(Output.escaped(message))"
       throw (400..<500).contains(code) ? CLIFailure.usage(failure) : CLIFailure.runtime(failure)
     }
     return document

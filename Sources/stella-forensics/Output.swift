@@ -35,6 +35,26 @@ struct StreamSummary {
 
 /// Rendering of command output: canonical (sorted, compact) JSON, and text for terminals.
 enum Output {
+  /// `text` safe to print on a terminal: control characters (C0, DEL, C1), Unicode format
+  /// characters (bidirectional overrides...) and backslashes are written as `\u{…}` / `\\`, so
+  /// nothing a caller typed can move the cursor, recolour or reorder what follows.
+  static func escaped(_ text: String) -> String {
+    var out = ""
+    for scalar in text.unicodeScalars {
+      switch scalar.value {
+      case 0x5C: out += "\\\\"
+      case 0..<0x20, 0x7F...0x9F: out += "\\u{\(String(scalar.value, radix: 16))}"
+      default:
+        if scalar.properties.generalCategory == .format {
+          out += "\\u{\(String(scalar.value, radix: 16))}"
+        } else {
+          out.unicodeScalars.append(scalar)
+        }
+      }
+    }
+    return out
+  }
+
   static func printJSON(_ value: JSONValue) throws {
     do {
       let bytes = try CanonicalJSON.serialize(value)

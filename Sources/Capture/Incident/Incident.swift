@@ -18,7 +18,12 @@ public struct Incident: Sendable, Equatable {
 
   public var id: String
   public var reason: String
+  /// The authenticated principal who declared it (the admin token's name): what custody and
+  /// the manifest record.
   public var declaredBy: String
+  /// What the caller said about who declares it (`incident start --declared-by`), kept as a note
+  /// and never trusted as the declaring identity.
+  public var note: String?
   /// When it was declared (Unix nanoseconds); the incident's evidence starts `lookback` earlier.
   public var startUnixNano: UInt64
   public var lookbackNanos: UInt64
@@ -28,7 +33,10 @@ public struct Incident: Sendable, Equatable {
   public var tenants: [String]
   public var state: State
   public var endUnixNano: UInt64?
+  /// The authenticated principal who stopped it, or `ttl`.
   public var endedBy: String?
+  /// What the caller said about who stops it (`incident stop --stopped-by`), kept as a note.
+  public var stopNote: String?
 
   /// The first arrival time whose records belong to the incident.
   public var windowStartUnixNano: UInt64 { startUnixNano > lookbackNanos ? startUnixNano - lookbackNanos : 0 }
@@ -62,6 +70,8 @@ public struct Incident: Sendable, Equatable {
     if let ttlNanos { members.append(("ttlNanos", .string(String(ttlNanos)))) }
     if let endUnixNano { members.append(("endUnixNano", .string(String(endUnixNano)))) }
     if let endedBy { members.append(("endedBy", .string(endedBy))) }
+    if let note { members.append(("note", .string(note))) }
+    if let stopNote { members.append(("stopNote", .string(stopNote))) }
     return .object(members.sorted { $0.key < $1.key })
   }
 
@@ -94,6 +104,8 @@ public struct Incident: Sendable, Equatable {
     self.state = state
     self.endUnixNano = fields["endUnixNano"] == nil ? nil : try number("endUnixNano")
     self.endedBy = fields["endedBy"] == nil ? nil : try string("endedBy")
+    self.note = fields["note"] == nil ? nil : try string("note")
+    self.stopNote = fields["stopNote"] == nil ? nil : try string("stopNote")
     guard case .array(let tenantValues)? = fields["tenants"] else {
       throw IncidentError(.invalid, "incident field tenants missing")
     }
@@ -106,12 +118,13 @@ public struct Incident: Sendable, Equatable {
   }
 
   public init(
-    id: String, reason: String, declaredBy: String, startUnixNano: UInt64, lookbackNanos: UInt64, ttlNanos: UInt64?,
-    tenants: [String]
+    id: String, reason: String, declaredBy: String, note: String? = nil, startUnixNano: UInt64, lookbackNanos: UInt64,
+    ttlNanos: UInt64?, tenants: [String]
   ) {
     self.id = id
     self.reason = reason
     self.declaredBy = declaredBy
+    self.note = note
     self.startUnixNano = startUnixNano
     self.lookbackNanos = lookbackNanos
     self.ttlNanos = ttlNanos

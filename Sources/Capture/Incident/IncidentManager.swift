@@ -11,7 +11,10 @@ public struct IncidentStartRequest: Sendable {
   public var reason: String
   /// `nil`: `INC-<UTC time>-<4 hex digits>`.
   public var id: String?
+  /// The authenticated principal declaring it.
   public var declaredBy: String
+  /// What the caller said about who declares it, kept as a note (see ``Incident/note``).
+  public var note: String?
   public var ttlNanos: UInt64?
   /// `nil`: the manager's default look-back.
   public var lookbackNanos: UInt64?
@@ -19,12 +22,13 @@ public struct IncidentStartRequest: Sendable {
   public var tenants: [String]
 
   public init(
-    reason: String, id: String? = nil, declaredBy: String, ttlNanos: UInt64? = nil, lookbackNanos: UInt64? = nil,
-    tenants: [String] = []
+    reason: String, id: String? = nil, declaredBy: String, note: String? = nil, ttlNanos: UInt64? = nil,
+    lookbackNanos: UInt64? = nil, tenants: [String] = []
   ) {
     self.reason = reason
     self.id = id
     self.declaredBy = declaredBy
+    self.note = note
     self.ttlNanos = ttlNanos
     self.lookbackNanos = lookbackNanos
     self.tenants = tenants
@@ -53,19 +57,24 @@ public final class IncidentManager: Sendable {
   /// How long an ended incident still pins its window against ring pruning, so its bundle can be
   /// made after it ended.
   public let pinRetentionNanos: UInt64
+  /// The longest look-back an incident may ask for: the flight recorder's age bound (`nil`: the
+  /// ring has no age bound). A longer one would claim a window the ring never held, and pin
+  /// every segment.
+  public let maxLookbackNanos: UInt64?
   private let incidents: Mutex<[Incident]>
   private let onChange: @Sendable (IncidentChange) -> Void
   private let clock: @Sendable () -> UInt64
 
   public init(
     dataDirectory: String, defaultLookbackNanos: UInt64 = 15 * 60 * 1_000_000_000,
-    pinRetentionNanos: UInt64 = 7 * 24 * 3600 * 1_000_000_000,
+    pinRetentionNanos: UInt64 = 7 * 24 * 3600 * 1_000_000_000, maxLookbackNanos: UInt64? = nil,
     clock: @escaping @Sendable () -> UInt64 = IncidentManager.wallClock,
     onChange: @escaping @Sendable (IncidentChange) -> Void = { _ in }
   ) throws(IncidentError) {
     self.log = IncidentLog(dataDirectory: dataDirectory)
     self.defaultLookbackNanos = defaultLookbackNanos
     self.pinRetentionNanos = pinRetentionNanos
+    self.maxLookbackNanos = maxLookbackNanos
     self.clock = clock
     self.onChange = onChange
     self.incidents = Mutex(try log.read())
@@ -87,6 +96,16 @@ public final class IncidentManager: Sendable {
     else {
       throw IncidentError(.invalid, "declaredBy must be 1 to 256 bytes without control characters")
     }
+    if let note = request.note, let problem = Self.noteProblem(note) {
+      throw IncidentError(.invalid, "declaredBy (kept as a note): \(problem)")
+    }
+    let lookback = request.lookbackNanos ?? defaultLookbackNanos
+    if let maxLookbackNanos, lookback > maxLookbackNanos {
+      throw IncidentError(
+        .invalid,
+        "lookback \(Self.durationText(lookback)) is longer than the flight recorder holds: its max age is \(Self.durationText(maxLookbackNanos)) (ring.max-age / --ring-max-age)"
+      )
+    }
     for tenant in request.tenants {
       if let problem = TenantName.problem(with: tenant) { throw IncidentError(.invalid, "tenant: \(problem)") }
     }
@@ -95,8 +114,8 @@ public final class IncidentManager: Sendable {
     if let problem = Self.idProblem(id) { throw IncidentError(.invalid, "incident id: \(problem)") }
     if let ttl = request.ttlNanos, ttl == 0 { throw IncidentError(.invalid, "ttl must be positive") }
     let incident = Incident(
-      id: id, reason: reason, declaredBy: request.declaredBy, startUnixNano: now,
-      lookbackNanos: request.lookbackNanos ?? defaultLookbackNanos, ttlNanos: request.ttlNanos,
+      id: id, reason: reason, declaredBy: request.declaredBy, note: request.note, startUnixNano: now,
+      lookbackNanos: lookback, ttlNanos: request.ttlNanos,
       tenants: Array(Set(request.tenants)).sorted())
     try incidents.withLock { (all: inout [Incident]) throws(IncidentError) in
       if all.contains(where: { $0.id == id }) { throw IncidentError(.conflict, "incident \(id) already exists") }
@@ -107,8 +126,15 @@ public final class IncidentManager: Sendable {
     return incident
   }
 
-  /// Ends an active incident.
-  public func stop(id: String, by: String) throws(IncidentError) -> Incident {
+  /// Ends an active incident: `by` is the authenticated principal, `note` what the caller said
+  /// about who stops it.
+  public func stop(id: String, by: String, note: String? = nil) throws(IncidentError) -> Incident {
+    guard !by.isEmpty, by.utf8.count <= 256, !Self.hasControlCharacters(by) else {
+      throw IncidentError(.invalid, "stoppedBy must be 1 to 256 bytes without control characters")
+    }
+    if let note, let problem = Self.noteProblem(note) {
+      throw IncidentError(.invalid, "stoppedBy (kept as a note): \(problem)")
+    }
     let now = clock()
     let ended = try incidents.withLock { (all: inout [Incident]) throws(IncidentError) -> Incident in
       guard let index = all.firstIndex(where: { $0.id == id }) else {
@@ -121,6 +147,7 @@ public final class IncidentManager: Sendable {
       incident.state = .stopped
       incident.endUnixNano = max(now, incident.startUnixNano)
       incident.endedBy = by
+      incident.stopNote = note
       try log.append(incident)
       all[index] = incident
       return incident
@@ -191,7 +218,24 @@ public final class IncidentManager: Sendable {
     return "INC-\(stamp)Z-\(String(UInt16.random(in: 0...UInt16.max), radix: 16))"
   }
 
-  private static func hasControlCharacters(_ text: String) -> Bool {
+  /// Why a caller's free-text note is refused: at most 256 bytes, no control characters (they
+  /// would reach terminals and logs raw).
+  static func noteProblem(_ note: String) -> String? {
+    guard note.utf8.count <= 256 else { return "at most 256 bytes (got \(note.utf8.count))" }
+    guard !hasControlCharacters(note) else { return "must not hold control characters" }
+    return nil
+  }
+
+  /// `90m` for a duration in nanoseconds, to the largest whole unit (h, m, s, ms).
+  static func durationText(_ nanos: UInt64) -> String {
+    let millis = nanos / 1_000_000
+    for (unit, size) in [("h", UInt64(3_600_000)), ("m", 60_000), ("s", 1000)] where millis % size == 0 && millis > 0 {
+      return "\(millis / size)\(unit)"
+    }
+    return "\(millis)ms"
+  }
+
+  static func hasControlCharacters(_ text: String) -> Bool {
     text.unicodeScalars.contains { ($0.value < 0x20) || (0x7F...0x9F).contains($0.value) }
   }
 }

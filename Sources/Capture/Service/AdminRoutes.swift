@@ -8,8 +8,11 @@ final class ReadyFlag: Sendable {
   func set(_ ready: Bool) { value.withLock { $0 = ready } }
 }
 
-/// The admin endpoint's routes: health, readiness, status, sealing.
+/// The admin endpoint's routes: health, readiness, status, sealing, incidents. Everything but
+/// health and readiness passes the ``AdminGate`` first (authentication, role, Origin, Host,
+/// content type).
 struct AdminRoutes: Sendable {
+  let gate: AdminGate
   let journal: Journal
   let pipeline: CapturePipeline
   let ready: ReadyFlag
@@ -40,6 +43,10 @@ struct AdminRoutes: Sendable {
 
   func handle(_ request: AdminRequest) async -> AdminResponse {
     if let response = immediate(request) { return response }
+    return await gate.handle(request) { principal in await route(request, principal: principal) }
+  }
+
+  private func route(_ request: AdminRequest, principal: AdminPrincipal) async -> AdminResponse {
     switch (request.method, request.path) {
     case ("GET", "/status"):
       return json(200, statusValue())
@@ -47,7 +54,7 @@ struct AdminRoutes: Sendable {
       await journal.sealOpenSegments()
       return json(200, statusValue())
     case (_, _) where request.path == "/incidents" || request.path.hasPrefix("/incidents/"):
-      return IncidentRoutes(incidents: incidents).handle(request)
+      return IncidentRoutes(incidents: incidents).handle(request, principal: principal)
     case (_, "/healthz"), (_, "/readyz"), (_, "/status"), (_, "/seal"):
       return AdminResponse(status: 405, body: Array("method not allowed\n".utf8))
     default:

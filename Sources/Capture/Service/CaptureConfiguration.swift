@@ -63,6 +63,16 @@ public struct CaptureConfiguration: Sendable {
   public var otlpHTTP = ListenAddress(host: "127.0.0.1", port: 4318)
   public var otlpGRPC = ListenAddress(host: "127.0.0.1", port: 4317)
   public var admin = ListenAddress(host: "127.0.0.1", port: 4320)
+  /// The admin API's tokens file (`--admin-tokens`, `admin.tokens`; must be 0600 and owned by the
+  /// user running capture). `nil`: `DATA/admin-tokens.yaml`, generated at the first start with
+  /// one `admin` token for the local operator (the token itself in `DATA/admin-token`).
+  public var adminTokensPath: String?
+  /// Names a `Host` header may give for the admin API besides the listen host and the loopback
+  /// names (`admin.host-names`, `--admin-host-name`): a DNS name, or an address of a wildcard
+  /// listener.
+  public var adminHostNames: [String] = []
+  /// An admin request must be fully received within this of its first byte (else 408).
+  public var adminRequestDeadlineMillis = 10_000
   public var journal = JournalOptions()
   /// Bound on request bytes being received, decoded or waiting for the journal.
   public var maxInFlightBytes = 256 << 20
@@ -153,6 +163,12 @@ public struct CaptureConfiguration: Sendable {
       throw CaptureConfigurationError("max-connection-age must be at least 1s")
     }
     guard maxTenants >= 1 else { throw CaptureConfigurationError("max-tenants must be at least 1") }
+    guard adminRequestDeadlineMillis >= 100 else {
+      throw CaptureConfigurationError("admin.request-deadline must be at least 100ms")
+    }
+    for name in adminHostNames where name.isEmpty || name.utf8.count > 255 || name.contains(where: \.isWhitespace) {
+      throw CaptureConfigurationError("admin.host-names: \"\(name)\" is not a host name")
+    }
     if let problem = TenantName.problem(with: tenancy.defaultTenant) {
       throw CaptureConfigurationError("default-tenant: \(problem)")
     }
@@ -186,6 +202,22 @@ public struct CaptureConfiguration: Sendable {
           case "otlp-grpc": otlpGRPC = address
           case "admin": admin = address
           default: throw Self.unknown("listeners.\(name)", path)
+          }
+        }
+      case "admin":
+        for (name, entry) in try Self.mapping(value, key, path) {
+          let field = "admin.\(name)"
+          switch name {
+          case "tokens": adminTokensPath = Self.relative(try Self.string(entry, field, path), to: path)
+          case "host-names":
+            guard let sequence = entry.sequence else {
+              throw CaptureConfigurationError("\(path): \(field) must be a list of host names")
+            }
+            var names: [String] = []
+            for item in sequence { names.append(try Self.string(item, field, path)) }
+            adminHostNames = names
+          case "request-deadline": adminRequestDeadlineMillis = try Self.milliseconds(entry, field, path)
+          default: throw Self.unknown(field, path)
           }
         }
       case "journal":

@@ -90,11 +90,29 @@ public final class CaptureService: Sendable {
       incidents = try IncidentManager(
         dataDirectory: configuration.dataDirectory,
         defaultLookbackNanos: UInt64(configuration.defaultLookbackSeconds) * 1_000_000_000,
+        maxLookbackNanos: configuration.journal.ringMaxAgeSeconds.map { UInt64($0) * 1_000_000_000 },
         onChange: { change in hooks.notify(NotifyEvent(change: change, nodeID: nodeID)) })
     } catch {
       throw CaptureServiceError(.journal, error.message)
     }
     self.incidents = incidents
+    // After the journal opened: it holds the data directory's lock, so two services never race
+    // to generate the local operator's token.
+    let tokens: AdminTokens
+    do {
+      if let path = configuration.adminTokensPath {
+        tokens = try AdminTokens.load(path: path)
+      } else {
+        tokens = try AdminTokens.loadOrCreateLocal(dataDirectory: configuration.dataDirectory)
+      }
+    } catch {
+      throw CaptureServiceError(error.kind == .io ? .journal : .configuration, "admin tokens: \(error)")
+    }
+    if configuration.adminTokensPath == nil {
+      logger.info(
+        "admin API tokens: \(tokens.path) (the local operator's token is in \(configuration.dataDirectory)/\(AdminTokens.generatedTokenFile))"
+      )
+    }
     journal.setRetentionPin { tenant, from, to in incidents.pins(tenant: tenant, fromUnixNano: from, toUnixNano: to) }
     let archiveLogger = logger
     let sampler = TailSampler(
@@ -140,11 +158,16 @@ public final class CaptureService: Sendable {
         maxConnectionAgeSeconds: configuration.maxConnectionAgeSeconds, connections: connections,
         retryAfterSeconds: pipeline.retryAfterSeconds),
       group: group, logger: logger)
+    let gate = AdminGate(
+      tokens: tokens, listenHost: configuration.admin.host, hostNames: configuration.adminHostNames,
+      events: AdminEventLog(logger: logger))
     let routes = AdminRoutes(
-      journal: journal, pipeline: pipeline, ready: ready, configuration: configuration, incidents: incidents,
-      hooks: hooks, archive: archive, sampler: sampler, connections: connections)
+      gate: gate, journal: journal, pipeline: pipeline, ready: ready, configuration: configuration,
+      incidents: incidents, hooks: hooks, archive: archive, sampler: sampler, connections: connections)
     self.admin = AdminHTTPServer(
-      options: AdminHTTPServer.Options(host: configuration.admin.host, port: configuration.admin.port),
+      options: AdminHTTPServer.Options(
+        host: configuration.admin.host, port: configuration.admin.port,
+        requestDeadline: .milliseconds(Int64(configuration.adminRequestDeadlineMillis))),
       group: adminGroup, logger: logger, immediate: { request in routes.immediate(request) },
       handler: { request in await routes.handle(request) })
   }

@@ -9,30 +9,36 @@ import Manifest
 /// GET  /incidents                                                            → 200 {"incidents": [...]}
 /// GET  /incidents/{id}                                                       → 200 {incident}
 /// ```
-/// Errors: 400 (bad field), 404 (no such incident), 409 (id taken, already ended), 500 (the
-/// incident log could not be written: nothing changed), each `{"error": "..."}`.
-struct IncidentRoutes {
+/// Errors: 400 (bad or unknown field, a look-back longer than the ring's age), 404 (no such
+/// incident), 409 (id taken, already ended), 500 (the incident log could not be written: nothing
+/// changed), each `{"error": "..."}`.
+///
+/// Custody comes from the principal the ``AdminGate`` authenticated: `declaredBy` and
+/// `endedBy` are its name; the body's `declaredBy` / `stoppedBy` (what a caller types) are kept
+/// only as the incident's `note` / `stopNote`.
+public struct IncidentRoutes: Sendable {
   let incidents: IncidentManager
 
-  /// The identity recorded when the caller names none: the admin API has no authentication, so
-  /// it can only say where the declaration came from.
-  static let anonymousCaller = "admin-api (unauthenticated)"
+  public init(incidents: IncidentManager) {
+    self.incidents = incidents
+  }
 
-  func handle(_ request: AdminRequest) -> AdminResponse {
+  /// Answers one incident request of `principal` (already authorized by the gate).
+  public func handle(_ request: AdminRequest, principal: AdminPrincipal) -> AdminResponse {
     let parts = request.path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
     switch (request.method, parts.count) {
     case ("GET", 1):
       return .json(200, .object([("incidents", .array(incidents.list().map(\.jsonValue)))]))
     case ("POST", 1):
-      return start(request.body)
+      return start(request.body, principal: principal)
     case ("GET", 2):
       guard let incident = incidents.incident(id: parts[1]) else { return .error(404, "no incident \(parts[1])") }
       return .json(200, incident.jsonValue)
     case ("POST", 3) where parts[2] == "stop":
-      let fields = (try? object(request.body)) ?? [:]
-      let by = fields["stoppedBy"].flatMap(\.stringValue) ?? Self.anonymousCaller
       do {
-        return .json(200, try incidents.stop(id: parts[1], by: by).jsonValue)
+        let fields = try object(request.body, allowed: ["stoppedBy"])
+        let note = try optionalString(fields, "stoppedBy")
+        return .json(200, try incidents.stop(id: parts[1], by: principal.name, note: note).jsonValue)
       } catch {
         return Self.response(for: error)
       }
@@ -41,23 +47,27 @@ struct IncidentRoutes {
     }
   }
 
-  private func start(_ body: [UInt8]) -> AdminResponse {
+  private func start(_ body: [UInt8], principal: AdminPrincipal) -> AdminResponse {
     let fields: [String: JSONValue]
+    var request: IncidentStartRequest
     do {
-      fields = try object(body)
+      fields = try object(body, allowed: ["reason", "id", "ttl", "lookback", "tenants", "declaredBy"])
+      guard let reason = try optionalString(fields, "reason") else { return .error(400, "reason is required") }
+      request = IncidentStartRequest(
+        reason: reason, id: try optionalString(fields, "id"), declaredBy: principal.name,
+        note: try optionalString(fields, "declaredBy"))
     } catch {
       return .error(400, error.message)
     }
-    guard let reason = fields["reason"]?.stringValue else { return .error(400, "reason is required") }
-    var request = IncidentStartRequest(
-      reason: reason, id: fields["id"]?.stringValue,
-      declaredBy: fields["declaredBy"]?.stringValue ?? Self.anonymousCaller)
     for (key, target) in [("ttl", \IncidentStartRequest.ttlNanos), ("lookback", \IncidentStartRequest.lookbackNanos)] {
       guard let value = fields[key] else { continue }
-      guard let text = value.stringValue, let millis = DurationText.milliseconds(text) else {
+      // A duration too large for nanoseconds in 64 bits is refused like a malformed one.
+      guard let text = value.stringValue, let millis = DurationText.milliseconds(text),
+        case (let nanos, false) = UInt64(millis).multipliedReportingOverflow(by: 1_000_000)
+      else {
         return .error(400, "\(key) must be a duration such as \"30s\", \"15m\" or \"2h\"")
       }
-      request[keyPath: target] = UInt64(millis) * 1_000_000
+      request[keyPath: target] = nanos
     }
     if let tenants = fields["tenants"] {
       guard case .array(let values) = tenants else { return .error(400, "tenants must be an array of strings") }
@@ -75,14 +85,30 @@ struct IncidentRoutes {
     }
   }
 
-  private func object(_ body: [UInt8]) throws(IncidentError) -> [String: JSONValue] {
+  /// The body's members; a member not in `allowed` is refused rather than ignored, so a
+  /// misspelt field is not silently lost.
+  private func object(_ body: [UInt8], allowed: Set<String>) throws(IncidentError) -> [String: JSONValue] {
     if body.isEmpty { return [:] }
     guard case .object(let members)? = try? CanonicalJSON.parse(body) else {
       throw IncidentError(.invalid, "the body must be a JSON object")
     }
     var fields: [String: JSONValue] = [:]
-    for (key, value) in members { fields[key] = value }
+    for (key, value) in members {
+      guard allowed.contains(key) else {
+        let name = key.unicodeScalars.allSatisfy { (0x21...0x7E).contains($0.value) } ? key : "(not printable)"
+        throw IncidentError(
+          .invalid, "unknown field \(name.prefix(64)) (known: \(allowed.sorted().joined(separator: ", ")))")
+      }
+      fields[key] = value
+    }
     return fields
+  }
+
+  /// The string member `key`, `nil` when absent; any other type is refused.
+  private func optionalString(_ fields: [String: JSONValue], _ key: String) throws(IncidentError) -> String? {
+    guard let value = fields[key] else { return nil }
+    guard let text = value.stringValue else { throw IncidentError(.invalid, "\(key) must be a string") }
+    return text
   }
 
   static func response(for error: IncidentError) -> AdminResponse {

@@ -13,13 +13,19 @@ public struct AdminRequest: Sendable, Equatable {
   /// Header values by lowercased name; repeated headers are joined with `", "`.
   public var headers: [String: String]
   public var body: [UInt8]
+  /// The peer's address (`127.0.0.1:50412`), for logs and custody; empty when unknown.
+  public var peer: String
 
-  public init(method: String, path: String, query: String = "", headers: [String: String] = [:], body: [UInt8] = []) {
+  public init(
+    method: String, path: String, query: String = "", headers: [String: String] = [:], body: [UInt8] = [],
+    peer: String = ""
+  ) {
     self.method = method
     self.path = path
     self.query = query
     self.headers = headers
     self.body = body
+    self.peer = peer
   }
 
   /// The first value of query parameter `name`, percent-decoded (`+` as space); `nil` if absent
@@ -92,7 +98,9 @@ public struct AdminResponse: Sendable, Equatable {
 
 /// The small HTTP/1.1 server of the admin endpoint (health, readiness, journal status, incident
 /// control): every complete request goes to one async handler, whose answer is written back in
-/// request order. Bodies over ``Options/maxBodyBytes`` get 413 (NIO's request aggregator).
+/// request order. Bodies over ``Options/maxBodyBytes`` get 413 (NIO's request aggregator); a
+/// request not fully received within ``Options/requestDeadline`` of its first byte gets 408 and
+/// the connection is closed, so a slow client cannot hold a connection or a handler.
 public final class AdminHTTPServer: Sendable {
   /// Where and how the admin server listens.
   public struct Options: Sendable {
@@ -106,11 +114,15 @@ public final class AdminHTTPServer: Sendable {
     public var idleTimeout: TimeAmount
     /// How long ``AdminHTTPServer/stop()`` lets open exchanges finish.
     public var shutdownGracePeriod: TimeAmount
+    /// A request must be fully received within this of its first byte (else 408 and close).
+    public var requestDeadline: TimeAmount
 
-    /// The defaults: 127.0.0.1:4320, 1 MiB bodies, 64 connections, 30 s idle, 2 s grace.
+    /// The defaults: 127.0.0.1:4320, 1 MiB bodies, 64 connections, 30 s idle, 2 s grace, 10 s
+    /// to send a request.
     public init(
       host: String = "127.0.0.1", port: Int = 4320, maxBodyBytes: Int = 1 << 20, maxConnections: Int = 64,
-      idleTimeout: TimeAmount = .seconds(30), shutdownGracePeriod: TimeAmount = .seconds(2)
+      idleTimeout: TimeAmount = .seconds(30), shutdownGracePeriod: TimeAmount = .seconds(2),
+      requestDeadline: TimeAmount = .seconds(10)
     ) {
       self.host = host
       self.port = port
@@ -118,6 +130,7 @@ public final class AdminHTTPServer: Sendable {
       self.maxConnections = maxConnections
       self.idleTimeout = idleTimeout
       self.shutdownGracePeriod = shutdownGracePeriod
+      self.requestDeadline = requestDeadline
     }
   }
 
@@ -172,10 +185,14 @@ public final class AdminHTTPServer: Sendable {
     handler: @escaping Handler
   ) throws {
     let pipeline = channel.pipeline.syncOperations
+    // First, on raw bytes: tells the request handler when bytes arrive (the HTTP decoder reports
+    // nothing of a request whose head is still trickling in) and writes the raw 408.
+    try pipeline.addHandler(ConnectionActivityHandler())
     try pipeline.addHandler(IdleStateHandler(readTimeout: options.idleTimeout))
     try pipeline.configureHTTPServerPipeline(withPipeliningAssistance: true, withErrorHandling: true)
     try pipeline.addHandler(NIOHTTPServerRequestAggregator(maxContentLength: options.maxBodyBytes))
-    try pipeline.addHandler(AdminRequestHandler(immediate: immediate, handler: handler))
+    try pipeline.addHandler(
+      AdminRequestHandler(requestDeadline: options.requestDeadline, immediate: immediate, handler: handler))
   }
 }
 
@@ -186,15 +203,49 @@ final class AdminRequestHandler: ChannelInboundHandler {
 
   private let handler: AdminHTTPServer.Handler
   private let immediate: AdminHTTPServer.ImmediateHandler?
+  private let requestDeadline: TimeAmount
   private var inFlight = false
   private var closeWhenIdle = false
+  /// Armed by the first bytes of a request, cancelled when the request is complete.
+  private var deadline: Scheduled<Void>?
 
-  init(immediate: AdminHTTPServer.ImmediateHandler? = nil, handler: @escaping AdminHTTPServer.Handler) {
+  init(
+    requestDeadline: TimeAmount = .seconds(10), immediate: AdminHTTPServer.ImmediateHandler? = nil,
+    handler: @escaping AdminHTTPServer.Handler
+  ) {
+    self.requestDeadline = requestDeadline
     self.immediate = immediate
     self.handler = handler
   }
 
+  func handlerRemoved(context: ChannelHandlerContext) {
+    deadline?.cancel()
+    deadline = nil
+  }
+
+  private func armDeadline(context: ChannelHandlerContext) {
+    guard deadline == nil else { return }
+    let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+    deadline = context.eventLoop.scheduleTask(in: requestDeadline) {
+      let (this, context) = loopBound.value
+      this.deadline = nil
+      this.deadlinePassed(context: context)
+    }
+  }
+
+  private func deadlinePassed(context: ChannelHandlerContext) {
+    guard context.channel.isActive else { return }
+    if inFlight {
+      // The answer to the previous request is still being made: close once it is written.
+      closeWhenIdle = true
+      return
+    }
+    context.triggerUserOutboundEvent(SendRawAnswerAndClose(answer: .requestTimeout), promise: nil)
+  }
+
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    deadline?.cancel()
+    deadline = nil
     let full = unwrapInboundIn(data)
     let uri = full.head.uri
     let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
@@ -206,7 +257,7 @@ final class AdminRequestHandler: ChannelInboundHandler {
     let request = AdminRequest(
       method: full.head.method.rawValue, path: String(parts.first ?? ""),
       query: parts.count > 1 ? String(parts[1]) : "", headers: headers,
-      body: full.body.map { Array($0.readableBytesView) } ?? [])
+      body: full.body.map { Array($0.readableBytesView) } ?? [], peer: Self.describe(context.channel.remoteAddress))
     let keepAlive = full.head.isKeepAlive
     let version = full.head.version
     inFlight = true
@@ -262,6 +313,10 @@ final class AdminRequestHandler: ChannelInboundHandler {
   }
 
   func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+    if event is ConnectionBytesReceived {
+      armDeadline(context: context)
+      return
+    }
     if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
       if inFlight {
         closeWhenIdle = true
@@ -271,6 +326,14 @@ final class AdminRequestHandler: ChannelInboundHandler {
       return
     }
     context.fireUserInboundEventTriggered(event)
+  }
+}
+
+extension AdminRequestHandler {
+  /// `ip:port` (`[ip]:port` for IPv6), or empty.
+  static func describe(_ address: SocketAddress?) -> String {
+    guard let address, let ip = address.ipAddress, let port = address.port else { return "" }
+    return ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)"
   }
 }
 
