@@ -167,6 +167,7 @@ start_capture() {
     --admin "127.0.0.1:$admin" "$@" >"$work/capture-$name.out" 2>"$work/capture-$name.err" &
   capture_pid=$!
   capture_admin=$admin
+  capture_data="$work/data-$name"
   capture_grpc=$grpc
   for _ in $(seq 1 300); do
     curl -sf -o /dev/null "http://127.0.0.1:$admin/readyz" && return 0
@@ -191,15 +192,18 @@ stop_capture small-group-commit
 
 # Sealing (zstd) is part of capture's work: the window ends when every acknowledged record is in
 # a sealed segment (POST /seal returns once the seal queue has drained).
+# The admin API wants the local operator's token, which capture creates in its data directory.
+admin_token() { cat "$capture_data/admin-token"; }
 seal_all() {
   local started ended
   started=$(date +%s.%N)
-  curl -sf -o /dev/null -X POST "http://127.0.0.1:$capture_admin/seal" || die "POST /seal failed"
+  curl -sf -o /dev/null -X POST -H "Authorization: Bearer $(admin_token)" -H 'Content-Type: application/json' \
+    "http://127.0.0.1:$capture_admin/seal" || die "POST /seal failed"
   ended=$(date +%s.%N)
   python3 -c "print($ended - $started)"
 }
 status_field() {  # status_field PYTHON-EXPR-ON-s
-  curl -sf "http://127.0.0.1:$capture_admin/status" | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"
+  curl -sf -H "Authorization: Bearer $(admin_token)" "http://127.0.0.1:$capture_admin/status" | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"
 }
 
 start_capture large-group-commit --durability group-commit

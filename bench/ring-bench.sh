@@ -72,7 +72,7 @@ done
 wait "$wrk_pid" || true
 result=$(grep '^WRK_RESULT' "$work/wrk.out" || true)
 hwm=$(awk '/^VmHWM/ {print $2 * 1024}' "/proc/$capture_pid/status")
-status=$(curl -sf "http://127.0.0.1:$admin_port/status")
+status=$(curl -sf -H "Authorization: Bearer $(cat "$work/data/admin-token")" "http://127.0.0.1:$admin_port/status")
 
 python3 - "$max_ring" "$max_archive" "$max_rss" "$hwm" "$(to_bytes "$ring_bound")" "$(to_bytes "$inflight")" \
   "$result" "$status" "$duration" <<'PY'
