@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
-# The main job end to end: capture real OTLP from an OpenTelemetry SDK application -> bundle
-# (seal + sign) -> verify -> inspect -> co-sign -> verify with a threshold of two -> independent
-# openssl check -> tamper check; then the same for archived OTLP files (import). Work files go to
-# a temporary directory; capture listens on free loopback ports.
+# The main job end to end: capture real OTLP from an OpenTelemetry SDK application while an
+# incident is declared on the running service -> bundle the incident (seal + sign) -> verify ->
+# inspect -> co-sign -> verify with a threshold of two -> independent openssl check -> tamper
+# check -> replay into a second capture service standing in for the air-gapped site's stack; then
+# the same for archived OTLP files (import). Work files go to a temporary directory; every service
+# listens on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${STELLA_BIN:-.build/debug/stella-forensics}
 work=$(mktemp -d "${TMPDIR:-/tmp}/stella-demo.XXXXXX")
 capture_pid=""
+site_pid=""
 cleanup() {
   if [ -n "$capture_pid" ]; then kill "$capture_pid" 2>/dev/null || true; fi
+  if [ -n "$site_pid" ]; then kill "$site_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -23,7 +27,6 @@ step "keygen: an analyst key and an auditor co-signing key"
 
 http_port=$(free_port); grpc_port=$(free_port); admin_port=$(free_port)
 step "capture: the service on 127.0.0.1:$http_port (OTLP/HTTP), :$grpc_port (OTLP/gRPC), :$admin_port (admin)"
-window_start=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)
 "$bin" capture --data "$work/data" --otlp-http "127.0.0.1:$http_port" --otlp-grpc "127.0.0.1:$grpc_port" \
   --admin "127.0.0.1:$admin_port" >"$work/capture.out" 2>"$work/capture.err" &
 capture_pid=$!
@@ -33,20 +36,25 @@ for _ in $(seq 1 100); do
 done
 cat "$work/capture.out"
 
+step "incident start: the SOC declares an incident on the running service (admin API, local operator's token)"
+incident_id=$("$bin" incident start --admin "127.0.0.1:$admin_port" --data "$work/data" \
+  --reason "demo: suspicious checkout traffic" --lookback 1m --declared-by "soc-analyst@example.org")
+echo "incident $incident_id"
+
 step "a real OpenTelemetry SDK application exports traces (HTTP/protobuf and gRPC), logs and metrics"
 python3 scripts/demo_client.py "http://127.0.0.1:$http_port" "127.0.0.1:$grpc_port" | tee "$work/sent.json" \
   | python3 -c 'import json,sys; s=json.load(sys.stdin); print("sent {} spans, {} log records, {} metric points; every one acknowledged".format(len(s["spans"]), len(s["logs"]), s["metric_points"]))'
 # The admin API needs a token; capture generated the local operator's in the data directory.
 curl -sf -H "Authorization: Bearer $(cat "$work/data/admin-token")" "http://127.0.0.1:$admin_port/status" | python3 -c 'import json,sys; d=json.load(sys.stdin); print("journal:", ", ".join("{}/{} next seq {}".format(s["signal"], s["tenant"], s["nextSeq"]) for s in d["journal"]["streams"]))'
 
-step "stop capture (SIGTERM): queued records synced, open segments sealed"
+step "incident stop, then stop capture (SIGTERM): queued records synced, open segments sealed"
+"$bin" incident stop "$incident_id" --admin "127.0.0.1:$admin_port" --data "$work/data"
+"$bin" incident list --admin "127.0.0.1:$admin_port" --data "$work/data"
 kill -TERM "$capture_pid"; wait "$capture_pid"; capture_pid=""
-window_end=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)
 
-step "bundle: seal the captured window into a signed bundle"
-"$bin" bundle --data "$work/data" --from "$window_start" --to "$window_end" --key "$work/keys/analyst.key" \
-  --out "$work/evidence.sfb.tar" --id INC-DEMO-0001 --reason "demo: suspicious checkout traffic" \
-  --declared-by "soc-analyst@example.org"
+step "bundle: seal the incident's window into a signed bundle (custody: the token's principal)"
+"$bin" bundle --data "$work/data" --incident "$incident_id" --key "$work/keys/analyst.key" \
+  --out "$work/evidence.sfb.tar"
 
 step "verify --deep with the analyst's public key"
 "$bin" verify "$work/evidence.sfb.tar" --trusted-key "$work/keys/analyst.pub" --deep
@@ -71,6 +79,24 @@ if "$bin" verify "$work/tampered.sfb.tar" --trusted-key "$work/keys/analyst.pub"
   exit 1
 fi
 echo "tampered copy rejected (exit 1), as it must be"
+step "replay: the air-gapped site sends the verified bundle into its own stack (here a second capture service)"
+site_http=$(free_port); site_grpc=$(free_port); site_admin=$(free_port)
+"$bin" capture --data "$work/site" --otlp-http "127.0.0.1:$site_http" --otlp-grpc "127.0.0.1:$site_grpc" \
+  --admin "127.0.0.1:$site_admin" >"$work/site.out" 2>"$work/site.err" &
+site_pid=$!
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$site_admin/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+"$bin" replay "$work/evidence.sfb.tar" --trusted-key "$work/keys/analyst.pub" --trusted-key "$work/keys/auditor.pub" --endpoint "http://127.0.0.1:$site_http"
+records_in_bundle=$("$bin" inspect "$work/evidence.sfb.tar" --json \
+  | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(int(s["records"]) for s in d["streams"]))')
+records_at_site=$(curl -sf -H "Authorization: Bearer $(cat "$work/site/admin-token")" "http://127.0.0.1:$site_admin/status" \
+  | python3 -c 'import json,sys; print(sum(int(s["nextSeq"]) for s in json.load(sys.stdin)["journal"]["streams"]))')
+echo "bundle holds $records_in_bundle records; the site's stack received $records_at_site"
+[ "$records_in_bundle" = "$records_at_site" ] || { echo "demo: replay delivered a different number of records" >&2; exit 1; }
+kill -TERM "$site_pid"; wait "$site_pid"; site_pid=""
+
 step "import: archived OTLP files written by the OpenTelemetry SDK become a bundle the same way"
 "$bin" import fixtures/otlp/app.otlp.jsonl --key "$work/keys/analyst.key" --out "$work/imported.sfb.tar" \
   --incident INC-DEMO-0002 --reason "demo: archived OTLP files" --declared-by "soc-analyst@example.org"
