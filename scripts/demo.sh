@@ -19,6 +19,20 @@ cleanup() {
 trap cleanup EXIT
 
 step() { printf '\n== %s\n' "$*"; }
+# start_service NAME DATA HTTP GRPC ADMIN: a capture service on those loopback ports, logs in
+# $work/NAME.out and .err; sets started_pid once /readyz answers 200.
+start_service() {
+  local name=$1
+  "$bin" capture --data "$2" --otlp-http "127.0.0.1:$3" --otlp-grpc "127.0.0.1:$4" --admin "127.0.0.1:$5" \
+    >"$work/$name.out" 2>"$work/$name.err" &
+  started_pid=$!
+  for _ in $(seq 1 100); do
+    curl -sf "http://127.0.0.1:$5/readyz" >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "demo: $name not ready after 10 s: $(tail -3 "$work/$name.err")" >&2
+  exit 1
+}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 step "keygen: an analyst key and an auditor co-signing key"
@@ -27,13 +41,8 @@ step "keygen: an analyst key and an auditor co-signing key"
 
 http_port=$(free_port); grpc_port=$(free_port); admin_port=$(free_port)
 step "capture: the service on 127.0.0.1:$http_port (OTLP/HTTP), :$grpc_port (OTLP/gRPC), :$admin_port (admin)"
-"$bin" capture --data "$work/data" --otlp-http "127.0.0.1:$http_port" --otlp-grpc "127.0.0.1:$grpc_port" \
-  --admin "127.0.0.1:$admin_port" >"$work/capture.out" 2>"$work/capture.err" &
-capture_pid=$!
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$admin_port/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+start_service capture "$work/data" "$http_port" "$grpc_port" "$admin_port"
+capture_pid=$started_pid
 cat "$work/capture.out"
 
 step "incident start: the SOC declares an incident on the running service (admin API, local operator's token)"
@@ -81,13 +90,8 @@ fi
 echo "tampered copy rejected (exit 1), as it must be"
 step "replay: the air-gapped site sends the verified bundle into its own stack (here a second capture service)"
 site_http=$(free_port); site_grpc=$(free_port); site_admin=$(free_port)
-"$bin" capture --data "$work/site" --otlp-http "127.0.0.1:$site_http" --otlp-grpc "127.0.0.1:$site_grpc" \
-  --admin "127.0.0.1:$site_admin" >"$work/site.out" 2>"$work/site.err" &
-site_pid=$!
-for _ in $(seq 1 100); do
-  curl -sf "http://127.0.0.1:$site_admin/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
+start_service site "$work/site" "$site_http" "$site_grpc" "$site_admin"
+site_pid=$started_pid
 "$bin" replay "$work/evidence.sfb.tar" --trusted-key "$work/keys/analyst.pub" --trusted-key "$work/keys/auditor.pub" --endpoint "http://127.0.0.1:$site_http"
 records_in_bundle=$("$bin" inspect "$work/evidence.sfb.tar" --json \
   | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(int(s["records"]) for s in d["streams"]))')

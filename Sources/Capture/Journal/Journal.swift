@@ -133,6 +133,9 @@ public final class Journal: @unchecked Sendable {
   /// compression overlaps the previous one's fsyncs (a seal spends about a third of its time
   /// waiting for the disk) and a burst uses both cores.
   private let sealLanes = (0..<2).map { DispatchQueue(label: "stella-forensics.journal.seal.lane\($0)") }
+  /// How appends are synced: the durability policy, or `nil` for a journal of copies, which is
+  /// made durable by its seals alone (``JournalOptions/syncsAppends``).
+  private var appendSync: DurabilityPolicy? { options.syncsAppends ? options.durability : nil }
   /// Writer thread only: the lane the next rotated segment goes to.
   private var nextSealLane = 0
   /// Serializes ``pruneRing()``, which seals on every lane and the ring tick may start at once.
@@ -354,7 +357,7 @@ public final class Journal: @unchecked Sendable {
 
       if !batch.isEmpty { write(batch) }
       let now = clock.monotonic()
-      if options.durability == .interval, options.syncsAppends,
+      if appendSync == .interval,
         now &- lastIntervalSync >= UInt64(options.syncIntervalMillis) * 1_000_000 || isStopping
       {
         syncInterval()
@@ -384,7 +387,7 @@ public final class Journal: @unchecked Sendable {
   }
 
   private func write(_ batch: [Pending]) {
-    if options.durability == .fsyncPerBatch, options.syncsAppends {
+    if appendSync == .fsyncPerBatch {
       for item in batch { item.completion(appendAndSync([item])[0]) }
       return
     }
@@ -404,9 +407,7 @@ public final class Journal: @unchecked Sendable {
       if case .success(let writer) = outcome.written { touched.append(writer) }
       results += zip(items, outcome.results).map { ($0, $1) }
     }
-    if !options.syncsAppends {
-      // Durable at the seal (a journal of copies): nothing to sync or to remember.
-    } else if options.durability == .groupCommit {
+    if appendSync == .groupCommit {
       var failed: [ObjectIdentifier: JournalError] = [:]
       for writer in touched {
         do {
@@ -432,7 +433,7 @@ public final class Journal: @unchecked Sendable {
           }
         }
       }
-    } else {
+    } else if appendSync == .interval {
       for writer in touched where !dirtyForInterval.contains(where: { $0.writer === writer }) {
         if let stream = streams.values.first(where: { $0.writer === writer }) { dirtyForInterval.append(stream) }
       }

@@ -192,11 +192,15 @@ public struct JournalSegment: Sendable, Equatable {
 /// Small file-system helpers with the journal's error type.
 enum JournalFiles {
   /// Writes `bytes` to `path` atomically and durably: temporary file, fsync, rename, directory fsync.
-  static func writeAtomically(_ bytes: [UInt8], to path: String) throws(JournalError) {
+  static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws(JournalError) {
     let temporary = path + ".partial"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    // A leftover of a crashed write is replaced; a symlink planted in its place is not followed.
+    _ = unlink(temporary)
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
     guard fd >= 0 else { throw errno("cannot create \(temporary)") }
-    do {
+    do throws(SegmentFileError) {
+      // The umask can only remove bits: the file gets exactly `mode`.
+      guard fchmod(fd, mode) == 0 else { throw SegmentFileError.errno(path: temporary, "cannot set its mode") }
       try SegmentFileWriter.writeAll(fd, bytes, path: temporary)
     } catch {
       close(fd)

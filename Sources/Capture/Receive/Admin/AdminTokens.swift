@@ -297,43 +297,13 @@ public struct AdminTokens: Sendable {
     return try parse(yaml: yaml, path: tokensPath)
   }
 
-  /// Writes `contents` to a fresh temporary file (O_EXCL|O_NOFOLLOW, 0600), syncs it, renames it
-  /// over `path` and syncs the directory.
+  /// Writes `contents` to `path` as a 0600 file, atomically and durably (see
+  /// `JournalFiles.writeAtomically`).
   static func writePrivateFile(_ path: String, contents: [UInt8]) throws(AdminTokensError) {
-    let temporary = path + ".partial"
-    _ = unlink(temporary)
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-    guard fd >= 0 else {
-      throw AdminTokensError(.io, path: temporary, "cannot create: \(String(cString: strerror(errno)))")
-    }
-    var failure: String?
-    // The umask can only remove bits; set exactly 0600 anyway.
-    if fchmod(fd, 0o600) != 0 { failure = "cannot set mode: \(String(cString: strerror(errno)))" }
-    var written = 0
-    while failure == nil, written < contents.count {
-      let count = contents.withUnsafeBytes { write(fd, $0.baseAddress.map { $0 + written }, $0.count - written) }
-      if count < 0 {
-        if errno == EINTR { continue }
-        failure = "cannot write: \(String(cString: strerror(errno)))"
-      } else {
-        written += count
-      }
-    }
-    if failure == nil, fsync(fd) != 0 { failure = "cannot sync: \(String(cString: strerror(errno)))" }
-    close(fd)
-    if failure == nil, rename(temporary, path) != 0 {
-      failure = "cannot rename to \(path): \(String(cString: strerror(errno)))"
-    }
-    if let failure {
-      _ = unlink(temporary)
-      throw AdminTokensError(.io, path: temporary, failure)
-    }
-    let directory = (path as NSString).deletingLastPathComponent
-    let directoryFD = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if directoryFD >= 0 {
-      // Best effort: the entry's durability on a crash; a lost file is made again at next start.
-      _ = fsync(directoryFD)
-      close(directoryFD)
+    do {
+      try JournalFiles.writeAtomically(contents, to: path, mode: 0o600)
+    } catch {
+      throw AdminTokensError(.io, path: path, error.message)
     }
   }
 }
