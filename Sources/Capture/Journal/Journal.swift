@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 public import Logging
 public import Manifest
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -120,6 +121,9 @@ public final class Journal: @unchecked Sendable {
   private var poisonedSegments: UInt64 = 0
   /// Bytes of rotated segments waiting for (or in) compression.
   private var sealBacklogBytes: Int64 = 0
+  /// Bytes of appended records whose write has not finished (queued, or in the batch being
+  /// written): what appends hold in memory. Atomic, so appending costs no second lock.
+  private let unwrittenBytes = Atomic<Int>(0)
   public let recovery: [RecoveryReport]
 
   // Writer thread only.
@@ -240,8 +244,26 @@ public final class Journal: @unchecked Sendable {
     }
     pending.append(Pending(request: request, completion: completion))
     pendingBytes += request.request.count
+    unwrittenBytes.add(request.request.count, ordering: .relaxed)
     condition.signal()
     condition.unlock()
+  }
+
+  /// Bytes of appended records not written yet.
+  public var unwrittenByteCount: Int { unwrittenBytes.load(ordering: .relaxed) }
+
+  /// Blocks the calling thread while more than `bytes` of appended records wait to be written,
+  /// or until the journal stops. For a producer nothing else holds back (the tail sampler
+  /// feeding the archive): without it, a writer slower than that producer would let the queue,
+  /// and the memory it holds, grow without bound.
+  public func waitForWrites(downTo bytes: Int) {
+    while unwrittenBytes.load(ordering: .relaxed) > bytes {
+      condition.lock()
+      let isStopping = stopping
+      condition.unlock()
+      if isStopping { return }
+      usleep(1000)
+    }
   }
 
   /// `nil` when appends are taken now; otherwise why not (disk bound, free-space floor, stopping).
@@ -355,7 +377,10 @@ public final class Journal: @unchecked Sendable {
       let isStopping = stopping
       condition.unlock()
 
-      if !batch.isEmpty { write(batch) }
+      if !batch.isEmpty {
+        write(batch)
+        unwrittenBytes.subtract(batch.reduce(0) { $0 + $1.request.request.count }, ordering: .relaxed)
+      }
       let now = clock.monotonic()
       if appendSync == .interval,
         now &- lastIntervalSync >= UInt64(options.syncIntervalMillis) * 1_000_000 || isStopping

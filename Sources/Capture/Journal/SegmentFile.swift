@@ -169,13 +169,16 @@ public final class SegmentFileWriter {
       }
     }
     let firstSeq = nextSeq
-    // One buffer per writer, reused: its pages stay mapped, so a batch costs one copy of each
-    // request and no page faults. It is written out whenever it passes `writeChunkBytes`, so a
-    // batch as large as the whole in-flight bound is not copied whole a second time.
+    // One buffer per writer, reused while the segment is active: its pages stay mapped, so a
+    // batch costs one copy of each request and no page faults. It is written out before it
+    // would pass `writeChunkBytes`, so a batch as large as the whole in-flight bound is not
+    // copied whole a second time, and the buffer stays within one chunk unless one record is
+    // larger.
+    let framingBytes = SegmentRecord.frameHeaderSize + SegmentRecord.bodyPrefixSize
     var framed = scratch
     scratch = []
     framed.removeAll(keepingCapacity: true)
-    framed.reserveCapacity(min(batch.reduce(0) { $0 + $1.request.count + 28 }, Self.writeChunkBytes))
+    framed.reserveCapacity(min(batch.reduce(0) { $0 + $1.request.count + framingBytes }, Self.writeChunkBytes))
     var written = 0
     defer {
       // A segment's worth of scratch is not kept: one huge record must not pin its memory.
@@ -183,15 +186,20 @@ public final class SegmentFileWriter {
     }
     do {
       for (index, item) in batch.enumerated() {
-        item.request.withUnsafeBytes { request in
-          SegmentRecord.appendFramed(
-            seq: firstSeq + UInt64(index), receivedUnixNano: item.receivedUnixNano, request: request, to: &framed)
-        }
-        if framed.count >= Self.writeChunkBytes || index == batch.count - 1 {
+        if !framed.isEmpty, framed.count + item.request.count + framingBytes > Self.writeChunkBytes {
           try SegmentFileWriter.writeAll(descriptor, framed, path: path)
           written += framed.count
           framed.removeAll(keepingCapacity: true)
         }
+        item.request.withUnsafeBytes { request in
+          SegmentRecord.appendFramed(
+            seq: firstSeq + UInt64(index), receivedUnixNano: item.receivedUnixNano, request: request, to: &framed)
+        }
+      }
+      if !framed.isEmpty {
+        try SegmentFileWriter.writeAll(descriptor, framed, path: path)
+        written += framed.count
+        framed.removeAll(keepingCapacity: true)
       }
     } catch {
       // O_APPEND wrote at the end; cut whatever part landed so the file ends on a whole record.
@@ -252,8 +260,10 @@ public final class SegmentFileWriter {
   /// so suspending and sealing do not sync the uncompressed file first.
   public var syncsRecords = true
 
-  /// How much framed data a batch collects before it is written (and the buffer reused).
-  static let writeChunkBytes = 4 << 20
+  /// How much framed data a batch collects before it is written (and the buffer reused): large
+  /// enough that writes stay few (a write per MiB is nothing next to compressing it), small
+  /// enough that the buffer every active segment keeps costs little memory.
+  static let writeChunkBytes = 1 << 20
 
   /// Whether the descriptor is closed while the segment waits for its next record.
   public var isSuspended: Bool { suspended }
@@ -266,6 +276,7 @@ public final class SegmentFileWriter {
     close(descriptor)
     descriptor = -1
     suspended = true
+    scratch = []
   }
 
   private func resume() throws(SegmentFileError) {
@@ -286,6 +297,8 @@ public final class SegmentFileWriter {
     if descriptor >= 0 { close(descriptor) }
     descriptor = -1
     suspended = false
+    // No more appends: the write buffer is not kept while the segment is compressed.
+    scratch = []
     guard UInt64(byteCount) <= limits.maxUncompressedSize else {
       throw SegmentFileError(
         .invalidRecord, path: path,
