@@ -73,7 +73,8 @@ import WireTestSupport
       Wire.field(
         2,
         bytes: Wire.field(1, bytes: traceID) + Wire.field(2, bytes: [UInt8](repeating: UInt8(index + 1), count: 8))
-          + Wire.field(5, bytes: [UInt8](repeating: 0x61, count: nameBytes)) + Wire.fixed64(7, 100) + Wire.fixed64(8, 200))
+          + Wire.field(5, bytes: [UInt8](repeating: 0x61, count: nameBytes)) + Wire.fixed64(7, 100)
+          + Wire.fixed64(8, 200))
     }
     return Wire.field(1, bytes: Wire.field(1, bytes: []) + Wire.field(2, bytes: spanBytes))
   }
