@@ -137,6 +137,10 @@ public final class Journal: @unchecked Sendable {
   /// compression overlaps the previous one's fsyncs (a seal spends about a third of its time
   /// waiting for the disk) and a burst uses both cores.
   private let sealLanes = (0..<2).map { DispatchQueue(label: "stella-forensics.journal.seal.lane\($0)") }
+  /// Compressions running at once in the whole process, whatever the number of journals (the
+  /// ring and the archive): each holds a zstd context of a few MiB, and more of them than the
+  /// two lanes of one journal would only share the same cores.
+  private static let compressionSlots = DispatchSemaphore(value: 2)
   /// How appends are synced: the durability policy, or `nil` for a journal of copies, which is
   /// made durable by its seals alone (``JournalOptions/syncsAppends``).
   private var appendSync: DurabilityPolicy? { options.syncsAppends ? options.durability : nil }
@@ -704,7 +708,10 @@ public final class Journal: @unchecked Sendable {
     let lane = sealLanes[nextSealLane]
     nextSealLane = (nextSealLane + 1) % sealLanes.count
     lane.async { [self] in
+      // A seal never waits for another lane while it holds a slot, so the slots cannot deadlock.
+      Self.compressionSlots.wait()
       work()
+      Self.compressionSlots.signal()
       condition.lock()
       sealBacklogBytes -= Int64(bytes)
       condition.broadcast()
