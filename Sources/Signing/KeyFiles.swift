@@ -1,3 +1,5 @@
+import Manifest
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Musl)
@@ -97,23 +99,13 @@ public enum KeyFiles {
     return lstat(path, &info) == 0
   }
 
-  /// `mkdir -p`: creates `path` and missing parents with mode 0700.
+  /// `mkdir -p`: creates `path` and missing parents with mode 0700 (the directory is about to
+  /// hold a private key), each synced into its parent.
   private static func makeDirectories(_ path: String) throws(SigningError) {
-    var info = stat()
-    if stat(path, &info) == 0 {
-      guard info.st_mode & 0o170000 == 0o040000 else {
-        throw SigningError(.io, "exists and is not a directory", path: path)
-      }
-      return
-    }
-    let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
-    if let slash = trimmed.lastIndex(of: "/"), slash != trimmed.startIndex {
-      try makeDirectories(String(trimmed[..<slash]))
-    }
-    // 0700: the directory is about to hold a private key.
-    if mkdir(trimmed, 0o700) != 0 && errno != EEXIST {
-      let code = errno
-      throw SigningError(.io, "cannot create directory: \(errnoText(code))", path: trimmed)
+    do {
+      try EvidenceFiles.makeDirectories(path)
+    } catch {
+      throw SigningError(.io, error.message, path: error.path)
     }
   }
 
