@@ -113,8 +113,8 @@ public enum KeyFiles {
   private static func createFile(
     _ path: String, mode: mode_t, contents: [UInt8]
   ) throws(SigningError) {
-    // O_EXCL: never overwrite and never follow a symlink planted at the path.
-    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+    // O_EXCL: never overwrite; with O_NOFOLLOW, never follow a symlink planted at the path.
+    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
     if fd < 0 {
       let code = errno
       if code == EEXIST {
