@@ -180,3 +180,19 @@ def test_capture_skips_a_torn_last_line_of_the_incident_log_with_a_warning(stell
     assert [item["id"] for item in json.loads(listed.stdout)["incidents"]] == ["INC-1"]
     stderr = service.stderr_path.read_text()
     assert "torn last line" in stderr and "incidents.jsonl" in stderr, stderr
+
+
+def test_active_incidents_and_ttls_are_bounded_as_configured(stella, capture, tmp_path):
+    config = tmp_path / "bounds.yaml"
+    config.write_text("incidents:\n  max-active: 1\n  max-ttl: 1h\n")
+    service = capture(None, "--config", config)
+    admin = service.cli_admin_args()
+    assert stella.run("incident", "start", "--reason", "first", "--id", "A", *admin).returncode == 0
+    second = stella.run("incident", "start", "--reason", "second", "--id", "B", *admin)
+    assert second.returncode == 2 and "incidents.max-active" in second.stderr, second.describe()
+    assert stella.run("incident", "stop", "A", *admin).returncode == 0
+    too_long = stella.run("incident", "start", "--reason", "long", "--id", "C", "--ttl", "2h", *admin)
+    assert too_long.returncode == 2 and "incidents.max-ttl" in too_long.stderr, too_long.describe()
+    assert stella.run("incident", "start", "--reason", "ok", "--id", "D", "--ttl", "1h", *admin).returncode == 0
+    listed = json.loads(stella.ok("incident", "list", "--json", *admin).stdout)["incidents"]
+    assert [item["id"] for item in listed] == ["A", "D"]
