@@ -187,7 +187,8 @@ public final class Journal: @unchecked Sendable {
   ) throws(JournalError) {
     let layout = JournalLayout(dataDirectory: dataDirectory)
     try JournalFiles.makeDirectories(layout.journalDirectory)
-    let fd = open(layout.lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    // O_NOFOLLOW: a symlink planted as the lock file is refused, not followed.
+    let fd = open(layout.lockPath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, EvidenceFiles.fileMode)
     guard fd >= 0 else { throw JournalFiles.errno("cannot open \(layout.lockPath)") }
     guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
       close(fd)

@@ -90,8 +90,12 @@ public final class SegmentFileWriter {
   public init(creating path: String, header: SegmentHeader, firstSeq: UInt64, limits: VerificationLimits = .init())
     throws(SegmentFileError)
   {
-    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw .errno(path: path, "cannot create segment file") }
+    let fd: Int32
+    do {
+      fd = try EvidenceFiles.createNew(path, append: true)
+    } catch {
+      throw SegmentFileError(.io, path: path, "cannot create segment file: \(error.message)", osError: error.osError)
+    }
     self.path = path
     self.header = header
     self.firstSeq = firstSeq
@@ -309,8 +313,13 @@ public final class SegmentFileWriter {
     guard input >= 0 else { throw .errno(path: path, "cannot open segment file to seal it") }
     defer { close(input) }
     let temporary = compressedPath + ".partial"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw .errno(path: temporary, "cannot create sealed segment") }
+    let fd: Int32
+    do {
+      fd = try EvidenceFiles.createTemporary(temporary)
+    } catch {
+      throw SegmentFileError(
+        .io, path: temporary, "cannot create sealed segment: \(error.message)", osError: error.osError)
+    }
     let compressed: CompressedFile
     do throws(SegmentFileError) {
       // Streamed from file to file, so sealing holds a few buffers, never the segment.
@@ -358,11 +367,11 @@ public final class SegmentFileWriter {
   }
 
   static func syncDirectory(of path: String) throws(SegmentFileError) {
-    let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-    let fd = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard fd >= 0 else { throw .errno(path: directory, "cannot open directory to sync it") }
-    defer { close(fd) }
-    guard fsync(fd) == 0 else { throw .errno(path: directory, "directory fsync failed") }
+    do {
+      try EvidenceFiles.syncDirectory(of: path)
+    } catch {
+      throw SegmentFileError(.io, path: error.path, error.message, osError: error.osError)
+    }
   }
 }
 

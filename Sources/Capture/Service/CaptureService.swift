@@ -91,9 +91,16 @@ public final class CaptureService: Sendable {
         dataDirectory: configuration.dataDirectory,
         defaultLookbackNanos: UInt64(configuration.defaultLookbackSeconds) * 1_000_000_000,
         maxLookbackNanos: configuration.journal.ringMaxAgeSeconds.map { UInt64($0) * 1_000_000_000 },
+        maxActiveIncidents: configuration.maxActiveIncidents,
+        maxTTLNanos: UInt64(configuration.maxIncidentTTLSeconds) * 1_000_000_000,
         onChange: { change in hooks.notify(NotifyEvent(change: change, nodeID: nodeID)) })
     } catch {
       throw CaptureServiceError(.journal, error.message)
+    }
+    if let line = incidents.skippedTornLine {
+      logger.warning(
+        "skipped the torn last line of the incident log (a crash mid-write; that change never took effect)",
+        metadata: ["path": "\(incidents.log.path)", "line": "\(line)"])
     }
     self.incidents = incidents
     // After the journal opened: it holds the data directory's lock, so two services never race
