@@ -22,11 +22,11 @@ private func mode(_ path: String) throws -> Int {
 private func text(_ path: String) throws -> String { try String(contentsOfFile: path, encoding: .utf8) }
 
 @Suite struct EvidenceFilesTests {
-  @Test func directoriesAre0700AndFiles0600WhateverTheUmask() throws {
+  @Test func directoriesAre0700AndFiles0600() throws {
     let scratch = try Scratch()
-    // The most permissive umask: the modes must come from the code, not from the umask.
-    let previous = umask(0)
-    defer { umask(previous) }
+    // The umask is not changed here: it is process-wide, and suites run in parallel. Under the
+    // usual 022 a file made with the default 0666 would be 0644 and a directory 0755, so these
+    // exact modes can only come from the code.
     let nested = scratch.file("a/b/c")
     try EvidenceFiles.makeDirectories(nested + "/")
     for directory in ["a", "a/b", "a/b/c"] { #expect(try mode(scratch.file(directory)) == 0o700, "\(directory)") }
