@@ -82,8 +82,17 @@ struct BundleCommand: AsyncParsableCommand {
     let signingKey = try KeyLoading.privateKey(key)
     let selection: JournalSelection.Selection
     do {
-      selection = try JournalSelection.select(
-        dataDirectory: journalData, fromUnixNano: window.lowerBound, toUnixNano: window.upperBound, tenants: tenants)
+      // An incident bundle of the flight recorder carries the node's audit stream (README, "The
+      // audit stream"); a time-range bundle holds the captured telemetry, and the audit stream
+      // only when --tenant names it.
+      if incident != nil && !archive {
+        selection = try JournalSelection.selectWithAudit(
+          dataDirectory: journalData, fromUnixNano: window.lowerBound, toUnixNano: window.upperBound, tenants: tenants)
+      } else {
+        selection = try JournalSelection.select(
+          dataDirectory: journalData, fromUnixNano: window.lowerBound, toUnixNano: window.upperBound, tenants: tenants,
+          excludingAudit: tenants == nil)
+      }
     } catch {
       throw error.kind == .io ? CLIFailure.runtime(error.message) : CLIFailure.usage(error.message)
     }
