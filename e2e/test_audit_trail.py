@@ -230,7 +230,7 @@ def test_refusals_and_expiry_are_audited_and_change_nothing(stella, capture, tmp
     reasons = [r.get("reason") for r in records[:4]]
     assert reasons[0] == "no Authorization header"
     assert "viewer" in reasons[1] and "Origin header" in reasons[2] and "foreign Host" in reasons[3], reasons
-    assert all(r.get("peer", "").startswith("127.0.0.1:") for r in records if r.get("action") != "incident.expire")
+    assert all((r.get("peer") or "").startswith("127.0.0.1:") for r in records if r.get("action") != "incident.expire")
     assert records[5].get("incident_id") == "INC-TTL"
     assert all(a.time <= b.time for a, b in zip(records, records[1:])), "times follow the chain"
 
