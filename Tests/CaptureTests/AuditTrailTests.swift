@@ -82,7 +82,7 @@ import Verify
     #expect(AuditChain.firstBreak(in: headless)?.seq == 0)
   }
 
-  @Test func reservedTenantIsRefusedToClients() {
+  @Test func reservedTenantIsRefusedToClientsConfigurationAndImport() {
     let resolver = TenantResolver(policy: TenantPolicy())
     #expect(throws: RejectedRequest.self) {
       try resolver.resolve(transportTenant: AuditStream.tenant, resourceTenants: [])
@@ -92,6 +92,11 @@ import Verify
       configuration.tenancy.defaultTenant = AuditStream.tenant
       try configuration.validate()
     }
+    // Nor can `import` make a stream that poses as a capture node's audit stream.
+    let refused = #expect(throws: EvidenceImportError.self) {
+      try EvidenceImport.prepare(paths: [], options: ImportOptions(tenant: AuditStream.tenant))
+    }
+    #expect(refused?.description.contains("reserved") == true)
   }
 
   /// The gate's refusals and actions become chained records of the audit stream, durable when
