@@ -12,11 +12,14 @@ struct BundleCommand: AsyncParsableCommand {
     discussion: """
       With --incident ID: everything the incident's tenants sent from its start minus its
       look-back to its end (to now for an active incident), with the incident's facts (id,
-      reason, who declared it and when) as the chain of custody.
+      reason, who declared it and when) as the chain of custody, and the node's audit stream
+      (tenant stella-forensics:audit: every admin action and refusal from a minute before the
+      window to a minute after it).
       With --from/--to: every journal segment of the data directory whose records arrived
       between --from and --to (RFC 3339), whole: the bundle may hold a few records just outside the window, never
-      fewer than are inside it. Sealed segments are copied as they are; records still in an open
-      segment are sealed from the file's valid prefix, so this works while capture runs.
+      fewer than are inside it; the audit stream only with --tenant stella-forensics:audit.
+      Sealed segments are copied as they are; records still in an open segment are sealed from
+      the file's valid prefix, so this works while capture runs.
       Defaults: incident id "capture-" + the window's two times in compact UTC form; reason
       "captured OTLP from FROM to TO"; declared by "stella-forensics bundle"; declared at --to.
       """)
