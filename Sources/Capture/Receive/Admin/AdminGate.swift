@@ -77,21 +77,23 @@ public struct AdminEvent: Sendable, Equatable {
 
   /// The audit record of this event (its time and chain link are set by ``AuditTrail``).
   public var auditRecord: AuditRecord {
+    // A request's action is its request line; the node's own actions are single names.
     let isRequest = action.contains(" ")
+    var record = AuditRecord(
+      action: isRequest ? auditAction : action, request: isRequest ? action : nil, principal: principal,
+      certificateIdentity: certificateIdentity, peer: peer, parameters: parameters, result: .done, status: 0,
+      note: note, incidentID: incidentID, timeUnixNano: 0, previousSHA256: AuditStream.genesisSHA256)
     switch outcome {
     case .done(let status):
-      return AuditRecord(
-        action: isRequest ? auditAction : action, request: isRequest ? action : nil, principal: principal,
-        certificateIdentity: certificateIdentity, peer: peer, parameters: parameters,
-        result: (200..<300).contains(status) || status == 0 ? .done : .failed, status: status, note: note,
-        incidentID: incidentID, timeUnixNano: 0, previousSHA256: AuditStream.genesisSHA256)
+      record.status = status
+      // Status 0: an action of the node itself, with no answer to give.
+      record.result = status == 0 || (200..<300).contains(status) ? .done : .failed
     case .refused(let status, let reason):
-      return AuditRecord(
-        action: isRequest ? auditAction : action, request: isRequest ? action : nil, principal: principal,
-        certificateIdentity: certificateIdentity, peer: peer, parameters: parameters, result: .refused,
-        status: status, reason: reason, note: note, incidentID: incidentID, timeUnixNano: 0,
-        previousSHA256: AuditStream.genesisSHA256)
+      record.status = status
+      record.result = .refused
+      record.reason = reason
     }
+    return record
   }
 
   /// A body's parameters as the audit stream keeps them: the canonical JSON of a JSON object of
