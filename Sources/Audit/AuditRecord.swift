@@ -37,6 +37,7 @@ public enum AuditStream {
     public static let note = "stella.audit.note"
     public static let incidentID = "stella.audit.incident_id"
     public static let previousSHA256 = "stella.audit.prev_sha256"
+    public static let suppressedRefusals = "stella.audit.suppressed_refusals"
   }
 
   /// The instrumentation scope name of every audit record.
@@ -84,6 +85,9 @@ public struct AuditRecord: Sendable, Equatable {
   /// ``AuditStream/chainHash(ofRequest:)`` of the previous record of the node's audit stream,
   /// or ``AuditStream/genesisSHA256`` for the first.
   public var previousSHA256: String
+  /// Unauthenticated refusals since the previous record that were counted, not recorded one by
+  /// one, because they came faster than the audit trail's refusal budget.
+  public var suppressedRefusals: Int = 0
 
   public init(
     action: String, request: String? = nil, principal: String?, certificateIdentity: String? = nil, peer: String,
@@ -143,6 +147,11 @@ public struct AuditRecord: Sendable, Equatable {
     add(AuditStream.Key.note, note)
     add(AuditStream.Key.incidentID, incidentID)
     add(AuditStream.Key.previousSHA256, previousSHA256)
+    if suppressedRefusals > 0 {
+      var suppressedValue = Opentelemetry_Proto_Common_V1_AnyValue()
+      suppressedValue.intValue = Int64(suppressedRefusals)
+      attributes.append((AuditStream.Key.suppressedRefusals, suppressedValue))
+    }
     log.attributes = attributes.map { key, value in
       var pair = Opentelemetry_Proto_Common_V1_KeyValue()
       pair.key = key
@@ -186,9 +195,12 @@ public struct AuditRecord: Sendable, Equatable {
     }
     var strings: [String: String] = [:]
     var status = 0
+    var suppressed = 0
     for pair in log.attributes {
       if pair.key == AuditStream.Key.status, case .intValue(let number)? = pair.value.value {
         status = Int(clamping: number)
+      } else if pair.key == AuditStream.Key.suppressedRefusals, case .intValue(let number)? = pair.value.value {
+        suppressed = Int(clamping: number)
       } else if case .stringValue(let text)? = pair.value.value {
         strings[pair.key] = text
       }
@@ -208,6 +220,7 @@ public struct AuditRecord: Sendable, Equatable {
       parameters: strings[AuditStream.Key.parameters] ?? "{}", result: result, status: status,
       reason: strings[AuditStream.Key.reason], note: strings[AuditStream.Key.note],
       incidentID: strings[AuditStream.Key.incidentID], timeUnixNano: log.timeUnixNano, previousSHA256: previous)
+    self.suppressedRefusals = suppressed
   }
 
   private static func stringValue(_ text: String) -> Opentelemetry_Proto_Common_V1_AnyValue {

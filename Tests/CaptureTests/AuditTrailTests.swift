@@ -149,18 +149,7 @@ import Verify
     }
     await journal.stop()
 
-    let segments = try JournalSelection.select(
-      dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: [AuditStream.tenant]
-    ).segments
-    var records: [SegmentRecord] = []
-    for segment in segments {
-      guard case .bytes(let blob) = segment.data else {
-        let source = try FileByteSource(path: try #require(Self.path(of: segment.data)))
-        records += try Self.records(of: try source.bytes(at: 0, count: source.count), segment.entry)
-        continue
-      }
-      records += try Self.records(of: blob, segment.entry)
-    }
+    let records = try Self.auditStream(in: scratch)
     #expect(records.map(\.seq) == [0, 1, 2, 3])
     let decoded = try records.map { try AuditRecord(request: $0.request) }
     #expect(decoded.map(\.action) == ["incident.start", "incident.start", "incident.start", "incident.stop"])
@@ -200,6 +189,45 @@ import Verify
     }
     #expect(finding.code == .auditChainBroken)
     #expect(finding.detail.contains("seq 1"))
+  }
+
+  @Test func unauthenticatedRefusalsOverBudgetAreCountedInTheNextRecord() async throws {
+    let scratch = try ScratchDirectory()
+    let journal = try Journal(dataDirectory: scratch.path, nodeID: "node-a", options: journalOptions(), logger: logger)
+    let trail = try AuditTrail(journal: journal, logger: logger, refusalBudget: .init(burst: 2, perSecond: 0))
+    let anonymous = AuditRecord(
+      action: "incident.start", principal: nil, peer: "127.0.0.1:9", result: .refused, status: 401,
+      reason: "no Authorization header", timeUnixNano: 0, previousSHA256: AuditStream.genesisSHA256)
+    var outcomes: [AuditTrail.Outcome] = []
+    for _ in 0..<5 { outcomes.append(await trail.record(anonymous)) }
+    #expect(outcomes.filter { $0 == .suppressed }.count == 3)
+    // A refusal of an authenticated principal is always recorded, and carries the count.
+    var viewer = anonymous
+    viewer.principal = "vera"
+    viewer.status = 403
+    #expect(await trail.record(viewer) == .journaled(JournalReceipt(seq: 2)))
+    await journal.stop()
+
+    let records = try Self.auditStream(in: scratch).map { try AuditRecord(request: $0.request) }
+    #expect(records.map(\.suppressedRefusals) == [0, 0, 3])
+    #expect(records.map(\.principal) == [nil, nil, "vera"])
+  }
+
+  /// Every record of the audit stream journaled in `scratch`, in seq order.
+  static func auditStream(in scratch: ScratchDirectory) throws -> [SegmentRecord] {
+    let segments = try JournalSelection.select(
+      dataDirectory: scratch.path, fromUnixNano: 0, toUnixNano: .max, tenants: [AuditStream.tenant]
+    ).segments
+    var records: [SegmentRecord] = []
+    for segment in segments {
+      guard case .bytes(let blob) = segment.data else {
+        let source = try FileByteSource(path: try #require(Self.path(of: segment.data)))
+        records += try Self.records(of: try source.bytes(at: 0, count: source.count), segment.entry)
+        continue
+      }
+      records += try Self.records(of: blob, segment.entry)
+    }
+    return records
   }
 
   static func path(of data: MemberData) -> String? {
