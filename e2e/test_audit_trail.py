@@ -294,6 +294,10 @@ def test_incident_bundle_carries_its_custody_and_withholding_is_caught(stella, c
             assert f"seq {target}" in rejected.stdout and "withheld" in rejected.stdout, rejected.stdout
             # The quick mode does not read segments, so it cannot tell.
             assert stella.run("verify", doctored, "--trusted-key", pub).returncode == 0
+            # A co-signer checks deeply first, so it refuses to vouch for the doctored bundle.
+            cosigned = stella.run("sign", doctored, "--key", key)
+            assert cosigned.returncode == 1 and "AUDIT_CHAIN_BROKEN" in cosigned.stdout + cosigned.stderr, (
+                cosigned.describe())
 
 
 def withhold(bundle: Path, seq: int, renumber: bool, key) -> bytes:
