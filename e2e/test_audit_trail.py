@@ -6,7 +6,8 @@
   chain continues across a crash (kill -9) and restart.
 * An incident started with `--declared-by mallory` by the token named alice is bundled with alice
   as declaredBy; the bundle holds the audit records of its start and stop (mallory only as the
-  note), `inspect` shows them as the custody timeline, and their hash chain holds.
+  note), `inspect` shows them as the custody timeline, and their hash chain holds. Replay leaves
+  the audit stream out.
 * Withholding one audit record from the bundle and re-sealing and re-signing it (records after it
   renumbered, so only the chain can tell) makes `verify --deep` reject it with AUDIT_CHAIN_BROKEN;
   without renumbering the sequence check rejects it.
@@ -280,6 +281,13 @@ def test_incident_bundle_carries_its_custody_and_withholding_is_caught(stella, c
     timeline = json.loads(stella.run("inspect", bundle, "--json").stdout)["custodyTimeline"]
     assert [event["seq"] for event in timeline] == [str(r.seq) for r in records]
     assert {event["action"] for event in timeline} == {"incident.start", "incident.stop", "journal.seal"}
+
+    # Replay sends the telemetry, never the audit stream (a capture service refuses its tenant).
+    site = capture()
+    replayed = stella.run("replay", bundle, "--trusted-key", pub, "--endpoint", site.http_endpoint)
+    assert replayed.returncode == 0, replayed.describe()
+    assert {(s["signal"], s["tenant"]) for s in site.status()["journal"]["streams"]} == {("traces", "default")}
+    assert site.records_received() == 3
 
     # Withhold the start record, re-seal and re-sign with the same key.
     signer = sfb.load_private_key(Path(key))
