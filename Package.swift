@@ -16,6 +16,7 @@ let package = Package(
     .library(name: "OTLPProto", targets: ["OTLPProto"]),
     .library(name: "Signing", targets: ["Signing"]),
     .library(name: "Capture", targets: ["Capture"]),
+    .library(name: "Audit", targets: ["Audit"]),
     .library(name: "Verify", targets: ["Verify"]),
     .library(name: "Replay", targets: ["Replay"]),
   ],
@@ -54,11 +55,17 @@ let package = Package(
     .target(name: "Manifest", dependencies: ["OTLPWire", "CZstd", "CCrypto", "CCRC32C", "CArchive"]),
     // Ed25519 keys and signatures, key files, DSSE envelopes.
     .target(name: "Signing", dependencies: ["Manifest", "CSodium"]),
+    // The audit stream's record layout and hash chain, shared by the capture node that writes it
+    // and the verifier that checks it.
+    .target(
+      name: "Audit",
+      dependencies: ["Manifest", "OTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+    ),
     // Receiving OTLP (files, OTLP/HTTP, OTLP/gRPC), admission, the segment journal, the capture service.
     .target(
       name: "Capture",
       dependencies: [
-        "Manifest", "OTLPProto", "OTLPWire",
+        "Audit", "Manifest", "OTLPProto", "OTLPWire",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
@@ -73,12 +80,12 @@ let package = Package(
       ]
     ),
     // The offline verifier, the only place a `VerifiedBundle` is made, and sealing/co-signing.
-    .target(name: "Verify", dependencies: ["Manifest", "Signing"]),
+    .target(name: "Verify", dependencies: ["Audit", "Manifest", "Signing"]),
     // Sending a verified bundle to an OTLP endpoint, or writing it as files other tools read.
     .target(
       name: "Replay",
       dependencies: [
-        "Manifest", "Verify", "OTLPProto", "OTLPWire",
+        "Audit", "Manifest", "Verify", "OTLPProto", "OTLPWire",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
@@ -91,7 +98,7 @@ let package = Package(
     .executableTarget(
       name: "StellaForensicsCLI",
       dependencies: [
-        "Manifest", "Signing", "Capture", "Verify", "Replay",
+        "Audit", "Manifest", "Signing", "Capture", "Verify", "Replay",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -111,11 +118,11 @@ let package = Package(
     .testTarget(
       name: "CaptureTests",
       dependencies: [
-        "Capture", "Manifest", "OTLPProto", "OTLPWire", "Signing", "Verify", "WireTestSupport",
+        "Audit", "Capture", "Manifest", "OTLPProto", "OTLPWire", "Signing", "Verify", "WireTestSupport",
         .product(name: "NIOHTTP2", package: "swift-nio-http2"),
         .product(name: "NIOHPACK", package: "swift-nio-http2"),
       ]),
-    .testTarget(name: "VerifyTests", dependencies: ["Verify", "Manifest", "Signing", "WireTestSupport"]),
+    .testTarget(name: "VerifyTests", dependencies: ["Audit", "Verify", "Manifest", "Signing", "WireTestSupport"]),
     .testTarget(name: "ReplayTests", dependencies: ["Replay", "Verify", "Manifest", "Signing", "WireTestSupport"]),
   ]
 )

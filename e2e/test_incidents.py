@@ -54,7 +54,8 @@ def test_two_tenants_interleaved_each_bundle_holds_only_its_own_records(stella, 
         assert all(record.tenant == tenant for record in records)
         assert sorted(captured_ids(records)) == sorted(sent[tenant])
     statuses = service.status()["journal"]["streams"]
-    assert {stream["tenant"] for stream in statuses} == {"acme", "globex"}
+    # Besides the tenants' streams, the node's audit stream (the POST /seal above is recorded there).
+    assert {stream["tenant"] for stream in statuses} == {"acme", "globex", "stella-forensics:audit"}
 
 
 def test_incident_state_survives_kill_9_and_a_ttl_ends_it_on_time(stella, capture, tmp_path):

@@ -68,7 +68,7 @@ step "bundle: seal the incident's window into a signed bundle (custody: the toke
 step "verify --deep with the analyst's public key"
 "$bin" verify "$work/evidence.sfb.tar" --trusted-key "$work/keys/analyst.pub" --deep
 
-step "inspect: chain of custody and contents"
+step "inspect: chain of custody (the audit stream's custody timeline) and contents"
 "$bin" inspect "$work/evidence.sfb.tar"
 
 step "sign: the auditor co-signs; the manifest does not change"
@@ -93,8 +93,9 @@ site_http=$(free_port); site_grpc=$(free_port); site_admin=$(free_port)
 start_service site "$work/site" "$site_http" "$site_grpc" "$site_admin"
 site_pid=$started_pid
 "$bin" replay "$work/evidence.sfb.tar" --trusted-key "$work/keys/analyst.pub" --trusted-key "$work/keys/auditor.pub" --endpoint "http://127.0.0.1:$site_http"
+# The audit stream (the capture node's custody record) stays in the bundle and is not replayed.
 records_in_bundle=$("$bin" inspect "$work/evidence.sfb.tar" --json \
-  | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(int(s["records"]) for s in d["streams"]))')
+  | python3 -c 'import json,sys; d=json.load(sys.stdin); print(sum(int(s["records"]) for s in d["streams"] if s["tenant"] != "stella-forensics:audit"))')
 records_at_site=$(curl -sf -H "Authorization: Bearer $(cat "$work/site/admin-token")" "http://127.0.0.1:$site_admin/status" \
   | python3 -c 'import json,sys; print(sum(int(s["nextSeq"]) for s in json.load(sys.stdin)["journal"]["streams"]))')
 echo "bundle holds $records_in_bundle records; the site's stack received $records_at_site"

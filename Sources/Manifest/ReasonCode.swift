@@ -49,6 +49,11 @@ public enum ReasonCode: String, Sendable, CaseIterable, Equatable {
   case limitUncompressedSize = "LIMIT_UNCOMPRESSED_SIZE"
   case limitRatio = "LIMIT_RATIO"
   case limitRecordSize = "LIMIT_RECORD_SIZE"
+  /// Not a BUNDLE-FORMAT.md code: this tool's deep check of the reserved audit stream (README,
+  /// "The audit stream") found a record whose `stella.audit.prev_sha256` does not name the
+  /// record before it, or a record that is not an audit record. Bundles without an audit
+  /// stream never get it.
+  case auditChainBroken = "AUDIT_CHAIN_BROKEN"
 }
 
 /// One rule a bundle broke: the stable code and a detail naming member, field or offset.

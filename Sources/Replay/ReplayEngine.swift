@@ -1,3 +1,4 @@
+import Audit
 public import Manifest
 import NIOPosix
 import OTLPWire
@@ -264,6 +265,10 @@ struct ReplayRun {
     for (key, blobs) in bundle.streams {
       if !options.signals.isEmpty && !options.signals.contains(key.signal) { continue }
       if !options.tenants.isEmpty && !options.tenants.contains(key.tenant) { continue }
+      // The audit stream is the capture node's custody record, not telemetry of the site's
+      // applications: it stays in the bundle for auditors and is never sent (a capture service
+      // would refuse its reserved tenant anyway).
+      if key.signal == AuditStream.signal && AuditStream.isReserved(tenant: key.tenant) { continue }
       guard let first = blobs.first?.firstSeq, let last = blobs.last?.lastSeq else { continue }
       cursors.append(
         StreamCursor(

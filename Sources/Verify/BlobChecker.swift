@@ -1,3 +1,4 @@
+import Audit
 import Manifest
 
 /// Step 7 of §9 for one blob: size and digest, then (deep) the bomb limits, decompression,
@@ -6,6 +7,15 @@ struct BlobChecker<Source: ByteSource> {
   let source: Source
   let limits: VerificationLimits
   let depth: VerificationDepth
+  /// The records of each node's audit stream (deep mode), in seq order, for the chain check
+  /// after every blob has passed step 7.
+  private(set) var auditRecords: [String: [(seq: UInt64, request: [UInt8])]] = [:]
+
+  init(source: Source, limits: VerificationLimits, depth: VerificationDepth) {
+    self.source = source
+    self.limits = limits
+    self.depth = depth
+  }
 
   mutating func check(_ entry: BlobEntry, member: TarMember) throws {
     // 7.1
@@ -36,7 +46,9 @@ struct BlobChecker<Source: ByteSource> {
 
     // 7.3–7.6: decompress and parse as the output streams; segment findings are held until
     // decompression has finished, because 7.3's findings come first.
-    var segment = SegmentCheck(entry: entry, limits: limits)
+    var segment = SegmentCheck(
+      entry: entry, limits: limits,
+      keepsRequests: entry.signal == AuditStream.signal && AuditStream.isReserved(tenant: entry.tenant))
     var decompressError: ZstdError?
     var produced = 0
     blob.withUnsafeBytes { raw in
@@ -63,6 +75,19 @@ struct BlobChecker<Source: ByteSource> {
         "\(entry.path): decompresses to \(produced) bytes, manifest says \(entry.uncompressedSize)")
     }
     try segment.finish()
+    if !segment.keptRequests.isEmpty { auditRecords[entry.node, default: []] += segment.keptRequests }
+  }
+
+  /// The audit chain check after step 7: every node's audit stream links record to record
+  /// (``AuditChain``). The manifest's sequence checks already proved each stream's seqs tile, so
+  /// the records, sorted by seq, are consecutive.
+  func checkAuditChains() throws(Finding) {
+    for node in auditRecords.keys.sorted() {
+      let records = (auditRecords[node] ?? []).sorted { $0.seq < $1.seq }
+      if let broken = AuditChain.firstBreak(in: records) {
+        throw Finding(.auditChainBroken, "node \(node), stream logs/\(AuditStream.tenant): \(broken)")
+      }
+    }
   }
 }
 
@@ -85,10 +110,14 @@ struct SegmentCheck {
   /// The first record-level finding (sequence or protobuf), from the record handler.
   private var recordFinding: Finding?
   private var times = OTLPTimeSummary()
+  /// Whether records' requests are kept (the audit stream's, for its chain check).
+  private let keepsRequests: Bool
+  private(set) var keptRequests: [(seq: UInt64, request: [UInt8])] = []
 
-  init(entry: BlobEntry, limits: VerificationLimits) {
+  init(entry: BlobEntry, limits: VerificationLimits, keepsRequests: Bool = false) {
     self.entry = entry
     self.parser = SegmentStreamParser(maxRecordSize: limits.maxRecordSize)
+    self.keepsRequests = keepsRequests
   }
 
   mutating func consume(_ piece: UnsafeRawBufferPointer) {
@@ -96,6 +125,8 @@ struct SegmentCheck {
     let entry = self.entry
     var finding: Finding?
     var summary = times
+    var kept: [(seq: UInt64, request: [UInt8])] = []
+    let keepsRequests = self.keepsRequests
     do {
       try parser.consume(piece) { record in
         guard finding == nil else { return }
@@ -109,6 +140,7 @@ struct SegmentCheck {
         }
         do {
           summary.merge(try OTLPTimeScan.scan(record.request, signal: entry.signal))
+          if keepsRequests { kept.append((record.seq, Array(record.request))) }
         } catch {
           finding = Finding(
             .segmentProtobufInvalid,
@@ -119,6 +151,7 @@ struct SegmentCheck {
       framingError = error
     }
     times = summary
+    keptRequests += kept
     if recordFinding == nil { recordFinding = finding }
   }
 

@@ -141,6 +141,9 @@ public struct InspectedBundle: Sendable {
   public let manifestSHA256: String
   /// Key ids that claim to have signed (not verified: inspect has no trusted keys).
   public let claimedSignerKeyIDs: [String]
+  /// The records of the bundle's audit streams in time order (empty without one); the chain
+  /// linking them is checked by `verify --deep`, not here.
+  public let custodyTimeline: [CustodyEvent]
 }
 
 /// Reads a bundle for `inspect`: every structural and digest check of a quick verification,
@@ -153,7 +156,9 @@ public enum BundleInspector {
     return try BundleCheck(source: source, limits: limits, depth: .quick).run(trust: nil).map { checked in
       InspectedBundle(
         manifest: checked.manifest, manifestSHA256: SHA256Digest.hex(of: checked.manifestBytes),
-        claimedSignerKeyIDs: checked.envelopeSignatures.map(\.keyID))
+        claimedSignerKeyIDs: checked.envelopeSignatures.map(\.keyID),
+        custodyTimeline: CustodyTimeline.read(
+          source: source, manifest: checked.manifest, members: checked.blobMembers, limits: limits))
     }
   }
 }

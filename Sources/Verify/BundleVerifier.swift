@@ -134,6 +134,8 @@ struct BundleCheck<Source: ByteSource> {
       done.bytesDone += entry.size
       progress?(done)
     }
+    // After step 7 (not a BUNDLE-FORMAT.md step): the reserved audit stream's hash chain.
+    try blobChecker.checkAuditChains()
 
     return CheckedBundle(
       manifest: manifest, manifestBytes: manifestBytes, envelopeSignatures: signatures, signerKeyIDs: signers,

@@ -12,11 +12,14 @@ struct BundleCommand: AsyncParsableCommand {
     discussion: """
       With --incident ID: everything the incident's tenants sent from its start minus its
       look-back to its end (to now for an active incident), with the incident's facts (id,
-      reason, who declared it and when) as the chain of custody.
+      reason, who declared it and when) as the chain of custody, and the node's audit stream
+      (tenant stella-forensics:audit: every admin action and refusal from a minute before the
+      window to a minute after it).
       With --from/--to: every journal segment of the data directory whose records arrived
       between --from and --to (RFC 3339), whole: the bundle may hold a few records just outside the window, never
-      fewer than are inside it. Sealed segments are copied as they are; records still in an open
-      segment are sealed from the file's valid prefix, so this works while capture runs.
+      fewer than are inside it; the audit stream only with --tenant stella-forensics:audit.
+      Sealed segments are copied as they are; records still in an open segment are sealed from
+      the file's valid prefix, so this works while capture runs.
       Defaults: incident id "capture-" + the window's two times in compact UTC form; reason
       "captured OTLP from FROM to TO"; declared by "stella-forensics bundle"; declared at --to.
       """)
@@ -86,8 +89,17 @@ struct BundleCommand: AsyncParsableCommand {
     let signingKey = try KeyLoading.privateKey(key)
     let selection: JournalSelection.Selection
     do {
-      selection = try JournalSelection.select(
-        dataDirectory: journalData, fromUnixNano: window.lowerBound, toUnixNano: window.upperBound, tenants: tenants)
+      // An incident bundle of the flight recorder carries the node's audit stream (README, "The
+      // audit stream"); a time-range bundle holds the captured telemetry, and the audit stream
+      // only when --tenant names it.
+      if incident != nil && !archive {
+        selection = try JournalSelection.selectWithAudit(
+          dataDirectory: journalData, fromUnixNano: window.lowerBound, toUnixNano: window.upperBound, tenants: tenants)
+      } else {
+        selection = try JournalSelection.select(
+          dataDirectory: journalData, fromUnixNano: window.lowerBound, toUnixNano: window.upperBound, tenants: tenants,
+          excludingAudit: tenants == nil)
+      }
     } catch {
       throw error.kind == .io ? CLIFailure.runtime(error.message) : CLIFailure.usage(error.message)
     }

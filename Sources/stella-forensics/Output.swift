@@ -1,3 +1,4 @@
+import Audit
 import Capture
 import Foundation
 import Manifest
@@ -93,7 +94,41 @@ enum Output {
             ])
           })
       ),
+      ("custodyTimeline", .array(inspected.custodyTimeline.map(custodyJSON))),
     ])
+  }
+
+  /// One audit record of the custody timeline (`inspect --json`; README, "The audit stream").
+  static func custodyJSON(_ event: CustodyEvent) -> JSONValue {
+    var members: [(String, JSONValue)] = [("node", .string(event.node)), ("seq", .string(String(event.seq)))]
+    switch event.record {
+    case .failure(let error):
+      members.append(("error", .string(error.message)))
+    case .success(let record):
+      func optional(_ text: String?) -> JSONValue { text.map { .string($0) } ?? .null }
+      members += [
+        ("timeUnixNano", .string(String(record.timeUnixNano))), ("action", .string(record.action)),
+        ("request", optional(record.request)), ("principal", optional(record.principal)),
+        ("certificateIdentity", optional(record.certificateIdentity)), ("peer", .string(record.peer)),
+        ("parameters", .string(record.parameters)), ("result", .string(record.result.rawValue)),
+        ("status", .integer(record.status)), ("reason", optional(record.reason)), ("note", optional(record.note)),
+        ("incidentId", optional(record.incidentID)), ("prevSha256", .string(record.previousSHA256)),
+      ]
+    }
+    return .object(members)
+  }
+
+  /// One line of the custody timeline (`inspect`).
+  static func custodyLine(_ event: CustodyEvent) -> String {
+    switch event.record {
+    case .failure(let error):
+      return "  node=\(event.node) seq \(event.seq): not an audit record (\(error.message))"
+    case .success(let record):
+      var line = "  \(RFC3339Time.format(record.timeUnixNano)) \(record.summary)"
+      if let incident = record.incidentID { line += " [incident \(incident)]" }
+      if let note = record.note { line += " (note: \(note))" }
+      return line + " node=\(event.node) seq \(event.seq)"
+    }
   }
 
   static func inspectText(_ inspected: InspectedBundle, streams: [StreamSummary], bundle: String) -> String {
@@ -117,6 +152,10 @@ enum Output {
       lines.append(
         "  \(summary.stream.signal.rawValue) tenant=\(summary.stream.tenant) node=\(summary.stream.node): \(summary.records) record(s) in \(summary.blobs) blob(s), seq \(summary.firstSeq)..\(summary.lastSeq), time \(RFC3339Time.format(summary.firstTime)) .. \(RFC3339Time.format(summary.lastTime))"
       )
+    }
+    if !inspected.custodyTimeline.isEmpty {
+      lines.append("custody       \(inspected.custodyTimeline.count) audit record(s) (chain checked by verify --deep)")
+      lines += inspected.custodyTimeline.map(custodyLine)
     }
     return lines.joined(separator: "\n")
   }

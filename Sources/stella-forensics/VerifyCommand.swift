@@ -9,7 +9,8 @@ struct VerifyCommand: ParsableCommand {
     discussion: """
       Prints "OK: …" and exits 0 when the bundle verifies, or "REJECT <CODE>: <detail>" and exits 1
       at the first failing check (codes: BUNDLE-FORMAT.md §12). Without --deep, blob sizes and
-      digests are checked but segments are not decompressed; --deep checks every record.
+      digests are checked but segments are not decompressed; --deep checks every record, and the
+      hash chain of a capture node's audit stream (AUDIT_CHAIN_BROKEN; README, "The audit stream").
       """)
 
   @Argument(help: "The bundle (.sfb.tar).")

@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 public import Manifest
 
@@ -67,6 +68,11 @@ public struct TenantResolver: Sendable {
     }
     let name = tenant ?? policy.defaultTenant
     if let problem = TenantName.problem(with: name) { throw RejectedRequest(.malformed, "tenant: \(problem)") }
+    // The capture node's own audit stream: a client writing under its name would forge custody.
+    if AuditStream.isReserved(tenant: name) {
+      throw RejectedRequest(
+        .tenantRejected, "tenant \"\(name)\" is reserved for the capture node's audit stream")
+    }
     if let allowed = policy.allowed, !allowed.contains(name) {
       switch policy.unknown {
       case .reject:

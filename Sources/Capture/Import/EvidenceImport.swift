@@ -1,3 +1,4 @@
+import Audit
 public import Manifest
 
 /// What `import` turns a set of OTLP files into: sealed segments and the facts of the bundle.
@@ -64,6 +65,11 @@ public enum EvidenceImport {
     let tenant = options.tenant ?? "default"
     if let problem = TenantName.problem(with: tenant) {
       throw .invalidOption("--tenant \"\(tenant)\": \(problem)")
+    }
+    // Imported files are telemetry; a stream under the audit tenant would pose as a capture
+    // node's custody record.
+    if AuditStream.isReserved(tenant: tenant) {
+      throw .invalidOption("--tenant \"\(tenant)\" is reserved for a capture node's audit stream")
     }
     var evidenceDigest = SHA256Hasher()
     var streams: [Signal: PendingSegment] = [:]

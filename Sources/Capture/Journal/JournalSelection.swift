@@ -1,3 +1,4 @@
+import Audit
 public import Manifest
 
 #if canImport(Glibc)
@@ -34,18 +35,23 @@ public enum JournalSelection {
   /// The segments of every stream (or of `tenants` only) with records that arrived between
   /// `fromUnixNano` and `toUnixNano`, inclusive. A window whose segments were journaled under two
   /// redaction policies is refused: a manifest states one policy.
+  ///
+  /// - Parameter excludingAudit: leave out the reserved audit stream (``AuditStream``) even when
+  ///   `tenants` is `nil`.
   public static func select(
     dataDirectory: String, fromUnixNano: UInt64, toUnixNano: UInt64, tenants: [String]?,
-    limits: VerificationLimits = .init()
+    excludingAudit: Bool = false, limits: VerificationLimits = .init()
   ) throws(JournalError) -> Selection {
     let layout = JournalLayout(dataDirectory: dataDirectory)
     let currentPolicy = try JournalPolicyFile.read(layout)
     let keys = tenants.map { Set($0.map { "/" + JournalLayout.tenantKey($0) }) }
+    let auditKey = "/" + JournalLayout.tenantKey(AuditStream.tenant)
     var selected: [SealedSegment] = []
     var policies: Set<RedactionPolicyReference> = []
     var firstArrival: UInt64?
     for directory in layout.streamDirectories() {
       if let keys, !keys.contains(where: { directory.hasSuffix($0) }) { continue }
+      if excludingAudit && directory.hasSuffix(auditKey) { continue }
       for (segment, policy, arrival) in try selectStream(
         directory, from: fromUnixNano, to: toUnixNano, limits: limits, currentPolicy: currentPolicy)
       {
@@ -165,5 +171,40 @@ public enum JournalSelection {
     } catch {
       throw JournalError(.invalidRecord, "\(path): \(error.message)")
     }
+  }
+}
+
+extension JournalSelection {
+  /// How far outside an incident's window the audit stream is searched: an action's record is
+  /// written just after the action (a stop is recorded after the incident's end), so a whole
+  /// minute either side keeps every record of the incident's own actions in its bundle.
+  public static let auditMarginNanos: UInt64 = 60_000_000_000
+
+  /// ``select(dataDirectory:fromUnixNano:toUnixNano:tenants:limits:)`` plus the node's audit
+  /// stream over the window widened by ``auditMarginNanos``, whatever `tenants` says: an
+  /// incident's bundle carries the custody record of its own start and stop and of every
+  /// admin action (and refusal) around it.
+  public static func selectWithAudit(
+    dataDirectory: String, fromUnixNano: UInt64, toUnixNano: UInt64, tenants: [String]?,
+    limits: VerificationLimits = .init()
+  ) throws(JournalError) -> Selection {
+    var selection = try select(
+      dataDirectory: dataDirectory, fromUnixNano: fromUnixNano, toUnixNano: toUnixNano, tenants: tenants,
+      excludingAudit: true, limits: limits)
+    let audit = try select(
+      dataDirectory: dataDirectory, fromUnixNano: fromUnixNano > auditMarginNanos ? fromUnixNano - auditMarginNanos : 0,
+      toUnixNano: UInt64.max - toUnixNano > auditMarginNanos ? toUnixNano + auditMarginNanos : .max,
+      tenants: [AuditStream.tenant], limits: limits)
+    guard !audit.segments.isEmpty else { return selection }
+    if selection.segments.isEmpty {
+      selection.redactionPolicy = audit.redactionPolicy
+    } else if selection.redactionPolicy != audit.redactionPolicy {
+      throw JournalError(
+        .configuration,
+        "the audit stream around the window was journaled under redaction policy \(audit.redactionPolicy.id), the telemetry under \(selection.redactionPolicy.id); bundle a narrower window"
+      )
+    }
+    selection.segments += audit.segments
+    return selection
   }
 }

@@ -43,7 +43,13 @@ struct AdminRoutes: Sendable {
 
   func handle(_ request: AdminRequest) async -> AdminResponse {
     if let response = immediate(request) { return response }
-    return await gate.handle(request) { principal in await route(request, principal: principal) }
+    let response = await gate.handle(request) { principal in await route(request, principal: principal) }
+    // The seal's own audit record is written after the seal and before this answer; sealing
+    // again seals it too, so after POST /seal no open segment holds a record.
+    if request.method == "POST", request.path == "/seal", response.status == 200 {
+      await journal.sealOpenSegments()
+    }
+    return response
   }
 
   private func route(_ request: AdminRequest, principal: AdminPrincipal) async -> AdminResponse {

@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import Yams
 
@@ -177,6 +178,9 @@ public struct CaptureConfiguration: Sendable {
     }
     if let problem = TenantName.problem(with: tenancy.defaultTenant) {
       throw CaptureConfigurationError("default-tenant: \(problem)")
+    }
+    if AuditStream.isReserved(tenant: tenancy.defaultTenant) {
+      throw CaptureConfigurationError("default-tenant: \(tenancy.defaultTenant) is reserved for the audit stream")
     }
   }
 

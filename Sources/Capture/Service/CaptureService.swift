@@ -1,3 +1,4 @@
+import Audit
 import Dispatch
 import Foundation
 public import Logging
@@ -82,6 +83,13 @@ public final class CaptureService: Sendable {
     }
     self.journal = journal
     self.archive = archive
+    // Before anything can act: the chain continues from the last audit record on disk.
+    let audit: AuditTrail
+    do {
+      audit = try AuditTrail(journal: journal, logger: logger)
+    } catch {
+      throw CaptureServiceError(.journal, error.message)
+    }
     let hooks = NotifyHooks(configuration: configuration.hooks, enabled: configuration.hooksAllowed, logger: logger)
     self.hooks = hooks
     let nodeID = journal.nodeID
@@ -93,7 +101,17 @@ public final class CaptureService: Sendable {
         maxLookbackNanos: configuration.journal.ringMaxAgeSeconds.map { UInt64($0) * 1_000_000_000 },
         maxActiveIncidents: configuration.maxActiveIncidents,
         maxTTLNanos: UInt64(configuration.maxIncidentTTLSeconds) * 1_000_000_000,
-        onChange: { change in hooks.notify(NotifyEvent(change: change, nodeID: nodeID)) })
+        onChange: { change in
+          hooks.notify(NotifyEvent(change: change, nodeID: nodeID))
+          // Starts and stops are audited by the admin gate, with their principal; an expiry
+          // has no request, so the node records it itself.
+          if change.kind == .expired {
+            let event = AdminEvent(
+              action: "incident.expire", principal: "system", peer: "", outcome: .done(status: 0),
+              incidentID: change.incident.id)
+            Task { await audit.record(event.auditRecord) }
+          }
+        })
     } catch {
       throw CaptureServiceError(.journal, error.message)
     }
@@ -120,7 +138,10 @@ public final class CaptureService: Sendable {
         "admin API tokens: \(tokens.path) (the local operator's token is in \(configuration.dataDirectory)/\(AdminTokens.generatedTokenFile))"
       )
     }
-    journal.setRetentionPin { tenant, from, to in incidents.pins(tenant: tenant, fromUnixNano: from, toUnixNano: to) }
+    // The audit stream is custody evidence of every incident to come, and small: never pruned.
+    journal.setRetentionPin { tenant, from, to in
+      AuditStream.isReserved(tenant: tenant) || incidents.pins(tenant: tenant, fromUnixNano: from, toUnixNano: to)
+    }
     let archiveLogger = logger
     let samplerBounds = Self.samplerMemory(
       samplingPolicy.limits, maxInFlightBytes: configuration.maxInFlightBytes, logger: logger)
@@ -174,7 +195,7 @@ public final class CaptureService: Sendable {
       group: group, logger: logger)
     let gate = AdminGate(
       tokens: tokens, listenHost: configuration.admin.host, hostNames: configuration.adminHostNames,
-      events: AdminEventLog(logger: logger))
+      events: AdminEventLog(logger: logger, audit: audit))
     let routes = AdminRoutes(
       gate: gate, journal: journal, pipeline: pipeline, ready: ready, configuration: configuration,
       incidents: incidents, hooks: hooks, archive: archive, sampler: sampler, connections: connections)

@@ -1,7 +1,9 @@
+public import Audit
 import Foundation
 public import Logging
+import Manifest
 
-/// One admin action, done or refused: what ``AdminEventLog/emit(_:)`` reports.
+/// One admin action, done or refused: what ``AdminEventLog/emit(_:changesState:)`` reports.
 public struct AdminEvent: Sendable, Equatable {
   public enum Outcome: Sendable, Equatable {
     /// The route answered with this status (2xx: the action happened).
@@ -10,46 +12,142 @@ public struct AdminEvent: Sendable, Equatable {
     case refused(status: Int, reason: String)
   }
 
-  /// `METHOD /path` as requested.
+  /// `METHOD /path` as requested, or the node's own action (`incident.expire`) when no request
+  /// caused it.
   public var action: String
   /// The authenticated principal's name; `nil` when authentication failed or was not reached.
   public var principal: String?
+  /// The identity of the client certificate on an mTLS admin listener; `nil` without one.
+  public var certificateIdentity: String?
   /// The peer's address (`127.0.0.1:50412`), empty when unknown.
   public var peer: String
   public var outcome: Outcome
+  /// The request body's parameters as canonical JSON (``AdminEvent/parameters(ofBody:)``).
+  public var parameters: String
+  /// What the caller typed about custody (the body's `declaredBy` / `stoppedBy`), kept as a note.
+  public var note: String?
+  /// The incident the action concerns, when there is one.
+  public var incidentID: String?
 
-  public init(action: String, principal: String?, peer: String, outcome: Outcome) {
+  public init(
+    action: String, principal: String?, certificateIdentity: String? = nil, peer: String, outcome: Outcome,
+    parameters: String = "{}", note: String? = nil, incidentID: String? = nil
+  ) {
     self.action = action
     self.principal = principal
+    self.certificateIdentity = certificateIdentity
     self.peer = peer
     self.outcome = outcome
+    self.parameters = parameters
+    self.note = note
+    self.incidentID = incidentID
+  }
+
+  /// The event of `request`, with the parameters, note and incident id its body and path hold
+  /// (and, for a started incident, the id `response` names).
+  init(request: AdminRequest, principal: String?, outcome: Outcome, response: AdminResponse? = nil) {
+    let fields = Self.bodyObject(request.body)
+    var incidentID = fields?["id"]?.stringValue
+    let parts = request.path.split(separator: "/", omittingEmptySubsequences: true)
+    if parts.count >= 2, parts[0] == "incidents" { incidentID = String(parts[1]) }
+    if let response, (200..<300).contains(response.status), let id = Self.bodyObject(response.body)?["id"]?.stringValue
+    {
+      incidentID = id
+    }
+    self.init(
+      action: "\(request.method) \(request.path)", principal: principal, peer: request.peer, outcome: outcome,
+      parameters: Self.parameters(ofBody: request.body),
+      note: fields?["declaredBy"]?.stringValue ?? fields?["stoppedBy"]?.stringValue, incidentID: incidentID)
+  }
+
+  /// The audit stream's name for what `action` (`METHOD /path`) does: `incident.start`,
+  /// `incident.stop`, `journal.seal`, `config.reload`; any other request is `admin.request`.
+  public var auditAction: String {
+    let words = action.split(separator: " ", maxSplits: 1)
+    guard words.count == 2 else { return action }
+    let parts = words[1].split(separator: "/", omittingEmptySubsequences: true)
+    switch (words[0], parts.count) {
+    case ("POST", 1) where parts[0] == "incidents": return "incident.start"
+    case ("POST", 3) where parts[0] == "incidents" && parts[2] == "stop": return "incident.stop"
+    case ("POST", 1) where parts[0] == "seal": return "journal.seal"
+    case ("POST", 1) where parts[0] == "reload": return "config.reload"
+    default: return "admin.request"
+    }
+  }
+
+  /// The audit record of this event (its time and chain link are set by ``AuditTrail``).
+  public var auditRecord: AuditRecord {
+    // A request's action is its request line; the node's own actions are single names.
+    let isRequest = action.contains(" ")
+    var record = AuditRecord(
+      action: isRequest ? auditAction : action, request: isRequest ? action : nil, principal: principal,
+      certificateIdentity: certificateIdentity, peer: peer, parameters: parameters, result: .done, status: 0,
+      note: note, incidentID: incidentID, timeUnixNano: 0, previousSHA256: AuditStream.genesisSHA256)
+    switch outcome {
+    case .done(let status):
+      record.status = status
+      // Status 0: an action of the node itself, with no answer to give.
+      record.result = status == 0 || (200..<300).contains(status) ? .done : .failed
+    case .refused(let status, let reason):
+      record.status = status
+      record.result = .refused
+      record.reason = reason
+    }
+    return record
+  }
+
+  /// A body's parameters as the audit stream keeps them: the canonical JSON of a JSON object of
+  /// at most 4 KiB, `{}` for no body, and only the size of anything else (a refused request's
+  /// body is the caller's text, never copied in bulk into evidence).
+  public static func parameters(ofBody body: [UInt8]) -> String {
+    if body.isEmpty { return "{}" }
+    if body.count <= 4096, let value = try? CanonicalJSON.parse(body), case .object = value,
+      let canonical = try? CanonicalJSON.serialize(value)
+    {
+      return String(decoding: canonical, as: UTF8.self)
+    }
+    return "{\"unreadBodyBytes\":\"\(body.count)\"}"
+  }
+
+  private static func bodyObject(_ body: [UInt8]) -> [String: JSONValue]? {
+    guard !body.isEmpty, body.count <= 1 << 20, case .object(let members)? = try? CanonicalJSON.parse(body) else {
+      return nil
+    }
+    return Dictionary(members, uniquingKeysWith: { first, _ in first })
   }
 }
 
-/// The one place an admin action or refusal is reported. Today it logs (refusals and actions
-/// that change state at notice, reads at debug); the audit stream of a later step hooks in
-/// through `sink`, so every refusal and action reaches it without touching the routes.
+/// The one place an admin action or refusal is reported: it logs (refusals and actions that
+/// change state at notice, reads at debug), hands the event to `sink`, and journals every
+/// refusal and every state-changing action in the audit stream (``AuditTrail``) before the
+/// caller answers.
 public struct AdminEventLog: Sendable {
   private let logger: Logger
   private let sink: (@Sendable (AdminEvent) -> Void)?
+  private let audit: AuditTrail?
 
-  public init(logger: Logger, sink: (@Sendable (AdminEvent) -> Void)? = nil) {
+  public init(logger: Logger, sink: (@Sendable (AdminEvent) -> Void)? = nil, audit: AuditTrail? = nil) {
     self.logger = logger
     self.sink = sink
+    self.audit = audit
   }
 
-  /// Reports `event`: logs it and hands it to the sink.
-  public func emit(_ event: AdminEvent, changesState: Bool = true) {
+  /// Reports `event`: logs it, hands it to the sink and, for a refusal or a state change,
+  /// returns only once its audit record is durable. Reads that change nothing are not audited.
+  public func emit(_ event: AdminEvent, changesState: Bool = true) async {
     let who = event.principal ?? "-"
     let peer = event.peer.isEmpty ? "?" : event.peer
+    var audited = true
     switch event.outcome {
     case .refused(let status, let reason):
       logger.notice("admin refused \(event.action) from \(peer) principal \(who): \(status) \(reason)")
     case .done(let status):
       let message: Logger.Message = "admin \(event.action) by \(who) from \(peer): \(status)"
       if changesState { logger.notice(message) } else { logger.debug(message) }
+      audited = changesState
     }
     sink?(event)
+    if audited, let audit { await audit.record(event.auditRecord) }
   }
 }
 
@@ -106,15 +204,14 @@ public struct AdminGate: Sendable {
   static func isMutating(_ method: String) -> Bool { !["GET", "HEAD", "OPTIONS"].contains(method) }
 
   /// Decides about `request` and reports a refusal (``AdminEventLog/emit(_:changesState:)``).
-  public func check(_ request: AdminRequest) -> Decision {
+  public func check(_ request: AdminRequest) async -> Decision {
     switch decide(request) {
     case .allowed(let principal):
       return .allowed(principal)
     case .refused(let response, let reason, let principal):
-      events.emit(
+      await events.emit(
         AdminEvent(
-          action: "\(request.method) \(request.path)", principal: principal?.name, peer: request.peer,
-          outcome: .refused(status: response.status, reason: reason)))
+          request: request, principal: principal?.name, outcome: .refused(status: response.status, reason: reason)))
       return .refused(response)
     }
   }
@@ -123,15 +220,14 @@ public struct AdminGate: Sendable {
   public func handle(
     _ request: AdminRequest, route: (AdminPrincipal) async -> AdminResponse
   ) async -> AdminResponse {
-    switch check(request) {
+    switch await check(request) {
     case .refused(let response):
       return response
     case .allowed(let principal):
       let response = await route(principal)
-      events.emit(
+      await events.emit(
         AdminEvent(
-          action: "\(request.method) \(request.path)", principal: principal.name, peer: request.peer,
-          outcome: .done(status: response.status)),
+          request: request, principal: principal.name, outcome: .done(status: response.status), response: response),
         changesState: Self.isMutating(request.method))
       return response
     }
