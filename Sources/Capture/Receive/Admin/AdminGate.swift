@@ -17,12 +17,18 @@ public struct AdminEvent: Sendable, Equatable {
   /// The peer's address (`127.0.0.1:50412`), empty when unknown.
   public var peer: String
   public var outcome: Outcome
+  /// Who the client certificate of an mTLS connection names (`CN=…, SAN=…`), beside the token's
+  /// principal; `nil` without one.
+  public var certificateIdentity: String?
 
-  public init(action: String, principal: String?, peer: String, outcome: Outcome) {
+  public init(
+    action: String, principal: String?, peer: String, outcome: Outcome, certificateIdentity: String? = nil
+  ) {
     self.action = action
     self.principal = principal
     self.peer = peer
     self.outcome = outcome
+    self.certificateIdentity = certificateIdentity
   }
 }
 
@@ -41,7 +47,8 @@ public struct AdminEventLog: Sendable {
   /// Reports `event`: logs it and hands it to the sink.
   public func emit(_ event: AdminEvent, changesState: Bool = true) {
     let who = event.principal ?? "-"
-    let peer = event.peer.isEmpty ? "?" : event.peer
+    var peer = event.peer.isEmpty ? "?" : event.peer
+    if let identity = event.certificateIdentity { peer += " (certificate \(AdminGate.quoted(identity)))" }
     switch event.outcome {
     case .refused(let status, let reason):
       logger.notice("admin refused \(event.action) from \(peer) principal \(who): \(status) \(reason)")
@@ -114,7 +121,7 @@ public struct AdminGate: Sendable {
       events.emit(
         AdminEvent(
           action: "\(request.method) \(request.path)", principal: principal?.name, peer: request.peer,
-          outcome: .refused(status: response.status, reason: reason)))
+          outcome: .refused(status: response.status, reason: reason), certificateIdentity: request.certificateIdentity))
       return .refused(response)
     }
   }
@@ -131,7 +138,7 @@ public struct AdminGate: Sendable {
       events.emit(
         AdminEvent(
           action: "\(request.method) \(request.path)", principal: principal.name, peer: request.peer,
-          outcome: .done(status: response.status)),
+          outcome: .done(status: response.status), certificateIdentity: request.certificateIdentity),
         changesState: Self.isMutating(request.method))
       return response
     }

@@ -1,6 +1,7 @@
 internal import Logging
 internal import NIOCore
 internal import NIOPosix
+internal import NIOSSL
 internal import Synchronization
 
 /// Why an HTTP server could not start or be used.
@@ -60,9 +61,10 @@ final class HTTPServerCore: Sendable {
   var connectionCount: Int { state.withLock { $0.connections.count } }
 
   /// Binds `host:port` (port 0: an ephemeral port) and serves each accepted connection with the
-  /// pipeline `configure` builds (called on the connection's event loop).
+  /// pipeline `configure` builds (called on the connection's event loop). With `tls`, every
+  /// connection starts with a TLS handler made from the context current when it is accepted.
   func start(
-    host: String, port: Int,
+    host: String, port: Int, tls: ReloadableServerTLSContext? = nil,
     configure: @escaping @Sendable (any Channel) throws -> Void
   ) async throws -> SocketAddress {
     try state.withLock { state throws(HTTPServerError) in
@@ -81,6 +83,9 @@ final class HTTPServerCore: Sendable {
       .childChannelOption(.recvAllocator, value: TransientRecvByteBufferAllocator())
       .childChannelInitializer { [self] channel in
         channel.eventLoop.makeCompletedFuture {
+          // First in the pipeline: everything after it sees plaintext, and a refusal over the
+          // connection limit reaches a TLS client as an HTTP answer it can read.
+          if let tls { try channel.pipeline.syncOperations.addHandler(tls.makeHandler()) }
           if self.admit(channel) {
             try configure(channel)
           } else {
