@@ -331,7 +331,7 @@ def test_incident_cli_over_https_with_a_client_certificate(tls_capture, pki, ste
     wait_for(lambda: 'certificate "CN=operator, SAN=DNS:operator.example"' in service.stderr_path.read_text(), 5,
              "the admin log line naming the client certificate")
     line = next(l for l in service.stderr_path.read_text().splitlines() if "POST /incidents" in l)
-    assert "by admin" in line and "CN=operator" in line, line
+    assert "by local-operator" in line and "CN=operator" in line, line
 
     # Without a client certificate, or trusting another CA, the CLI is refused (exit 3, runtime).
     args = service.cli_admin_args()
