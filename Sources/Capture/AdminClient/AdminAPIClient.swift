@@ -201,6 +201,11 @@ public struct AdminAPIClient: Sendable {
       return try await answer.futureResult.get()
     } catch let error as AdminClientError {
       throw error
+    } catch let error as NIOSSLError {
+      throw AdminClientError(
+        .connection,
+        "TLS handshake with \(endpoint) failed (a plain http endpoint, an untrusted certificate, or a refused client certificate?): \(error)"
+      )
     } catch {
       throw AdminClientError(.connection, "the capture service at \(endpoint) gave no answer: \(error)")
     }
