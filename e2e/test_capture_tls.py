@@ -33,7 +33,8 @@ from pathlib import Path
 
 import pytest
 
-from capturelib import CLIENTS, CaptureProcess, HTTPResult, admin_headers, bundle_records, wait_for
+from capturelib import (CLIENTS, CaptureProcess, HTTPResult, admin_headers, bundle_records, request_ids,
+                        trace_request, wait_for)
 from test_capture_clients import collector_binary, log_bodies
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
@@ -157,13 +158,14 @@ def tls_capture(stella_bin: Path, tmp_path: Path, pki: PKI):
     the test may replace (live.pem, live.key), requiring client certificates of `ca`."""
     started: list[TLSCapture] = []
 
-    def start(*extra) -> TLSCapture:
+    def start(*extra, client_ca: bool = True) -> TLSCapture:
         live_cert, live_key = pki.directory / "live.pem", pki.directory / "live.key"
         shutil.copyfile(pki.pem("server"), live_cert)
         shutil.copyfile(pki.key("server"), live_key)
         process = TLSCapture(
             stella_bin, tmp_path / f"data{len(started)}", tmp_path / f"capture-logs{len(started)}",
-            ["--tls-cert", live_cert, "--tls-key", live_key, "--tls-client-ca", pki.pem("ca"), *extra], pki=pki)
+            ["--tls-cert", live_cert, "--tls-key", live_key, *(["--tls-client-ca", pki.pem("ca")] if client_ca else []),
+             *extra], pki=pki)
         started.append(process)
         return process.start()
 
@@ -318,6 +320,29 @@ service:
     assert stored == sorted(lines), f"collector: {len(stored)} lines stored of {len(lines)}"
 
 
+def test_tls_without_client_certificates(tls_capture, pki, stella, keys, tmp_path):
+    """Server-only TLS: clients need no certificate, but must trust the server's CA."""
+    started = dt.datetime.now(dt.timezone.utc)
+    service = tls_capture(client_ca=False)
+    expected = {}
+    for protocol in ("http", "grpc"):
+        ids = tmp_path / f"{protocol}.ids"
+        result, _ = run_client(protocol, service, pki, None, f"{protocol}-tls", ids, count=10, tenant=protocol)
+        assert result == {"ok": 10, "failed": 0}, result
+        expected[protocol] = ids.read_text().split()
+        # A client that does not trust the server's CA gives up; nothing of it reaches capture.
+        result, _ = run_client(protocol, service, pki, None, f"{protocol}-distrust", tmp_path / "distrust.ids",
+                               count=1, tenant="distrust", timeout=3, ca="other-ca")
+        assert result == {"ok": 0, "failed": 1}, result
+    assert service.records_received(tenant="distrust") == 0
+    service.seal()
+    service.stop()
+    _, records = bundle_records(stella, service.data, keys, tmp_path / "bundle.sfb.tar", since=started)
+    for protocol, names in expected.items():
+        assert sorted(span_names(records, protocol)) == sorted(names), protocol
+    assert {r.tenant for r in records} == {"http", "grpc"}
+
+
 def test_incident_cli_over_https_with_a_client_certificate(tls_capture, pki, stella):
     service = tls_capture()
     started = stella.run("incident", "start", "--reason", "tls drill", "--id", "INC-TLS-1", "--json",
@@ -366,6 +391,12 @@ def test_sighup_rotates_the_certificate_without_losing_a_record(tls_capture, pki
         wait_for(lambda: all(acked(p) >= 20 for p in senders), 60, "both clients sending")
         old = pki.fingerprint("server")
         assert handshake(service.http_port, pki, "alice") == old
+        # A keep-alive connection opened before the reload, used again after it.
+        held = http.client.HTTPSConnection("127.0.0.1", service.http_port, timeout=10,
+                                           context=client_context(pki, "alice"))
+        held_headers = {"Content-Type": "application/x-protobuf", "X-Scope-OrgID": "rot-held"}
+        held.request("POST", "/v1/traces", body=trace_request(["held-before"]), headers=held_headers)
+        assert held.getresponse().read() is not None
         assert handshake(service.admin_port, pki, "alice") == old
         assert handshake(service.grpc_port, pki, "alice", grpc=True) == old
 
@@ -380,6 +411,15 @@ def test_sighup_rotates_the_certificate_without_losing_a_record(tls_capture, pki
         assert handshake(service.admin_port, pki, "alice") == new
         assert handshake(service.grpc_port, pki, "alice", grpc=True) == new
         wait_for(lambda: all(acked(p) >= before[p] + 20 for p in senders), 60, "both clients sending after SIGHUP")
+        # The connection from before still works, on the certificate it began with.
+        held_socket = held.sock
+        held.request("POST", "/v1/traces", body=trace_request(["held-after"]), headers=held_headers)
+        response = held.getresponse()
+        response.read()
+        assert response.status == 200, response.status
+        assert held.sock is held_socket, "the held connection was dropped and reopened"
+        assert hashlib.sha256(held_socket.getpeercert(binary_form=True)).hexdigest() == old
+        held.close()
     finally:
         stop_file.write_text("stop")
     results = {}
@@ -389,6 +429,7 @@ def test_sighup_rotates_the_certificate_without_losing_a_record(tls_capture, pki
         results[protocol] = json.loads(out.strip().splitlines()[-1])
         # Its connection was never dropped: every export succeeded, before and after the reload.
         assert results[protocol]["failed"] == 0, f"{protocol}: {results[protocol]}\n{err[-3000:]}"
+    print(f"rotation: acknowledged {results} (before SIGHUP: {before})")
     assert service.alive(), f"SIGHUP ended capture\n{service.describe()}"
     assert "TLS certificate, key and client CA reloaded" in service.stderr_path.read_text()
 
@@ -402,6 +443,8 @@ def test_sighup_rotates_the_certificate_without_losing_a_record(tls_capture, pki
         missing = set(names) - set(stored)
         assert not missing, f"{protocol}: {len(missing)} acknowledged records are not in the bundle: {sorted(missing)[:5]}"
         assert len(stored) == len(set(stored)) == len(names), f"{protocol}: {len(stored)} stored vs {len(names)} acked"
+    held_ids = [i for r in records if r.signal == "traces" and r.tenant == "rot-held" for i in request_ids(r.request)]
+    assert held_ids == ["held-before", "held-after"], held_ids
 
 
 def test_a_non_loopback_listener_without_tls_is_refused(stella_bin, tmp_path, pki):
