@@ -16,6 +16,9 @@ struct IncidentCommand: AsyncParsableCommand {
       STELLA_ADMIN_TOKEN environment variable, else DATA/admin-token, the local operator's token
       capture generates in its data directory (--data, default ./stella-data) when it runs without
       --admin-tokens. The incident records the token's name as who declared or stopped it.
+
+      An https:// endpoint is checked against --tls-ca (else the system's roots); an endpoint that
+      requires client certificates (capture --tls-client-ca) gets --tls-cert and --tls-key.
       """,
     subcommands: [Start.self, Stop.self, List.self])
 
