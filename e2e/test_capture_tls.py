@@ -155,17 +155,26 @@ class TLSCapture(CaptureProcess):
 @pytest.fixture
 def tls_capture(stella_bin: Path, tmp_path: Path, pki: PKI):
     """Factory: tls_capture(*extra) -> a started TLSCapture with the server certificate in files
-    the test may replace (live.pem, live.key), requiring client certificates of `ca`."""
+    the test may replace (live.pem, live.key), requiring client certificates of `ca` unless
+    `client_ca` is False; by flags, or by a YAML configuration file when `via_config`."""
     started: list[TLSCapture] = []
 
-    def start(*extra, client_ca: bool = True) -> TLSCapture:
+    def start(*extra, client_ca: bool = True, via_config: bool = False) -> TLSCapture:
         live_cert, live_key = pki.directory / "live.pem", pki.directory / "live.key"
         shutil.copyfile(pki.pem("server"), live_cert)
         shutil.copyfile(pki.key("server"), live_key)
+        if via_config:
+            # The YAML keys, with paths relative to the configuration file.
+            config = pki.directory / "capture.yaml"
+            config.write_text("tls:\n  cert: live.pem\n  key: live.key\n"
+                              + ("  client-ca: ca.pem\n" if client_ca else ""))
+            flags = ["--config", config]
+        else:
+            flags = ["--tls-cert", live_cert, "--tls-key", live_key,
+                     *(["--tls-client-ca", pki.pem("ca")] if client_ca else [])]
         process = TLSCapture(
             stella_bin, tmp_path / f"data{len(started)}", tmp_path / f"capture-logs{len(started)}",
-            ["--tls-cert", live_cert, "--tls-key", live_key, *(["--tls-client-ca", pki.pem("ca")] if client_ca else []),
-             *extra], pki=pki)
+            [*flags, *extra], pki=pki)
         started.append(process)
         return process.start()
 
@@ -321,9 +330,10 @@ service:
 
 
 def test_tls_without_client_certificates(tls_capture, pki, stella, keys, tmp_path):
-    """Server-only TLS: clients need no certificate, but must trust the server's CA."""
+    """Server-only TLS, configured by the YAML keys: clients need no certificate, but must trust
+    the server's CA."""
     started = dt.datetime.now(dt.timezone.utc)
-    service = tls_capture(client_ca=False)
+    service = tls_capture(client_ca=False, via_config=True)
     expected = {}
     for protocol in ("http", "grpc"):
         ids = tmp_path / f"{protocol}.ids"
