@@ -94,17 +94,21 @@ public final class OTLPGRPCReceiver: Sendable {
   public func start() async throws -> String {
     let server = self.server
     let logger = self.logger
+    let failure = Mutex<String?>(nil)
     let task = Task {
       do {
         try await server.serve()
       } catch {
         logger.error("OTLP/gRPC server stopped: \(error)")
+        failure.withLock { $0 = "\(error)" }
       }
     }
     serving.withLock { $0 = task }
     guard let address = await transport.listeningAddress else {
-      throw HTTPServerError(
-        .bindFailed, "OTLP/gRPC server cannot listen on \(listenAddress) (the log says why)")
+      // No address: the server failed before it listened, and its task ends with the reason.
+      await task.value
+      let reason = failure.withLock { $0 } ?? "it stopped before listening"
+      throw HTTPServerError(.bindFailed, "OTLP/gRPC server cannot listen on \(listenAddress): \(reason)")
     }
     if let ipv4 = address.ipv4 { return "\(ipv4.host):\(ipv4.port)" }
     if let ipv6 = address.ipv6 { return "[\(ipv6.host)]:\(ipv6.port)" }
