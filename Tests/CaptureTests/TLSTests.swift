@@ -1,6 +1,7 @@
 import Capture
 import Foundation
 import Logging
+import Manifest
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -56,6 +57,10 @@ private struct TestPKI {
 
 private final class SeenIdentities: Sendable {
   let values = Mutex<[String?]>([])
+}
+
+private final class SeenEvents: Sendable {
+  let events = Mutex<[AdminEvent]>([])
 }
 
 @Suite(.serialized, .timeLimit(.minutes(1))) struct TLSTests {
@@ -175,6 +180,35 @@ private final class SeenIdentities: Sendable {
     }
     await server.stop()
     try await group.shutdownGracefully()
+  }
+
+  @Test func theGateReportsTheCertificateIdentityBesideTheTokenPrincipal() async throws {
+    let seen = SeenEvents()
+    let tokens = AdminTokens(
+      path: "test",
+      entries: [.init(name: "alice", role: .responder, digest: SHA256Digest.of(Array("alice-token".utf8)))])
+    let gate = AdminGate(
+      tokens: tokens, listenHost: "127.0.0.1",
+      events: AdminEventLog(logger: Logger(label: "test"), sink: { event in seen.events.withLock { $0.append(event) } })
+    )
+    let identity = "CN=alice, SAN=DNS:alice.example"
+    var request = AdminRequest(
+      method: "POST", path: "/seal",
+      headers: ["host": "127.0.0.1:4320", "authorization": "Bearer alice-token", "content-type": "application/json"],
+      peer: "127.0.0.1:5000", certificateIdentity: identity)
+    _ = await gate.handle(request) { _ in .text(200, "sealed") }
+    request.headers["authorization"] = "Bearer wrong"
+    _ = await gate.handle(request) { _ in .text(200, "never") }
+    let events = seen.events.withLock { $0 }
+    #expect(
+      events == [
+        AdminEvent(
+          action: "POST /seal", principal: "alice", peer: "127.0.0.1:5000", outcome: .done(status: 200),
+          certificateIdentity: identity),
+        AdminEvent(
+          action: "POST /seal", principal: nil, peer: "127.0.0.1:5000",
+          outcome: .refused(status: 401, reason: "unknown token"), certificateIdentity: identity),
+      ])
   }
 
   @Test func adminEndpointsParse() throws {
