@@ -211,6 +211,30 @@ private final class SeenEvents: Sendable {
       ])
   }
 
+  @Test func overTheConnectionLimitATLSListenerClosesAtOnce() async throws {
+    let pki = try TestPKI()
+    defer { pki.remove() }
+    try pki.makeCA("ca")
+    try pki.makeLeaf("server", ca: "ca", commonName: "capture", san: "IP:127.0.0.1")
+    let contexts = try ServerTLSContexts(
+      files: TLSFiles(certificatePath: pki.path("server.pem"), keyPath: pki.path("server.key")))
+    let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let server = AdminHTTPServer(
+      options: .init(port: 0, maxConnections: 1, tls: contexts.http1), group: group, logger: Logger(label: "test")
+    ) { _ in .text(200, "ok") }
+    let port = try #require(try await server.start().port)
+    // Holds the one connection without ever starting a handshake.
+    let holder = try BlockingClient(port: port, receiveTimeoutSeconds: 1)
+    try await Task.sleep(for: .milliseconds(100))
+    let refused = try BlockingClient(port: port, receiveTimeoutSeconds: 5)
+    let closed = await refused.waitForCloseOffPool()
+    #expect(closed, "the connection over the limit was closed")
+    #expect(refused.text.isEmpty, "no plaintext answer on a TLS port")
+    _ = holder
+    await server.stop()
+    try await group.shutdownGracefully()
+  }
+
   @Test func adminEndpointsParse() throws {
     #expect(
       try AdminEndpoint(parsing: "127.0.0.1:4320") == AdminEndpoint(usesTLS: false, host: "127.0.0.1", port: 4320))

@@ -62,7 +62,8 @@ final class HTTPServerCore: Sendable {
 
   /// Binds `host:port` (port 0: an ephemeral port) and serves each accepted connection with the
   /// pipeline `configure` builds (called on the connection's event loop). With `tls`, every
-  /// connection starts with a TLS handler made from the context current when it is accepted.
+  /// connection starts with a TLS handler made from the context current when it is accepted, and
+  /// a connection over the limit is closed without an answer.
   func start(
     host: String, port: Int, tls: ReloadableServerTLSContext? = nil,
     configure: @escaping @Sendable (any Channel) throws -> Void
@@ -83,11 +84,15 @@ final class HTTPServerCore: Sendable {
       .childChannelOption(.recvAllocator, value: TransientRecvByteBufferAllocator())
       .childChannelInitializer { [self] channel in
         channel.eventLoop.makeCompletedFuture {
-          // First in the pipeline: everything after it sees plaintext, and a refusal over the
-          // connection limit reaches a TLS client as an HTTP answer it can read.
-          if let tls { try channel.pipeline.syncOperations.addHandler(tls.makeHandler()) }
           if self.admit(channel) {
+            // First in the pipeline: everything after it sees plaintext.
+            if let tls { try channel.pipeline.syncOperations.addHandler(tls.makeHandler()) }
             try configure(channel)
+          } else if tls != nil {
+            // No 503 over TLS: it could only be written after a handshake, and a client that
+            // never completes one would keep a connection open outside the limit. Closed at
+            // once, as OTLP/gRPC does; clients retry with backoff.
+            channel.close(promise: nil)
           } else {
             try channel.pipeline.syncOperations.addHandler(
               RejectConnectionHandler(retryAfterSeconds: self.retryAfterSeconds))
