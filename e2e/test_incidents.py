@@ -134,7 +134,11 @@ def test_incident_bundle_holds_the_lookback_and_the_chain_of_custody(stella, cap
     listed = {item["id"]: item for item in json.loads(incident(stella, service, "list", "--json").stdout)["incidents"]}
     assert listed["INC-7"]["note"] == "analyst@soc.example"
     assert facts["declaredAtUnixNano"] == listed["INC-7"]["startUnixNano"]
-    assert manifest["capture"]["startUnixNano"] == listed["INC-7"]["windowStartUnixNano"]
+    # The window starts at start minus look-back, but never before the oldest record the node
+    # held for it: this service started less than the 1m look-back before the incident.
+    first_arrival = min(record.received for record in records)
+    assert int(listed["INC-7"]["windowStartUnixNano"]) < first_arrival <= int(listed["INC-7"]["startUnixNano"])
+    assert manifest["capture"]["startUnixNano"] == str(first_arrival)
     assert manifest["capture"]["endUnixNano"] == listed["INC-7"]["endUnixNano"]
     # The same incident bundled again is byte-identical.
     again = tmp_path / "again.sfb.tar"

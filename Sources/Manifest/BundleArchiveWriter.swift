@@ -26,27 +26,45 @@ public enum MemberData: Sendable {
 /// libarchive's ustar writer produces exactly the §2.1 header forms for entries with mode 0644,
 /// uid/gid 0, no user/group names and mtime 0; `bytes_in_last_block = 1` stops it padding the
 /// file to a 10240-byte record. The archive is written to a temporary file beside the output
-/// and renamed into place only when complete, so a failure never leaves a partial bundle.
+/// (0600, created with `O_EXCL | O_NOFOLLOW`, so a symlink planted there is never followed) and
+/// moved into place only when complete and synced (``EvidenceFiles/publish(_:as:replacing:)``),
+/// so a failure never leaves a partial bundle.
 public enum BundleArchiveWriter {
-  /// Writes `members` in the given order to `outputPath`, replacing it atomically.
-  public static func write(members: [(name: String, data: MemberData)], to outputPath: String)
+  /// Writes `members` in the given order to `outputPath`.
+  /// - Parameter replacing: whether an existing file at `outputPath` is replaced (atomically);
+  ///   without it an existing output is refused (``BundleIOError/outputExists``) and left as it is.
+  public static func write(members: [(name: String, data: MemberData)], to outputPath: String, replacing: Bool)
     throws(BundleIOError)
   {
+    if !replacing && EvidenceFiles.exists(outputPath) {
+      // Refused before any work; publishing checks again, atomically.
+      throw BundleIOError(path: outputPath, message: "already exists", outputExists: true)
+    }
     let temporaryPath = outputPath + ".partial-\(getpid())"
+    let fd: Int32
+    do {
+      fd = try EvidenceFiles.createTemporary(temporaryPath)
+    } catch {
+      throw BundleIOError(path: temporaryPath, message: error.message)
+    }
     do throws(BundleIOError) {
-      try writeArchive(members: members, to: temporaryPath)
-      try syncFile(temporaryPath)
-      guard rename(temporaryPath, outputPath) == 0 else {
-        throw BundleIOError(
-          path: outputPath, message: "cannot rename into place: \(String(cString: strerror(errno)))")
+      defer { close(fd) }
+      try writeArchive(members: members, to: fd, path: temporaryPath)
+      guard fsync(fd) == 0 else {
+        throw BundleIOError(path: temporaryPath, message: "fsync failed: \(String(cString: strerror(errno)))")
       }
     } catch {
       unlink(temporaryPath)
       throw error
     }
+    do {
+      try EvidenceFiles.publish(temporaryPath, as: outputPath, replacing: replacing)
+    } catch {
+      throw BundleIOError(path: outputPath, message: error.message, outputExists: error.kind == .exists)
+    }
   }
 
-  private static func writeArchive(members: [(name: String, data: MemberData)], to path: String)
+  private static func writeArchive(members: [(name: String, data: MemberData)], to fd: Int32, path: String)
     throws(BundleIOError)
   {
     guard let archive = archive_write_new() else {
@@ -67,7 +85,7 @@ public enum BundleArchiveWriter {
     // same bytes whatever the block size.
     try check(archive_write_set_bytes_per_block(archive, 1 << 20), "set block size")
     try check(archive_write_set_bytes_in_last_block(archive, 1), "set last block size")
-    try check(archive_write_open_filename(archive, path), "open")
+    try check(archive_write_open_fd(archive, fd), "open")
     for member in members {
       guard let entry = archive_entry_new() else {
         throw BundleIOError(path: path, message: "libarchive: cannot allocate an entry")
@@ -117,15 +135,5 @@ public enum BundleArchiveWriter {
         done += step
       }
     }
-  }
-
-  private static func syncFile(_ path: String) throws(BundleIOError) {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0, fsync(fd) == 0 else {
-      let message = String(cString: strerror(errno))
-      if fd >= 0 { close(fd) }
-      throw BundleIOError(path: path, message: "fsync failed: \(message)")
-    }
-    close(fd)
   }
 }

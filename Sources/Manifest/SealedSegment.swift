@@ -22,6 +22,8 @@ public struct SealError: Error, CustomStringConvertible, Sendable {
     case invalidInput
     /// Reading or writing files failed.
     case io
+    /// The output file already exists and replacing it was not asked for.
+    case outputExists
   }
 
   public var kind: Kind

@@ -87,10 +87,14 @@ extension ByteSource where Self: ~Copyable {
 public struct BundleIOError: Error, CustomStringConvertible, Sendable {
   public var path: String
   public var message: String
+  /// The output was refused because something already exists at `path` (and replacing it was
+  /// not asked for): the caller's choice to make, not an I/O failure.
+  public var outputExists: Bool
 
-  public init(path: String, message: String) {
+  public init(path: String, message: String, outputExists: Bool = false) {
     self.path = path
     self.message = message
+    self.outputExists = outputExists
   }
 
   public var description: String { "\(path): \(message)" }

@@ -52,22 +52,37 @@ public enum BundleExport {
   /// The file that maps export files to their signal and tenant.
   public static let indexName = "index.json"
 
-  /// Writes every stream of `bundle` (metrics only for OpenMetrics) into `directory`.
-  /// - Throws: ``ReplayError`` `.outputFailed` naming the file, or a reading error naming the blob.
-  public static func run(bundle: DeeplyVerifiedBundle, format: ExportFormat, directory: String) throws(ReplayError)
-    -> ExportReport
+  /// Writes every stream of `bundle` (metrics only for OpenMetrics) into `directory` (made 0700
+  /// if missing); each file is 0600 and appears only when complete.
+  /// - Parameter replacing: whether files of the same names already in `directory` are replaced
+  ///   (by rename: a symlink there is replaced, never written through). Without it, any existing
+  ///   one is refused before anything is written.
+  /// - Throws: ``ReplayError`` `.outputExists` naming the files already there, `.outputFailed`
+  ///   naming the file, or a reading error naming the blob.
+  public static func run(bundle: DeeplyVerifiedBundle, format: ExportFormat, directory: String, replacing: Bool = false)
+    throws(ReplayError) -> ExportReport
   {
-    try makeDirectory(directory)
-    let reader = try ArchivedRecordReader(bundle)
     var groups: [GroupKey: [(StreamKey, [BlobEntry])]] = [:]
     for (key, blobs) in bundle.streams {
       if format == .openMetrics && key.signal != .metrics { continue }
       groups[GroupKey(signal: key.signal, tenant: key.tenant), default: []].append((key, blobs))
     }
+    let names = groups.keys.map { fileName(signal: $0.signal, tenant: $0.tenant, format: format) } + [indexName]
+    if !replacing {
+      let existing = names.filter { EvidenceFiles.exists(directory + "/" + $0) }.sorted()
+      guard existing.isEmpty else {
+        throw ReplayError(
+          .outputExists,
+          "\(directory) already holds \(existing.joined(separator: ", ")); refusing to overwrite (give --force to replace them)"
+        )
+      }
+    }
+    try makeDirectory(directory)
+    let reader = try ArchivedRecordReader(bundle)
     var report = ExportReport()
     for group in groups.keys.sorted() {
       let name = fileName(signal: group.signal, tenant: group.tenant, format: format)
-      let file = try OutputFile(directory: directory, name: name)
+      let file = try OutputFile(directory: directory, name: name, replacing: replacing)
       var records: UInt64 = 0
       var renderer = OpenMetricsRenderer()
       for (_, blobs) in groups[group] ?? [] {
@@ -109,7 +124,7 @@ public enum BundleExport {
         ExportedFile(
           name: name, signal: group.signal, tenant: group.tenant, records: records, bytes: bytes, sha256: digest))
     }
-    let index = try OutputFile(directory: directory, name: indexName)
+    let index = try OutputFile(directory: directory, name: indexName, replacing: replacing)
     try index.append(indexJSON(bundle: bundle, format: format, report: report) + [0x0A])
     _ = try index.commit()
     return report
@@ -166,35 +181,36 @@ public enum BundleExport {
   }
 
   static func makeDirectory(_ path: String) throws(ReplayError) {
-    var info = stat()
-    if stat(path, &info) == 0 {
-      guard (info.st_mode & S_IFMT) == S_IFDIR else {
-        throw ReplayError(.outputFailed, "\(path) exists and is not a directory")
-      }
-      return
-    }
-    guard mkdir(path, 0o755) == 0 else {
-      throw ReplayError(.outputFailed, "cannot create \(path): \(String(cString: strerror(errno)))")
+    do {
+      try EvidenceFiles.makeDirectories(path)
+    } catch {
+      throw ReplayError(.outputFailed, "cannot create the output directory: \(error)")
     }
   }
 }
 
-/// A file written under a temporary name and renamed into place when complete, so a reader
+/// A file written under a temporary name and moved into place when complete, so a reader
 /// never sees half a file and an interrupted export leaves no file that looks finished.
+///
+/// The temporary file is created 0600 with `O_EXCL | O_NOFOLLOW` after removing what is at its
+/// name, so a symlink planted there (in a shared output directory) is never written through.
 final class OutputFile {
   let path: String
   private let temporary: String
+  private let replacing: Bool
   private var descriptor: Int32
   private var buffer: [UInt8] = []
   private var hasher = SHA256Hasher()
   private var written: UInt64 = 0
 
-  init(directory: String, name: String) throws(ReplayError) {
+  init(directory: String, name: String, replacing: Bool) throws(ReplayError) {
     path = directory + "/" + name
     temporary = directory + "/." + name + ".partial"
-    descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard descriptor >= 0 else {
-      throw ReplayError(.outputFailed, "cannot create \(temporary): \(String(cString: strerror(errno)))")
+    self.replacing = replacing
+    do {
+      descriptor = try EvidenceFiles.createTemporary(temporary)
+    } catch {
+      throw ReplayError(.outputFailed, "cannot create the temporary file: \(error)")
     }
     buffer.reserveCapacity(1 << 20)
   }
@@ -234,8 +250,12 @@ final class OutputFile {
     }
     close(descriptor)
     descriptor = -1
-    guard rename(temporary, path) == 0 else {
-      throw ReplayError(.outputFailed, "cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))")
+    do {
+      try EvidenceFiles.publish(temporary, as: path, replacing: replacing)
+    } catch {
+      throw ReplayError(
+        error.kind == .exists ? .outputExists : .outputFailed,
+        error.kind == .exists ? "\(path) appeared while exporting; refusing to overwrite it" : "\(error)")
     }
     var finished = SHA256Hasher()
     swap(&finished, &hasher)

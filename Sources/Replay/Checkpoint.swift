@@ -112,46 +112,16 @@ public enum CheckpointFile {
     return try ReplayCheckpoint.decode(bytes, path: path)
   }
 
-  /// Replaces the file at `path` atomically and durably: write a temporary file beside it, fsync
-  /// it, rename it over the old one, fsync the directory. A crash at any point leaves either the
-  /// old checkpoint or the new one, never a torn one.
+  /// Replaces the file at `path` atomically and durably, 0600: write a temporary file beside
+  /// it (never through a symlink planted there), fsync it, rename it over the old one, fsync the
+  /// directory. A crash at any point leaves either the old checkpoint or the new one, never a
+  /// torn one.
   public static func store(_ checkpoint: ReplayCheckpoint, path: String) throws(ReplayError) {
     let bytes = try checkpoint.encoded()
-    let temporary = path + ".tmp"
-    func fail(_ what: String) -> ReplayError {
-      ReplayError(.checkpointWriteFailed, "checkpoint \(path): \(what): \(String(cString: strerror(errno)))")
+    do {
+      try EvidenceFiles.writeAtomically(bytes, to: path, replacing: true)
+    } catch {
+      throw ReplayError(.checkpointWriteFailed, "checkpoint \(path): \(error)")
     }
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw fail("cannot create \(temporary)") }
-    var written = 0
-    while written < bytes.count {
-      let result = bytes.withUnsafeBytes { write(fd, $0.baseAddress.map { $0 + written }, $0.count - written) }
-      if result < 0 {
-        if errno == EINTR { continue }
-        let error = fail("write failed")
-        close(fd)
-        throw error
-      }
-      written += result
-    }
-    guard fsync(fd) == 0 else {
-      let error = fail("fsync failed")
-      close(fd)
-      throw error
-    }
-    close(fd)
-    guard rename(temporary, path) == 0 else { throw fail("rename failed") }
-    let directory = directoryOf(path)
-    let dirFD = open(directory, O_RDONLY | O_CLOEXEC)
-    if dirFD >= 0 {
-      defer { close(dirFD) }
-      guard fsync(dirFD) == 0 else { throw fail("fsync of \(directory) failed") }
-    }
-  }
-
-  static func directoryOf(_ path: String) -> String {
-    guard let slash = path.lastIndex(of: "/") else { return "." }
-    let directory = path[..<slash]
-    return directory.isEmpty ? "/" : String(directory)
   }
 }

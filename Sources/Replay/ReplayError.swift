@@ -34,6 +34,8 @@ public struct ReplayError: Error, CustomStringConvertible, Sendable {
     case retriesExhausted
     /// An export output file could not be written.
     case outputFailed
+    /// An export output file already exists and replacing it was not asked for.
+    case outputExists
   }
 
   /// What went wrong.
@@ -57,7 +59,7 @@ public struct ReplayError: Error, CustomStringConvertible, Sendable {
   /// URLs, a checkpoint of another bundle) rather than in the evidence or at run time.
   public var isConfigurationError: Bool {
     switch code {
-    case .invalidEndpoint, .endpointNotAllowed, .unresolvableHost, .checkpointInvalid: true
+    case .invalidEndpoint, .endpointNotAllowed, .unresolvableHost, .checkpointInvalid, .outputExists: true
     default: false
     }
   }

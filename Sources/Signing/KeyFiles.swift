@@ -1,3 +1,5 @@
+import Manifest
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Musl)
@@ -97,23 +99,13 @@ public enum KeyFiles {
     return lstat(path, &info) == 0
   }
 
-  /// `mkdir -p`: creates `path` and missing parents with mode 0700.
+  /// `mkdir -p`: creates `path` and missing parents with mode 0700 (the directory is about to
+  /// hold a private key), each synced into its parent.
   private static func makeDirectories(_ path: String) throws(SigningError) {
-    var info = stat()
-    if stat(path, &info) == 0 {
-      guard info.st_mode & 0o170000 == 0o040000 else {
-        throw SigningError(.io, "exists and is not a directory", path: path)
-      }
-      return
-    }
-    let trimmed = path.hasSuffix("/") ? String(path.dropLast()) : path
-    if let slash = trimmed.lastIndex(of: "/"), slash != trimmed.startIndex {
-      try makeDirectories(String(trimmed[..<slash]))
-    }
-    // 0700: the directory is about to hold a private key.
-    if mkdir(trimmed, 0o700) != 0 && errno != EEXIST {
-      let code = errno
-      throw SigningError(.io, "cannot create directory: \(errnoText(code))", path: trimmed)
+    do {
+      try EvidenceFiles.makeDirectories(path)
+    } catch {
+      throw SigningError(.io, error.message, path: error.path)
     }
   }
 
@@ -121,8 +113,8 @@ public enum KeyFiles {
   private static func createFile(
     _ path: String, mode: mode_t, contents: [UInt8]
   ) throws(SigningError) {
-    // O_EXCL: never overwrite and never follow a symlink planted at the path.
-    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+    // O_EXCL: never overwrite; with O_NOFOLLOW, never follow a symlink planted at the path.
+    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
     if fd < 0 {
       let code = errno
       if code == EEXIST {

@@ -27,11 +27,14 @@ public enum BundleSealer {
       redactionPolicy: facts.redactionPolicy, tool: facts.tool, blobs: blobs)
   }
 
-  /// Writes the signed bundle for `segments` to `outputPath` (atomically).
+  /// Writes the signed bundle for `segments` to `outputPath` (atomically, mode 0600).
+  /// - Parameter replacing: whether an existing `outputPath` is replaced; without it an existing
+  ///   output is refused with kind `.outputExists` and left untouched.
   /// - Returns: the manifest written.
   @discardableResult
   public static func seal(
-    segments: [SealedSegment], facts: BundleFacts, signingKeys: [Ed25519PrivateKey], outputPath: String
+    segments: [SealedSegment], facts: BundleFacts, signingKeys: [Ed25519PrivateKey], outputPath: String,
+    replacing: Bool = false
   ) throws(SealError) -> BundleManifest {
     guard !signingKeys.isEmpty else { throw SealError("at least one signing key is needed") }
     let manifest = try manifest(for: segments, facts: facts)
@@ -55,9 +58,9 @@ public enum BundleSealer {
       members.append((blob.path, data))
     }
     do {
-      try BundleArchiveWriter.write(members: members, to: outputPath)
+      try BundleArchiveWriter.write(members: members, to: outputPath, replacing: replacing)
     } catch {
-      throw SealError("\(error)", kind: .io)
+      throw SealError("\(error)", kind: error.outputExists ? .outputExists : .io)
     }
     return manifest
   }
@@ -122,7 +125,8 @@ public enum BundleCoSigner {
       members.append((member.name, .fileRange(path: bundlePath, offset: member.dataOffset, count: member.size)))
     }
     do {
-      try BundleArchiveWriter.write(members: members, to: bundlePath)
+      // Co-signing rewrites the bundle in place: replacing it is the point.
+      try BundleArchiveWriter.write(members: members, to: bundlePath, replacing: true)
     } catch {
       throw SealError("\(error)", kind: .io)
     }

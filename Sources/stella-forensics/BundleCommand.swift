@@ -56,8 +56,11 @@ struct BundleCommand: AsyncParsableCommand {
     help: "A YAML file with a hooks: section (as capture's); its hooks are told bundle.sealed.")
   var notifyConfig: String?
 
-  @Option(help: "Bundle file to write.")
+  @Option(help: "Bundle file to write (mode 0600); an existing file is refused unless --force.")
   var out: String
+
+  @Flag(help: "Replace an existing --out file (atomically; a symlink there is replaced, never followed).")
+  var force = false
 
   func validate() throws {
     if incident != nil {
@@ -71,6 +74,7 @@ struct BundleCommand: AsyncParsableCommand {
   }
 
   func run() async throws {
+    try CLIFailure.refuseExisting(out, force: force)
     let hooks = try notifyConfig.map(Self.loadHooks)
     if let tenant, let problem = TenantName.problem(with: tenant) { throw CLIFailure.usage("--tenant: \(problem)") }
     let journalData = archive ? JournalLayout(dataDirectory: data).archiveDataDirectory : data
@@ -89,6 +93,7 @@ struct BundleCommand: AsyncParsableCommand {
     }
     let segments = selection.segments
     facts.redactionPolicy = selection.redactionPolicy
+    facts.captureStartUnixNano = selection.captureStart(requested: facts.captureStartUnixNano)
     guard !segments.isEmpty else {
       throw CLIFailure.usage(
         "no captured records arrived between \(RFC3339Time.format(window.lowerBound)) and \(RFC3339Time.format(window.upperBound))\(tenants.map { " for tenant(s) \($0.joined(separator: ", "))" } ?? "") in \(data)"
@@ -96,9 +101,10 @@ struct BundleCommand: AsyncParsableCommand {
     }
     let manifest: BundleManifest
     do {
-      manifest = try BundleSealer.seal(segments: segments, facts: facts, signingKeys: [signingKey], outputPath: out)
+      manifest = try BundleSealer.seal(
+        segments: segments, facts: facts, signingKeys: [signingKey], outputPath: out, replacing: force)
     } catch {
-      throw error.kind == .io ? CLIFailure.runtime(error.message) : CLIFailure.usage("\(out): \(error.message)")
+      throw CLIFailure.sealing(error, out: out)
     }
     let records = manifest.blobs.reduce(UInt64(0)) { $0 + $1.recordCount }
     if let hooks {

@@ -13,7 +13,8 @@ struct ExportCommand: ParsableCommand {
       4-byte big-endian length before each serialized request), openmetrics (metrics only, for
       promtool tsdb create-blocks-from openmetrics). One file per signal and tenant, named
       <signal>.tenant-<16 hex of SHA-256(tenant)>.<ext>, plus index.json mapping files to tenants.
-      The same bundle always gives byte-identical files.
+      The same bundle always gives byte-identical files. Files are 0600 and appear only when
+      complete; a file of the same name already in --out is refused (exit 2) unless --force.
       """)
 
   @Argument(help: "The bundle (.sfb.tar).")
@@ -24,8 +25,13 @@ struct ExportCommand: ParsableCommand {
   @Option(help: "otlp-json, otlp-proto or openmetrics.")
   var format: String
 
-  @Option(help: "Output directory (created if missing; files in it are replaced).")
+  @Option(
+    help: "Output directory (made 0700 if missing); files already in it that the export writes need --force."
+  )
   var out: String
+
+  @Flag(help: "Replace files of an earlier export in --out (atomically; a symlink there is replaced, never followed).")
+  var force = false
 
   @Flag(help: "Print one JSON object instead of text.")
   var json = false
@@ -43,9 +49,10 @@ struct ExportCommand: ParsableCommand {
     let report: ExportReport
     do {
       report = try BundleExport.run(
-        bundle: verified, format: ExportFormat(rawValue: format) ?? .otlpJSON, directory: out)
+        bundle: verified, format: ExportFormat(rawValue: format) ?? .otlpJSON, directory: out, replacing: force)
     } catch {
       if error.isEvidenceError { throw CLIFailure.evidence(error.description) }
+      if error.code == .outputExists { throw CLIFailure.usage("--out: \(error.description)") }
       throw CLIFailure.runtime(error.description)
     }
     if json {

@@ -23,8 +23,11 @@ struct ImportCommand: ParsableCommand {
   @Option(help: "Private key file to sign with.")
   var key: String
 
-  @Option(help: "Bundle file to write.")
+  @Option(help: "Bundle file to write (mode 0600); an existing file is refused unless --force.")
   var out: String
+
+  @Flag(help: "Replace an existing --out file (atomically; a symlink there is replaced, never followed).")
+  var force = false
 
   @Option(help: "Incident id.")
   var incident: String?
@@ -43,6 +46,7 @@ struct ImportCommand: ParsableCommand {
   }
 
   func run() throws {
+    try CLIFailure.refuseExisting(out, force: force)
     let signingKey = try KeyLoading.privateKey(key)
     var options = ImportOptions(incidentID: incident, reason: reason, declaredBy: declaredBy, tenant: tenant)
     let display = ProgressDisplay.ifTerminal("importing")
@@ -66,9 +70,10 @@ struct ImportCommand: ParsableCommand {
     let manifest: BundleManifest
     do {
       manifest = try BundleSealer.seal(
-        segments: evidence.segments, facts: evidence.facts, signingKeys: [signingKey], outputPath: out)
+        segments: evidence.segments, facts: evidence.facts, signingKeys: [signingKey], outputPath: out,
+        replacing: force)
     } catch {
-      throw error.kind == .io ? CLIFailure.runtime(error.message) : CLIFailure.usage("\(out): \(error.message)")
+      throw CLIFailure.sealing(error, out: out)
     }
     let counts = Signal.allCases.compactMap { signal in
       evidence.recordCounts[signal].map { "\($0) \(signal.rawValue)" }

@@ -99,10 +99,86 @@ private final class ManualClock: Sendable {
     try handle.close()
     let reopened = try IncidentManager(dataDirectory: scratch.path)
     #expect(reopened.list().map(\.id) == ["ONE"])
+    #expect(reopened.skippedTornLine == 2)
     _ = try reopened.start(IncidentStartRequest(reason: "r", id: "TWO", declaredBy: "x"))
     let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
     #expect(lines.count == 2)
     let ids = try IncidentManager(dataDirectory: scratch.path).list().map(\.id)
     #expect(ids == ["ONE", "TWO"], "log: \(lines)")
+  }
+
+  @Test func aBadLineBeforeTheLastRefusesTheLogNamingTheLine() throws {
+    let scratch = try ScratchDirectory()
+    let manager = try IncidentManager(dataDirectory: scratch.path)
+    _ = try manager.start(IncidentStartRequest(reason: "r", id: "ONE", declaredBy: "x"))
+    _ = try manager.start(IncidentStartRequest(reason: "r", id: "TWO", declaredBy: "x"))
+    _ = try manager.stop(id: "ONE", by: "x")
+    let path = scratch.path + "/incidents.jsonl"
+    var lines = try String(contentsOfFile: path, encoding: .utf8).split(
+      separator: "\n", omittingEmptySubsequences: false)
+    #expect(lines.count == 4 && lines[3].isEmpty)
+    // Line 2 damaged, the log still ends with a newline: not a torn tail, so nothing is skipped
+    // silently (skipping it would forget incident TWO and unpin its evidence).
+    lines[1] = "{\"id\":\"TWO\",garbage"
+    try lines.joined(separator: "\n").write(toFile: path, atomically: false, encoding: .utf8)
+    do {
+      _ = try IncidentManager(dataDirectory: scratch.path)
+      Issue.record("a log with a bad middle line was accepted")
+    } catch {
+      #expect(error.message.contains("\(path) line 2 "), "\(error.message)")
+    }
+    #expect(throws: IncidentError.self) { _ = try IncidentLog(dataDirectory: scratch.path).read() }
+    // An empty line in the middle is as bad as a garbled one.
+    lines[1] = ""
+    try lines.joined(separator: "\n").write(toFile: path, atomically: false, encoding: .utf8)
+    #expect(throws: IncidentError.self) { _ = try IncidentManager(dataDirectory: scratch.path) }
+  }
+
+  @Test func theLogIsCreatedOwnerOnlyAndNeverThroughASymlink() throws {
+    let scratch = try ScratchDirectory()
+    let manager = try IncidentManager(dataDirectory: scratch.path)
+    _ = try manager.start(IncidentStartRequest(reason: "r", id: "ONE", declaredBy: "x"))
+    let path = scratch.path + "/incidents.jsonl"
+    #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o600)
+
+    let other = try ScratchDirectory()
+    let victim = other.file("victim")
+    try "untouched".write(toFile: victim, atomically: false, encoding: .utf8)
+    try FileManager.default.createSymbolicLink(atPath: other.file("incidents.jsonl"), withDestinationPath: victim)
+    let planted = try IncidentManager(dataDirectory: other.path)
+    #expect(throws: IncidentError.self) {
+      _ = try planted.start(IncidentStartRequest(reason: "r", id: "ONE", declaredBy: "x"))
+    }
+    #expect(try String(contentsOfFile: victim, encoding: .utf8) == "untouched")
+  }
+
+  @Test func activeIncidentsAndTTLsAreBounded() throws {
+    let scratch = try ScratchDirectory()
+    let manager = try IncidentManager(
+      dataDirectory: scratch.path, maxActiveIncidents: 2, maxTTLNanos: 3600 * 1_000_000_000)
+    _ = try manager.start(IncidentStartRequest(reason: "r", id: "A", declaredBy: "x"))
+    _ = try manager.start(IncidentStartRequest(reason: "r", id: "B", declaredBy: "x", ttlNanos: 3600 * 1_000_000_000))
+    do {
+      _ = try manager.start(IncidentStartRequest(reason: "r", id: "C", declaredBy: "x"))
+      Issue.record("a third active incident was accepted")
+    } catch {
+      #expect(error.kind == .conflict && error.message.contains("incidents.max-active"))
+    }
+    // An ended incident no longer counts.
+    _ = try manager.stop(id: "A", by: "x")
+    _ = try manager.start(IncidentStartRequest(reason: "r", id: "C", declaredBy: "x"))
+    _ = try manager.stop(id: "C", by: "x")
+    do {
+      _ = try manager.start(IncidentStartRequest(reason: "r", id: "D", declaredBy: "x", ttlNanos: 3601 * 1_000_000_000))
+      Issue.record("a TTL above the bound was accepted")
+    } catch {
+      #expect(error.kind == .invalid && error.message.contains("1h") && error.message.contains("incidents.max-ttl"))
+    }
+    #expect(manager.list().map(\.id) == ["A", "B", "C"])
+    // The documented defaults.
+    #expect(IncidentManager.defaultMaxActiveIncidents == 64)
+    #expect(IncidentManager.defaultMaxTTLNanos == 7 * 24 * 3600 * 1_000_000_000)
+    #expect(CaptureConfiguration().maxActiveIncidents == 64)
+    #expect(CaptureConfiguration().maxIncidentTTLSeconds == 7 * 24 * 3600)
   }
 }

@@ -224,9 +224,11 @@ private final class Scratch {
 
   deinit { try? FileManager.default.removeItem(at: directory) }
 
-  func write(_ name: String, _ bytes: [UInt8]) throws -> String {
+  /// Writes `bytes` as `name` with `mode` (0600 by default: what a hash key file must have).
+  func write(_ name: String, _ bytes: [UInt8], mode: mode_t = 0o600) throws -> String {
     let url = directory.appendingPathComponent(name)
     try Data(bytes).write(to: url)
+    chmod(url.path, mode)
     return url.path
   }
 
@@ -493,6 +495,31 @@ private func allStrings<M: SwiftProtobuf.Message>(_ message: M) throws -> String
       _ = try RedactionPolicy(
         yaml: Array("id: k\nhash:\n  keys: [a]\n  key-file: keys/k.bin\n".utf8), path: "/nonexistent/p.yaml")
     }
+  }
+
+  @Test func aKeyFileOthersCanReadIsRefusedNamingItsMode() throws {
+    let scratch = try Scratch()
+    let document = "id: k\nhash:\n  keys: [a]\n  key-file: policy.key\n"
+    let keyPath = try scratch.write("policy.key", testKey, mode: 0o644)
+    let path = try scratch.write("p.yaml", Array(document.utf8))
+    do {
+      _ = try RedactionPolicy(contentsOfFile: path)
+      Issue.record("a 0644 key file was accepted")
+    } catch {
+      #expect(error.key == "hash.key-file")
+      #expect(error.message.contains(keyPath) && error.message.contains("mode 0644"))
+      #expect(error.message.contains("chmod 600"))
+    }
+    // Group-readable only is refused too; 0600 is accepted.
+    chmod(keyPath, 0o640)
+    #expect(throws: RedactionPolicyError.self) { _ = try RedactionPolicy(contentsOfFile: path) }
+    chmod(keyPath, 0o600)
+    #expect(try RedactionPolicy(contentsOfFile: path).hashKey == testKey)
+    // A symlink to a 0600 key is refused: the file checked must be the file read.
+    let link = scratch.directory.appendingPathComponent("link.key").path
+    try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: keyPath)
+    let linked = try scratch.write("l.yaml", Array("id: k\nhash:\n  keys: [a]\n  key-file: link.key\n".utf8))
+    #expect(throws: RedactionPolicyError.self) { _ = try RedactionPolicy(contentsOfFile: linked) }
   }
 
   // MARK: Bad documents

@@ -66,6 +66,67 @@ import WireTestSupport
     await second.stop()
   }
 
+  /// A traces request of `spans` spans of one trace, each with a name of `nameBytes` bytes.
+  static func oneTrace(_ traceByte: UInt8, spans: Int, nameBytes: Int) -> [UInt8] {
+    let traceID = [UInt8](repeating: traceByte, count: 16)
+    let spanBytes = (0..<spans).flatMap { index in
+      Wire.field(
+        2,
+        bytes: Wire.field(1, bytes: traceID) + Wire.field(2, bytes: [UInt8](repeating: UInt8(index + 1), count: 8))
+          + Wire.field(5, bytes: [UInt8](repeating: 0x61, count: nameBytes)) + Wire.fixed64(7, 100)
+          + Wire.fixed64(8, 200))
+    }
+    return Wire.field(1, bytes: Wire.field(1, bytes: []) + Wire.field(2, bytes: spanBytes))
+  }
+
+  @Test func bytesTheSamplerStillHoldsCountAgainstTheInFlightBound() async throws {
+    let scratch = try ScratchDirectory()
+    let journal = try journal(scratch)
+    var policy = SamplingPolicy()
+    // Traces wait for their decision far longer than this test runs, so the sampler keeps them.
+    policy.traces.decisionWaitMillis = 600_000
+    let sampler = TailSampler(policy: policy, isKeptInFull: { _ in false }, output: { _ in })
+    let bound = 64 << 10
+    let pipeline = CapturePipeline(
+      journal: journal, maxInFlightBytes: bound, maxRequestBytes: bound, tenants: TenantPolicy(),
+      observer: { sampler.observe($0) }, heldAfterAcknowledgement: { sampler.heldBytes })
+    var held = 0
+    for trace in UInt8(1)...3 {
+      let body = Self.oneTrace(trace, spans: 8, nameBytes: 1000)
+      let answer = await withCheckedContinuation { continuation in
+        pipeline.export(body: body, signal: .traces, encoding: .protobuf, tenantHeader: nil) {
+          continuation.resume(returning: $0)
+        }
+      }
+      #expect((try? answer.get()) != nil)
+      held += body.count
+    }
+    sampler.tick()
+    #expect(sampler.heldBytes >= held, "the sampler buffers all three traces (\(sampler.heldBytes) < \(held))")
+    #expect(pipeline.heldAfterAcknowledgementBytes == sampler.heldBytes)
+    // Room for a request of 1 KiB, then not for one that fits only if the sampler's bytes are
+    // ignored.
+    #expect(pipeline.reserveInFlight(1024))
+    #expect(!pipeline.reserveInFlight(bound - 1024 - sampler.heldBytes + 1))
+    #expect(pipeline.reserveInFlight(bound - 1024 - sampler.heldBytes))
+    // Decided and released, the sampler's bytes no longer count.
+    sampler.flush()
+    #expect(sampler.heldBytes == 0)
+    pipeline.releaseInFlight(bound)
+    sampler.stop()
+    await journal.stop()
+  }
+
+  @Test func theSamplerGetsAtMostHalfOfASmallInFlightBound() {
+    let defaults = SamplingPolicy.Limits()
+    let small = CaptureService.samplerMemory(defaults, maxInFlightBytes: 32 << 20, logger: logger)
+    #expect(small.limits.maxQueuedBytes == 8 << 20 && small.limits.maxBufferedBytes == 8 << 20)
+    #expect(small.archiveQueueBytes == 4 << 20)
+    let large = CaptureService.samplerMemory(defaults, maxInFlightBytes: 256 << 20, logger: logger)
+    #expect(large.limits == defaults)
+    #expect(large.archiveQueueBytes == 32 << 20)
+  }
+
   @Test func connectionBudgetIsSharedAndReleased() {
     let budget = ConnectionBudget(limit: 2)
     #expect(budget.acquire())

@@ -20,7 +20,9 @@ import Testing
       ])
     try CheckpointFile.store(checkpoint, path: path)
     #expect(try CheckpointFile.load(path: path) == checkpoint)
-    #expect(!FileManager.default.fileExists(atPath: path + ".tmp"))
+    #expect(!FileManager.default.fileExists(atPath: path + ".partial"))
+    // A checkpoint names the streams of a bundle: readable by its owner only.
+    #expect(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int == 0o600)
     // Replacing keeps exactly the newest content.
     var next = checkpoint
     next.nextSeq[StreamKey(node: "n", signal: .logs, tenant: "a")] = 3

@@ -275,8 +275,13 @@ private struct Document {
       keyFile.hasPrefix("/")
       ? keyFile
       : URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(keyFile).path
-    guard let data = FileManager.default.contents(atPath: resolved) else {
-      throw error("hash.key-file", "cannot read the key file \(resolved)")
+    // A secret: whoever reads it can confirm guesses of hashed values (a user name, an address).
+    let data: [UInt8]
+    do {
+      data = try EvidenceFiles.readPrivateFile(resolved, maxBytes: RedactionPolicy.maxKeyFileBytes)
+    } catch let failure {
+      let what = failure.kind == .insecure ? "the key file" : "cannot read the key file"
+      throw error("hash.key-file", "\(what) \(failure.description)")
     }
     guard data.count >= RedactionPolicy.minKeyBytes, data.count <= RedactionPolicy.maxKeyFileBytes else {
       throw error(
@@ -284,7 +289,7 @@ private struct Document {
         "the key file \(resolved) holds \(data.count) bytes; it must hold \(RedactionPolicy.minKeyBytes) to "
           + "\(RedactionPolicy.maxKeyFileBytes) (e.g. `head -c 32 /dev/urandom > KEYFILE`)")
     }
-    return (keys, [UInt8](data))
+    return (keys, data)
   }
 }
 

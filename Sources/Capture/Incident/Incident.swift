@@ -158,35 +158,68 @@ public struct IncidentError: Error, Sendable, CustomStringConvertible {
 }
 
 /// The incident log: one canonical-JSON line per change (start, stop, expiry), appended and
-/// fsynced before the change takes effect, so incident state survives `kill -9`. A torn last
-/// line (a crash mid-write) is ignored on reading and cut before the next append.
+/// fsynced before the change takes effect, so incident state survives `kill -9`.
+///
+/// A crash mid-append leaves at most a torn last line (bytes after the last newline): reading
+/// skips it, reporting it, and the next append cuts it. Any other line that is not a complete
+/// incident record means the log was damaged or edited, and reading refuses the whole log naming
+/// the line, rather than forgetting an incident (and the evidence it pins).
 public struct IncidentLog: Sendable {
   public let path: String
+
+  /// What reading the log found.
+  public struct Contents: Sendable {
+    /// Every incident, as of its last line, in first-declared order.
+    public var incidents: [Incident]
+    /// The 1-based number of a torn last line that was skipped (`nil` when the log ends cleanly).
+    public var tornLastLine: Int?
+  }
 
   public init(dataDirectory: String) {
     self.path = dataDirectory + "/incidents.jsonl"
   }
 
-  /// Every incident, as of the last complete line per id, in first-declared order.
+  /// Every incident, as of the last line per id, in first-declared order.
+  /// - Throws: ``IncidentError`` `.io` when the file cannot be read or a line other than a torn
+  ///   last one is not an incident record (the message names the line).
   public func read() throws(IncidentError) -> [Incident] {
-    guard FileManager.default.fileExists(atPath: path) else { return [] }
+    try readContents().incidents
+  }
+
+  /// Reads the log, telling a skipped torn last line apart (see ``Contents``).
+  public func readContents() throws(IncidentError) -> Contents {
+    guard FileManager.default.fileExists(atPath: path) else { return Contents(incidents: [], tornLastLine: nil) }
     let bytes: [UInt8]
     do {
       bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
     } catch {
       throw IncidentError(.io, "cannot read \(path): \(error.localizedDescription)")
     }
+    return try Self.parse(bytes, path: path)
+  }
+
+  /// Parses the log's bytes (see ``readContents()``).
+  static func parse(_ bytes: [UInt8], path: String) throws(IncidentError) -> Contents {
+    var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: false)
+    // After the last newline: empty when the log ends cleanly, else the torn line of a crash
+    // mid-append, which never took effect (the change is applied only after the append).
+    let tail = lines.removeLast()
     var order: [String] = []
     var latest: [String: Incident] = [:]
-    for line in bytes.split(separator: 0x0A, omittingEmptySubsequences: true) {
-      // Only a line that parses completely counts; a torn final line is what a crash leaves.
-      guard let value = try? CanonicalJSON.parse(Array(line)), let incident = try? Incident(json: value) else {
-        continue
+    for (index, line) in lines.enumerated() {
+      let incident: Incident
+      do {
+        incident = try Incident(json: try CanonicalJSON.parse(Array(line)))
+      } catch {
+        throw IncidentError(
+          .io,
+          "\(path) line \(index + 1) is not an incident record (\(error)); only a torn last line is skipped, so the log was damaged or edited: restore it from a backup or move it away"
+        )
       }
       if latest[incident.id] == nil { order.append(incident.id) }
       latest[incident.id] = incident
     }
-    return order.compactMap { latest[$0] }
+    return Contents(incidents: order.compactMap { latest[$0] }, tornLastLine: tail.isEmpty ? nil : lines.count + 1)
   }
 
   /// Appends `incident`'s current state durably.
@@ -197,9 +230,7 @@ public struct IncidentLog: Sendable {
     } catch {
       throw IncidentError(.io, "cannot serialize incident \(incident.id): \(error)")
     }
-    // Read-write: the torn-line check reads the file's last bytes.
-    let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw IncidentError(.io, "cannot open \(path): \(String(cString: strerror(errno)))") }
+    let fd = try openForAppend()
     defer { close(fd) }
     // Cut a torn last line (no trailing newline) so the new line starts clean.
     var end = lseek(fd, 0, SEEK_END)
@@ -221,5 +252,28 @@ public struct IncidentLog: Sendable {
       throw IncidentError(.io, "cannot write \(path): \(String(cString: strerror(errno)))")
     }
     guard fsync(fd) == 0 else { throw IncidentError(.io, "cannot sync \(path): \(String(cString: strerror(errno)))") }
+  }
+
+  /// Opens the log read-write (the torn-line check reads its last bytes), never through a
+  /// symlink; the first append creates it 0600 and syncs its name into the data directory.
+  private func openForAppend() throws(IncidentError) -> Int32 {
+    let fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
+    if fd >= 0 { return fd }
+    guard errno == ENOENT else {
+      throw IncidentError(.io, "cannot open \(path): \(String(cString: strerror(errno)))")
+    }
+    do {
+      close(try EvidenceFiles.createNew(path))
+      try EvidenceFiles.syncDirectory(of: path)
+    } catch let failure where failure.kind == .exists {
+      // Made meanwhile (or a symlink was planted): the open below decides.
+    } catch {
+      throw IncidentError(.io, "cannot create the incident log: \(error)")
+    }
+    let created = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
+    guard created >= 0 else {
+      throw IncidentError(.io, "cannot open \(path): \(String(cString: strerror(errno)))")
+    }
+    return created
   }
 }

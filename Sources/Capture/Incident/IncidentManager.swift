@@ -61,6 +61,14 @@ public final class IncidentManager: Sendable {
   /// ring has no age bound). A longer one would claim a window the ring never held, and pin
   /// every segment.
   public let maxLookbackNanos: UInt64?
+  /// The most incidents active at once: each keeps its tenants' data in full and pins ring
+  /// segments, so an unbounded number would unbound memory and disk.
+  public let maxActiveIncidents: Int
+  /// The longest TTL an incident may ask for.
+  public let maxTTLNanos: UInt64
+  /// The line number of a torn last line of the incident log that was skipped when it was read
+  /// (a crash mid-append); `nil` when the log ended cleanly.
+  public let skippedTornLine: Int?
   private let incidents: Mutex<[Incident]>
   private let onChange: @Sendable (IncidentChange) -> Void
   private let clock: @Sendable () -> UInt64
@@ -68,6 +76,8 @@ public final class IncidentManager: Sendable {
   public init(
     dataDirectory: String, defaultLookbackNanos: UInt64 = 15 * 60 * 1_000_000_000,
     pinRetentionNanos: UInt64 = 7 * 24 * 3600 * 1_000_000_000, maxLookbackNanos: UInt64? = nil,
+    maxActiveIncidents: Int = IncidentManager.defaultMaxActiveIncidents,
+    maxTTLNanos: UInt64 = IncidentManager.defaultMaxTTLNanos,
     clock: @escaping @Sendable () -> UInt64 = IncidentManager.wallClock,
     onChange: @escaping @Sendable (IncidentChange) -> Void = { _ in }
   ) throws(IncidentError) {
@@ -75,10 +85,19 @@ public final class IncidentManager: Sendable {
     self.defaultLookbackNanos = defaultLookbackNanos
     self.pinRetentionNanos = pinRetentionNanos
     self.maxLookbackNanos = maxLookbackNanos
+    self.maxActiveIncidents = maxActiveIncidents
+    self.maxTTLNanos = maxTTLNanos
     self.clock = clock
     self.onChange = onChange
-    self.incidents = Mutex(try log.read())
+    let contents = try log.readContents()
+    self.skippedTornLine = contents.tornLastLine
+    self.incidents = Mutex(contents.incidents)
   }
+
+  /// Incidents active at once unless configured otherwise (`incidents.max-active`).
+  public static let defaultMaxActiveIncidents = 64
+  /// The longest TTL unless configured otherwise (`incidents.max-ttl`): 7 days.
+  public static let defaultMaxTTLNanos: UInt64 = 7 * 24 * 3600 * 1_000_000_000
 
   /// Every incident, active and ended, in the order they were declared.
   public func list() -> [Incident] { incidents.withLock { $0 } }
@@ -112,13 +131,27 @@ public final class IncidentManager: Sendable {
     let now = clock()
     let id = request.id ?? Self.generatedID(now: now)
     if let problem = Self.idProblem(id) { throw IncidentError(.invalid, "incident id: \(problem)") }
-    if let ttl = request.ttlNanos, ttl == 0 { throw IncidentError(.invalid, "ttl must be positive") }
+    if let ttl = request.ttlNanos {
+      guard ttl > 0 else { throw IncidentError(.invalid, "ttl must be positive") }
+      guard ttl <= maxTTLNanos else {
+        throw IncidentError(
+          .invalid,
+          "ttl \(Self.durationText(ttl)) is longer than the longest allowed, \(Self.durationText(maxTTLNanos)) (incidents.max-ttl)"
+        )
+      }
+    }
     let incident = Incident(
       id: id, reason: reason, declaredBy: request.declaredBy, note: request.note, startUnixNano: now,
       lookbackNanos: lookback, ttlNanos: request.ttlNanos,
       tenants: Array(Set(request.tenants)).sorted())
     try incidents.withLock { (all: inout [Incident]) throws(IncidentError) in
       if all.contains(where: { $0.id == id }) { throw IncidentError(.conflict, "incident \(id) already exists") }
+      let active = all.count(where: { $0.state == .active })
+      guard active < maxActiveIncidents else {
+        throw IncidentError(
+          .conflict,
+          "\(active) incidents are active, the most allowed (incidents.max-active); stop one before declaring another")
+      }
       try log.append(incident)
       all.append(incident)
     }

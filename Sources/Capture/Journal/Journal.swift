@@ -2,6 +2,7 @@ import Dispatch
 import Foundation
 public import Logging
 public import Manifest
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -120,6 +121,9 @@ public final class Journal: @unchecked Sendable {
   private var poisonedSegments: UInt64 = 0
   /// Bytes of rotated segments waiting for (or in) compression.
   private var sealBacklogBytes: Int64 = 0
+  /// Bytes of appended records whose write has not finished (queued, or in the batch being
+  /// written): what appends hold in memory. Atomic, so appending costs no second lock.
+  private let unwrittenBytes = Atomic<Int>(0)
   public let recovery: [RecoveryReport]
 
   // Writer thread only.
@@ -133,6 +137,10 @@ public final class Journal: @unchecked Sendable {
   /// compression overlaps the previous one's fsyncs (a seal spends about a third of its time
   /// waiting for the disk) and a burst uses both cores.
   private let sealLanes = (0..<2).map { DispatchQueue(label: "stella-forensics.journal.seal.lane\($0)") }
+  /// Compressions running at once in the whole process, whatever the number of journals (the
+  /// ring and the archive): each holds a zstd context of a few MiB, and more of them than the
+  /// two lanes of one journal would only share the same cores.
+  private static let compressionSlots = DispatchSemaphore(value: 2)
   /// How appends are synced: the durability policy, or `nil` for a journal of copies, which is
   /// made durable by its seals alone (``JournalOptions/syncsAppends``).
   private var appendSync: DurabilityPolicy? { options.syncsAppends ? options.durability : nil }
@@ -179,7 +187,8 @@ public final class Journal: @unchecked Sendable {
   ) throws(JournalError) {
     let layout = JournalLayout(dataDirectory: dataDirectory)
     try JournalFiles.makeDirectories(layout.journalDirectory)
-    let fd = open(layout.lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    // O_NOFOLLOW: a symlink planted as the lock file is refused, not followed.
+    let fd = open(layout.lockPath, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, EvidenceFiles.fileMode)
     guard fd >= 0 else { throw JournalFiles.errno("cannot open \(layout.lockPath)") }
     guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
       close(fd)
@@ -240,8 +249,26 @@ public final class Journal: @unchecked Sendable {
     }
     pending.append(Pending(request: request, completion: completion))
     pendingBytes += request.request.count
+    unwrittenBytes.add(request.request.count, ordering: .relaxed)
     condition.signal()
     condition.unlock()
+  }
+
+  /// Bytes of appended records not written yet.
+  public var unwrittenByteCount: Int { unwrittenBytes.load(ordering: .relaxed) }
+
+  /// Blocks the calling thread while more than `bytes` of appended records wait to be written,
+  /// or until the journal stops. For a producer nothing else holds back (the tail sampler
+  /// feeding the archive): without it, a writer slower than that producer would let the queue,
+  /// and the memory it holds, grow without bound.
+  public func waitForWrites(downTo bytes: Int) {
+    while unwrittenBytes.load(ordering: .relaxed) > bytes {
+      condition.lock()
+      let isStopping = stopping
+      condition.unlock()
+      if isStopping { return }
+      usleep(1000)
+    }
   }
 
   /// `nil` when appends are taken now; otherwise why not (disk bound, free-space floor, stopping).
@@ -355,7 +382,10 @@ public final class Journal: @unchecked Sendable {
       let isStopping = stopping
       condition.unlock()
 
-      if !batch.isEmpty { write(batch) }
+      if !batch.isEmpty {
+        write(batch)
+        unwrittenBytes.subtract(batch.reduce(0) { $0 + $1.request.request.count }, ordering: .relaxed)
+      }
       let now = clock.monotonic()
       if appendSync == .interval,
         now &- lastIntervalSync >= UInt64(options.syncIntervalMillis) * 1_000_000 || isStopping
@@ -679,7 +709,10 @@ public final class Journal: @unchecked Sendable {
     let lane = sealLanes[nextSealLane]
     nextSealLane = (nextSealLane + 1) % sealLanes.count
     lane.async { [self] in
+      // A seal never waits for another lane while it holds a slot, so the slots cannot deadlock.
+      Self.compressionSlots.wait()
       work()
+      Self.compressionSlots.signal()
       condition.lock()
       sealBacklogBytes -= Int64(bytes)
       condition.broadcast()

@@ -191,50 +191,32 @@ public struct JournalSegment: Sendable, Equatable {
 
 /// Small file-system helpers with the journal's error type.
 enum JournalFiles {
-  /// Writes `bytes` to `path` atomically and durably: temporary file, fsync, rename, directory fsync.
-  static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o644) throws(JournalError) {
-    let temporary = path + ".partial"
-    // A leftover of a crashed write is replaced; a symlink planted in its place is not followed.
-    _ = unlink(temporary)
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
-    guard fd >= 0 else { throw errno("cannot create \(temporary)") }
-    do throws(SegmentFileError) {
-      // The umask can only remove bits: the file gets exactly `mode`.
-      guard fchmod(fd, mode) == 0 else { throw SegmentFileError.errno(path: temporary, "cannot set its mode") }
-      try SegmentFileWriter.writeAll(fd, bytes, path: temporary)
+  /// Writes `bytes` to `path` atomically and durably with exactly `mode` (see
+  /// `EvidenceFiles.writeAtomically`): a symlink planted at the temporary path is never followed.
+  static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = EvidenceFiles.fileMode)
+    throws(JournalError)
+  {
+    do {
+      try EvidenceFiles.writeAtomically(bytes, to: path, mode: mode)
     } catch {
-      close(fd)
-      unlink(temporary)
-      throw JournalError(kindForErrno(), error.description)
+      throw JournalError(error)
     }
-    guard fsync(fd) == 0 else {
-      let failure = errno("fsync of \(temporary) failed")
-      close(fd)
-      unlink(temporary)
-      throw failure
-    }
-    close(fd)
-    guard rename(temporary, path) == 0 else {
-      let failure = errno("cannot rename \(temporary) into place")
-      unlink(temporary)
-      throw failure
-    }
-    try syncDirectory(of: path)
   }
 
   static func syncDirectory(of path: String) throws(JournalError) {
     do {
-      try SegmentFileWriter.syncDirectory(of: path)
+      try EvidenceFiles.syncDirectory(of: path)
     } catch {
-      throw JournalError(.io, error.description)
+      throw JournalError(error)
     }
   }
 
+  /// Makes `path` and its missing parents with mode 0700, each new name synced into its parent.
   static func makeDirectories(_ path: String) throws(JournalError) {
     do {
-      try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+      try EvidenceFiles.makeDirectories(path)
     } catch {
-      throw JournalError(.io, "cannot create directory \(path): \(error.localizedDescription)")
+      throw JournalError(error)
     }
   }
 
@@ -256,6 +238,13 @@ enum JournalFiles {
 
   static func errno(_ what: String) -> JournalError {
     JournalError(kindForErrno(), "\(what): \(String(cString: strerror(Glibc.errno)))")
+  }
+}
+
+extension JournalError {
+  /// A file-system failure under the journal: a full disk stays retryable (`.full`).
+  init(_ error: FileSafetyError) {
+    self.init(error.kind == .full ? .full : .io, error.description)
   }
 }
 

@@ -18,6 +18,17 @@ public enum JournalSelection {
     public var segments: [SealedSegment]
     /// `none` when nothing was selected.
     public var redactionPolicy: RedactionPolicyReference
+    /// The earliest arrival time of a selected record (`nil` when nothing was selected, or a
+    /// selected segment does not know its arrival times).
+    public var firstArrivalUnixNano: UInt64?
+
+    /// Where a manifest's capture window for this selection starts when `requested` was asked
+    /// for: never before the oldest record the journal still held for it, so a window that
+    /// reaches back past what the ring kept (pruned by size, or never received) does not claim
+    /// evidence the bundle cannot hold.
+    public func captureStart(requested: UInt64) -> UInt64 {
+      max(requested, firstArrivalUnixNano ?? requested)
+    }
   }
 
   /// The segments of every stream (or of `tenants` only) with records that arrived between
@@ -32,13 +43,16 @@ public enum JournalSelection {
     let keys = tenants.map { Set($0.map { "/" + JournalLayout.tenantKey($0) }) }
     var selected: [SealedSegment] = []
     var policies: Set<RedactionPolicyReference> = []
+    var firstArrival: UInt64?
     for directory in layout.streamDirectories() {
       if let keys, !keys.contains(where: { directory.hasSuffix($0) }) { continue }
-      for (segment, policy) in try selectStream(
+      for (segment, policy, arrival) in try selectStream(
         directory, from: fromUnixNano, to: toUnixNano, limits: limits, currentPolicy: currentPolicy)
       {
         selected.append(segment)
         policies.insert(policy)
+        // 0: a segment recovered without its sidecar does not know; then no start is claimed.
+        firstArrival = min(firstArrival ?? .max, arrival)
       }
     }
     guard policies.count <= 1 else {
@@ -47,7 +61,9 @@ public enum JournalSelection {
         .configuration,
         "the window holds records journaled under different redaction policies: \(names); bundle a narrower window")
     }
-    return Selection(segments: selected, redactionPolicy: policies.first ?? .none)
+    return Selection(
+      segments: selected, redactionPolicy: policies.first ?? .none,
+      firstArrivalUnixNano: firstArrival == 0 ? nil : firstArrival)
   }
 
   private enum Candidate {
@@ -64,7 +80,7 @@ public enum JournalSelection {
 
   private static func selectStream(
     _ directory: String, from: UInt64, to: UInt64, limits: VerificationLimits, currentPolicy: RedactionPolicyReference
-  ) throws(JournalError) -> [(SealedSegment, RedactionPolicyReference)] {
+  ) throws(JournalError) -> [(SealedSegment, RedactionPolicyReference, firstArrival: UInt64)] {
     // A running capture may seal an open segment between listing and reading it; list again.
     var lastError: JournalError?
     for _ in 0..<5 {
@@ -79,7 +95,7 @@ public enum JournalSelection {
 
   private static func attemptStream(
     _ directory: String, from: UInt64, to: UInt64, limits: VerificationLimits, currentPolicy: RedactionPolicyReference
-  ) throws(JournalError) -> [(SealedSegment, RedactionPolicyReference)] {
+  ) throws(JournalError) -> [(SealedSegment, RedactionPolicyReference, firstArrival: UInt64)] {
     let files = JournalLayout.listStream(directory)
     var candidates: [(firstSeq: UInt64, candidate: Candidate)] = []
     let openSet = Set(files.open)
@@ -112,14 +128,15 @@ public enum JournalSelection {
       return first <= to && last >= from
     }
     guard let low = hits.first, let high = hits.last else { return [] }
-    var segments: [(SealedSegment, RedactionPolicyReference)] = []
+    var segments: [(SealedSegment, RedactionPolicyReference, firstArrival: UInt64)] = []
     for (_, candidate) in candidates[low...high] {
+      let arrival = candidate.receivedRange.0
       switch candidate {
       case .sealed(let segment):
         let data = MemberData.fileRange(path: segment.path, offset: 0, count: Int(segment.entry.size))
-        segments.append((SealedSegment(entry: segment.entry, data: data), segment.redactionPolicy))
+        segments.append((SealedSegment(entry: segment.entry, data: data), segment.redactionPolicy, arrival))
       case .open(let path, let scan):
-        segments.append((try sealInMemory(path: path, scan: scan, limits: limits), currentPolicy))
+        segments.append((try sealInMemory(path: path, scan: scan, limits: limits), currentPolicy, arrival))
       }
     }
     return segments

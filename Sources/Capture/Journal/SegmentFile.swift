@@ -90,8 +90,12 @@ public final class SegmentFileWriter {
   public init(creating path: String, header: SegmentHeader, firstSeq: UInt64, limits: VerificationLimits = .init())
     throws(SegmentFileError)
   {
-    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw .errno(path: path, "cannot create segment file") }
+    let fd: Int32
+    do {
+      fd = try EvidenceFiles.createNew(path, append: true)
+    } catch {
+      throw SegmentFileError(.io, path: path, "cannot create segment file: \(error.message)", osError: error.osError)
+    }
     self.path = path
     self.header = header
     self.firstSeq = firstSeq
@@ -169,13 +173,16 @@ public final class SegmentFileWriter {
       }
     }
     let firstSeq = nextSeq
-    // One buffer per writer, reused: its pages stay mapped, so a batch costs one copy of each
-    // request and no page faults. It is written out whenever it passes `writeChunkBytes`, so a
-    // batch as large as the whole in-flight bound is not copied whole a second time.
+    // One buffer per writer, reused while the segment is active: its pages stay mapped, so a
+    // batch costs one copy of each request and no page faults. It is written out before it
+    // would pass `writeChunkBytes`, so a batch as large as the whole in-flight bound is not
+    // copied whole a second time, and the buffer stays within one chunk unless one record is
+    // larger.
+    let framingBytes = SegmentRecord.frameHeaderSize + SegmentRecord.bodyPrefixSize
     var framed = scratch
     scratch = []
     framed.removeAll(keepingCapacity: true)
-    framed.reserveCapacity(min(batch.reduce(0) { $0 + $1.request.count + 28 }, Self.writeChunkBytes))
+    framed.reserveCapacity(min(batch.reduce(0) { $0 + $1.request.count + framingBytes }, Self.writeChunkBytes))
     var written = 0
     defer {
       // A segment's worth of scratch is not kept: one huge record must not pin its memory.
@@ -183,15 +190,20 @@ public final class SegmentFileWriter {
     }
     do {
       for (index, item) in batch.enumerated() {
-        item.request.withUnsafeBytes { request in
-          SegmentRecord.appendFramed(
-            seq: firstSeq + UInt64(index), receivedUnixNano: item.receivedUnixNano, request: request, to: &framed)
-        }
-        if framed.count >= Self.writeChunkBytes || index == batch.count - 1 {
+        if !framed.isEmpty, framed.count + item.request.count + framingBytes > Self.writeChunkBytes {
           try SegmentFileWriter.writeAll(descriptor, framed, path: path)
           written += framed.count
           framed.removeAll(keepingCapacity: true)
         }
+        item.request.withUnsafeBytes { request in
+          SegmentRecord.appendFramed(
+            seq: firstSeq + UInt64(index), receivedUnixNano: item.receivedUnixNano, request: request, to: &framed)
+        }
+      }
+      if !framed.isEmpty {
+        try SegmentFileWriter.writeAll(descriptor, framed, path: path)
+        written += framed.count
+        framed.removeAll(keepingCapacity: true)
       }
     } catch {
       // O_APPEND wrote at the end; cut whatever part landed so the file ends on a whole record.
@@ -252,8 +264,10 @@ public final class SegmentFileWriter {
   /// so suspending and sealing do not sync the uncompressed file first.
   public var syncsRecords = true
 
-  /// How much framed data a batch collects before it is written (and the buffer reused).
-  static let writeChunkBytes = 4 << 20
+  /// How much framed data a batch collects before it is written (and the buffer reused): large
+  /// enough that writes stay few (a write per MiB is nothing next to compressing it), small
+  /// enough that the buffer every active segment keeps costs little memory.
+  static let writeChunkBytes = 1 << 20
 
   /// Whether the descriptor is closed while the segment waits for its next record.
   public var isSuspended: Bool { suspended }
@@ -266,6 +280,7 @@ public final class SegmentFileWriter {
     close(descriptor)
     descriptor = -1
     suspended = true
+    scratch = []
   }
 
   private func resume() throws(SegmentFileError) {
@@ -286,6 +301,8 @@ public final class SegmentFileWriter {
     if descriptor >= 0 { close(descriptor) }
     descriptor = -1
     suspended = false
+    // No more appends: the write buffer is not kept while the segment is compressed.
+    scratch = []
     guard UInt64(byteCount) <= limits.maxUncompressedSize else {
       throw SegmentFileError(
         .invalidRecord, path: path,
@@ -296,8 +313,13 @@ public final class SegmentFileWriter {
     guard input >= 0 else { throw .errno(path: path, "cannot open segment file to seal it") }
     defer { close(input) }
     let temporary = compressedPath + ".partial"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw .errno(path: temporary, "cannot create sealed segment") }
+    let fd: Int32
+    do {
+      fd = try EvidenceFiles.createTemporary(temporary)
+    } catch {
+      throw SegmentFileError(
+        .io, path: temporary, "cannot create sealed segment: \(error.message)", osError: error.osError)
+    }
     let compressed: CompressedFile
     do throws(SegmentFileError) {
       // Streamed from file to file, so sealing holds a few buffers, never the segment.
@@ -345,11 +367,11 @@ public final class SegmentFileWriter {
   }
 
   static func syncDirectory(of path: String) throws(SegmentFileError) {
-    let directory = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
-    let fd = open(directory.isEmpty ? "/" : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    guard fd >= 0 else { throw .errno(path: directory, "cannot open directory to sync it") }
-    defer { close(fd) }
-    guard fsync(fd) == 0 else { throw .errno(path: directory, "directory fsync failed") }
+    do {
+      try EvidenceFiles.syncDirectory(of: path)
+    } catch {
+      throw SegmentFileError(.io, path: error.path, error.message, osError: error.osError)
+    }
   }
 }
 

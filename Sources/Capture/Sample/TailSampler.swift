@@ -40,6 +40,9 @@ public final class TailSampler: @unchecked Sendable {
 
   /// The last counters published by a processing pass; read without waiting for one.
   private let published = Mutex(TailSamplingCounters())
+  /// Bytes of requests queued plus those buffered traces point into; written under `condition`,
+  /// read without a lock by whoever bounds memory (``heldBytes``).
+  private let held = Atomic<Int>(0)
 
   /// Starts the sampler thread.
   ///
@@ -78,6 +81,7 @@ public final class TailSampler: @unchecked Sendable {
     let wasEmpty = queue.isEmpty
     queue.append(request)
     queuedBytes += request.request.count
+    held.add(request.request.count, ordering: .relaxed)
     // The thread gathers requests for a moment once woken (see `gatherNanos`): wake it for the
     // first one, and again only when the queue fills up.
     if wasEmpty || queuedBytes >= policy.limits.maxQueuedBytes / 2 { condition.signal() }
@@ -102,6 +106,11 @@ public final class TailSampler: @unchecked Sendable {
     condition.unlock()
     flush()
   }
+
+  /// Bytes of acknowledged requests the sampler keeps alive now: queued, or pointed into by
+  /// traces waiting for their decision. The capture pipeline counts them against its in-flight
+  /// bound, since they are the same memory the requests were received into.
+  public var heldBytes: Int { held.load(ordering: .relaxed) }
 
   /// What the sampler did so far.
   public var counters: TailSamplingCounters {
@@ -144,6 +153,9 @@ public final class TailSampler: @unchecked Sendable {
     for kept in decided { output(kept) }
     let snapshot = core.counters
     published.withLock { $0 = snapshot }
+    condition.lock()
+    held.store(queuedBytes + max(0, snapshot.bufferedBytes), ordering: .relaxed)
+    condition.unlock()
   }
 
   /// How long the sampler thread may sleep: until the next trace is due, at most a second (the

@@ -68,9 +68,10 @@ struct AdminRoutes: Sendable {
   func notReadyReason() -> String? {
     if let problem = journal.admissionProblem() { return problem.message }
     // Less room than a typical large batch: the next request of any size would likely get 429.
-    let room = pipeline.maxInFlightBytes - pipeline.inFlightBytes
+    let held = pipeline.inFlightBytes + pipeline.heldAfterAcknowledgementBytes
+    let room = pipeline.maxInFlightBytes - held
     if room < min(1 << 20, pipeline.maxInFlightBytes / 8) {
-      return "in-flight memory bound reached (\(pipeline.inFlightBytes) of \(pipeline.maxInFlightBytes) bytes)"
+      return "in-flight memory bound reached (\(held) of \(pipeline.maxInFlightBytes) bytes)"
     }
     if connections.inUse >= connections.limit {
       return "OTLP connection limit reached (\(connections.limit) open)"
@@ -156,7 +157,9 @@ struct AdminRoutes: Sendable {
     ])
     let ingestValue = JSONValue.object([
       ("accepted", .object(accepted)), ("acceptedBytes", .string(String(counters.acceptedBytes))),
-      ("inFlightBytes", number(pipeline.inFlightBytes)), ("maxInFlightBytes", number(pipeline.maxInFlightBytes)),
+      ("inFlightBytes", number(pipeline.inFlightBytes)),
+      ("heldAfterAcknowledgementBytes", number(pipeline.heldAfterAcknowledgementBytes)),
+      ("maxInFlightBytes", number(pipeline.maxInFlightBytes)),
       ("maxTenants", number(pipeline.maxTenants)), ("rejected", .object(rejected)),
       ("tenants", number(pipeline.tenantCount)),
     ])

@@ -98,6 +98,10 @@ public struct CaptureConfiguration: Sendable {
   public var tenancy = TenantPolicy()
   /// Look-back of incidents declared without one.
   public var defaultLookbackSeconds = 15 * 60
+  /// The most incidents active at once (`incidents.max-active`).
+  public var maxActiveIncidents = IncidentManager.defaultMaxActiveIncidents
+  /// The longest TTL an incident may ask for (`incidents.max-ttl`, default 7 days).
+  public var maxIncidentTTLSeconds = Int(IncidentManager.defaultMaxTTLNanos / 1_000_000_000)
   /// The redaction policy file applied before anything reaches disk (`nil`: none).
   public var redactionPolicyPath: String?
   /// The tail-sampling policy file for the long-term archive (`nil`: the documented defaults).
@@ -183,6 +187,8 @@ public struct CaptureConfiguration: Sendable {
       throw CaptureConfigurationError("max-connection-age must be at least 1s")
     }
     guard maxTenants >= 1 else { throw CaptureConfigurationError("max-tenants must be at least 1") }
+    guard maxActiveIncidents >= 1 else { throw CaptureConfigurationError("incidents.max-active must be at least 1") }
+    guard maxIncidentTTLSeconds >= 1 else { throw CaptureConfigurationError("incidents.max-ttl must be at least 1s") }
     guard adminRequestDeadlineMillis >= 100 else {
       throw CaptureConfigurationError("admin.request-deadline must be at least 100ms")
     }
@@ -321,6 +327,8 @@ public struct CaptureConfiguration: Sendable {
           let field = "incidents.\(name)"
           switch name {
           case "default-lookback": defaultLookbackSeconds = try Self.milliseconds(entry, field, path) / 1000
+          case "max-active": maxActiveIncidents = Int(try Self.size(entry, field, path))
+          case "max-ttl": maxIncidentTTLSeconds = try Self.milliseconds(entry, field, path) / 1000
           default: throw Self.unknown(field, path)
           }
         }

@@ -26,6 +26,9 @@ public final class CapturePipeline: OTLPIngest {
   /// Sees every request after the journal acknowledged it (tail sampling into the archive);
   /// it must not block, since acknowledgements wait for it.
   private let observer: (@Sendable (AdmittedRequest) -> Void)?
+  /// Bytes of acknowledged requests still held after the journal answered (the tail sampler's
+  /// queue and buffered traces): the same memory, so they count against ``maxInFlightBytes``.
+  private let heldAfterAcknowledgement: (@Sendable () -> Int)?
   private let inFlight = Mutex(0)
   private let counters = Mutex(IngestCounters())
   /// Tenants the service takes at most (``CaptureConfiguration/maxTenants``).
@@ -35,8 +38,10 @@ public final class CapturePipeline: OTLPIngest {
 
   public init(
     journal: Journal, maxInFlightBytes: Int, maxRequestBytes: Int, tenants: TenantPolicy, redactor: Redactor? = nil,
-    retryAfterSeconds: Int = 2, maxTenants: Int = .max, observer: (@Sendable (AdmittedRequest) -> Void)? = nil
+    retryAfterSeconds: Int = 2, maxTenants: Int = .max, observer: (@Sendable (AdmittedRequest) -> Void)? = nil,
+    heldAfterAcknowledgement: (@Sendable () -> Int)? = nil
   ) {
+    self.heldAfterAcknowledgement = heldAfterAcknowledgement
     self.maxTenants = maxTenants
     self.knownTenants = Mutex(Set(journal.status().streams.map(\.tenant)))
     self.redactor = redactor
@@ -49,10 +54,11 @@ public final class CapturePipeline: OTLPIngest {
   }
 
   public func reserveInFlight(_ bytes: Int) -> Bool {
+    let held = heldAfterAcknowledgement?() ?? 0
     let reserved = inFlight.withLock { current in
       // A single request larger than the whole bound could never be admitted; it is let through
       // alone (when nothing else is in flight) so the bound never starves a legal request.
-      guard current + bytes <= maxInFlightBytes || current == 0 else { return false }
+      guard current + held + bytes <= maxInFlightBytes || current == 0 else { return false }
       current += bytes
       return true
     }
@@ -66,6 +72,10 @@ public final class CapturePipeline: OTLPIngest {
 
   /// Bytes reserved by requests being received or journaled.
   public var inFlightBytes: Int { inFlight.withLock { $0 } }
+
+  /// Bytes of acknowledged requests still held downstream (the tail sampler), which count
+  /// against ``maxInFlightBytes`` beside ``inFlightBytes``.
+  public var heldAfterAcknowledgementBytes: Int { heldAfterAcknowledgement?() ?? 0 }
 
   public var counterSnapshot: IngestCounters { counters.withLock { $0 } }
 

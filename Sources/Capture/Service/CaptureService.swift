@@ -100,9 +100,16 @@ public final class CaptureService: Sendable {
         dataDirectory: configuration.dataDirectory,
         defaultLookbackNanos: UInt64(configuration.defaultLookbackSeconds) * 1_000_000_000,
         maxLookbackNanos: configuration.journal.ringMaxAgeSeconds.map { UInt64($0) * 1_000_000_000 },
+        maxActiveIncidents: configuration.maxActiveIncidents,
+        maxTTLNanos: UInt64(configuration.maxIncidentTTLSeconds) * 1_000_000_000,
         onChange: { change in hooks.notify(NotifyEvent(change: change, nodeID: nodeID)) })
     } catch {
       throw CaptureServiceError(.journal, error.message)
+    }
+    if let line = incidents.skippedTornLine {
+      logger.warning(
+        "skipped the torn last line of the incident log (a crash mid-write; that change never took effect)",
+        metadata: ["path": "\(incidents.log.path)", "line": "\(line)"])
     }
     self.incidents = incidents
     // After the journal opened: it holds the data directory's lock, so two services never race
@@ -124,6 +131,9 @@ public final class CaptureService: Sendable {
     }
     journal.setRetentionPin { tenant, from, to in incidents.pins(tenant: tenant, fromUnixNano: from, toUnixNano: to) }
     let archiveLogger = logger
+    let samplerBounds = Self.samplerMemory(
+      samplingPolicy.limits, maxInFlightBytes: configuration.maxInFlightBytes, logger: logger)
+    samplingPolicy.limits = samplerBounds.limits
     let sampler = TailSampler(
       policy: samplingPolicy, isKeptInFull: { tenant in incidents.isKeptInFull(tenant: tenant) },
       output: { kept in
@@ -134,12 +144,16 @@ public final class CaptureService: Sendable {
             archiveLogger.warning("archive copy dropped: \(error.message)")
           }
         }
+        // Kept copies wait for the archive's writer past this, holding the sampler (whose own
+        // queue then skips, counted) rather than memory without bound.
+        archive.waitForWrites(downTo: samplerBounds.archiveQueueBytes)
       })
     self.sampler = sampler
     let pipeline = CapturePipeline(
       journal: journal, maxInFlightBytes: configuration.maxInFlightBytes,
       maxRequestBytes: configuration.maxRequestBytes, tenants: configuration.tenancy, redactor: redactor,
-      maxTenants: configuration.maxTenants, observer: { admitted in sampler.observe(admitted) })
+      maxTenants: configuration.maxTenants, observer: { admitted in sampler.observe(admitted) },
+      heldAfterAcknowledgement: { sampler.heldBytes })
     self.pipeline = pipeline
     let connections = ConnectionBudget(limit: Self.connectionLimit(configuration.maxConnections, logger: logger))
     let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
@@ -179,6 +193,25 @@ public final class CaptureService: Sendable {
         requestDeadline: .milliseconds(Int64(configuration.adminRequestDeadlineMillis)), tls: tls?.http1),
       group: adminGroup, logger: logger, immediate: { request in routes.immediate(request) },
       handler: { request in await routes.handle(request) })
+  }
+
+  /// The tail sampler's share of the in-flight bound: what it holds after acknowledgement counts
+  /// against `max-inflight-bytes`, so its queue and its buffered traces are each held to a quarter
+  /// of the bound (receiving keeps at least half), and kept copies queued for the archive to an
+  /// eighth. A policy asking for more is lowered, with a notice saying so.
+  static func samplerMemory(
+    _ limits: SamplingPolicy.Limits, maxInFlightBytes: Int, logger: Logger
+  ) -> (limits: SamplingPolicy.Limits, archiveQueueBytes: Int) {
+    var bounded = limits
+    let quarter = max(1 << 10, maxInFlightBytes / 4)
+    if bounded.maxQueuedBytes > quarter || bounded.maxBufferedBytes > quarter {
+      bounded.maxQueuedBytes = min(bounded.maxQueuedBytes, quarter)
+      bounded.maxBufferedBytes = min(bounded.maxBufferedBytes, quarter)
+      logger.notice(
+        "tail sampling limits lowered to max-queued-bytes \(bounded.maxQueuedBytes) and max-buffered-bytes \(bounded.maxBufferedBytes): each is at most a quarter of max-inflight-bytes \(maxInFlightBytes)"
+      )
+    }
+    return (bounded, max(1 << 20, maxInFlightBytes / 8))
   }
 
   /// The OTLP connection budget the descriptor limit allows: the limit is raised to its hard

@@ -40,7 +40,7 @@ public enum ProcessResources {
     typealias Mallopt = @convention(c) (Int32, Int32) -> Int32
     guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "mallopt") else { return }
     let mallopt = unsafeBitCast(symbol, to: Mallopt.self)
-    _ = mallopt(-3, 256 << 10)
+    _ = mallopt(-3, 128 << 10)
     _ = mallopt(-1, 1 << 20)
     _ = mallopt(-8, 4)
   }

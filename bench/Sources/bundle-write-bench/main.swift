@@ -32,7 +32,7 @@ for name in arguments[3...] {
   members.append((name, .fileRange(path: path, offset: 0, count: Int(info.st_size))))
 }
 do {
-  try BundleArchiveWriter.write(members: members, to: outputPath)
+  try BundleArchiveWriter.write(members: members, to: outputPath, replacing: true)
 } catch {
   fail("\(error)", code: 3)
 }
