@@ -31,6 +31,8 @@ let package = Package(
     // Already in the graph through the gRPC transport; named for the per-stream in-flight gate.
     .package(url: "https://github.com/apple/swift-nio-http2", from: "1.46.0"),
     .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    // Already in the graph through the gRPC transport; named for TLS on the HTTP and admin listeners.
+    .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
   ],
   targets: [
     // C libraries from Debian's -dev packages; each is imported by exactly one Swift wrapper.
@@ -77,6 +79,7 @@ let package = Package(
         .product(name: "NIOHTTP2", package: "swift-nio-http2"),
         .product(name: "NIOHPACK", package: "swift-nio-http2"),
         .product(name: "Yams", package: "Yams"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
       ]
     ),
     // The offline verifier, the only place a `VerifiedBundle` is made, and sealing/co-signing.

@@ -26,6 +26,8 @@
 #                  half of capture's maximum small-batch rate)            goal group-commit p99 <= 5 ms
 #   peak RSS (VmHWM) under ~10x overload (large bodies on enough connections to hold 10x the
 #   in-flight bound) vs --max-inflight-bytes + 64 MiB                                  goal <= 1.0
+#   large batches over TLS: the large-batch run with every listener on TLS (openssl-made CA and
+#                  server certificate), payload MB/s incl. sealing ÷ the plain run    goal >= 0.7
 #   OTLP/gRPC large batches (16 h2load clients, each one connection posting its own pre-framed
 #                  ~256 KiB request), payload MB/s incl. sealing ÷ `zstd -3 -T1` on those 16 bodies
 #                  cycled                                                         goal >= 0.4
@@ -103,7 +105,7 @@ run_wrk() {
     { cat "$lua"; printf '\nfunction delay()\n  return delay_ms\nend\n'; } >"$script"
   fi
   wrk -t"$threads" -c"$connections" -d"${duration}s" --latency --timeout 30s -s "$script" \
-    "http://127.0.0.1:$port" -- "$bodies" "$prefix" 32 $rate ${rate:+$connections} >"$work/wrk-$name.out" 2>&1 \
+    "${W_scheme:-http}://127.0.0.1:$port" -- "$bodies" "$prefix" 32 $rate ${rate:+$connections} >"$work/wrk-$name.out" 2>&1 \
     || die "wrk $name failed"
   local line
   line=$(grep '^WRK_RESULT' "$work/wrk-$name.out") || die "wrk $name printed no result: $(cat "$work/wrk-$name.out")"
@@ -156,6 +158,9 @@ nginx -c "$work/nginx.conf" -p "$work" -s quit
 rm -f "$work/nginx.pid"
 
 # --- capture ---------------------------------------------------------------------------------------
+# Every listener is plain http unless a phase turns TLS on (capture_scheme=https, curl_tls=(--cacert CA)).
+capture_scheme=http
+curl_tls=()
 # start_capture NAME FLAGS... -> capture_pid, capture_port
 start_capture() {
   local name=$1; shift
@@ -170,7 +175,7 @@ start_capture() {
   capture_data="$work/data-$name"
   capture_grpc=$grpc
   for _ in $(seq 1 300); do
-    curl -sf -o /dev/null "http://127.0.0.1:$admin/readyz" && return 0
+    curl -sf -o /dev/null "${curl_tls[@]}" "$capture_scheme://127.0.0.1:$admin/readyz" && return 0
     kill -0 "$capture_pid" 2>/dev/null || die "capture $name exited: $(tail -5 "$work/capture-$name.err")"
     sleep 0.1
   done
@@ -197,13 +202,14 @@ admin_token() { cat "$capture_data/admin-token"; }
 seal_all() {
   local started ended
   started=$(date +%s.%N)
-  curl -sf -o /dev/null -X POST -H "Authorization: Bearer $(admin_token)" -H 'Content-Type: application/json' \
-    "http://127.0.0.1:$capture_admin/seal" || die "POST /seal failed"
+  curl -sf -o /dev/null "${curl_tls[@]}" -X POST -H "Authorization: Bearer $(admin_token)" \
+    -H 'Content-Type: application/json' "$capture_scheme://127.0.0.1:$capture_admin/seal" || die "POST /seal failed"
   ended=$(date +%s.%N)
   python3 -c "print($ended - $started)"
 }
 status_field() {  # status_field PYTHON-EXPR-ON-s
-  curl -sf -H "Authorization: Bearer $(admin_token)" "http://127.0.0.1:$capture_admin/status" | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"
+  curl -sf "${curl_tls[@]}" -H "Authorization: Bearer $(admin_token)" "$capture_scheme://127.0.0.1:$capture_admin/status" \
+    | python3 -c "import json,sys; s=json.load(sys.stdin); print($1)"
 }
 
 start_capture large-group-commit --durability group-commit
@@ -212,6 +218,29 @@ cap_large_rps=$W_rps; cap_large_non2xx=$W_non2xx; cap_large_acked=$W_acked; cap_
 large_seal_seconds=$(seal_all)
 cap_large_mbs=$(python3 -c "print($W_acked*$large_bytes/($W_seconds+$large_seal_seconds)/1e6)")
 stop_capture large-group-commit
+
+# The same large-batch run over TLS (every listener: OTLP/HTTP, gRPC, admin), with a CA and an
+# ECDSA P-256 server certificate for 127.0.0.1 made here by openssl; wrk negotiates TLS 1.3.
+tls="$work/tls"
+mkdir -p "$tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=bench CA" \
+  -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null || die "openssl: CA"
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+  -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null || die "openssl: server key"
+printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$tls/server.ext"
+openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 2 \
+  -extfile "$tls/server.ext" -out "$tls/server.pem" 2>/dev/null || die "openssl: server certificate"
+chmod 600 "$tls"/*.key
+capture_scheme=https
+curl_tls=(--cacert "$tls/ca.pem")
+start_capture large-tls --durability group-commit --tls-cert "$tls/server.pem" --tls-key "$tls/server.key"
+W_scheme=https run_wrk capture-large-tls "$capture_port" large 2 16
+cap_tls_rps=$W_rps; cap_tls_non2xx=$W_non2xx
+tls_seal_seconds=$(seal_all)
+cap_tls_mbs=$(python3 -c "print($W_acked*$large_bytes/($W_seconds+$tls_seal_seconds)/1e6)")
+stop_capture large-tls
+capture_scheme=http
+curl_tls=()
 
 declare -A lat_p50 lat_p99 lat_rps
 # Latency at half of the maximum small-batch rate measured above (paced, not saturated).
@@ -352,6 +381,8 @@ print(f"  large batches, 16 conns: capture {$cap_large_mbs:.1f} MB/s payload, {$
 print(f"      zstd -3 -T1 {$zstd_mbs:.1f} MB/s on {$zbytes} bytes of the same bodies  ->  capture/zstd = {r($cap_large_mbs, $zstd_mbs):.3f}  (goal >= 0.5)")
 print(f"      (window: {$cap_large_seconds:.1f} s of wrk + seal {$large_seal_seconds:.2f} s: every acknowledged record sealed)")
 print(f"      nginx {$nginx_large_rps:.1f} req/s on large bodies  ->  capture/nginx = {r($cap_large_rps, $nginx_large_rps):.3f}  (information)")
+print(f"  large batches over TLS (ECDSA P-256, every listener), 16 conns: capture {$cap_tls_mbs:.1f} MB/s payload, {$cap_tls_rps:.1f} req/s "
+      f"(non-2xx {$cap_tls_non2xx}, seal {$tls_seal_seconds:.2f} s)  ->  TLS/plain = {r($cap_tls_mbs, $cap_large_mbs):.3f}  (goal >= 0.7)")
 print(f"  OTLP/gRPC large batches, 16 conns (16 h2load, one distinct body each): capture {$cap_grpc_mbs:.1f} MB/s payload ({$grpc_acked} calls, seal {$grpc_seal_seconds:.2f} s)")
 print(f"      zstd -3 -T1 {$zstd_grpc_mbs:.1f} MB/s on the same 16 bodies  ->  capture/zstd = {r($cap_grpc_mbs, $zstd_grpc_mbs):.3f}  (goal >= 0.4)")
 print(f"  ack latency, small batches, 16 conns paced at {$half_rate} req/s = half of capture's maximum (nginx p50 {$nginx_lat_p50/1000:.2f} ms, p99 {$nginx_lat_p99/1000:.2f} ms):")
@@ -368,7 +399,8 @@ print(f"      peak RSS {peak/2**20:.1f} MiB (idle {$rss_idle_kib/1024:.1f} MiB) 
 grpc_peak = $grpc_overload_hwm_kib * 1024
 print(f"  gRPC overload: 48 calls x {$grpc_big_bytes/2**20:.1f} MiB against the bound {bound/2**20:.0f} MiB; acked {$grpc_over_acked}, refused {$grpc_over_refused}")
 print(f"      peak RSS {grpc_peak/2**20:.1f} MiB (idle {$grpc_rss_idle_kib/1024:.1f} MiB)  ->  peak/(bound+64 MiB) = {grpc_peak/(bound+64*2**20):.3f}  (goal <= 1.0)")
-print(f"RESULT grpc_large_mbs_vs_zstd={r($cap_grpc_mbs, $zstd_grpc_mbs):.3f} grpc_peak_rss_vs_bound_plus_64MiB={grpc_peak/(bound+64*2**20):.3f}")
+print(f"RESULT grpc_large_mbs_vs_zstd={r($cap_grpc_mbs, $zstd_grpc_mbs):.3f} grpc_peak_rss_vs_bound_plus_64MiB={grpc_peak/(bound+64*2**20):.3f} "
+      f"tls_large_mbs_vs_plain={r($cap_tls_mbs, $cap_large_mbs):.3f}")
 print(f"RESULT small_rps_vs_nginx={r($cap_small_rps, $nginx_small_rps):.3f} large_mbs_vs_zstd={r($cap_large_mbs, $zstd_mbs):.3f} "
       f"peak_rss_vs_bound_plus_64MiB={peak/(bound+64*2**20):.3f} "
       f"p50_ms_fsync={${lat_p50[fsync-per-batch]}/1000:.2f} p99_ms_fsync={${lat_p99[fsync-per-batch]}/1000:.2f} "

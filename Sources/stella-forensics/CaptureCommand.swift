@@ -15,6 +15,9 @@ struct CaptureCommand: AsyncParsableCommand {
       (Authorization: Bearer TOKEN; see --admin-tokens; without it DATA/admin-token holds the
       local operator's token). Settings come from the profile's preset, then --config, then these flags.
       SIGTERM or SIGINT stops it cleanly (queued records synced, open segments sealed).
+      With --tls-cert/--tls-key every listener serves TLS 1.2+ (with --tls-client-ca, mTLS), and
+      SIGHUP rereads the certificate, key and CA for new connections. A non-loopback listen address
+      without TLS is refused unless --insecure-listen is given.
       Sizes take plain bytes or KiB/MiB/GiB; durations ms/s/m/h.
       """)
 
@@ -42,6 +45,24 @@ struct CaptureCommand: AsyncParsableCommand {
     name: .customLong("admin-host-name"),
     help: "A name the admin API may be reached by besides its listen host and loopback (repeat).")
   var adminHostName: [String] = []
+
+  @Option(
+    name: .customLong("tls-cert"), help: "PEM certificate chain (leaf first) served by every listener; needs --tls-key."
+  )
+  var tlsCert: String?
+
+  @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert.")
+  var tlsKey: String?
+
+  @Option(
+    name: .customLong("tls-client-ca"),
+    help: "PEM CA file: every listener then requires a client certificate signed by it (mTLS).")
+  var tlsClientCA: String?
+
+  @Flag(
+    name: .customLong("insecure-listen"),
+    help: "Allow a non-loopback listen address without TLS (plaintext on the network).")
+  var insecureListen = false
 
   @Option(help: "Preset: default, forensic or airgap.")
   var profile: String?
@@ -176,6 +197,16 @@ struct CaptureCommand: AsyncParsableCommand {
       if !adminHostName.isEmpty { configuration.adminHostNames = adminHostName }
     } catch {
       throw CLIFailure.usage(error.message)
+    }
+    if insecureListen { configuration.insecureListen = true }
+    if tlsCert != nil || tlsKey != nil || tlsClientCA != nil {
+      let certificate = tlsCert ?? configuration.tls?.certificatePath
+      let key = tlsKey ?? configuration.tls?.keyPath
+      guard let certificate, let key else {
+        throw CLIFailure.usage("--tls-cert and --tls-key go together (and --tls-client-ca needs both)")
+      }
+      configuration.tls = TLSFiles(
+        certificatePath: certificate, keyPath: key, clientCAPath: tlsClientCA ?? configuration.tls?.clientCAPath)
     }
     if let durability {
       guard let policy = DurabilityPolicy(rawValue: durability) else {

@@ -3,10 +3,6 @@ import Capture
 import Foundation
 import Manifest
 
-#if canImport(FoundationNetworking)
-  import FoundationNetworking
-#endif
-
 struct IncidentCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(
     commandName: "incident",
@@ -20,12 +16,25 @@ struct IncidentCommand: AsyncParsableCommand {
       STELLA_ADMIN_TOKEN environment variable, else DATA/admin-token, the local operator's token
       capture generates in its data directory (--data, default ./stella-data) when it runs without
       --admin-tokens. The incident records the token's name as who declared or stopped it.
+
+      An https:// endpoint is checked against --tls-ca (else the system's roots); an endpoint that
+      requires client certificates (capture --tls-client-ca) gets --tls-cert and --tls-key.
       """,
     subcommands: [Start.self, Stop.self, List.self])
 
   struct AdminOptions: ParsableArguments {
-    @Option(help: "The capture service's admin endpoint: http://HOST:PORT or HOST:PORT.")
+    @Option(help: "The capture service's admin endpoint: http://HOST:PORT, https://HOST:PORT or HOST:PORT.")
     var admin: String = "http://127.0.0.1:4320"
+
+    @Option(name: .customLong("tls-ca"), help: "PEM CA that signed the admin endpoint's certificate (https).")
+    var tlsCA: String?
+
+    @Option(
+      name: .customLong("tls-cert"), help: "PEM client certificate for an admin endpoint that requires one (mTLS).")
+    var tlsCert: String?
+
+    @Option(name: .customLong("tls-key"), help: "PEM private key of --tls-cert.")
+    var tlsKey: String?
 
     @Option(name: .customLong("token-file"), help: "A file holding the admin token (first line).")
     var tokenFile: String?
@@ -35,7 +44,15 @@ struct IncidentCommand: AsyncParsableCommand {
 
     /// A client for the endpoint, with the token found as the help text says.
     func client() throws -> AdminClient {
-      AdminClient(base: try AdminClient.baseURL(admin), token: try token())
+      let connection: AdminAPIClient
+      do {
+        connection = try AdminAPIClient(
+          endpoint: try AdminEndpoint(parsing: admin),
+          tls: AdminClientTLSFiles(caPath: tlsCA, certificatePath: tlsCert, keyPath: tlsKey))
+      } catch {
+        throw CLIFailure.usage(error.message)
+      }
+      return AdminClient(connection: connection, token: try token())
     }
 
     /// --token-file, else `STELLA_ADMIN_TOKEN`, else `DATA/admin-token`.
@@ -192,48 +209,26 @@ struct IncidentCommand: AsyncParsableCommand {
 
 /// A JSON client for the capture service's admin endpoint, authenticated by a bearer token.
 struct AdminClient {
-  /// `http://HOST:PORT`, without a trailing slash.
-  let base: String
+  let connection: AdminAPIClient
   let token: String
 
-  /// The endpoint's base URL from `--admin`: `http://HOST:PORT` or plain `HOST:PORT`.
-  static func baseURL(_ text: String) throws -> String {
-    var base = text.contains("://") ? text : "http://" + text
-    while base.hasSuffix("/") { base.removeLast() }
-    guard let url = URL(string: base), let scheme = url.scheme?.lowercased(), url.host != nil else {
-      throw CLIFailure.usage("--admin: \"\(text)\" is not http://HOST:PORT or HOST:PORT")
-    }
-    if scheme == "https" {
-      throw CLIFailure.usage("--admin: \(text): https:// is not supported yet (TLS comes with a later step)")
-    }
-    guard scheme == "http" else {
-      throw CLIFailure.usage("--admin: \"\(text)\" is not http://HOST:PORT or HOST:PORT")
-    }
-    return base
-  }
-
   func call(_ method: String, _ path: String, body: JSONValue?, expecting status: Int) async throws -> JSONValue {
-    guard let url = URL(string: base + path) else {
-      throw CLIFailure.usage("--admin: \"\(base)\" is not an http:// URL")
-    }
-    var request = URLRequest(url: url, timeoutInterval: 30)
-    request.httpMethod = method
-    request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization")
+    var headers = [("Authorization", "Bearer \(token)"), ("Accept", "application/json")]
+    var bytes: [UInt8]?
     if let body {
-      request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-      request.httpBody = Data(try CanonicalJSON.serialize(body))
+      headers.append(("Content-Type", "application/json"))
+      bytes = try CanonicalJSON.serialize(body)
     }
-    let data: Data
-    let response: URLResponse
+    let response: AdminAPIResponse
     do {
-      (data, response) = try await URLSession.shared.data(for: request)
+      response = try await connection.send(method: method, path: path, headers: headers, body: bytes)
     } catch {
-      throw CLIFailure.runtime("cannot reach the capture service at \(base): \(error.localizedDescription)")
+      throw error.code == .usage ? CLIFailure.usage(error.message) : CLIFailure.runtime(error.message)
     }
-    let code = (response as? HTTPURLResponse)?.statusCode ?? 0
-    let document = try? CanonicalJSON.parse(Array(data))
+    let code = response.status
+    let document = try? CanonicalJSON.parse(response.body)
     guard code == status, let document else {
-      var message = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+      var message = String(decoding: response.body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
       if case .object(let members)? = document,
         case .string(let text)? = members.first(where: { $0.key == "error" })?.value
       {

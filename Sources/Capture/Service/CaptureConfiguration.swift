@@ -113,6 +113,12 @@ public struct CaptureConfiguration: Sendable {
   public var hooks = HookConfiguration()
   /// Whether outbound notify hooks may run (always off in `airgap`).
   public var hooksAllowed = true
+  /// TLS on every listener (`tls:` / `--tls-cert`, `--tls-key`, `--tls-client-ca`); `nil`: plaintext.
+  public var tls: TLSFiles?
+  /// Lets a listener bind a non-loopback address without TLS (`insecure-listen: true` /
+  /// `--insecure-listen`). Off by default: OTLP bodies and admin tokens would cross the network
+  /// readable and forgeable by anyone on the path.
+  public var insecureListen = false
 
   /// The preset of `profile`.
   public init(profile: CaptureProfile = .default) {
@@ -133,12 +139,26 @@ public struct CaptureConfiguration: Sendable {
     }
   }
 
-  /// Checks cross-field rules; the airgap profile refuses non-loopback listeners.
+  /// Checks cross-field rules; the airgap profile refuses non-loopback listeners, and any
+  /// profile refuses a non-loopback listener without TLS unless ``insecureListen`` is set.
   public func validate() throws(CaptureConfigurationError) {
+    let listeners = [("otlp-http", otlpHTTP), ("otlp-grpc", otlpGRPC), ("admin", admin)]
     if profile == .airgap {
-      for (name, address) in [("otlp-http", otlpHTTP), ("otlp-grpc", otlpGRPC), ("admin", admin)]
-      where !address.isLoopback {
+      for (name, address) in listeners where !address.isLoopback {
         throw CaptureConfigurationError("profile airgap listens on loopback only, but \(name) is \(address)")
+      }
+    }
+    if tls == nil, !insecureListen {
+      for (name, address) in listeners where !address.isLoopback {
+        throw CaptureConfigurationError(
+          "\(name) listens on \(address), which is not loopback, without TLS: give --tls-cert and --tls-key (tls.cert, tls.key), or --insecure-listen (insecure-listen: true) to accept plaintext from the network"
+        )
+      }
+    }
+    if let tls {
+      guard !tls.certificatePath.isEmpty, !tls.keyPath.isEmpty else {
+        throw CaptureConfigurationError(
+          "TLS needs both a certificate (--tls-cert, tls.cert) and a key (--tls-key, tls.key)")
       }
     }
     guard maxRequestBytes >= 1024 else { throw CaptureConfigurationError("max-request-bytes must be at least 1KiB") }
@@ -274,6 +294,29 @@ public struct CaptureConfiguration: Sendable {
         }
       case "hooks":
         hooks = try HookConfiguration(node: value, path: path, field: "hooks")
+      case "tls":
+        var certificate: String?
+        var keyFile: String?
+        var clientCA: String?
+        for (name, entry) in try Self.mapping(value, key, path) {
+          let field = "tls.\(name)"
+          let file = Self.relative(try Self.string(entry, field, path), to: path)
+          switch name {
+          case "cert": certificate = file
+          case "key": keyFile = file
+          case "client-ca": clientCA = file
+          default: throw Self.unknown(field, path)
+          }
+        }
+        guard let certificate, let keyFile else {
+          throw CaptureConfigurationError("\(path): tls needs both cert and key (PEM files)")
+        }
+        tls = TLSFiles(certificatePath: certificate, keyPath: keyFile, clientCAPath: clientCA)
+      case "insecure-listen":
+        guard let flag = value.bool else {
+          throw CaptureConfigurationError("\(path): insecure-listen must be true or false")
+        }
+        insecureListen = flag
       case "ring":
         for (name, entry) in try Self.mapping(value, key, path) {
           let field = "ring.\(name)"

@@ -34,6 +34,8 @@ public final class CaptureService: Sendable {
   /// Webhooks and commands told of incident changes.
   public let hooks: NotifyHooks
   private let ready = ReadyFlag()
+  /// The listeners' TLS contexts, reloaded on SIGHUP; `nil` when the service is plaintext.
+  private let tls: ServerTLSContexts?
 
   /// Opens the journal (recovering it) and prepares the listeners; nothing listens yet.
   public init(configuration: CaptureConfiguration, logger: Logger) throws(CaptureServiceError) {
@@ -44,6 +46,13 @@ public final class CaptureService: Sendable {
     }
     self.configuration = configuration
     self.logger = logger
+    // Before the journal opens: unusable certificate files are a configuration error that
+    // should not leave a locked data directory behind.
+    do {
+      tls = try configuration.tls.map { files throws(TLSSetupError) in try ServerTLSContexts(files: files) }
+    } catch {
+      throw CaptureServiceError(.configuration, error.message)
+    }
     var redactor: Redactor?
     if let path = configuration.redactionPolicyPath {
       do {
@@ -181,7 +190,7 @@ public final class CaptureService: Sendable {
         maxConnections: configuration.maxConnections, idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)),
         requestReadTimeout: .seconds(Int64(configuration.requestTimeoutSeconds)),
         tenantHeader: configuration.tenancy.header, retryAfterSeconds: pipeline.retryAfterSeconds,
-        connections: connections),
+        connections: connections, tls: tls?.http1),
       group: group, logger: logger)
     self.grpc = OTLPGRPCReceiver(
       ingest: pipeline,
@@ -191,7 +200,7 @@ public final class CaptureService: Sendable {
         maxConcurrentStreams: configuration.grpcMaxConcurrentStreams,
         idleTimeoutSeconds: configuration.idleTimeoutSeconds,
         maxConnectionAgeSeconds: configuration.maxConnectionAgeSeconds, connections: connections,
-        retryAfterSeconds: pipeline.retryAfterSeconds),
+        retryAfterSeconds: pipeline.retryAfterSeconds, tls: tls?.http2),
       group: group, logger: logger)
     let gate = AdminGate(
       tokens: tokens, listenHost: configuration.admin.host, hostNames: configuration.adminHostNames,
@@ -202,7 +211,7 @@ public final class CaptureService: Sendable {
     self.admin = AdminHTTPServer(
       options: AdminHTTPServer.Options(
         host: configuration.admin.host, port: configuration.admin.port,
-        requestDeadline: .milliseconds(Int64(configuration.adminRequestDeadlineMillis))),
+        requestDeadline: .milliseconds(Int64(configuration.adminRequestDeadlineMillis)), tls: tls?.http1),
       group: adminGroup, logger: logger, immediate: { request in routes.immediate(request) },
       handler: { request in await routes.handle(request) })
   }
@@ -250,6 +259,7 @@ public final class CaptureService: Sendable {
       let httpAddress = try await http.start()
       let grpcAddress = try await grpc.start()
       startIncidentClock()
+      if tls != nil { reloadOnHangup() }
       ready.set(true)
       return CaptureListeners(
         otlpHTTP: Self.describe(httpAddress), otlpGRPC: grpcAddress, admin: Self.describe(adminAddress))
@@ -284,6 +294,35 @@ public final class CaptureService: Sendable {
     await hooks.drain(timeout: .seconds(5))
     // The event loop group is left to the process exit: NIO and gRPC still schedule channel
     // clean-up work on it after their stop calls return, and a shut-down group refuses that.
+  }
+
+  /// Whether the listeners serve TLS.
+  public var servesTLS: Bool { tls != nil }
+
+  /// Rereads the TLS certificate, key and client CA and gives them to every connection accepted
+  /// from now on, on all listeners; connections already open keep the certificate they began
+  /// with, so none is dropped and no record in flight is lost. A failed reload changes nothing.
+  /// Without TLS there is nothing to reload.
+  public func reloadTLS() throws(TLSSetupError) {
+    guard let tls else { return }
+    try tls.reload()
+    logger.notice("TLS certificate, key and client CA reloaded; new connections use them")
+  }
+
+  /// From now on SIGHUP reloads TLS (``reloadTLS()``) instead of ending the process. Set before
+  /// the service reports ready, so an operator's SIGHUP right after start cannot kill it.
+  private func reloadOnHangup() {
+    let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
+    signal(SIGHUP, SIG_IGN)
+    hangup.setEventHandler { [self] in
+      do {
+        try reloadTLS()
+      } catch {
+        logger.error("SIGHUP: TLS not reloaded, the previous certificate stays in use: \(error)")
+      }
+    }
+    hangup.resume()
+    SignalSources.keep([hangup])
   }
 
   /// Runs until SIGTERM or SIGINT, then stops cleanly.

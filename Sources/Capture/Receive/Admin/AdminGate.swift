@@ -55,7 +55,8 @@ public struct AdminEvent: Sendable, Equatable {
       incidentID = id
     }
     self.init(
-      action: "\(request.method) \(request.path)", principal: principal, peer: request.peer, outcome: outcome,
+      action: "\(request.method) \(request.path)", principal: principal,
+      certificateIdentity: request.certificateIdentity, peer: request.peer, outcome: outcome,
       parameters: Self.parameters(ofBody: request.body),
       note: fields?["declaredBy"]?.stringValue ?? fields?["stoppedBy"]?.stringValue, incidentID: incidentID)
   }
@@ -136,7 +137,8 @@ public struct AdminEventLog: Sendable {
   /// returns only once its audit record is durable. Reads that change nothing are not audited.
   public func emit(_ event: AdminEvent, changesState: Bool = true) async {
     let who = event.principal ?? "-"
-    let peer = event.peer.isEmpty ? "?" : event.peer
+    var peer = event.peer.isEmpty ? "?" : event.peer
+    if let identity = event.certificateIdentity { peer += " (certificate \(AdminGate.quoted(identity)))" }
     var audited = true
     switch event.outcome {
     case .refused(let status, let reason):

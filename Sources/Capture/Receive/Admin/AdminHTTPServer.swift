@@ -15,11 +15,15 @@ public struct AdminRequest: Sendable, Equatable {
   public var body: [UInt8]
   /// The peer's address (`127.0.0.1:50412`), for logs and custody; empty when unknown.
   public var peer: String
+  /// Who the verified client certificate names (`CN=alice, SAN=DNS:alice.example`) on an mTLS
+  /// connection; `nil` without one.
+  public var certificateIdentity: String?
 
   public init(
     method: String, path: String, query: String = "", headers: [String: String] = [:], body: [UInt8] = [],
-    peer: String = ""
+    peer: String = "", certificateIdentity: String? = nil
   ) {
+    self.certificateIdentity = certificateIdentity
     self.method = method
     self.path = path
     self.query = query
@@ -116,14 +120,18 @@ public final class AdminHTTPServer: Sendable {
     public var shutdownGracePeriod: TimeAmount
     /// A request must be fully received within this of its first byte (else 408 and close).
     public var requestDeadline: TimeAmount
+    /// TLS for every connection (`nil`: plaintext); with a client CA, the client certificate's
+    /// identity reaches the handler as ``AdminRequest/certificateIdentity``.
+    public var tls: ReloadableServerTLSContext?
 
     /// The defaults: 127.0.0.1:4320, 1 MiB bodies, 64 connections, 30 s idle, 2 s grace, 10 s
-    /// to send a request.
+    /// to send a request, plaintext.
     public init(
       host: String = "127.0.0.1", port: Int = 4320, maxBodyBytes: Int = 1 << 20, maxConnections: Int = 64,
       idleTimeout: TimeAmount = .seconds(30), shutdownGracePeriod: TimeAmount = .seconds(2),
-      requestDeadline: TimeAmount = .seconds(10)
+      requestDeadline: TimeAmount = .seconds(10), tls: ReloadableServerTLSContext? = nil
     ) {
+      self.tls = tls
       self.host = host
       self.port = port
       self.maxBodyBytes = maxBodyBytes
@@ -168,7 +176,7 @@ public final class AdminHTTPServer: Sendable {
     let options = options
     let handler = handler
     let immediate = immediate
-    return try await server.start(host: options.host, port: options.port) { channel in
+    return try await server.start(host: options.host, port: options.port, tls: options.tls) { channel in
       try Self.configure(channel: channel, options: options, immediate: immediate, handler: handler)
     }
   }
@@ -257,7 +265,8 @@ final class AdminRequestHandler: ChannelInboundHandler {
     let request = AdminRequest(
       method: full.head.method.rawValue, path: String(parts.first ?? ""),
       query: parts.count > 1 ? String(parts[1]) : "", headers: headers,
-      body: full.body.map { Array($0.readableBytesView) } ?? [], peer: Self.describe(context.channel.remoteAddress))
+      body: full.body.map { Array($0.readableBytesView) } ?? [], peer: Self.describe(context.channel.remoteAddress),
+      certificateIdentity: PeerCertificateIdentity.ofPeer(on: context.channel))
     let keepAlive = full.head.isKeepAlive
     let version = full.head.version
     inFlight = true

@@ -31,12 +31,16 @@ public final class OTLPGRPCReceiver: Sendable {
     public var connections: ConnectionBudget
     /// The delay asked of clients refused for the in-flight bound.
     public var retryAfterSeconds: Int
+    /// TLS for every connection (`nil`: plaintext); reloading it changes new connections only.
+    public var tls: ReloadableServerTLSContext?
 
     public init(
       host: String = "127.0.0.1", port: Int = 4317, tenantMetadataKey: String = "x-scope-orgid",
       maxConcurrentStreams: Int = 32, idleTimeoutSeconds: Int = 60, maxConnectionAgeSeconds: Int = 1800,
-      connections: ConnectionBudget = ConnectionBudget(limit: 1024), retryAfterSeconds: Int = 1
+      connections: ConnectionBudget = ConnectionBudget(limit: 1024), retryAfterSeconds: Int = 1,
+      tls: ReloadableServerTLSContext? = nil
     ) {
+      self.tls = tls
       self.host = host
       self.port = port
       self.tenantMetadataKey = tenantMetadataKey.lowercased()
@@ -48,38 +52,39 @@ public final class OTLPGRPCReceiver: Sendable {
     }
   }
 
-  private let server: GRPCServer<HTTP2ServerTransport.Posix>
-  private let transport: HTTP2ServerTransport.Posix
+  private let server: GRPCServer<HTTP2ServerTransport.Custom<GRPCListenerFactory>>
+  private let transport: HTTP2ServerTransport.Custom<GRPCListenerFactory>
   private let logger: Logger
   private let serving = Mutex<Task<Void, Never>?>(nil)
+  private let listenAddress: ListenAddress
 
   public init(ingest: any OTLPIngest, options: Options, group: MultiThreadedEventLoopGroup, logger: Logger) {
     let reservations = GRPCReservations(ingest: ingest)
-    let transport = HTTP2ServerTransport.Posix(
-      address: .ipv4(host: options.host, port: options.port),
-      transportSecurity: .plaintext,
-      config: .defaults { config in
-        config.rpc.maxRequestPayloadSize = ingest.maxRequestBytes
-        config.compression.enabledAlgorithms = .all
-        config.http2.maxConcurrentStreams = options.maxConcurrentStreams
-        config.connection.maxIdleTime = .seconds(options.idleTimeoutSeconds)
-        config.connection.maxAge = .seconds(options.maxConnectionAgeSeconds)
-        config.connection.maxGraceTime = .seconds(30)
-        config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
-          Self.admit(channel, budget: options.connections, logger: logger)
-        }
-        config.channelDebuggingCallbacks.onAcceptHTTP2Stream = { stream in
-          stream.eventLoop.makeCompletedFuture {
-            try stream.pipeline.syncOperations.addHandler(
-              GRPCInFlightGate(
-                ingest: ingest, reservations: reservations, retryAfterSeconds: options.retryAfterSeconds),
-              position: .first)
-          }
-        }
-      },
-      eventLoopGroup: group)
+    var config = HTTP2ServerTransport.Custom<GRPCListenerFactory>.Config.defaults
+    config.rpc.maxRequestPayloadSize = ingest.maxRequestBytes
+    config.compression.enabledAlgorithms = .all
+    config.http2.maxConcurrentStreams = options.maxConcurrentStreams
+    config.connection.maxIdleTime = .seconds(options.idleTimeoutSeconds)
+    config.connection.maxAge = .seconds(options.maxConnectionAgeSeconds)
+    config.connection.maxGraceTime = .seconds(30)
+    config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+      Self.admit(channel, budget: options.connections, logger: logger)
+    }
+    config.channelDebuggingCallbacks.onAcceptHTTP2Stream = { stream in
+      stream.eventLoop.makeCompletedFuture {
+        try stream.pipeline.syncOperations.addHandler(
+          GRPCInFlightGate(
+            ingest: ingest, reservations: reservations, retryAfterSeconds: options.retryAfterSeconds),
+          position: .first)
+      }
+    }
+    let transport = HTTP2ServerTransport.Custom(
+      listenerFactory: GRPCListenerFactory(
+        host: options.host, port: options.port, tls: options.tls, eventLoopGroup: group),
+      config: config)
     self.transport = transport
     self.logger = logger
+    self.listenAddress = ListenAddress(host: options.host, port: options.port)
     let service = OTLPExportService(
       ingest: ingest, tenantKey: options.tenantMetadataKey, reservations: reservations, logger: logger)
     self.server = GRPCServer(transport: transport, services: [service])
@@ -89,15 +94,22 @@ public final class OTLPGRPCReceiver: Sendable {
   public func start() async throws -> String {
     let server = self.server
     let logger = self.logger
+    let failure = Mutex<String?>(nil)
     let task = Task {
       do {
         try await server.serve()
       } catch {
         logger.error("OTLP/gRPC server stopped: \(error)")
+        failure.withLock { $0 = "\(error)" }
       }
     }
     serving.withLock { $0 = task }
-    let address = try await transport.listeningAddress
+    guard let address = await transport.listeningAddress else {
+      // No address: the server failed before it listened, and its task ends with the reason.
+      await task.value
+      let reason = failure.withLock { $0 } ?? "it stopped before listening"
+      throw HTTPServerError(.bindFailed, "OTLP/gRPC server cannot listen on \(listenAddress): \(reason)")
+    }
     if let ipv4 = address.ipv4 { return "\(ipv4.host):\(ipv4.port)" }
     if let ipv6 = address.ipv6 { return "[\(ipv6.host)]:\(ipv6.port)" }
     return "\(address)"

@@ -1,6 +1,7 @@
 internal import Logging
 internal import NIOCore
 internal import NIOPosix
+internal import NIOSSL
 internal import Synchronization
 
 /// Why an HTTP server could not start or be used.
@@ -60,9 +61,11 @@ final class HTTPServerCore: Sendable {
   var connectionCount: Int { state.withLock { $0.connections.count } }
 
   /// Binds `host:port` (port 0: an ephemeral port) and serves each accepted connection with the
-  /// pipeline `configure` builds (called on the connection's event loop).
+  /// pipeline `configure` builds (called on the connection's event loop). With `tls`, every
+  /// connection starts with a TLS handler made from the context current when it is accepted, and
+  /// a connection over the limit is closed without an answer.
   func start(
-    host: String, port: Int,
+    host: String, port: Int, tls: ReloadableServerTLSContext? = nil,
     configure: @escaping @Sendable (any Channel) throws -> Void
   ) async throws -> SocketAddress {
     try state.withLock { state throws(HTTPServerError) in
@@ -82,7 +85,14 @@ final class HTTPServerCore: Sendable {
       .childChannelInitializer { [self] channel in
         channel.eventLoop.makeCompletedFuture {
           if self.admit(channel) {
+            // First in the pipeline: everything after it sees plaintext.
+            if let tls { try channel.pipeline.syncOperations.addHandler(tls.makeHandler()) }
             try configure(channel)
+          } else if tls != nil {
+            // No 503 over TLS: it could only be written after a handshake, and a client that
+            // never completes one would keep a connection open outside the limit. Closed at
+            // once, as OTLP/gRPC does; clients retry with backoff.
+            channel.close(promise: nil)
           } else {
             try channel.pipeline.syncOperations.addHandler(
               RejectConnectionHandler(retryAfterSeconds: self.retryAfterSeconds))

@@ -43,6 +43,8 @@ public final class OTLPHTTPReceiver: Sendable {
     /// A connection budget shared with other listeners (OTLP/gRPC); `nil`: one of
     /// ``maxConnections`` for this receiver alone.
     public var connections: ConnectionBudget?
+    /// TLS for every connection (`nil`: plaintext); reloading it changes new connections only.
+    public var tls: ReloadableServerTLSContext?
 
     /// The defaults: 127.0.0.1:4318, 1024 connections, 60 s idle, 30 s per request, tenant header
     /// `X-Scope-OrgID`, retry after 1 s, 5 s grace on stop.
@@ -50,9 +52,11 @@ public final class OTLPHTTPReceiver: Sendable {
       host: String = "127.0.0.1", port: Int = 4318, maxConnections: Int = 1024,
       idleTimeout: TimeAmount = .seconds(60), requestReadTimeout: TimeAmount = .seconds(30),
       tenantHeader: String = "X-Scope-OrgID", retryAfterSeconds: Int = 1,
-      shutdownGracePeriod: TimeAmount = .seconds(5), connections: ConnectionBudget? = nil
+      shutdownGracePeriod: TimeAmount = .seconds(5), connections: ConnectionBudget? = nil,
+      tls: ReloadableServerTLSContext? = nil
     ) {
       self.connections = connections
+      self.tls = tls
       self.host = host
       self.port = port
       self.maxConnections = maxConnections
@@ -86,7 +90,7 @@ public final class OTLPHTTPReceiver: Sendable {
     let ingest = ingest
     let options = options
     let logger = logger
-    return try await server.start(host: options.host, port: options.port) { channel in
+    return try await server.start(host: options.host, port: options.port, tls: options.tls) { channel in
       try Self.configure(channel: channel, ingest: ingest, options: options, logger: logger)
     }
   }
