@@ -25,7 +25,8 @@ def make_exporter(args):
         tls = {"certificate_file": args.ca}
         if args.cert:
             tls.update(client_certificate_file=args.cert, client_key_file=args.key)
-        return OTLPSpanExporter(endpoint=f"{args.endpoint}/v1/traces", headers={"X-Scope-OrgID": args.tenant},
+        headers = {"X-Scope-OrgID": args.tenant} if args.tenant else {}
+        return OTLPSpanExporter(endpoint=f"{args.endpoint}/v1/traces", headers=headers,
                                 timeout=args.timeout, **tls)
     import grpc
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
@@ -36,8 +37,9 @@ def make_exporter(args):
 
     credentials = grpc.ssl_channel_credentials(
         read(args.ca), read(args.key) if args.key else None, read(args.cert) if args.cert else None)
+    headers = {"x-scope-orgid": args.tenant} if args.tenant else {}
     return OTLPSpanExporter(endpoint=args.endpoint, insecure=False, credentials=credentials,
-                            headers={"x-scope-orgid": args.tenant}, timeout=args.timeout)
+                            headers=headers, timeout=args.timeout)
 
 
 def main() -> int:
@@ -47,7 +49,7 @@ def main() -> int:
     parser.add_argument("--ca", required=True)
     parser.add_argument("--cert")
     parser.add_argument("--key")
-    parser.add_argument("--tenant", default="default")
+    parser.add_argument("--tenant", default="default", help="tenant header/metadata; empty: none sent")
     parser.add_argument("--tag", required=True)
     parser.add_argument("--count", type=int, default=0, help="spans to send (0: until --stop-file)")
     parser.add_argument("--stop-file")

@@ -118,4 +118,22 @@ public protocol OTLPIngest: Sendable {
   func export(
     body: [UInt8], signal: Signal, encoding: OTLPEncoding, tenantHeader: String?,
     completion: @escaping @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void)
+
+  /// ``export(body:signal:encoding:tenantHeader:completion:)`` for a client whose connection
+  /// presented a verified certificate: `clientIdentity` is what that certificate names (`nil`:
+  /// no TLS or no client certificate), which the tenant policy's identity mapping checks the
+  /// tenant against (`tenancy.identities`).
+  func export(
+    body: [UInt8], signal: Signal, encoding: OTLPEncoding, tenantHeader: String?, clientIdentity: ClientIdentity?,
+    completion: @escaping @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void)
+}
+
+extension OTLPIngest {
+  /// An ingest that does not tie tenants to client identities ignores the identity.
+  public func export(
+    body: [UInt8], signal: Signal, encoding: OTLPEncoding, tenantHeader: String?, clientIdentity: ClientIdentity?,
+    completion: @escaping @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void
+  ) {
+    export(body: body, signal: signal, encoding: encoding, tenantHeader: tenantHeader, completion: completion)
+  }
 }

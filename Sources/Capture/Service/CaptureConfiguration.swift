@@ -202,6 +202,37 @@ public struct CaptureConfiguration: Sendable {
     if AuditStream.isReserved(tenant: tenancy.defaultTenant) {
       throw CaptureConfigurationError("default-tenant: \(tenancy.defaultTenant) is reserved for the audit stream")
     }
+    try validateIdentities()
+  }
+
+  /// `tenancy.identities` ties tenants to verified client certificates, so it needs mTLS, and
+  /// every tenant it names must be one a request could be journaled under.
+  private func validateIdentities() throws(CaptureConfigurationError) {
+    guard !tenancy.identities.isEmpty else { return }
+    guard tls?.clientCAPath != nil else {
+      throw CaptureConfigurationError(
+        "tenancy.identities maps client certificates to tenants, but client certificates are not verified: give --tls-client-ca (tls.client-ca) with --tls-cert and --tls-key"
+      )
+    }
+    for (index, entry) in tenancy.identities.enumerated() {
+      let field = "tenancy.identities[\(index)]"
+      if let problem = entry.selectorProblem { throw CaptureConfigurationError("\(field): \(problem)") }
+      guard !entry.tenants.isEmpty else {
+        throw CaptureConfigurationError("\(field): certificate \"\(entry.certificate)\" lists no tenants")
+      }
+      for tenant in entry.tenants {
+        if let problem = TenantName.problem(with: tenant) {
+          throw CaptureConfigurationError("\(field).tenants: \(problem)")
+        }
+        if AuditStream.isReserved(tenant: tenant) {
+          throw CaptureConfigurationError("\(field).tenants: \(tenant) is reserved for the audit stream")
+        }
+        if let allowed = tenancy.allowed, !allowed.contains(tenant) {
+          throw CaptureConfigurationError(
+            "\(field).tenants: \(tenant) is not in tenancy.tenants, so no request could be kept under it")
+        }
+      }
+    }
   }
 
   // MARK: - YAML
@@ -361,6 +392,8 @@ public struct CaptureConfiguration: Sendable {
               throw CaptureConfigurationError("\(path): \(field) must be reject or default")
             }
             tenancy.unknown = choice
+          case "identities":
+            tenancy.identities = try Self.identities(entry, field, path)
           default: throw Self.unknown(field, path)
           }
         }
@@ -368,6 +401,44 @@ public struct CaptureConfiguration: Sendable {
         throw Self.unknown(key, path)
       }
     }
+  }
+
+  /// `tenancy.identities`: a list of `{certificate: SELECTOR, tenants: [NAME, ...]}`. Names are
+  /// checked here; ``validate()`` checks them against the rest of the configuration.
+  private static func identities(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError)
+    -> [IdentityTenants]
+  {
+    guard let sequence = node.sequence else {
+      throw CaptureConfigurationError(
+        "\(path): \(field) must be a list of {certificate: NAME, tenants: [TENANT, ...]}")
+    }
+    var entries: [IdentityTenants] = []
+    for (index, item) in sequence.enumerated() {
+      let entryField = "\(field)[\(index)]"
+      var certificate: String?
+      var tenants: [String]?
+      for (name, value) in try mapping(item, entryField, path) {
+        switch name {
+        case "certificate": certificate = try string(value, "\(entryField).certificate", path)
+        case "tenants":
+          guard let names = value.sequence else {
+            throw CaptureConfigurationError("\(path): \(entryField).tenants must be a list of tenant names")
+          }
+          var list: [String] = []
+          for name in names {
+            let tenant = try string(name, "\(entryField).tenants", path)
+            if !list.contains(tenant) { list.append(tenant) }
+          }
+          tenants = list
+        default: throw unknown("\(entryField).\(name)", path)
+        }
+      }
+      guard let certificate, let tenants else {
+        throw CaptureConfigurationError("\(path): \(entryField) needs both certificate and tenants")
+      }
+      entries.append(IdentityTenants(certificate: certificate, tenants: tenants))
+    }
+    return entries
   }
 
   /// A path named in a configuration file is relative to that file's directory.

@@ -90,6 +90,15 @@ public final class CapturePipeline: OTLPIngest {
     body: [UInt8], signal: Signal, encoding: OTLPEncoding, tenantHeader: String?,
     completion: @escaping @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void
   ) {
+    export(
+      body: body, signal: signal, encoding: encoding, tenantHeader: tenantHeader, clientIdentity: nil,
+      completion: completion)
+  }
+
+  public func export(
+    body: [UInt8], signal: Signal, encoding: OTLPEncoding, tenantHeader: String?, clientIdentity: ClientIdentity?,
+    completion: @escaping @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void
+  ) {
     let receivedUnixNano = Self.wallClockNanos()
     let request: [UInt8]
     let tenant: String
@@ -100,7 +109,7 @@ public final class CapturePipeline: OTLPIngest {
       // The tenant is resolved before redaction, which may remove the attribute naming it.
       tenant = try tenants.resolve(
         transportTenant: tenantHeader, resourceTenants: decoded.resourceTenants,
-        moreResourceTenants: decoded.moreResourceTenants)
+        moreResourceTenants: decoded.moreResourceTenants, clientIdentity: clientIdentity)
       try admitTenant(tenant)
       request =
         try redactor.map { redactor throws(RejectedRequest) in try redactor.redact(decoded.request, signal: signal) }

@@ -76,12 +76,20 @@ final class GRPCInFlightGate: ChannelInboundHandler, RemovableChannelHandler {
   private let ingest: any OTLPIngest
   private let reservations: GRPCReservations
   private let retryAfterSeconds: Int
+  /// With it, the gate also hands the RPC handler the connection's client certificate identity.
+  private let identities: GRPCClientIdentities?
+  /// The call's entry in `identities`, until the handler takes it or the stream ends.
+  private var identityToken: UInt64?
   private var phase = Phase.awaitingHeaders
 
-  init(ingest: any OTLPIngest, reservations: GRPCReservations, retryAfterSeconds: Int) {
+  init(
+    ingest: any OTLPIngest, reservations: GRPCReservations, retryAfterSeconds: Int,
+    identities: GRPCClientIdentities? = nil
+  ) {
     self.ingest = ingest
     self.reservations = reservations
     self.retryAfterSeconds = retryAfterSeconds
+    self.identities = identities
   }
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -97,6 +105,16 @@ final class GRPCInFlightGate: ChannelInboundHandler, RemovableChannelHandler {
         return
       }
       headers.headers.remove(name: GRPCReservations.metadataKey)
+      headers.headers.remove(name: GRPCClientIdentities.metadataKey)
+      // The stream channel's parent is the TCP connection, whose TLS handler verified the
+      // certificate; both live on the same event loop, so it can be read here synchronously.
+      if let identities, let connection = context.channel.parent,
+        let identity = PeerCertificateIdentity.clientIdentity(on: connection)
+      {
+        let token = identities.register(identity)
+        identityToken = token
+        headers.headers.add(name: GRPCClientIdentities.metadataKey, value: String(token))
+      }
       if headers.endStream {
         phase = .passing(token: nil)
         context.fireChannelRead(wrapInboundOut(.headers(headers)))
@@ -140,6 +158,8 @@ final class GRPCInFlightGate: ChannelInboundHandler, RemovableChannelHandler {
   /// A reservation the handler never took (the stream was reset first) goes back to the bound.
   private func endStream() {
     if case .passing(let token?) = phase { reservations.cancel(token) }
+    if let identityToken { _ = identities?.take(identityToken) }
+    identityToken = nil
     phase = .refused
   }
 
@@ -183,6 +203,8 @@ final class GRPCInFlightGate: ChannelInboundHandler, RemovableChannelHandler {
   /// the given delay; then the stream is reset so the client stops sending the message.
   private func refuse(context: ChannelHandlerContext) {
     phase = .refused
+    if let identityToken { _ = identities?.take(identityToken) }
+    identityToken = nil
     let message = "capture is over its in-flight memory bound; retry later"
     let details = OTLPExportService.retryInfoStatusDetails(seconds: retryAfterSeconds)
     let trailers: HPACKHeaders = [

@@ -60,6 +60,8 @@ public final class OTLPGRPCReceiver: Sendable {
 
   public init(ingest: any OTLPIngest, options: Options, group: MultiThreadedEventLoopGroup, logger: Logger) {
     let reservations = GRPCReservations(ingest: ingest)
+    // Only a listener that verifies client certificates has identities to hand on.
+    let identities = options.tls?.files.requiresClientCertificate == true ? GRPCClientIdentities() : nil
     var config = HTTP2ServerTransport.Custom<GRPCListenerFactory>.Config.defaults
     config.rpc.maxRequestPayloadSize = ingest.maxRequestBytes
     config.compression.enabledAlgorithms = .all
@@ -74,7 +76,8 @@ public final class OTLPGRPCReceiver: Sendable {
       stream.eventLoop.makeCompletedFuture {
         try stream.pipeline.syncOperations.addHandler(
           GRPCInFlightGate(
-            ingest: ingest, reservations: reservations, retryAfterSeconds: options.retryAfterSeconds),
+            ingest: ingest, reservations: reservations, retryAfterSeconds: options.retryAfterSeconds,
+            identities: identities),
           position: .first)
       }
     }
@@ -86,7 +89,8 @@ public final class OTLPGRPCReceiver: Sendable {
     self.logger = logger
     self.listenAddress = ListenAddress(host: options.host, port: options.port)
     let service = OTLPExportService(
-      ingest: ingest, tenantKey: options.tenantMetadataKey, reservations: reservations, logger: logger)
+      ingest: ingest, tenantKey: options.tenantMetadataKey, reservations: reservations, identities: identities,
+      logger: logger)
     self.server = GRPCServer(transport: transport, services: [service])
   }
 
@@ -158,6 +162,9 @@ struct OTLPExportService: RegistrableRPCService {
   let tenantKey: String
   /// Reservations the in-flight gate made for these calls.
   let reservations: GRPCReservations
+  /// Client certificate identities the gate found for these calls; `nil`: the listener does not
+  /// verify client certificates.
+  var identities: GRPCClientIdentities? = nil
   let logger: Logger
 
   static let methods: [(Signal, MethodDescriptor)] = [
@@ -186,7 +193,10 @@ struct OTLPExportService: RegistrableRPCService {
         let reserved =
           single.metadata[stringValues: GRPCReservations.metadataKey].first(where: { _ in true })
           .flatMap { UInt64($0) }.flatMap { reservations.take($0) } ?? 0
-        let response = await export(single.message, signal: signal, tenant: tenant, reserved: reserved)
+        let identity = single.metadata[stringValues: GRPCClientIdentities.metadataKey].first(where: { _ in true })
+          .flatMap { UInt64($0) }.flatMap { identities?.take($0) }
+        let response = await export(
+          single.message, signal: signal, tenant: tenant, clientIdentity: identity, reserved: reserved)
         return StreamingServerResponse(single: response)
       }
     }
@@ -197,7 +207,9 @@ struct OTLPExportService: RegistrableRPCService {
   ///   exists gRPC's buffer is gone, so exactly `body.count` stays reserved until the ingest is
   ///   done: the excess is given back here, and a compressed message that decompressed to more
   ///   reserves the difference.
-  func export(_ body: [UInt8], signal: Signal, tenant: String?, reserved: Int) async -> ServerResponse<[UInt8]> {
+  func export(
+    _ body: [UInt8], signal: Signal, tenant: String?, clientIdentity: ClientIdentity? = nil, reserved: Int
+  ) async -> ServerResponse<[UInt8]> {
     if reserved > body.count {
       ingest.releaseInFlight(reserved - body.count)
     } else if reserved < body.count, !ingest.reserveInFlight(body.count - reserved) {
@@ -213,7 +225,9 @@ struct OTLPExportService: RegistrableRPCService {
     }
     let result = await withCheckedContinuation {
       (continuation: CheckedContinuation<Result<IngestReceipt, RejectedRequest>, Never>) in
-      ingest.export(body: body, signal: signal, encoding: .protobuf, tenantHeader: tenant) { result in
+      ingest.export(
+        body: body, signal: signal, encoding: .protobuf, tenantHeader: tenant, clientIdentity: clientIdentity
+      ) { result in
         continuation.resume(returning: result)
       }
     }

@@ -81,6 +81,10 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
   private var timerGeneration: UInt64 = 0
   private var nextExportID: UInt64 = 0
   private var context: ChannelHandlerContext?
+  /// What the connection's verified client certificate names, read at the first request (the TLS
+  /// handshake is over by then) and kept: it cannot change on an open connection. The outer
+  /// `nil`: not read yet.
+  private var clientIdentity: ClientIdentity??
 
   init(configuration: OTLPHTTPHandlerConfiguration) {
     self.configuration = configuration
@@ -325,6 +329,13 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
   // MARK: - Export
 
+  private func peerIdentity(context: ChannelHandlerContext) -> ClientIdentity? {
+    if let clientIdentity { return clientIdentity }
+    let identity = PeerCertificateIdentity.clientIdentity(on: context.channel)
+    clientIdentity = .some(identity)
+    return identity
+  }
+
   private func startExport(_ request: Receiving, context: ChannelHandlerContext) {
     cancelTimer()
     nextExportID &+= 1
@@ -338,7 +349,8 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
     let id = exporting.id
     ingest.export(
-      body: request.body, signal: request.signal, encoding: request.encoding, tenantHeader: request.tenant
+      body: request.body, signal: request.signal, encoding: request.encoding, tenantHeader: request.tenant,
+      clientIdentity: peerIdentity(context: context)
     ) { result in
       // The ingest no longer holds the body once it has answered.
       if reserved > 0 { ingest.releaseInFlight(reserved) }

@@ -172,33 +172,53 @@ public struct ServerTLSContexts: Sendable {
 }
 
 /// Who a client certificate names: `CN=...` and its subject alternative names, for custody
-/// records beside the token's principal.
+/// records beside the token's principal and for tenancy's identity mapping.
 public enum PeerCertificateIdentity {
   /// `CN=alice, SAN=DNS:alice.example,email:alice@example.org`; empty when the certificate
   /// names nobody.
   public static func describe(_ certificate: NIOSSLCertificate) -> String {
-    var parts: [String] = []
+    identity(of: certificate).description
+  }
+
+  /// The common names and subject alternative names (DNS, IP, URI, email) of `certificate`.
+  public static func identity(of certificate: NIOSSLCertificate) -> ClientIdentity {
     let commonNames = certificate.subjectName.filter { $0.type == .commonName }.map(\.value)
-    parts += commonNames.map { "CN=\($0)" }
     var alternatives: [String] = []
     for name in certificate._subjectAlternativeNames() {
-      let text = String(decoding: Array(name.contents), as: UTF8.self)
+      let bytes = Array(name.contents)
       switch name.nameType {
-      case .dnsName: alternatives.append("DNS:\(text)")
-      case .email: alternatives.append("email:\(text)")
-      case .uri: alternatives.append("URI:\(text)")
+      case .dnsName: alternatives.append("DNS:\(String(decoding: bytes, as: UTF8.self))")
+      case .email: alternatives.append("email:\(String(decoding: bytes, as: UTF8.self))")
+      case .uri: alternatives.append("URI:\(String(decoding: bytes, as: UTF8.self))")
+      case .ipAddress:
+        if let address = ipAddressText(bytes) { alternatives.append("IP:\(address)") }
       default: continue
       }
     }
-    if !alternatives.isEmpty { parts.append("SAN=" + alternatives.joined(separator: ",")) }
-    return parts.joined(separator: ", ")
+    return ClientIdentity(commonNames: commonNames, alternativeNames: alternatives)
+  }
+
+  /// Dotted IPv4 or RFC 5952 IPv6 (what `inet_ntop` prints) for a SAN's raw address bytes.
+  private static func ipAddressText(_ bytes: [UInt8]) -> String? {
+    if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
+    guard bytes.count == 16,
+      let address = try? SocketAddress(packedIPAddress: ByteBuffer(bytes: bytes), port: 0),
+      let text = address.ipAddress
+    else { return nil }
+    return text
   }
 
   /// The identity of the verified client certificate of `channel`'s TLS connection; `nil`
   /// without TLS or without a client certificate. Must run on `channel`'s event loop.
   public static func ofPeer(on channel: any Channel) -> String? {
+    guard let identity = clientIdentity(on: channel) else { return nil }
+    return identity.isEmpty ? nil : identity.description
+  }
+
+  /// What the verified client certificate of `channel`'s TLS connection names; `nil` without TLS
+  /// or without a client certificate. Must run on `channel`'s event loop.
+  public static func clientIdentity(on channel: any Channel) -> ClientIdentity? {
     guard let certificate = try? channel.pipeline.syncOperations.nioSSL_peerCertificate() else { return nil }
-    let identity = describe(certificate)
-    return identity.isEmpty ? nil : identity
+    return identity(of: certificate)
   }
 }
