@@ -124,6 +124,7 @@ let package = Package(
         "Audit", "Capture", "Manifest", "OTLPProto", "OTLPWire", "Signing", "Verify", "WireTestSupport",
         .product(name: "NIOHTTP2", package: "swift-nio-http2"),
         .product(name: "NIOHPACK", package: "swift-nio-http2"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
       ]),
     .testTarget(name: "VerifyTests", dependencies: ["Audit", "Verify", "Manifest", "Signing", "WireTestSupport"]),
     .testTarget(name: "ReplayTests", dependencies: ["Replay", "Verify", "Manifest", "Signing", "WireTestSupport"]),

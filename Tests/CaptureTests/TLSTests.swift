@@ -4,6 +4,7 @@ import Logging
 import Manifest
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Synchronization
 import Testing
 
@@ -233,6 +234,25 @@ private final class SeenEvents: Sendable {
     _ = holder
     await server.stop()
     try await group.shutdownGracefully()
+  }
+
+  @Test func aCertificatesIdentityListsEveryNameTenancyCanSelect() throws {
+    let pki = try TestPKI()
+    defer { pki.remove() }
+    try pki.makeCA("ca")
+    try pki.makeLeaf(
+      "collector", ca: "ca", commonName: "collector-b",
+      san: "DNS:collector-b.example,IP:10.0.0.5,IP:2001:db8:0:0::1,URI:spiffe://example/b,email:ops@example.org")
+    let certificate = try #require(try NIOSSLCertificate.fromPEMFile(pki.path("collector.pem")).first)
+    let identity = PeerCertificateIdentity.identity(of: certificate)
+    #expect(identity.commonNames == ["collector-b"])
+    #expect(
+      identity.alternativeNames == [
+        "DNS:collector-b.example", "IP:10.0.0.5", "IP:2001:db8::1", "URI:spiffe://example/b", "email:ops@example.org",
+      ])
+    for selector in ["collector-b", "DNS:COLLECTOR-B.example", "IP:2001:db8::1", "URI:spiffe://example/b"] {
+      #expect(IdentityTenants(certificate: selector, tenants: ["globex"]).selects(identity), "\(selector)")
+    }
   }
 
   @Test func adminEndpointsParse() throws {
