@@ -69,21 +69,23 @@ import Testing
     let ingest: RecordingIngest
     let reservations: GRPCReservations
 
-    init(inFlightLimit: Int, maxRequestBytes: Int = 1 << 20) throws {
+    init(inFlightLimit: Int, maxRequestBytes: Int = 1 << 20, identities: GRPCClientIdentities? = nil) throws {
       ingest = RecordingIngest(maxRequestBytes: maxRequestBytes, inFlightLimit: inFlightLimit)
       reservations = GRPCReservations(ingest: ingest)
       forwarded = Forwarded()
       channel = EmbeddedChannel()
       try channel.pipeline.syncOperations.addHandler(
-        GRPCInFlightGate(ingest: ingest, reservations: reservations, retryAfterSeconds: 3))
+        GRPCInFlightGate(
+          ingest: ingest, reservations: reservations, retryAfterSeconds: 3, identities: identities))
       try channel.pipeline.syncOperations.addHandler(forwarded)
     }
 
-    func sendHeaders() throws {
-      let headers: HPACKHeaders = [
+    func sendHeaders(extra: [(String, String)] = []) throws {
+      var headers: HPACKHeaders = [
         ":method": "POST", ":path": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
         ":scheme": "http", "content-type": "application/grpc", "te": "trailers",
       ]
+      headers.add(contentsOf: extra)
       try channel.writeInbound(HTTP2Frame.FramePayload.headers(.init(headers: headers)))
     }
 
@@ -137,6 +139,22 @@ import Testing
     }
     let token = try #require(headers.headers.first(name: GRPCReservations.metadataKey).flatMap { UInt64($0) })
     #expect(gate.reservations.take(token) == 600)
+  }
+
+  @Test func aClientCannotSendTheIdentityTokenItself() throws {
+    let identities = GRPCClientIdentities()
+    let planted = identities.register(ClientIdentity(commonNames: ["collector-b"]))
+    let gate = try GateHarness(inFlightLimit: 1000, identities: identities)
+    // An embedded channel has no TLS connection behind it: no identity is added, and the
+    // client's own token (naming another call's identity) is dropped.
+    try gate.sendHeaders(extra: [(GRPCClientIdentities.metadataKey, String(planted))])
+    try gate.sendMessageStart(length: 10, sent: 10)
+    guard case .headers(let headers) = gate.forwarded.frames.first else {
+      Issue.record("expected the headers to be forwarded, got \(gate.forwarded.frames)")
+      return
+    }
+    #expect(headers.headers[canonicalForm: GRPCClientIdentities.metadataKey].isEmpty)
+    #expect(identities.take(planted) == ClientIdentity(commonNames: ["collector-b"]))
   }
 
   @Test func grpcServiceKeepsOnlyTheBodyReservedWhileTheIngestHasIt() async throws {

@@ -34,7 +34,4 @@ final class GRPCClientIdentities: Sendable {
   func take(_ token: UInt64) -> ClientIdentity? {
     state.withLock { $0.open.removeValue(forKey: token) }
   }
-
-  /// Identities registered and not yet taken (calls in progress).
-  var pending: Int { state.withLock { $0.open.count } }
 }
