@@ -35,6 +35,7 @@ import pytest
 
 from capturelib import (CLIENTS, CaptureProcess, HTTPResult, admin_headers, bundle_records, request_ids,
                         trace_request, wait_for)
+from test_audit_trail import AUDIT_TENANT, audit_records
 from test_capture_clients import collector_binary, log_bodies
 
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
@@ -455,6 +456,13 @@ def test_sighup_rotates_the_certificate_without_losing_a_record(tls_capture, pki
         assert len(stored) == len(set(stored)) == len(names), f"{protocol}: {len(stored)} stored vs {len(names)} acked"
     held_ids = [i for r in records if r.signal == "traces" and r.tenant == "rot-held" for i in request_ids(r.request)]
     assert held_ids == ["held-before", "held-after"], held_ids
+    # The reload is custody evidence too: one record in the node's audit stream.
+    audit_bundle = tmp_path / "audit.sfb.tar"
+    bundle_records(stella, service.data, keys, audit_bundle, "--tenant", AUDIT_TENANT, since=started)
+    _, audited = audit_records(audit_bundle)
+    reloads = [r for r in audited if r.get("action") == "config.reload"]
+    assert [(r.get("principal"), r.get("result")) for r in reloads] == [("system", "done")], reloads
+    assert json.loads(reloads[0].get("parameters")) == {"signal": "SIGHUP", "tls": "reloaded"}
 
 
 def test_a_non_loopback_listener_without_tls_is_refused(stella_bin, tmp_path, pki):

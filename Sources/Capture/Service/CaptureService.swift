@@ -23,6 +23,8 @@ public final class CaptureService: Sendable {
   /// The long-term archive: what tail sampling keeps, under its own node id.
   private let archive: Journal
   private let sampler: TailSampler
+  /// The node's audit stream: admin actions, and what the node does by itself (expiries, reloads).
+  private let audit: AuditTrail
   private let pipeline: CapturePipeline
   private let group: MultiThreadedEventLoopGroup
   private let adminGroup: MultiThreadedEventLoopGroup
@@ -99,6 +101,7 @@ public final class CaptureService: Sendable {
     } catch {
       throw CaptureServiceError(.journal, error.message)
     }
+    self.audit = audit
     let hooks = NotifyHooks(configuration: configuration.hooks, enabled: configuration.hooksAllowed, logger: logger)
     self.hooks = hooks
     let nodeID = journal.nodeID
@@ -315,11 +318,21 @@ public final class CaptureService: Sendable {
     let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
     signal(SIGHUP, SIG_IGN)
     hangup.setEventHandler { [self] in
+      // A reload changes what clients are shown and who may connect: custody evidence like any
+      // admin action, recorded by the node itself (a signal has no principal of its own).
+      var record = AdminEvent(action: "config.reload", principal: "system", peer: "", outcome: .done(status: 0))
+        .auditRecord
       do {
         try reloadTLS()
+        record.parameters = #"{"signal":"SIGHUP","tls":"reloaded"}"#
       } catch {
         logger.error("SIGHUP: TLS not reloaded, the previous certificate stays in use: \(error)")
+        record.parameters = #"{"signal":"SIGHUP","tls":"kept"}"#
+        record.result = .failed
+        record.reason = "\(error)"
       }
+      let audited = record
+      Task { await audit.record(audited) }
     }
     hangup.resume()
     SignalSources.keep([hangup])
