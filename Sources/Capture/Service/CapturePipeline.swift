@@ -27,7 +27,8 @@ public final class CapturePipeline: OTLPIngest {
   /// it must not block, since acknowledgements wait for it.
   private let observer: (@Sendable (AdmittedRequest) -> Void)?
   /// Bytes of acknowledged requests still held after the journal answered (the tail sampler's
-  /// queue and buffered traces): the same memory, so they count against ``maxInFlightBytes``.
+  /// queue and buffered traces, kept copies waiting for the archive's writer): memory of the
+  /// same kind, so they count against ``maxInFlightBytes``.
   private let heldAfterAcknowledgement: (@Sendable () -> Int)?
   private let inFlight = Mutex(0)
   private let counters = Mutex(IngestCounters())

@@ -169,7 +169,8 @@ public final class CaptureService: Sendable {
           }
         }
         // Kept copies wait for the archive's writer past this, holding the sampler (whose own
-        // queue then skips, counted) rather than memory without bound.
+        // queue then skips, counted) rather than memory without bound; while queued they count
+        // against the in-flight bound like the sampler's own bytes.
         archive.waitForWrites(downTo: samplerBounds.archiveQueueBytes)
       })
     self.sampler = sampler
@@ -177,7 +178,7 @@ public final class CaptureService: Sendable {
       journal: journal, maxInFlightBytes: configuration.maxInFlightBytes,
       maxRequestBytes: configuration.maxRequestBytes, tenants: configuration.tenancy, redactor: redactor,
       maxTenants: configuration.maxTenants, observer: { admitted in sampler.observe(admitted) },
-      heldAfterAcknowledgement: { sampler.heldBytes })
+      heldAfterAcknowledgement: { sampler.heldBytes + archive.unwrittenByteCount })
     self.pipeline = pipeline
     let connections = ConnectionBudget(limit: Self.connectionLimit(configuration.maxConnections, logger: logger))
     let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
