@@ -32,14 +32,13 @@ import zstandard
 from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
 from capturelib import capture, http_request, trace_request, wait_for  # noqa: F401
+from test_admin_auth import ALICE, VERA, incidents, token_file, tokens_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fixtures"))
 import sfb  # noqa: E402  (only to re-seal and re-sign a doctored bundle, never to read one)
 
 AUDIT_TENANT = "stella-forensics:audit"
 GENESIS = "0" * 64
-ALICE = "alice-token-0123456789"
-VERA = "vera-token-0123456789"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -130,30 +129,6 @@ def chain_problems(records: list[AuditRecord]) -> list[str]:
 # Helpers.
 
 
-def tokens_file(tmp_path: Path) -> Path:
-    path = tmp_path / "admin-tokens.yaml"
-    path.write_text(
-        "tokens:\n"
-        f"  - name: alice\n    role: responder\n    sha256: {hashlib.sha256(ALICE.encode()).hexdigest()}\n"
-        f"  - name: vera\n    role: viewer\n    sha256: {hashlib.sha256(VERA.encode()).hexdigest()}\n",
-        encoding="utf-8")
-    os.chmod(path, 0o600)
-    return path
-
-
-def token_file(tmp_path: Path, token: str) -> Path:
-    path = tmp_path / "alice.token"
-    path.write_text(token + "\n", encoding="utf-8")
-    os.chmod(path, 0o600)
-    return path
-
-
-def incidents(service) -> list[dict]:
-    result = service.admin("GET", "/incidents")
-    assert result.status == 200, str(result)
-    return json.loads(result.body)["incidents"]
-
-
 def refuse_four_ways(service) -> None:
     """The four refusals of done-when 3, each answered as the README says."""
     port = service.admin_port
@@ -239,7 +214,7 @@ def test_refusals_and_expiry_are_audited_and_change_nothing(stella, capture, tmp
 def test_incident_bundle_carries_its_custody_and_withholding_is_caught(stella, capture, tmp_path):
     service = capture(None, "--admin-tokens", tokens_file(tmp_path))
     service.admin_token = ALICE
-    alice = token_file(tmp_path, ALICE)
+    alice = token_file(tmp_path, "alice", ALICE)
     flags = ["--admin", service.admin_url, "--token-file", alice]
     refuse_four_ways(service)
     started = stella.run("incident", "start", "--reason", "card fraud", "--id", "INC-42", "--declared-by", "mallory",

@@ -373,6 +373,7 @@ public final class Journal: @unchecked Sendable {
         if !condition.wait(until: throttleDeadline) { break }
       }
       let batch = pending
+      let batchBytes = pendingBytes
       pending.removeAll(keepingCapacity: true)
       // Once written, the batch is in `diskBytes`; left in here too, every byte ever appended
       // would count against the disk bound and the free-space floor until a restart.
@@ -384,7 +385,7 @@ public final class Journal: @unchecked Sendable {
 
       if !batch.isEmpty {
         write(batch)
-        unwrittenBytes.subtract(batch.reduce(0) { $0 + $1.request.request.count }, ordering: .relaxed)
+        unwrittenBytes.subtract(batchBytes, ordering: .relaxed)
       }
       let now = clock.monotonic()
       if appendSync == .interval,

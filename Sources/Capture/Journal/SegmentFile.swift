@@ -188,23 +188,22 @@ public final class SegmentFileWriter {
       // A segment's worth of scratch is not kept: one huge record must not pin its memory.
       if framed.capacity <= Self.writeChunkBytes { scratch = framed }
     }
+    func writeFramed() throws(SegmentFileError) {
+      try SegmentFileWriter.writeAll(descriptor, framed, path: path)
+      written += framed.count
+      framed.removeAll(keepingCapacity: true)
+    }
     do {
       for (index, item) in batch.enumerated() {
         if !framed.isEmpty, framed.count + item.request.count + framingBytes > Self.writeChunkBytes {
-          try SegmentFileWriter.writeAll(descriptor, framed, path: path)
-          written += framed.count
-          framed.removeAll(keepingCapacity: true)
+          try writeFramed()
         }
         item.request.withUnsafeBytes { request in
           SegmentRecord.appendFramed(
             seq: firstSeq + UInt64(index), receivedUnixNano: item.receivedUnixNano, request: request, to: &framed)
         }
       }
-      if !framed.isEmpty {
-        try SegmentFileWriter.writeAll(descriptor, framed, path: path)
-        written += framed.count
-        framed.removeAll(keepingCapacity: true)
-      }
+      if !framed.isEmpty { try writeFramed() }
     } catch {
       // O_APPEND wrote at the end; cut whatever part landed so the file ends on a whole record.
       if ftruncate(descriptor, off_t(byteCount)) != 0 {

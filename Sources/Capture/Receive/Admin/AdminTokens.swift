@@ -221,44 +221,13 @@ public struct AdminTokens: Sendable {
     return AdminTokens(path: path, entries: entries)
   }
 
-  /// The file's text, if it is a regular file of mode 0600 owned by this user.
+  /// The file's text, if it is a regular file (not a symlink) of mode 0600 owned by this user.
   static func readPrivateFile(_ path: String) throws(AdminTokensError) -> String {
-    // O_NOFOLLOW: a symlink planted at the path is refused, not followed.
-    let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
-    guard fd >= 0 else {
-      throw AdminTokensError(.io, path: path, "cannot open: \(String(cString: strerror(errno)))")
-    }
-    defer { close(fd) }
-    var info = stat()
-    guard fstat(fd, &info) == 0 else {
-      throw AdminTokensError(.io, path: path, "cannot stat: \(String(cString: strerror(errno)))")
-    }
-    guard info.st_mode & S_IFMT == S_IFREG else {
-      throw AdminTokensError(.insecure, path: path, "is not a regular file")
-    }
-    let mode = info.st_mode & 0o7777
-    guard mode == 0o600 else {
-      throw AdminTokensError(
-        .insecure, path: path,
-        "has mode \(String(mode, radix: 8)); it must be 0600 (chmod 600 \(path)): others must not read or change the tokens"
-      )
-    }
-    guard info.st_uid == geteuid() else {
-      throw AdminTokensError(
-        .insecure, path: path, "is owned by uid \(info.st_uid), not by the user running capture (uid \(geteuid()))")
-    }
-    guard info.st_size <= 1 << 20 else { throw AdminTokensError(.invalid, path: path, "is larger than 1 MiB") }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
-    while true {
-      let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-      if count < 0 {
-        if errno == EINTR { continue }
-        throw AdminTokensError(.io, path: path, "cannot read: \(String(cString: strerror(errno)))")
-      }
-      if count == 0 { break }
-      bytes += buffer[..<count]
-      guard bytes.count <= 1 << 20 else { throw AdminTokensError(.invalid, path: path, "is larger than 1 MiB") }
+    let bytes: [UInt8]
+    do {
+      bytes = try EvidenceFiles.readPrivateFile(path, maxBytes: 1 << 20)
+    } catch {
+      throw AdminTokensError(error.kind == .insecure ? .insecure : .io, path: path, error.message)
     }
     guard let text = String(validating: bytes, as: UTF8.self) else {
       throw AdminTokensError(.invalid, path: path, "is not UTF-8")
