@@ -4,7 +4,9 @@ The shell blocks between `<!-- quickstart:begin -->` and `<!-- quickstart:end --
 `bash -e` in an empty directory, with the built binary first on PATH. The quick start uses
 capture's default ports (4317, 4318, 4320), so it runs in a private network namespace
 (`unshare --net`, loopback brought up) where those ports are always free, and in a private PID
-namespace, so a capture left behind by a failing step dies with the namespace.
+namespace, so a capture left behind by a failing step dies with the namespace. The PID namespace
+gets its own /proc (`--mount-proc`): with the host's /proc, /proc/<pid> names another process,
+and the Swift binary then dies with SIGILL now and then (seen in about a third of CLI runs).
 
 Passing means: every step exited 0, and what it left behind is a bundle that verifies with the
 quick start's key and holds the span the quick start sent, under the incident it declared.
@@ -43,7 +45,7 @@ def run_in_private_namespaces(script: Path, cwd: Path, env: dict) -> subprocess.
         assert shutil.which(tool), f"the quick start test needs {tool} (util-linux, iproute2)"
     inner = f"ip link set lo up && exec bash -e {script}"
     return subprocess.run(
-        ["unshare", "--net", "--pid", "--fork", "--kill-child", "bash", "-c", inner],
+        ["unshare", "--net", "--pid", "--fork", "--kill-child", "--mount-proc", "bash", "-c", inner],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT,
     )
 
