@@ -197,16 +197,20 @@ func rejectionCode(_ result: KitVerificationResult) -> String? {
 
   @Test func aSignedButMalformedManifestIsRejected() throws {
     let lab = try KitLab()
+    let zeros = String(repeating: "0", count: 64)
     let unsorted = Array(
-      #"{"files":[{"path":"b","sha256":"\#(String(repeating: "0", count: 64))","size":0},{"path":"a","sha256":"\#(String(repeating: "0", count: 64))","size":0}],"kitVersion":1,"tool":"t"}"#
-        .utf8)
-    #expect(rejectionCode(try lab.verify(try lab.signedKit(manifest: unsorted, as: "unsorted.tar"))) == "KIT_MANIFEST_MALFORMED")
+      (#"{"files":[{"path":"b","sha256":"\#(zeros)","size":0},"#
+        + #"{"path":"a","sha256":"\#(zeros)","size":0}],"kitVersion":1,"tool":"t"}"#).utf8)
+    #expect(
+      rejectionCode(try lab.verify(try lab.signedKit(manifest: unsorted, as: "unsorted.tar")))
+        == "KIT_MANIFEST_MALFORMED")
     let unsafe = Array(
-      #"{"files":[{"path":"../etc/cron.d/x","sha256":"\#(String(repeating: "0", count: 64))","size":0}],"kitVersion":1,"tool":"t"}"#
-        .utf8)
-    #expect(rejectionCode(try lab.verify(try lab.signedKit(manifest: unsafe, as: "unsafe.tar"))) == "KIT_MANIFEST_MALFORMED")
+      #"{"files":[{"path":"../etc/cron.d/x","sha256":"\#(zeros)","size":0}],"kitVersion":1,"tool":"t"}"#.utf8)
+    #expect(
+      rejectionCode(try lab.verify(try lab.signedKit(manifest: unsafe, as: "unsafe.tar"))) == "KIT_MANIFEST_MALFORMED")
     let spaced = Array(#"{"files": [],"kitVersion":1,"tool":"t"}"#.utf8)
-    #expect(rejectionCode(try lab.verify(try lab.signedKit(manifest: spaced, as: "spaced.tar"))) == "KIT_MANIFEST_MALFORMED")
+    #expect(
+      rejectionCode(try lab.verify(try lab.signedKit(manifest: spaced, as: "spaced.tar"))) == "KIT_MANIFEST_MALFORMED")
   }
 }
 

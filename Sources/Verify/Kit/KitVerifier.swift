@@ -103,7 +103,9 @@ public struct KitVerifier: Sendable {
     let expectedOrder = [KitManifest.manifestName, KitManifest.envelopeName] + manifest.files.map(\.path)
     for (index, member) in members.enumerated() where member.name != expectedOrder[index] {
       throw Finding(
-        .memberOrder, "member \(index) is \(member.name), expected \(expectedOrder[index]) (kit.json, kit.dsse.json, files in kit.json order)")
+        .memberOrder,
+        "member \(index) is \(member.name), expected \(expectedOrder[index]) "
+          + "(kit.json, kit.dsse.json, then the files in kit.json order)")
     }
     for file in manifest.files {
       guard let member = byName[file.path] else { continue }
