@@ -12,7 +12,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SPEC = REPO / "docs" / "bundle-format.md"
 REASON_CODES_SOURCE = REPO / "Sources" / "Manifest" / "ReasonCode.swift"
-TOOL_ONLY_CODES = {"AUDIT_CHAIN_BROKEN"}  # this tool's audit-chain check, not a format code
+# This tool's own checks, not bundle format codes: the audit chain (README, "The audit stream")
+# and the offline kit's member rules (docs/kit.md).
+TOOL_ONLY_CODES = {
+    "AUDIT_CHAIN_BROKEN",
+    "KIT_MANIFEST_MALFORMED",
+    "KIT_FILE_MISSING",
+    "KIT_FILE_EXTRA",
+    "KIT_FILE_CHANGED",
+}
 
 
 def verifier_codes() -> set[str]:

@@ -54,6 +54,15 @@ public enum ReasonCode: String, Sendable, CaseIterable, Equatable {
   /// record before it, or a record that is not an audit record. Bundles without an audit
   /// stream never get it.
   case auditChainBroken = "AUDIT_CHAIN_BROKEN"
+  /// Not a BUNDLE-FORMAT.md code (README, "The offline kit"): `kit.json` is not a canonical kit
+  /// manifest (wrong keys or types, unsorted or duplicate paths, an unsafe path).
+  case kitManifestMalformed = "KIT_MANIFEST_MALFORMED"
+  /// A file the kit manifest lists is not in the kit.
+  case kitFileMissing = "KIT_FILE_MISSING"
+  /// The kit holds a file its manifest does not list.
+  case kitFileExtra = "KIT_FILE_EXTRA"
+  /// A file's size or SHA-256 differs from what the kit manifest lists.
+  case kitFileChanged = "KIT_FILE_CHANGED"
 }
 
 /// One rule a bundle broke: the stable code and a detail naming member, field or offset.

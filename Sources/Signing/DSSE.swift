@@ -2,6 +2,9 @@
 public enum DSSE {
   /// The `payloadType` of every bundle envelope; the payload is `manifest.json`.
   public static let manifestPayloadType = "application/vnd.stella-forensics.manifest+json"
+  /// The `payloadType` of an offline kit's envelope; the payload is `kit.json`. Distinct from
+  /// bundles', so a signature over a kit can never pass as one over a bundle manifest.
+  public static let kitPayloadType = "application/vnd.stella-forensics.kit+json"
 
   /// The bytes that are actually signed:
   /// `"DSSEv1" SP LEN(type) SP type SP LEN(payload) SP payload`, lengths in ASCII decimal bytes.

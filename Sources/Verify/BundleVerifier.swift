@@ -113,7 +113,8 @@ struct BundleCheck<Source: ByteSource> {
     // Step 4.
     var signers: [String] = []
     if let trust {
-      signers = try checkSignatures(signatures, payload: manifestBytes, trust: trust)
+      signers = try SignatureCheck.trustedSigners(
+        signatures, payloadType: DSSE.manifestPayloadType, payload: manifestBytes, trust: trust)
     }
 
     // Step 5.
@@ -140,29 +141,6 @@ struct BundleCheck<Source: ByteSource> {
     return CheckedBundle(
       manifest: manifest, manifestBytes: manifestBytes, envelopeSignatures: signatures, signerKeyIDs: signers,
       members: members, blobMembers: blobMembers)
-  }
-
-  private func checkSignatures(_ signatures: [DSSESignature], payload: [UInt8], trust: TrustPolicy) throws(Finding)
-    -> [String]
-  {
-    let message = DSSE.preAuthenticationEncoding(payloadType: DSSE.manifestPayloadType, payload: payload)
-    var verified: Set<String> = []
-    for signature in signatures {
-      guard let key = trust.trustedKeys[signature.keyID] else {
-        if trust.ignoresUntrustedSignatures { continue }
-        throw Finding(.sigUntrustedKey, "signature by keyid \(signature.keyID), which is not a trusted key")
-      }
-      guard key.isValidSignature(signature.signature, for: message) else {
-        throw Finding(.sigInvalid, "signature by trusted keyid \(signature.keyID) does not verify")
-      }
-      verified.insert(signature.keyID)
-    }
-    guard verified.count >= trust.threshold else {
-      throw Finding(
-        .sigThresholdNotMet,
-        "\(verified.count) trusted key(s) signed, the threshold is \(trust.threshold)")
-    }
-    return verified.sorted()
   }
 
   private func checkMemberSet(_ members: [TarMember], byName: [String: TarMember], manifest: BundleManifest)
