@@ -33,8 +33,13 @@ public enum KitContents {
   /// without what the site needs to install and operate it.
   public static let requiredFiles = [
     "README.md",
-    "config/capture.example.yaml",
-    "docs/bundle-format.md",
+    "config/capture.example.yaml", "config/hooks.example.yaml", "config/redaction.example.yaml",
+    "config/sampling.example.yaml",
+    "deploy/otelcol/airgap.yaml", "deploy/otelcol/default.yaml", "deploy/otelcol/filelog.yaml",
+    "deploy/otelcol/forensic.yaml",
+    "deploy/systemd/stella-capture.service",
+    "docs/auditor-checklist.md", "docs/bundle-format.md", "docs/control-objectives.md", "docs/kit.md",
+    "docs/operator-runbook.md", "docs/soc-handover.md", "docs/soc-runbook.md",
   ]
 }
 
