@@ -19,6 +19,7 @@ let package = Package(
     .library(name: "Audit", targets: ["Audit"]),
     .library(name: "Verify", targets: ["Verify"]),
     .library(name: "Replay", targets: ["Replay"]),
+    .library(name: "Report", targets: ["Report"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -84,6 +85,8 @@ let package = Package(
     ),
     // The offline verifier, the only place a `VerifiedBundle` is made, and sealing/co-signing.
     .target(name: "Verify", dependencies: ["Audit", "Manifest", "Signing"]),
+    // The self-contained HTML report of a verification: no script, nothing fetched.
+    .target(name: "Report", dependencies: ["Audit", "Manifest", "Signing", "Verify"]),
     // Sending a verified bundle to an OTLP endpoint, or writing it as files other tools read.
     .target(
       name: "Replay",
@@ -101,7 +104,7 @@ let package = Package(
     .executableTarget(
       name: "StellaForensicsCLI",
       dependencies: [
-        "Audit", "Manifest", "Signing", "Capture", "Verify", "Replay",
+        "Audit", "Manifest", "Signing", "Capture", "Verify", "Replay", "Report",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -127,6 +130,8 @@ let package = Package(
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
       ]),
     .testTarget(name: "VerifyTests", dependencies: ["Audit", "Verify", "Manifest", "Signing", "WireTestSupport"]),
+    .testTarget(
+      name: "ReportTests", dependencies: ["Audit", "Report", "Verify", "Manifest", "Signing", "WireTestSupport"]),
     .testTarget(name: "ReplayTests", dependencies: ["Replay", "Verify", "Manifest", "Signing", "WireTestSupport"]),
   ]
 )
