@@ -107,11 +107,17 @@ enum BarChartSVG {
       }
     }
     svg +=
-      "<text class=\"tick\" x=\"\(left)\" y=\"\(height - 14)\" text-anchor=\"start\">\(UTCTime.formatShort(axis.start))</text>"
+      "<text class=\"tick\" x=\"\(left)\" y=\"\(height - 14)\" text-anchor=\"start\">\(axisLabel(axis.start, axis: axis))</text>"
     svg +=
-      "<text class=\"tick\" x=\"\(left + pitch * histogram.counts.count)\" y=\"\(height - 14)\" text-anchor=\"end\">\(UTCTime.formatShort(axis.end))</text>"
+      "<text class=\"tick\" x=\"\(left + pitch * histogram.counts.count)\" y=\"\(height - 14)\" text-anchor=\"end\">\(axisLabel(axis.end, axis: axis))</text>"
     svg += "</svg>"
     return svg
+  }
+
+  /// An axis end's time: to the second, or in full when the whole axis spans less than a minute
+  /// (otherwise both ends of a short capture would read the same).
+  static func axisLabel(_ time: UInt64, axis: TimeAxis) -> String {
+    axis.end - axis.start < 60_000_000_000 ? UTCTime.format(time) : UTCTime.formatShort(time)
   }
 
   /// The height of a bar, in whole units: proportional to `count / peak`, and at least 1 for a
