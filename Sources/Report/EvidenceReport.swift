@@ -104,7 +104,7 @@ extension ReportPage {
       )
       page.commandBlock(id: "cmd-tool", commands.tool)
       page.paragraph(
-        "With OpenSSL 3 and coreutils only (python3 pulls two JSON fields): the Ed25519 signature over the DSSE pre-authentication encoding, and every blob's SHA-256 against the signed manifest (BUNDLE-FORMAT.md §11):"
+        "In bash, with OpenSSL 3 and coreutils only (python3 pulls two JSON fields): the Ed25519 signature over the DSSE pre-authentication encoding, and every blob's SHA-256 against the signed manifest (BUNDLE-FORMAT.md §11):"
       )
       page.commandBlock(id: "cmd-openssl", commands.openSSL)
       page.paragraph("With Python 3 and the cryptography package, the same signature and digest checks:")

@@ -22,7 +22,7 @@ enum ReportStyle {
     .reason code{font-size:1em;font-weight:700;color:var(--bad)}
     .detail{font-family:ui-monospace,"DejaVu Sans Mono",monospace;overflow-wrap:anywhere}
     table{border-collapse:collapse;width:100%;margin:8px 0}
-    th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:anywhere}
+    th,td{border:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top;overflow-wrap:break-word}
     thead th{background:#f6f8fa}
     table.facts th{width:14em;background:#f6f8fa;font-weight:600}
     td{white-space:pre-wrap}

@@ -25,14 +25,17 @@ struct ReverifyCommands {
     return words.joined(separator: " ")
   }
 
-  /// A bash script: member list, envelope payload, the Ed25519 signature over the DSSE PAE with
+  /// A bash snippet: member list, envelope payload, the Ed25519 signature over the DSSE PAE with
   /// `openssl pkeyutl -verify -rawin` for each key, and every blob's SHA-256 with `sha256sum`.
   var openSSL: String {
     let keys = signingKeyFiles.map(HTMLText.shellQuoted).joined(separator: " ")
+    // A subshell, so a failing step stops the check without closing the reader's own shell.
     var lines = [
+      "(",
       "set -euo pipefail",
       "B=\(HTMLText.shellQuoted(bundle))",
       "W=$(mktemp -d)",
+      "trap 'rm -rf \"$W\"' EXIT",
       "tar -tvf \"$B\"   # manifest.json, manifest.dsse.json, then blobs/sha256/*.zst; -rw-r--r-- 0/0, 1970-01-01",
       "tar -xf \"$B\" -C \"$W\" --no-same-owner --no-same-permissions",
       "PT='\(DSSE.manifestPayloadType)'",
@@ -53,6 +56,7 @@ struct ReverifyCommands {
         "test \"$(sha256sum < \"$W/manifest.json\" | cut -d' ' -f1)\" = \(manifestSHA256) && echo 'manifest.json is the one this report shows'"
       )
     }
+    lines.append(")")
     return lines.joined(separator: "\n")
   }
 
