@@ -11,6 +11,7 @@ Chromium's own update and time services carry others).
 
 A bundle made with fixtures/sfb.py puts `<script>` and `<img onerror>` into a tenant, a node and
 the incident facts: Chromium must find them as text, never as elements.
+The verified report is also printed to PDF by Chromium (the page's print style).
 
 The commands the report prints for OpenSSL and Python are run as printed.
 """
@@ -26,6 +27,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -51,10 +53,13 @@ HOSTILE_NOTE = "<img src=x onerror=\"document.title='pwned-note'\">"
 
 
 def network_isolation() -> list[str]:
-    """The command prefix that takes the network away from Chromium (none if unshare cannot)."""
+    """The command prefix that takes the network away from Chromium. Without one (no unshare, or
+    no permission for a network namespace) Chromium runs with the network, the net log still
+    decides, and the test says so in a warning."""
     for prefix in (["unshare", "--net"], ["unshare", "-n", "-r"]):
         if shutil.which(prefix[0]) and subprocess.run([*prefix, "true"], capture_output=True).returncode == 0:
             return prefix
+    warnings.warn("unshare cannot make a network namespace here: Chromium runs with the network")
     return []
 
 
@@ -152,6 +157,11 @@ def render(report: Path, work: Path, screenshot: bool = False) -> DOM:
         assert shot.exists() and shot.stat().st_size > 10_000, "no screenshot"
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert page_requests(work / "shot" / "net-log.json") == []
+        # Printable: Chromium lays it out for paper with the report's print style.
+        pdf = work / "report.pdf"
+        chromium(report, work / "print", f"--print-to-pdf={pdf}", "--no-pdf-header-footer")
+        assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 10_000, "no PDF"
+        assert page_requests(work / "print" / "net-log.json") == []
     return DOM(dumped.stdout.decode("utf-8"))
 
 

@@ -8,6 +8,7 @@ public struct ReportContext: Sendable {
     /// The key's file name, used in the re-verification commands.
     public var fileName: String
 
+    /// A trusted key with id `keyID`, kept by the reader as `fileName`.
     public init(keyID: String, fileName: String) {
       self.keyID = keyID
       self.fileName = fileName
@@ -28,6 +29,7 @@ public struct ReportContext: Sendable {
   /// The most bars a records-over-time chart has.
   public var maxChartBins: Int
 
+  /// A context for the bundle `bundleFileName` verified against `trustedKeys` and `threshold`.
   public init(
     bundleFileName: String, trustedKeys: [TrustedKey], threshold: Int = 1, ignoresUntrustedSignatures: Bool = false,
     generatedAt: String? = nil, maxChartBins: Int = 48
