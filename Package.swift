@@ -20,6 +20,7 @@ let package = Package(
     .library(name: "Verify", targets: ["Verify"]),
     .library(name: "Replay", targets: ["Replay"]),
     .library(name: "Kit", targets: ["Kit"]),
+    .library(name: "Report", targets: ["Report"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -87,6 +88,8 @@ let package = Package(
     .target(name: "Verify", dependencies: ["Audit", "Manifest", "Signing"]),
     // Building the signed offline kit an air-gapped site installs from (its verifier is in Verify).
     .target(name: "Kit", dependencies: ["Manifest", "Signing"]),
+    // The self-contained HTML report of a verification: no script, nothing fetched.
+    .target(name: "Report", dependencies: ["Audit", "Manifest", "Signing", "Verify"]),
     // Sending a verified bundle to an OTLP endpoint, or writing it as files other tools read.
     .target(
       name: "Replay",
@@ -105,6 +108,7 @@ let package = Package(
       name: "StellaForensicsCLI",
       dependencies: [
         "Audit", "Manifest", "Signing", "Capture", "Verify", "Replay", "Kit",
+        "Audit", "Manifest", "Signing", "Capture", "Verify", "Replay", "Report",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -131,6 +135,8 @@ let package = Package(
       ]),
     .testTarget(name: "VerifyTests", dependencies: ["Audit", "Verify", "Manifest", "Signing", "WireTestSupport"]),
     .testTarget(name: "KitTests", dependencies: ["Kit", "Verify", "Manifest", "Signing"]),
+    .testTarget(
+      name: "ReportTests", dependencies: ["Audit", "Report", "Verify", "Manifest", "Signing", "WireTestSupport"]),
     .testTarget(name: "ReplayTests", dependencies: ["Replay", "Verify", "Manifest", "Signing", "WireTestSupport"]),
   ]
 )

@@ -10,11 +10,17 @@ struct BlobChecker<Source: ByteSource> {
   /// The records of each node's audit stream (deep mode), in seq order, for the chain check
   /// after every blob has passed step 7.
   private(set) var auditRecords: [String: [(seq: UInt64, request: [UInt8])]] = [:]
+  /// Every record's `receivedUnixNano` by stream (deep mode), while the total stays within the
+  /// budget; `nil` once it would exceed it, so a huge bundle costs no more than the budget.
+  private(set) var receiveTimes: [StreamKey: [UInt64]]?
+  private var receiveTimeBudget: Int
 
-  init(source: Source, limits: VerificationLimits, depth: VerificationDepth) {
+  init(source: Source, limits: VerificationLimits, depth: VerificationDepth, receiveTimeLimit: Int = 0) {
     self.source = source
     self.limits = limits
     self.depth = depth
+    self.receiveTimeBudget = receiveTimeLimit
+    self.receiveTimes = depth == .deep && receiveTimeLimit > 0 ? [:] : nil
   }
 
   mutating func check(_ entry: BlobEntry, member: TarMember) throws {
@@ -48,7 +54,8 @@ struct BlobChecker<Source: ByteSource> {
     // decompression has finished, because 7.3's findings come first.
     var segment = SegmentCheck(
       entry: entry, limits: limits,
-      keepsRequests: entry.signal == AuditStream.signal && AuditStream.isReserved(tenant: entry.tenant))
+      keepsRequests: entry.signal == AuditStream.signal && AuditStream.isReserved(tenant: entry.tenant),
+      keepsReceiveTimes: receiveTimes != nil && entry.recordCount <= UInt64(receiveTimeBudget))
     var decompressError: ZstdError?
     var produced = 0
     blob.withUnsafeBytes { raw in
@@ -76,6 +83,22 @@ struct BlobChecker<Source: ByteSource> {
     }
     try segment.finish()
     if !segment.keptRequests.isEmpty { auditRecords[entry.node, default: []] += segment.keptRequests }
+    keepReceiveTimes(segment.keptReceiveTimes, of: entry)
+  }
+
+  private mutating func keepReceiveTimes(_ times: [UInt64]?, of entry: BlobEntry) {
+    guard receiveTimes != nil else { return }
+    guard let times, times.count <= receiveTimeBudget else {
+      receiveTimes = nil
+      return
+    }
+    receiveTimeBudget -= times.count
+    receiveTimes?[entry.stream, default: []] += times
+  }
+
+  /// The custody timeline of the audit records kept for the chain check, in time order.
+  func custodyTimeline() -> [CustodyEvent] {
+    CustodyTimeline.events(auditRecords.flatMap { node, records in records.map { (node, $0.seq, $0.request) } })
   }
 
   /// The audit chain check after step 7: every node's audit stream links record to record
@@ -113,11 +136,14 @@ struct SegmentCheck {
   /// Whether records' requests are kept (the audit stream's, for its chain check).
   private let keepsRequests: Bool
   private(set) var keptRequests: [(seq: UInt64, request: [UInt8])] = []
+  /// Each record's `receivedUnixNano`, when asked for; `nil` otherwise.
+  private(set) var keptReceiveTimes: [UInt64]?
 
-  init(entry: BlobEntry, limits: VerificationLimits, keepsRequests: Bool = false) {
+  init(entry: BlobEntry, limits: VerificationLimits, keepsRequests: Bool = false, keepsReceiveTimes: Bool = false) {
     self.entry = entry
     self.parser = SegmentStreamParser(maxRecordSize: limits.maxRecordSize)
     self.keepsRequests = keepsRequests
+    self.keptReceiveTimes = keepsReceiveTimes ? [] : nil
   }
 
   mutating func consume(_ piece: UnsafeRawBufferPointer) {
@@ -126,7 +152,9 @@ struct SegmentCheck {
     var finding: Finding?
     var summary = times
     var kept: [(seq: UInt64, request: [UInt8])] = []
+    var receiveTimes: [UInt64] = []
     let keepsRequests = self.keepsRequests
+    let keepsReceiveTimes = keptReceiveTimes != nil
     do {
       try parser.consume(piece) { record in
         guard finding == nil else { return }
@@ -141,6 +169,7 @@ struct SegmentCheck {
         do {
           summary.merge(try OTLPTimeScan.scan(record.request, signal: entry.signal))
           if keepsRequests { kept.append((record.seq, Array(record.request))) }
+          if keepsReceiveTimes { receiveTimes.append(record.receivedUnixNano) }
         } catch {
           finding = Finding(
             .segmentProtobufInvalid,
@@ -152,6 +181,7 @@ struct SegmentCheck {
     }
     times = summary
     keptRequests += kept
+    if keepsReceiveTimes { keptReceiveTimes? += receiveTimes }
     if recordFinding == nil { recordFinding = finding }
   }
 

@@ -19,6 +19,10 @@ public struct BundleVerifier: Sendable {
   public let limits: VerificationLimits
   /// Called after each blob is checked, for progress displays.
   public var progress: (@Sendable (VerificationProgress) -> Void)?
+  /// How many records' `receivedUnixNano` deep verification may keep for
+  /// ``VerifiedBundle/receiveTimes`` (8 bytes each). 0, the default, keeps none; a bundle with
+  /// more records than this keeps none either, so memory stays bounded whatever the bundle.
+  public var receiveTimeLimit = 0
 
   public init(policy: TrustPolicy, depth: VerificationDepth = .quick, limits: VerificationLimits = .init()) {
     self.policy = policy
@@ -36,13 +40,16 @@ public struct BundleVerifier: Sendable {
 
   /// Verifies a bundle held by `source`; `path` names it in the result.
   public func verify(source: some ByteSource, path: String) throws(BundleIOError) -> VerificationResult {
-    let check = BundleCheck(source: source, limits: limits, depth: depth, progress: progress)
+    let check = BundleCheck(
+      source: source, limits: limits, depth: depth, progress: progress, receiveTimeLimit: receiveTimeLimit)
     switch try check.run(trust: policy) {
     case .success(let checked):
       return .verified(
         VerifiedBundle(
           path: path, manifest: checked.manifest, manifestBytes: checked.manifestBytes,
-          signerKeyIDs: checked.signerKeyIDs, isDeep: depth == .deep, blobMembers: checked.blobMembers))
+          signerKeyIDs: checked.signerKeyIDs, isDeep: depth == .deep, blobMembers: checked.blobMembers,
+          envelopeKeyIDs: checked.envelopeSignatures.map(\.keyID),
+          custodyTimeline: depth == .deep ? checked.custodyTimeline : nil, receiveTimes: checked.receiveTimes))
     case .failure(let finding):
       return .rejected(finding)
     }
@@ -66,6 +73,9 @@ struct CheckedBundle {
   var signerKeyIDs: [String]
   var members: [TarMember]
   var blobMembers: [String: TarMember]
+  /// The audit records kept for the chain check (deep mode; empty in quick mode).
+  var custodyTimeline: [CustodyEvent]
+  var receiveTimes: [StreamKey: [UInt64]]?
 }
 
 /// One run of the §9 algorithm over one source.
@@ -74,6 +84,7 @@ struct BundleCheck<Source: ByteSource> {
   let limits: VerificationLimits
   let depth: VerificationDepth
   var progress: (@Sendable (VerificationProgress) -> Void)? = nil
+  var receiveTimeLimit = 0
 
   /// Runs every step. `trust == nil` skips step 4 (signature trust); only the co-signer does
   /// that, to check integrity before adding its own signature, and it never yields a
@@ -124,7 +135,7 @@ struct BundleCheck<Source: ByteSource> {
     let blobMembers = try checkMemberSet(members, byName: byName, manifest: manifest)
 
     // Step 7.
-    var blobChecker = BlobChecker(source: source, limits: limits, depth: depth)
+    var blobChecker = BlobChecker(source: source, limits: limits, depth: depth, receiveTimeLimit: receiveTimeLimit)
     var done = VerificationProgress(
       blobsDone: 0, blobCount: manifest.blobs.count, bytesDone: 0,
       byteCount: manifest.blobs.reduce(0) { $0 + $1.size })
@@ -140,7 +151,8 @@ struct BundleCheck<Source: ByteSource> {
 
     return CheckedBundle(
       manifest: manifest, manifestBytes: manifestBytes, envelopeSignatures: signatures, signerKeyIDs: signers,
-      members: members, blobMembers: blobMembers)
+      members: members, blobMembers: blobMembers, custodyTimeline: blobChecker.custodyTimeline(),
+      receiveTimes: blobChecker.receiveTimes)
   }
 
   private func checkMemberSet(_ members: [TarMember], byName: [String: TarMember], manifest: BundleManifest)

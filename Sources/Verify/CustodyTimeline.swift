@@ -18,7 +18,7 @@ enum CustodyTimeline {
   static func read(
     source: some ByteSource, manifest: BundleManifest, members: [String: TarMember], limits: VerificationLimits
   ) -> [CustodyEvent] {
-    var events: [CustodyEvent] = []
+    var records: [(node: String, seq: UInt64, request: [UInt8])] = []
     for entry in manifest.blobs
     where entry.signal == AuditStream.signal && AuditStream.isReserved(tenant: entry.tenant) {
       guard let member = members[entry.path], entry.uncompressedSize <= limits.maxUncompressedSize,
@@ -27,17 +27,26 @@ enum CustodyTimeline {
         let segment = try? Zstd.decompress(blob, maxOutputBytes: Int(entry.uncompressedSize))
       else { continue }
       var parser = SegmentStreamParser(maxRecordSize: limits.maxRecordSize)
-      var records: [(UInt64, [UInt8])] = []
-      try? segment.withUnsafeBytes { raw in try parser.consume(raw) { records.append(($0.seq, Array($0.request))) } }
-      for (seq, request) in records {
-        let record: Result<AuditRecord, AuditRecordError>
-        do throws(AuditRecordError) {
-          record = .success(try AuditRecord(request: request))
-        } catch {
-          record = .failure(error)
-        }
-        events.append(CustodyEvent(node: entry.node, seq: seq, record: record))
+      try? segment.withUnsafeBytes { raw in
+        try parser.consume(raw) { records.append((entry.node, $0.seq, Array($0.request))) }
       }
+    }
+    return events(records)
+  }
+
+  /// Decodes audit records (node, seq, the record's `request` bytes) into events ordered by time,
+  /// then node and seq.
+  static func events(_ records: [(node: String, seq: UInt64, request: [UInt8])]) -> [CustodyEvent] {
+    var events: [CustodyEvent] = []
+    events.reserveCapacity(records.count)
+    for (node, seq, request) in records {
+      let record: Result<AuditRecord, AuditRecordError>
+      do throws(AuditRecordError) {
+        record = .success(try AuditRecord(request: request))
+      } catch {
+        record = .failure(error)
+      }
+      events.append(CustodyEvent(node: node, seq: seq, record: record))
     }
     func time(_ event: CustodyEvent) -> UInt64 { (try? event.record.get())?.timeUnixNano ?? 0 }
     return events.sorted { (time($0), $0.node, $0.seq) < (time($1), $1.node, $1.seq) }

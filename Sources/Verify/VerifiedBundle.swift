@@ -17,10 +17,20 @@ public struct VerifiedBundle: Sendable {
   public let isDeep: Bool
   /// Where each blob's bytes are in the archive, by manifest path.
   public let blobMembers: [String: TarMember]
+  /// Key ids of every signature in the envelope, in envelope order, trusted or not (untrusted
+  /// ones are only present when the policy ignores them; they never count).
+  public let envelopeKeyIDs: [String]
+  /// The records of the bundle's audit streams in time order, after their hash chain was checked;
+  /// `nil` after a quick verification, which does not decompress segments.
+  public let custodyTimeline: [CustodyEvent]?
+  /// Every record's `receivedUnixNano` by stream (0 where the node did not know it), unordered;
+  /// `nil` unless the verifier was deep and asked to keep them (``BundleVerifier/receiveTimeLimit``).
+  public let receiveTimes: [StreamKey: [UInt64]]?
 
   init(
     path: String, manifest: BundleManifest, manifestBytes: [UInt8], signerKeyIDs: [String], isDeep: Bool,
-    blobMembers: [String: TarMember]
+    blobMembers: [String: TarMember], envelopeKeyIDs: [String] = [], custodyTimeline: [CustodyEvent]? = nil,
+    receiveTimes: [StreamKey: [UInt64]]? = nil
   ) {
     self.path = path
     self.manifest = manifest
@@ -29,6 +39,9 @@ public struct VerifiedBundle: Sendable {
     self.signerKeyIDs = signerKeyIDs
     self.isDeep = isDeep
     self.blobMembers = blobMembers
+    self.envelopeKeyIDs = envelopeKeyIDs
+    self.custodyTimeline = custodyTimeline
+    self.receiveTimes = receiveTimes
   }
 
   /// Number of distinct streams (node, signal, tenant).

@@ -14,8 +14,8 @@ struct StellaForensics: AsyncParsableCommand {
     version: "0.1.0",
     subcommands: [
       KeygenCommand.self, CaptureCommand.self, IncidentCommand.self, ImportCommand.self, BundleCommand.self,
-      SignCommand.self, VerifyCommand.self, InspectCommand.self, ReplayCommand.self, ExportCommand.self,
-      KitCommand.self,
+      SignCommand.self, VerifyCommand.self, InspectCommand.self, ReportCommand.self, ReplayCommand.self,
+      ExportCommand.self, KitCommand.self,
     ]
   )
 
