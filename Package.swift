@@ -107,8 +107,7 @@ let package = Package(
     .executableTarget(
       name: "StellaForensicsCLI",
       dependencies: [
-        "Audit", "Manifest", "Signing", "Capture", "Verify", "Replay", "Kit",
-        "Audit", "Manifest", "Signing", "Capture", "Verify", "Replay", "Report",
+        "Audit", "Manifest", "Signing", "Capture", "Verify", "Replay", "Kit", "Report",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
