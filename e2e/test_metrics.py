@@ -89,7 +89,7 @@ class Prometheus:
 
         try:
             wait_for(reached, PROMETHEUS_TIMEOUT, what)
-        except AssertionError:
+        except pytest.fail.Exception:
             pytest.fail(f"{what}: {expression} = {seen[-1:]} after {PROMETHEUS_TIMEOUT}s, expected {expected}\n"
                         f"prometheus log:\n{self.log.read_text()[-3000:]}")
 
@@ -167,22 +167,31 @@ def test_prometheus_counts_the_sdk_spans_refusals_by_reason_and_every_dashboard_
             'sum(stella_hook_deliveries_total{result="failed"})', 1.0, "the failed hook delivery is counted")
         assert prometheus.value('up{job="stella-capture"}') == 1.0
 
-        # Done-when 3: every panel query evaluates; each returns data unless its feature is off.
+        # Done-when 3: every panel query evaluates; each returns data. Rates need two scrapes of a
+        # series inside their window, so the queries are polled until all have data.
         dashboard = json.loads(DASHBOARD.read_text())
         assert {v["name"]: v["type"] for v in dashboard["templating"]["list"]}.get("datasource") == "datasource"
-        checked = 0
-        empty = []
+        queries = []
         for panel in dashboard["panels"]:
             assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
             for target in panel["targets"]:
-                expression = target["expr"].replace("$__rate_interval", "1m")
+                queries.append((panel["title"], target["expr"].replace("$__rate_interval", "1m")))
+        assert len(queries) >= 18
+        empty: list[str] = []
+
+        def every_panel_has_data() -> bool:
+            empty.clear()
+            for title, expression in queries:
                 answer = prometheus.query(expression)
-                assert answer["status"] == "success", f"panel {panel['title']!r}: {expression}: {answer}"
+                assert answer["status"] == "success", f"panel {title!r}: {expression}: {answer}"
                 if not answer["data"]["result"]:
-                    empty.append(panel["title"])
-                checked += 1
-        assert checked >= 18
-        assert not empty, f"panels without data: {empty}"
+                    empty.append(f"{title}: {expression}")
+            return not empty
+
+        try:
+            wait_for(every_panel_has_data, PROMETHEUS_TIMEOUT, "every dashboard panel has data", interval=1)
+        except pytest.fail.Exception:
+            pytest.fail(f"panels without data after {PROMETHEUS_TIMEOUT}s:\n" + "\n".join(empty))
     finally:
         prometheus.stop()
 
