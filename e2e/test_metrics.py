@@ -18,6 +18,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import grpc
 import pytest
 
 from capturelib import CLIENTS, capture, free_port, wait_for  # noqa: F401  (capture is a fixture)
@@ -143,6 +144,12 @@ def test_prometheus_counts_the_sdk_spans_refusals_by_reason_and_every_dashboard_
         except (ConnectionResetError, BrokenPipeError):
             pass
         refusals["too_large"] = None
+        # And one over gRPC: a logs Export whose message is not protobuf.
+        with grpc.insecure_channel(service.grpc_endpoint) as channel:
+            export = channel.unary_unary("/opentelemetry.proto.collector.logs.v1.LogsService/Export")
+            with pytest.raises(grpc.RpcError) as refused:
+                export(b"\xff\xff\xff not protobuf", timeout=30)
+            assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, refused.value
 
         # An incident, so the incident panels have something to show.
         started = stella.run("incident", "start", "--reason", "metrics e2e", "--id", "INC-METRICS",
@@ -162,6 +169,9 @@ def test_prometheus_counts_the_sdk_spans_refusals_by_reason_and_every_dashboard_
             prometheus.wait_for_value(
                 f'sum(stella_receiver_refused_requests_total{{signal="traces",reason="{reason}"}})', 1.0,
                 f"the {reason} refusal is counted under its reason")
+        prometheus.wait_for_value(
+            'sum(stella_receiver_refused_requests_total{signal="logs",reason="malformed"})', 1.0,
+            "the malformed gRPC call is counted under its signal and reason")
         prometheus.wait_for_value("sum(stella_incidents_active)", 1.0, "the incident is active")
         prometheus.wait_for_value(
             'sum(stella_hook_deliveries_total{result="failed"})', 1.0, "the failed hook delivery is counted")
