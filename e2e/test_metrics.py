@@ -270,3 +270,25 @@ def test_a_non_loopback_metrics_address_needs_tls_or_insecure_listen(stella, tmp
     result = stella.run("capture", "--data", tmp_path / "d", "--metrics", "0.0.0.0:0")
     assert result.returncode == 2, result.describe()
     assert "metrics" in result.stderr and "insecure-listen" in result.stderr, result.describe()
+
+
+def refused_count(metrics_port: int, signal: str, reason: str) -> float:
+    _, _, body = get(f"http://127.0.0.1:{metrics_port}/metrics")
+    prefix = f'stella_receiver_refused_requests_total{{signal="{signal}",reason="{reason}"}} '
+    lines = [line for line in body.decode().splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, f"no single {prefix!r} line in /metrics"
+    return float(lines[0][len(prefix):])
+
+
+def test_a_connection_over_the_limit_is_counted_as_a_service_refusal(capture):
+    service = capture(None, "--max-connections", "1")
+    assert refused_count(service.metrics_port, "unknown", "connection_limit") == 0
+    with socket.create_connection(("127.0.0.1", service.http_port), timeout=10) as holder:
+        # The held connection takes the one slot once it is accepted; a request on it proves that.
+        holder.sendall(b"GET /v1/traces HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert holder.recv(64).startswith(b"HTTP/1.1 405")
+        with socket.create_connection(("127.0.0.1", service.http_port), timeout=10) as turned_away:
+            turned_away.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            assert turned_away.recv(64).startswith(b"HTTP/1.1 503")
+        wait_for(lambda: refused_count(service.metrics_port, "unknown", "connection_limit") == 1, 30,
+                 "the refused connection is counted")

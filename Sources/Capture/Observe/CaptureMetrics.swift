@@ -29,6 +29,9 @@ public enum RefusalReason: String, Sendable, CaseIterable {
   case disk
   /// A new tenant past `limits.max-tenants` (403).
   case tenantLimit = "tenant_limit"
+  /// A connection past `limits.max-connections` (HTTP 503 before any request is read; gRPC
+  /// connections are closed), counted once per connection with signal `unknown`.
+  case connectionLimit = "connection_limit"
   /// The service is stopping (503).
   case stopping
   /// A journal write or sync failed (503).
@@ -41,7 +44,7 @@ public enum RefusalReason: String, Sendable, CaseIterable {
     switch self {
     case .malformed, .tooLarge, .unsupportedMediaType, .unauthorized, .notFound, .methodNotAllowed, .timeout:
       return true
-    case .backpressure, .disk, .tenantLimit, .stopping, .journalError, .internal:
+    case .backpressure, .disk, .tenantLimit, .connectionLimit, .stopping, .journalError, .internal:
       return false
     }
   }

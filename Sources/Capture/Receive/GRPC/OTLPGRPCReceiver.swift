@@ -73,7 +73,7 @@ public final class OTLPGRPCReceiver: Sendable {
     config.connection.maxAge = .seconds(options.maxConnectionAgeSeconds)
     config.connection.maxGraceTime = .seconds(30)
     config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
-      Self.admit(channel, budget: options.connections, logger: logger)
+      Self.admit(channel, budget: options.connections, metrics: options.metrics, logger: logger)
     }
     config.channelDebuggingCallbacks.onAcceptHTTP2Stream = { stream in
       stream.eventLoop.makeCompletedFuture {
@@ -124,13 +124,16 @@ public final class OTLPGRPCReceiver: Sendable {
 
   /// Counts an accepted connection against the shared budget, or closes it when the budget is
   /// spent (the client sees the connection fail and retries with backoff).
-  private static func admit(_ channel: any Channel, budget: ConnectionBudget, logger: Logger) -> EventLoopFuture<Void> {
+  private static func admit(
+    _ channel: any Channel, budget: ConnectionBudget, metrics: CaptureMetrics?, logger: Logger
+  ) -> EventLoopFuture<Void> {
     if budget.acquire() {
       channel.closeFuture.whenComplete { _ in budget.release() }
       // Receive buffers freed after every read, not kept per connection (see
       // TransientRecvByteBufferAllocator).
       return channel.useTransientReceiveBuffers()
     } else {
+      metrics?.refused(signal: nil, reason: .connectionLimit)
       logger.info(
         "OTLP/gRPC server refused a connection: limit of \(budget.limit) open connections reached",
         metadata: ["peer": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])

@@ -81,9 +81,13 @@ public final class OTLPHTTPReceiver: Sendable {
     self.ingest = ingest
     self.options = options
     self.logger = logger
+    var onRefusedConnection: (@Sendable () -> Void)?
+    if let metrics = options.metrics {
+      onRefusedConnection = { metrics.refused(signal: nil, reason: .connectionLimit) }
+    }
     self.server = HTTPServerCore(
       name: "OTLP/HTTP", group: group, budget: options.connections ?? ConnectionBudget(limit: options.maxConnections),
-      retryAfterSeconds: options.retryAfterSeconds, logger: logger)
+      retryAfterSeconds: options.retryAfterSeconds, logger: logger, onRefusedConnection: onRefusedConnection)
   }
 
   /// Binds the listening socket and starts serving.
