@@ -292,3 +292,20 @@ def test_a_connection_over_the_limit_is_counted_as_a_service_refusal(capture):
             assert turned_away.recv(64).startswith(b"HTTP/1.1 503")
         wait_for(lambda: refused_count(service.metrics_port, "unknown", "connection_limit") == 1, 30,
                  "the refused connection is counted")
+
+
+def test_service_refusals_are_counted_under_their_reason(capture):
+    tenants = capture(None, "--max-tenants", "1")
+    empty = b""  # an empty ExportTraceServiceRequest: valid OTLP
+    assert tenants.post("/v1/traces", empty, headers={"X-Scope-OrgID": "first"}).status == 200
+    assert tenants.post("/v1/traces", empty, headers={"X-Scope-OrgID": "second"}).status == 403
+    assert refused_count(tenants.metrics_port, "traces", "tenant_limit") == 1
+    assert refused_count(tenants.metrics_port, "traces", "unauthorized") == 0
+
+    full = capture(None, "--max-journal-bytes", "1")
+    # The first record takes the journal past its bound of one byte; the next is refused.
+    assert full.post("/v1/logs", empty).status == 200
+    assert full.post("/v1/logs", empty).status == 503
+    assert refused_count(full.metrics_port, "logs", "disk") == 1
+    _, _, body = get(f"http://127.0.0.1:{full.metrics_port}/metrics")
+    assert "stella_journal_max_bytes 1.0" in body.decode().splitlines()
