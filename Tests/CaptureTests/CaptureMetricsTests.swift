@@ -1,6 +1,8 @@
 import Foundation
+import Logging
 import Manifest
 import Testing
+import WireTestSupport
 
 @testable import Capture
 
@@ -146,6 +148,36 @@ import Testing
     #expect(MetricsHTTPServer.respond(to: AdminRequest(method: "POST", path: "/metrics"), render: render).status == 405)
     #expect(MetricsHTTPServer.respond(to: AdminRequest(method: "GET", path: "/status"), render: render).status == 404)
     #expect(MetricsHTTPServer.respond(to: AdminRequest(method: "GET", path: "/metrics/"), render: render).status == 404)
+  }
+
+  @Test func theRingsReachIsWhereAgePruningStoppedNotAnOlderPinnedWindowNorTheAuditStream() async throws {
+    let ring = JournalRingTests()
+    let second = JournalRingTests.second
+    let scratch = try ScratchDirectory()
+    let clock = JournalRingTests.ManualClock()
+    var options = ring.options()
+    options.ringMaxAgeSeconds = 60
+    let journal = try Journal(
+      dataDirectory: scratch.path, nodeID: "node-a", options: options, logger: Logger(label: "metrics-tests"),
+      clock: clock.journalClock)
+    // An incident window 1000 s ..< 1010 s of acme pins its segment long after the bound.
+    journal.setRetentionPin { tenant, from, to in tenant == "acme" && from < 1_010 * second && to >= 1_000 * second }
+    let ownStream = "node-own-stream"
+    try await ring.sealSegment(journal, tenant: ownStream, receivedSeconds: 500)
+    try await ring.sealSegment(journal, tenant: "acme", receivedSeconds: 1_000)
+    // Before any pruning: everything since the oldest client record (the node's own stream left out).
+    #expect(journal.ringStatus(excluding: { $0 == ownStream }).holdsEverythingSinceUnixNano == 1_000 * second)
+    #expect(journal.ringStatus().holdsEverythingSinceUnixNano == 500 * second)
+    try await ring.sealSegment(journal, tenant: "globex", receivedSeconds: 1_500)
+    try await ring.sealSegment(journal, tenant: "globex", receivedSeconds: 1_950)
+    clock.setWall(seconds: 2_000)
+    journal.pruneRingNow()
+    // globex/1500 (last record 1501 s) was pruned; acme/1000 stays pinned but does not count.
+    let status = journal.ringStatus(excluding: { $0 == ownStream })
+    #expect(status.holdsEverythingSinceUnixNano == 1_501 * second)
+    #expect(status.sealedSegments == 2)
+    #expect(status.pinnedBytes > 0 && status.pinnedBytes < status.sealedBytes)
+    await journal.stop()
   }
 
   @Test func theMetricsListenerIsConfiguredLikeTheOthers() throws {

@@ -38,9 +38,10 @@ public struct JournalRingStatus: Sendable, Equatable {
   public var sealedBytes: Int64
   /// Bytes of sealed segments pinned against pruning (incident windows, the audit stream).
   public var pinnedBytes: Int64
-  /// When the oldest record the ring holds without a pin was received (Unix nanoseconds): how far
-  /// back a new incident's look-back can reach. `nil` when the ring holds no record.
-  public var oldestUnpinnedReceivedUnixNano: UInt64?
+  /// Since when the ring holds every record it was given (Unix nanoseconds): how far back a new
+  /// incident's look-back can reach. The newest record pruning dropped, or before any pruning the
+  /// oldest record held; `nil` when the ring holds no record.
+  public var holdsEverythingSinceUnixNano: UInt64?
 }
 
 /// What recovery found in one open segment file when the journal opened.
@@ -185,6 +186,8 @@ public final class Journal: @unchecked Sendable {
   // Guarded by `condition`.
   private var ring: [RingSegment] = []
   private var prunedSegments: UInt64 = 0
+  /// The newest record time of any segment pruning deleted: the ring holds everything after it.
+  private var prunedThroughUnixNano: UInt64?
   private var retentionPin: (@Sendable (_ tenant: String, _ from: UInt64, _ to: UInt64) -> Bool)?
   // Writer thread only.
   private var lastPruneAt: UInt64 = 0
@@ -838,12 +841,16 @@ public final class Journal: @unchecked Sendable {
 
   /// What the ring holds now. Pins are judged here as pruning judges them, outside the journal's
   /// lock (the pin asks the incident manager).
-  public func ringStatus() -> JournalRingStatus {
+  ///
+  /// - Parameter isOwnStream: tenants the node writes itself (the audit stream), whose records
+  ///   say nothing about what the ring keeps of client data; left out of the reach.
+  public func ringStatus(excluding isOwnStream: (String) -> Bool = { _ in false }) -> JournalRingStatus {
     condition.lock()
     let segments = ring
     let pin = retentionPin
     let sealing = sealBacklogSegments
     let streams = streamSnapshot
+    let prunedThrough = prunedThroughUnixNano
     condition.unlock()
     var pinnedBytes: Int64 = 0
     var sealedBytes: Int64 = 0
@@ -852,17 +859,19 @@ public final class Journal: @unchecked Sendable {
       sealedBytes += segment.bytes
       if let pin, pin(segment.tenant, segment.firstReceivedUnixNano, segment.lastReceivedUnixNano) {
         pinnedBytes += segment.bytes
-      } else {
-        oldest = min(oldest ?? .max, segment.firstReceivedUnixNano)
       }
+      if !isOwnStream(segment.tenant) { oldest = min(oldest ?? .max, segment.firstReceivedUnixNano) }
     }
     let open = streams.filter { $0.openRecords > 0 }
-    for stream in open {
+    for stream in open where !isOwnStream(stream.tenant) {
       if let first = stream.openFirstReceivedUnixNano { oldest = min(oldest ?? .max, first) }
     }
+    // Pruning drops the oldest unpinned segments first, so past the newest record it dropped the
+    // ring is whole; a pinned incident window older than that does not extend the reach.
+    let since = prunedThrough.map { through in oldest.map { max($0, through) } ?? through } ?? oldest
     return JournalRingStatus(
       openSegments: open.count, sealingSegments: sealing, sealedSegments: segments.count, sealedBytes: sealedBytes,
-      pinnedBytes: pinnedBytes, oldestUnpinnedReceivedUnixNano: oldest)
+      pinnedBytes: pinnedBytes, holdsEverythingSinceUnixNano: since)
   }
 
   /// Deletes sealed segments past the ring's age or byte bound, oldest first, skipping the ones
@@ -880,6 +889,7 @@ public final class Journal: @unchecked Sendable {
     let maxAge = options.ringMaxAgeSeconds.map { UInt64($0) * 1_000_000_000 }
     var removed: Set<String> = []
     var removedBytes: Int64 = 0
+    var removedThrough: UInt64 = 0
     for segment in candidates {
       let tooOld = maxAge.map { now > $0 && segment.lastReceivedUnixNano < now - $0 } ?? false
       // One segment's worth of headroom: the open segment keeps growing until the next seal, and
@@ -898,12 +908,14 @@ public final class Journal: @unchecked Sendable {
       unlink(segment.sidecarPath)
       removed.insert(segment.sealedPath)
       removedBytes += segment.bytes
+      removedThrough = max(removedThrough, segment.lastReceivedUnixNano)
       total -= segment.bytes
     }
     guard !removed.isEmpty else { return }
     condition.lock()
     ring.removeAll { removed.contains($0.sealedPath) }
     diskBytes -= removedBytes
+    prunedThroughUnixNano = max(prunedThroughUnixNano ?? 0, removedThrough)
     prunedSegments += UInt64(removed.count)
     condition.unlock()
     logger.debug("ring pruned \(removed.count) sealed segment(s), \(removedBytes) bytes")

@@ -194,7 +194,7 @@ public final class CaptureMetrics: Sendable {
     }
     gauge(Name.ringBytes).record(snapshot.ringBytes)
     gauge(Name.ringPinnedBytes).record(snapshot.ringPinnedBytes)
-    gauge(Name.ringOldestAge).record(snapshot.ringOldestAgeSeconds)
+    if let reach = snapshot.ringOldestAgeSeconds { gauge(Name.ringOldestAge).record(reach) }
     gauge(Name.incidentsActive).record(snapshot.activeIncidents)
     gauge(Name.incidentsDefaultLookback).record(snapshot.defaultLookbackSeconds)
     gauge(Name.inflightBytes).record(snapshot.inflightBytes)
@@ -307,7 +307,8 @@ public struct CaptureMetricsSnapshot: Sendable {
   public var segments: [(SegmentState, Int)] = []
   public var ringBytes: Int64 = 0
   public var ringPinnedBytes: Int64 = 0
-  public var ringOldestAgeSeconds: Double = 0
+  /// How far back the ring holds every record; `nil` (no series) before the first record.
+  public var ringOldestAgeSeconds: Double?
   public var activeIncidents = 0
   public var defaultLookbackSeconds = 0
   public var inflightBytes = 0

@@ -1,4 +1,4 @@
-import Foundation
+import Audit
 
 /// Where a scrape reads the service's state: the same objects `/status` reads, asked only when
 /// Prometheus scrapes, so mirroring state into gauges costs the request path nothing.
@@ -17,13 +17,13 @@ struct CaptureMetricsSources: Sendable {
     snapshot.journalFreeBytes = status.freeBytes
     snapshot.journalMaxBytes = status.maxBytes
     snapshot.journalMinFreeBytes = status.minFreeBytes
-    let ring = journal.ringStatus()
+    let ring = journal.ringStatus(excluding: AuditStream.isReserved(tenant:))
     snapshot.segments = [(.open, ring.openSegments), (.sealing, ring.sealingSegments), (.sealed, ring.sealedSegments)]
     snapshot.ringBytes = ring.sealedBytes
     snapshot.ringPinnedBytes = ring.pinnedBytes
     let now = CapturePipeline.wallClockNanos()
-    if let oldest = ring.oldestUnpinnedReceivedUnixNano, oldest < now {
-      snapshot.ringOldestAgeSeconds = Double(now - oldest) / 1e9
+    if let since = ring.holdsEverythingSinceUnixNano, since < now {
+      snapshot.ringOldestAgeSeconds = Double(now - since) / 1e9
     }
     snapshot.activeIncidents = incidents.list().filter { $0.state == .active }.count
     snapshot.defaultLookbackSeconds = defaultLookbackSeconds
