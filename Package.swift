@@ -35,6 +35,9 @@ let package = Package(
     .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     // Already in the graph through the gRPC transport; named for TLS on the HTTP and admin listeners.
     .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+    // The metrics listener: swift-metrics as the API, swift-prometheus as its text-exposition backend.
+    .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+    .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
   ],
   targets: [
     // C libraries from Debian's -dev packages; each is imported by exactly one Swift wrapper.
@@ -82,6 +85,8 @@ let package = Package(
         .product(name: "NIOHPACK", package: "swift-nio-http2"),
         .product(name: "Yams", package: "Yams"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "CoreMetrics", package: "swift-metrics"),
+        .product(name: "Prometheus", package: "swift-prometheus"),
       ]
     ),
     // The offline verifier, the only place a `VerifiedBundle` is made, and sealing/co-signing.

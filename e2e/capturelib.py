@@ -124,6 +124,8 @@ class CaptureProcess:
         self.logs = logs
         self.extra = [str(arg) for arg in extra]
         self.ports = ports or {"http": free_port(), "grpc": free_port(), "admin": free_port()}
+        # Each capture gets its own metrics port (the default 9464 would collide between tests).
+        self.ports.setdefault("metrics", free_port())
         self.proc: subprocess.Popen | None = None
         self.runs = 0
         self.stderr_files: list[Path] = []
@@ -144,6 +146,10 @@ class CaptureProcess:
         return self.ports["admin"]
 
     @property
+    def metrics_port(self) -> int:
+        return self.ports["metrics"]
+
+    @property
     def http_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
 
@@ -159,6 +165,7 @@ class CaptureProcess:
             "--otlp-http", f"127.0.0.1:{self.http_port}",
             "--otlp-grpc", f"127.0.0.1:{self.grpc_port}",
             "--admin", f"127.0.0.1:{self.admin_port}",
+            *([] if "--metrics" in self.extra else ["--metrics", f"127.0.0.1:{self.metrics_port}"]),
             *self.extra,
         ]
 

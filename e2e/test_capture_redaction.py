@@ -128,6 +128,7 @@ class Capture:
                 "--otlp-http", f"127.0.0.1:{self.http_port}",
                 "--otlp-grpc", f"127.0.0.1:{self.grpc_port}",
                 "--admin", f"127.0.0.1:{self.admin_port}",
+                "--metrics", "127.0.0.1:0",
                 "--redaction-policy", str(policy),
             ],
             stdout=self.stdout,

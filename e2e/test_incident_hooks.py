@@ -156,6 +156,7 @@ class Capture:
             "--otlp-http", f"127.0.0.1:{self.ports['http']}",
             "--otlp-grpc", f"127.0.0.1:{self.ports['grpc']}",
             "--admin", f"127.0.0.1:{self.ports['admin']}",
+            "--metrics", "127.0.0.1:0",
             "--config", str(config),
         ]
         logs.mkdir(parents=True, exist_ok=True)

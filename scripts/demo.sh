@@ -23,7 +23,7 @@ step() { printf '\n== %s\n' "$*"; }
 # $work/NAME.out and .err; sets started_pid once /readyz answers 200.
 start_service() {
   local name=$1
-  "$bin" capture --data "$2" --otlp-http "127.0.0.1:$3" --otlp-grpc "127.0.0.1:$4" --admin "127.0.0.1:$5" \
+  "$bin" capture --data "$2" --otlp-http "127.0.0.1:$3" --otlp-grpc "127.0.0.1:$4" --admin "127.0.0.1:$5" --metrics 127.0.0.1:0 \
     >"$work/$name.out" 2>"$work/$name.err" &
   started_pid=$!
   for _ in $(seq 1 100); do

@@ -36,6 +36,9 @@ struct CaptureCommand: AsyncParsableCommand {
   @Option(help: "Admin endpoint listen address (default 127.0.0.1:4320).")
   var admin: String?
 
+  @Option(help: "Prometheus GET /metrics listen address, or off (default 127.0.0.1:9464).")
+  var metrics: String?
+
   @Option(
     name: .customLong("admin-tokens"),
     help: "Admin API tokens file, mode 0600 (default: DATA/admin-tokens.yaml, made at first start).")
@@ -150,7 +153,7 @@ struct CaptureCommand: AsyncParsableCommand {
       """
       listening otlp-http \(listeners.otlpHTTP)
       listening otlp-grpc \(listeners.otlpGRPC)
-      listening admin \(listeners.admin)
+      listening admin \(listeners.admin)\(listeners.metrics.map { "\nlistening metrics \($0)" } ?? "")
       capturing into \(configuration.dataDirectory) as node \(service.nodeID) (profile \(configuration.profile.rawValue), durability \(configuration.journal.durability.rawValue))
       """)
     await service.runUntilSignalled()
@@ -193,6 +196,9 @@ struct CaptureCommand: AsyncParsableCommand {
       if let otlpHTTP { configuration.otlpHTTP = try ListenAddress(parsing: otlpHTTP) }
       if let otlpGRPC { configuration.otlpGRPC = try ListenAddress(parsing: otlpGRPC) }
       if let admin { configuration.admin = try ListenAddress(parsing: admin) }
+      if let metrics {
+        configuration.metrics = metrics == ListenAddress.off ? nil : try ListenAddress(parsing: metrics)
+      }
       if let adminTokens { configuration.adminTokensPath = adminTokens }
       if !adminHostName.isEmpty { configuration.adminHostNames = adminHostName }
     } catch {

@@ -61,11 +61,16 @@ public struct RejectedRequest: Error, Sendable, CustomStringConvertible {
   public var message: String
   /// For retryable kinds: how long the client should wait before retrying.
   public var retryAfterSeconds: Int?
+  /// What the refusal is counted as in the metrics; finer than ``kind`` where one answer has
+  /// several causes (a 503 for a full disk or a failed write, a 403 for a tenant limit).
+  public var reason: RefusalReason
 
-  public init(_ kind: Kind, _ message: String, retryAfterSeconds: Int? = nil) {
+  /// - Parameter reason: the metrics reason; `nil` takes the one `kind` implies.
+  public init(_ kind: Kind, _ message: String, retryAfterSeconds: Int? = nil, reason: RefusalReason? = nil) {
     self.kind = kind
     self.message = message
     self.retryAfterSeconds = retryAfterSeconds
+    self.reason = reason ?? RefusalReason(kind: kind)
   }
 
   public var description: String { message }
@@ -126,6 +131,12 @@ public protocol OTLPIngest: Sendable {
   func export(
     body: [UInt8], signal: Signal, encoding: OTLPEncoding, tenantHeader: String?, clientIdentity: ClientIdentity?,
     completion: @escaping @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void)
+
+  /// ``export(body:signal:encoding:tenantHeader:clientIdentity:completion:)`` from a receiver
+  /// that names its `transport`, so what is accepted is counted by transport.
+  func export(
+    body: [UInt8], signal: Signal, encoding: OTLPEncoding, tenantHeader: String?, clientIdentity: ClientIdentity?,
+    transport: IngestTransport, completion: @escaping @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void)
 }
 
 extension OTLPIngest {
@@ -135,5 +146,15 @@ extension OTLPIngest {
     completion: @escaping @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void
   ) {
     export(body: body, signal: signal, encoding: encoding, tenantHeader: tenantHeader, completion: completion)
+  }
+
+  /// An ingest that counts nothing by transport ignores it.
+  public func export(
+    body: [UInt8], signal: Signal, encoding: OTLPEncoding, tenantHeader: String?, clientIdentity: ClientIdentity?,
+    transport: IngestTransport, completion: @escaping @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void
+  ) {
+    export(
+      body: body, signal: signal, encoding: encoding, tenantHeader: tenantHeader, clientIdentity: clientIdentity,
+      completion: completion)
   }
 }

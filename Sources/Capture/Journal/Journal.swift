@@ -21,6 +21,27 @@ public struct JournalStreamStatus: Sendable, Equatable {
   public var nextSeq: UInt64
   /// Records in the open (not yet sealed) segment.
   public var openRecords: UInt64
+  /// When the open segment's first record was received (Unix nanoseconds); `nil` when it has
+  /// none or recovery did not say.
+  public var openFirstReceivedUnixNano: UInt64? = nil
+}
+
+/// The flight recorder's state, for metrics: what the ring holds and how far back it reaches.
+public struct JournalRingStatus: Sendable, Equatable {
+  /// Segments being appended to.
+  public var openSegments: Int
+  /// Rotated segments waiting for (or in) compression.
+  public var sealingSegments: Int
+  /// Sealed segments on disk.
+  public var sealedSegments: Int
+  /// Bytes of sealed segments (blobs and sidecars).
+  public var sealedBytes: Int64
+  /// Bytes of sealed segments pinned against pruning (incident windows, the audit stream).
+  public var pinnedBytes: Int64
+  /// Since when the ring holds every record it was given (Unix nanoseconds): how far back a new
+  /// incident's look-back can reach. The newest record pruning dropped, or before any pruning the
+  /// oldest record held; `nil` when the ring holds no record.
+  public var holdsEverythingSinceUnixNano: UInt64?
 }
 
 /// What recovery found in one open segment file when the journal opened.
@@ -119,8 +140,11 @@ public final class Journal: @unchecked Sendable {
   private var syncs: UInt64 = 0
   private var sealedSegments: UInt64 = 0
   private var poisonedSegments: UInt64 = 0
-  /// Bytes of rotated segments waiting for (or in) compression.
+  /// Bytes of rotated segments waiting for (or in) compression, and how many they are.
   private var sealBacklogBytes: Int64 = 0
+  private var sealBacklogSegments = 0
+  /// Told how long each sync of an append took, in nanoseconds (the fsync latency metric).
+  private let syncObserver: (@Sendable (Int64) -> Void)?
   /// Bytes of appended records whose write has not finished (queued, or in the batch being
   /// written): what appends hold in memory. Atomic, so appending costs no second lock.
   private let unwrittenBytes = Atomic<Int>(0)
@@ -162,6 +186,8 @@ public final class Journal: @unchecked Sendable {
   // Guarded by `condition`.
   private var ring: [RingSegment] = []
   private var prunedSegments: UInt64 = 0
+  /// The newest record time of any segment pruning deleted: the ring holds everything after it.
+  private var prunedThroughUnixNano: UInt64?
   private var retentionPin: (@Sendable (_ tenant: String, _ from: UInt64, _ to: UInt64) -> Bool)?
   // Writer thread only.
   private var lastPruneAt: UInt64 = 0
@@ -181,10 +207,13 @@ public final class Journal: @unchecked Sendable {
   /// - Parameter redactionPolicy: the policy the records appended from now on went through; open
   ///   segments of a run under another policy are sealed at once, so no segment mixes policies.
   /// - Parameter clock: where ring ages and segment ages are read; tests inject one.
+  /// - Parameter syncObserver: told how long each sync of appended records took (nanoseconds).
   public init(
     dataDirectory: String, nodeID: String?, options: JournalOptions,
-    redactionPolicy: RedactionPolicyReference = .none, logger: Logger, clock: JournalClock = .system
+    redactionPolicy: RedactionPolicyReference = .none, logger: Logger, clock: JournalClock = .system,
+    syncObserver: (@Sendable (Int64) -> Void)? = nil
   ) throws(JournalError) {
+    self.syncObserver = syncObserver
     let layout = JournalLayout(dataDirectory: dataDirectory)
     try JournalFiles.makeDirectories(layout.journalDirectory)
     // O_NOFOLLOW: a symlink planted as the lock file is refused, not followed.
@@ -442,7 +471,7 @@ public final class Journal: @unchecked Sendable {
       var failed: [ObjectIdentifier: JournalError] = [:]
       for writer in touched {
         do {
-          try writer.sync()
+          try timedSync(writer)
         } catch {
           failed[ObjectIdentifier(writer)] = JournalError(.io, error.description)
         }
@@ -478,7 +507,7 @@ public final class Journal: @unchecked Sendable {
     let outcome = appendToStream(id, items)
     guard case .success(let writer) = outcome.written else { return outcome.results }
     do {
-      try writer.sync()
+      try timedSync(writer)
       countSyncs(1)
       return outcome.results
     } catch {
@@ -604,7 +633,7 @@ public final class Journal: @unchecked Sendable {
     for stream in dirtyForInterval {
       guard let writer = stream.writer else { continue }
       do {
-        try writer.sync()
+        try timedSync(writer)
         count += 1
       } catch {
         poison(stream, error: JournalError(.io, error.description), cutToLastSync: false)
@@ -612,6 +641,14 @@ public final class Journal: @unchecked Sendable {
     }
     dirtyForInterval.removeAll()
     countSyncs(count)
+  }
+
+  /// Syncs `writer`, telling ``syncObserver`` how long it took.
+  private func timedSync(_ writer: SegmentFileWriter) throws(SegmentFileError) {
+    guard let syncObserver else { return try writer.sync() }
+    let start = DispatchTime.now().uptimeNanoseconds
+    try writer.sync()
+    syncObserver(Int64(clamping: DispatchTime.now().uptimeNanoseconds &- start))
   }
 
   private func countSyncs(_ count: Int) {
@@ -706,6 +743,7 @@ public final class Journal: @unchecked Sendable {
   private func enqueueSeal(bytes: Int, _ work: @escaping @Sendable () -> Void) {
     condition.lock()
     sealBacklogBytes += Int64(bytes)
+    sealBacklogSegments += 1
     condition.unlock()
     let lane = sealLanes[nextSealLane]
     nextSealLane = (nextSealLane + 1) % sealLanes.count
@@ -716,6 +754,7 @@ public final class Journal: @unchecked Sendable {
       Self.compressionSlots.signal()
       condition.lock()
       sealBacklogBytes -= Int64(bytes)
+      sealBacklogSegments -= 1
       condition.broadcast()
       condition.unlock()
     }
@@ -791,7 +830,7 @@ public final class Journal: @unchecked Sendable {
     let snapshot = streams.values.map { stream in
       JournalStreamStatus(
         signal: stream.signal, tenant: stream.tenant, nextSeq: stream.nextSeq,
-        openRecords: stream.writer?.recordCount ?? 0)
+        openRecords: stream.writer?.recordCount ?? 0, openFirstReceivedUnixNano: stream.writer?.firstReceivedUnixNano)
     }.sorted { ($0.signal.rawValue, $0.tenant) < ($1.signal.rawValue, $1.tenant) }
     condition.lock()
     streamSnapshot = snapshot
@@ -799,6 +838,41 @@ public final class Journal: @unchecked Sendable {
   }
 
   // MARK: - The ring
+
+  /// What the ring holds now. Pins are judged here as pruning judges them, outside the journal's
+  /// lock (the pin asks the incident manager).
+  ///
+  /// - Parameter isOwnStream: tenants the node writes itself (the audit stream), whose records
+  ///   say nothing about what the ring keeps of client data; left out of the reach.
+  public func ringStatus(excluding isOwnStream: (String) -> Bool = { _ in false }) -> JournalRingStatus {
+    condition.lock()
+    let segments = ring
+    let pin = retentionPin
+    let sealing = sealBacklogSegments
+    let streams = streamSnapshot
+    let prunedThrough = prunedThroughUnixNano
+    condition.unlock()
+    var pinnedBytes: Int64 = 0
+    var sealedBytes: Int64 = 0
+    var oldest: UInt64?
+    for segment in segments {
+      sealedBytes += segment.bytes
+      if let pin, pin(segment.tenant, segment.firstReceivedUnixNano, segment.lastReceivedUnixNano) {
+        pinnedBytes += segment.bytes
+      }
+      if !isOwnStream(segment.tenant) { oldest = min(oldest ?? .max, segment.firstReceivedUnixNano) }
+    }
+    let open = streams.filter { $0.openRecords > 0 }
+    for stream in open where !isOwnStream(stream.tenant) {
+      if let first = stream.openFirstReceivedUnixNano { oldest = min(oldest ?? .max, first) }
+    }
+    // Pruning drops the oldest unpinned segments first, so past the newest record it dropped the
+    // ring is whole; a pinned incident window older than that does not extend the reach.
+    let since = prunedThrough.map { through in oldest.map { max($0, through) } ?? through } ?? oldest
+    return JournalRingStatus(
+      openSegments: open.count, sealingSegments: sealing, sealedSegments: segments.count, sealedBytes: sealedBytes,
+      pinnedBytes: pinnedBytes, holdsEverythingSinceUnixNano: since)
+  }
 
   /// Deletes sealed segments past the ring's age or byte bound, oldest first, skipping the ones
   /// an incident pins. Serialized by `pruneLock`; it only deletes segments already in the ring, so
@@ -815,6 +889,7 @@ public final class Journal: @unchecked Sendable {
     let maxAge = options.ringMaxAgeSeconds.map { UInt64($0) * 1_000_000_000 }
     var removed: Set<String> = []
     var removedBytes: Int64 = 0
+    var removedThrough: UInt64 = 0
     for segment in candidates {
       let tooOld = maxAge.map { now > $0 && segment.lastReceivedUnixNano < now - $0 } ?? false
       // One segment's worth of headroom: the open segment keeps growing until the next seal, and
@@ -833,12 +908,14 @@ public final class Journal: @unchecked Sendable {
       unlink(segment.sidecarPath)
       removed.insert(segment.sealedPath)
       removedBytes += segment.bytes
+      removedThrough = max(removedThrough, segment.lastReceivedUnixNano)
       total -= segment.bytes
     }
     guard !removed.isEmpty else { return }
     condition.lock()
     ring.removeAll { removed.contains($0.sealedPath) }
     diskBytes -= removedBytes
+    prunedThroughUnixNano = max(prunedThroughUnixNano ?? 0, removedThrough)
     prunedSegments += UInt64(removed.count)
     condition.unlock()
     logger.debug("ring pruned \(removed.count) sealed segment(s), \(removedBytes) bytes")

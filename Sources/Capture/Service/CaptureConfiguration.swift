@@ -29,6 +29,9 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
 
   public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
+  /// The word that turns an optional listener off instead of naming an address (`--metrics off`).
+  public static let off = "off"
+
   /// Whether the host is a loopback address (`127.0.0.0/8`, `::1`, `localhost`).
   public var isLoopback: Bool {
     host == "localhost" || host == "::1" || host.hasPrefix("127.")
@@ -64,6 +67,8 @@ public struct CaptureConfiguration: Sendable {
   public var otlpHTTP = ListenAddress(host: "127.0.0.1", port: 4318)
   public var otlpGRPC = ListenAddress(host: "127.0.0.1", port: 4317)
   public var admin = ListenAddress(host: "127.0.0.1", port: 4320)
+  /// The Prometheus `/metrics` listener (`--metrics`, `listeners.metrics`); `nil`: off.
+  public var metrics: ListenAddress? = ListenAddress(host: "127.0.0.1", port: 9464)
   /// The admin API's tokens file (`--admin-tokens`, `admin.tokens`; must be 0600 and owned by the
   /// user running capture). `nil`: `DATA/admin-tokens.yaml`, generated at the first start with
   /// one `admin` token for the local operator (the token itself in `DATA/admin-token`).
@@ -142,7 +147,8 @@ public struct CaptureConfiguration: Sendable {
   /// Checks cross-field rules; the airgap profile refuses non-loopback listeners, and any
   /// profile refuses a non-loopback listener without TLS unless ``insecureListen`` is set.
   public func validate() throws(CaptureConfigurationError) {
-    let listeners = [("otlp-http", otlpHTTP), ("otlp-grpc", otlpGRPC), ("admin", admin)]
+    let listeners =
+      [("otlp-http", otlpHTTP), ("otlp-grpc", otlpGRPC), ("admin", admin)] + (metrics.map { [("metrics", $0)] } ?? [])
     if profile == .airgap {
       for (name, address) in listeners where !address.isLoopback {
         throw CaptureConfigurationError("profile airgap listens on loopback only, but \(name) is \(address)")
@@ -257,11 +263,16 @@ public struct CaptureConfiguration: Sendable {
       case "node-id": nodeID = try Self.string(value, key, path)
       case "listeners":
         for (name, entry) in try Self.mapping(value, key, path) {
+          if name == "metrics", entry.scalar?.string == ListenAddress.off {
+            metrics = nil
+            continue
+          }
           let address = try Self.address(entry, "listeners.\(name)", path)
           switch name {
           case "otlp-http": otlpHTTP = address
           case "otlp-grpc": otlpGRPC = address
           case "admin": admin = address
+          case "metrics": metrics = address
           default: throw Self.unknown("listeners.\(name)", path)
           }
         }

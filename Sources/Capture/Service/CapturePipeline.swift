@@ -35,16 +35,26 @@ public final class CapturePipeline: OTLPIngest {
   /// Tenants the service takes at most (``CaptureConfiguration/maxTenants``).
   public let maxTenants: Int
   /// Every tenant taken so far, including those the journal already held at start.
-  private let knownTenants: Mutex<Set<String>>
+  private let knownTenants: Mutex<KnownTenants>
+  /// Where accepted requests are counted; `nil`: not counted.
+  private let metrics: CaptureMetrics?
+
+  /// The tenants taken, and the accepted-request counters of those that had a request accepted
+  /// since start, kept under the one lock admission takes per request anyway.
+  private struct KnownTenants {
+    var names: Set<String>
+    var counters: [String: TenantIngestCounters] = [:]
+  }
 
   public init(
     journal: Journal, maxInFlightBytes: Int, maxRequestBytes: Int, tenants: TenantPolicy, redactor: Redactor? = nil,
     retryAfterSeconds: Int = 2, maxTenants: Int = .max, observer: (@Sendable (AdmittedRequest) -> Void)? = nil,
-    heldAfterAcknowledgement: (@Sendable () -> Int)? = nil
+    heldAfterAcknowledgement: (@Sendable () -> Int)? = nil, metrics: CaptureMetrics? = nil
   ) {
     self.heldAfterAcknowledgement = heldAfterAcknowledgement
     self.maxTenants = maxTenants
-    self.knownTenants = Mutex(Set(journal.status().streams.map(\.tenant)))
+    self.metrics = metrics
+    self.knownTenants = Mutex(KnownTenants(names: Set(journal.status().streams.map(\.tenant))))
     self.redactor = redactor
     self.observer = observer
     self.journal = journal
@@ -100,10 +110,31 @@ public final class CapturePipeline: OTLPIngest {
     body: [UInt8], signal: Signal, encoding: OTLPEncoding, tenantHeader: String?, clientIdentity: ClientIdentity?,
     completion: @escaping @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void
   ) {
+    admit(
+      body: body, signal: signal, encoding: encoding, tenantHeader: tenantHeader, clientIdentity: clientIdentity,
+      transport: nil, completion: completion)
+  }
+
+  public func export(
+    body: [UInt8], signal: Signal, encoding: OTLPEncoding, tenantHeader: String?, clientIdentity: ClientIdentity?,
+    transport: IngestTransport, completion: @escaping @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void
+  ) {
+    admit(
+      body: body, signal: signal, encoding: encoding, tenantHeader: tenantHeader, clientIdentity: clientIdentity,
+      transport: transport, completion: completion)
+  }
+
+  /// - Parameter transport: what accepted requests are counted under; `nil`: not counted.
+  private func admit(
+    body: [UInt8], signal: Signal, encoding: OTLPEncoding, tenantHeader: String?, clientIdentity: ClientIdentity?,
+    transport: IngestTransport?, completion: @escaping @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void
+  ) {
     let receivedUnixNano = Self.wallClockNanos()
     let request: [UInt8]
     let tenant: String
     var times: Manifest.OTLPTimeSummary?
+    let items: UInt64
+    let tenantCounters: TenantIngestCounters?
     do {
       let decoded = try OTLPRequestDecoder.check(
         body: body, signal: signal, encoding: encoding, tenantAttribute: tenants.policy.resourceAttribute)
@@ -111,7 +142,8 @@ public final class CapturePipeline: OTLPIngest {
       tenant = try tenants.resolve(
         transportTenant: tenantHeader, resourceTenants: decoded.resourceTenants,
         moreResourceTenants: decoded.moreResourceTenants, clientIdentity: clientIdentity)
-      try admitTenant(tenant)
+      tenantCounters = try admitTenant(tenant)
+      items = decoded.times.itemCount
       request =
         try redactor.map { redactor throws(RejectedRequest) in try redactor.redact(decoded.request, signal: signal) }
         ?? decoded.request
@@ -131,6 +163,7 @@ public final class CapturePipeline: OTLPIngest {
           counters.accepted[signal, default: 0] += 1
           counters.acceptedBytes += UInt64(request.count)
         }
+        if let transport { tenantCounters?.accepted(signal: signal, transport: transport, items: items) }
         completion(.success(IngestReceipt(seq: receipt.seq, signal: signal, tenant: tenant)))
         observer?(admitted)
       case .failure(let error):
@@ -142,23 +175,31 @@ public final class CapturePipeline: OTLPIngest {
   /// Takes `tenant` if it is known or there is room for one more; refuses a new tenant past
   /// ``maxTenants``, so a client cannot make unbounded streams (files, descriptors) by inventing
   /// tenant names, while every tenant already taken keeps being served.
-  private func admitTenant(_ tenant: String) throws(RejectedRequest) {
-    let taken = knownTenants.withLock { known in
-      if known.contains(tenant) { return true }
-      guard known.count < maxTenants else { return false }
-      known.insert(tenant)
-      return true
+  /// - Returns: the tenant's accepted-request counters (so their labels are bounded as tenants are).
+  private func admitTenant(_ tenant: String) throws(RejectedRequest) -> TenantIngestCounters? {
+    let metrics = self.metrics
+    let taken = knownTenants.withLock { known -> (Bool, TenantIngestCounters?) in
+      if !known.names.contains(tenant) {
+        guard known.names.count < maxTenants else { return (false, nil) }
+        known.names.insert(tenant)
+      }
+      guard let metrics else { return (true, nil) }
+      if let counters = known.counters[tenant] { return (true, counters) }
+      let counters = metrics.tenantCounters(tenant)
+      known.counters[tenant] = counters
+      return (true, counters)
     }
-    guard taken else {
+    guard taken.0 else {
       throw RejectedRequest(
         .tenantRejected,
-        "tenant \"\(tenant)\" is new and this capture service already takes its limit of \(maxTenants) tenants (limits.max-tenants)"
-      )
+        "tenant \"\(tenant)\" is new and this capture service already takes its limit of \(maxTenants) tenants (limits.max-tenants)",
+        reason: .tenantLimit)
     }
+    return taken.1
   }
 
   /// Tenants taken so far.
-  public var tenantCount: Int { knownTenants.withLock { $0.count } }
+  public var tenantCount: Int { knownTenants.withLock { $0.names.count } }
 
   private func reject(
     _ rejection: RejectedRequest, _ completion: @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void
@@ -174,14 +215,17 @@ public final class CapturePipeline: OTLPIngest {
   /// How a journal refusal is told to the client.
   static func rejection(for error: JournalError, retryAfterSeconds: Int) -> RejectedRequest {
     switch error.kind {
-    case .full, .stopped:
-      return RejectedRequest(.unavailable, error.message, retryAfterSeconds: retryAfterSeconds)
+    case .full:
+      return RejectedRequest(.unavailable, error.message, retryAfterSeconds: retryAfterSeconds, reason: .disk)
+    case .stopped:
+      return RejectedRequest(.unavailable, error.message, retryAfterSeconds: retryAfterSeconds, reason: .stopping)
     case .invalidRecord:
       return RejectedRequest(.malformed, error.message)
     case .io, .locked, .corrupt, .configuration:
       // The write failed and nothing was acknowledged: the client may retry.
       return RejectedRequest(
-        .unavailable, "journal write failed: \(error.message)", retryAfterSeconds: retryAfterSeconds)
+        .unavailable, "journal write failed: \(error.message)", retryAfterSeconds: retryAfterSeconds,
+        reason: .journalError)
     }
   }
 

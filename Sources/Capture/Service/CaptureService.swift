@@ -12,6 +12,8 @@ public struct CaptureListeners: Sendable, Equatable {
   public var otlpHTTP: String
   public var otlpGRPC: String
   public var admin: String
+  /// The Prometheus `/metrics` listener; `nil` when it is off.
+  public var metrics: String? = nil
 }
 
 /// The long-running capture service: journal, admission pipeline, OTLP/HTTP and OTLP/gRPC
@@ -31,6 +33,10 @@ public final class CaptureService: Sendable {
   private let http: OTLPHTTPReceiver
   private let grpc: OTLPGRPCReceiver
   private let admin: AdminHTTPServer
+  /// The service's Prometheus metrics, counted by the receivers, admission and the journal.
+  public let metrics: CaptureMetrics
+  /// The `/metrics` listener; `nil` when it is off.
+  private let metricsServer: MetricsHTTPServer?
   /// Declared incidents; their windows pin the ring and their tenants are kept in full.
   public let incidents: IncidentManager
   /// Webhooks and commands told of incident changes.
@@ -72,12 +78,15 @@ public final class CaptureService: Sendable {
       }
     }
     let policyReference = redactor?.policy.reference ?? .none
+    let metrics = CaptureMetrics()
+    self.metrics = metrics
     let journal: Journal
     let archive: Journal
     do {
       journal = try Journal(
         dataDirectory: configuration.dataDirectory, nodeID: configuration.nodeID, options: configuration.journal,
-        redactionPolicy: policyReference, logger: logger)
+        redactionPolicy: policyReference, logger: logger,
+        syncObserver: { nanoseconds in metrics.observeFsync(nanoseconds: nanoseconds) })
       var archiveOptions = configuration.journal
       archiveOptions.ringMaxAgeSeconds = nil
       archiveOptions.ringMaxBytes = nil
@@ -178,7 +187,7 @@ public final class CaptureService: Sendable {
       journal: journal, maxInFlightBytes: configuration.maxInFlightBytes,
       maxRequestBytes: configuration.maxRequestBytes, tenants: configuration.tenancy, redactor: redactor,
       maxTenants: configuration.maxTenants, observer: { admitted in sampler.observe(admitted) },
-      heldAfterAcknowledgement: { sampler.heldBytes + archive.unwrittenByteCount })
+      heldAfterAcknowledgement: { sampler.heldBytes + archive.unwrittenByteCount }, metrics: metrics)
     self.pipeline = pipeline
     let connections = ConnectionBudget(limit: Self.connectionLimit(configuration.maxConnections, logger: logger))
     let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
@@ -194,7 +203,7 @@ public final class CaptureService: Sendable {
         maxConnections: configuration.maxConnections, idleTimeout: .seconds(Int64(configuration.idleTimeoutSeconds)),
         requestReadTimeout: .seconds(Int64(configuration.requestTimeoutSeconds)),
         tenantHeader: configuration.tenancy.header, retryAfterSeconds: pipeline.retryAfterSeconds,
-        connections: connections, tls: tls?.http1),
+        connections: connections, tls: tls?.http1, metrics: metrics),
       group: group, logger: logger)
     self.grpc = OTLPGRPCReceiver(
       ingest: pipeline,
@@ -204,7 +213,7 @@ public final class CaptureService: Sendable {
         maxConcurrentStreams: configuration.grpcMaxConcurrentStreams,
         idleTimeoutSeconds: configuration.idleTimeoutSeconds,
         maxConnectionAgeSeconds: configuration.maxConnectionAgeSeconds, connections: connections,
-        retryAfterSeconds: pipeline.retryAfterSeconds, tls: tls?.http2),
+        retryAfterSeconds: pipeline.retryAfterSeconds, tls: tls?.http2, metrics: metrics),
       group: group, logger: logger)
     let gate = AdminGate(
       tokens: tokens, listenHost: configuration.admin.host, hostNames: configuration.adminHostNames,
@@ -218,6 +227,19 @@ public final class CaptureService: Sendable {
         requestDeadline: .milliseconds(Int64(configuration.adminRequestDeadlineMillis)), tls: tls?.http1),
       group: adminGroup, logger: logger, immediate: { request in routes.immediate(request) },
       handler: { request in await routes.handle(request) })
+    if let address = configuration.metrics {
+      let sources = CaptureMetricsSources(
+        journal: journal, pipeline: pipeline, incidents: incidents, hooks: hooks, sampler: sampler,
+        defaultLookbackSeconds: configuration.defaultLookbackSeconds)
+      // Scrapes have a loop of their own, like the admin API: metrics keep flowing however busy
+      // the OTLP loops are, and a slow scrape never holds back /healthz.
+      self.metricsServer = MetricsHTTPServer(
+        host: address.host, port: address.port, tls: tls?.http1,
+        group: MultiThreadedEventLoopGroup(numberOfThreads: 1), logger: logger,
+        render: { metrics.render(sources.snapshot()) })
+    } else {
+      self.metricsServer = nil
+    }
   }
 
   /// The tail sampler's share of the in-flight bound: what it holds after acknowledgement counts
@@ -262,11 +284,13 @@ public final class CaptureService: Sendable {
       let adminAddress = try await admin.start()
       let httpAddress = try await http.start()
       let grpcAddress = try await grpc.start()
+      let metricsAddress = try await metricsServer?.start()
       startIncidentClock()
       if tls != nil { reloadOnHangup() }
       ready.set(true)
       return CaptureListeners(
-        otlpHTTP: Self.describe(httpAddress), otlpGRPC: grpcAddress, admin: Self.describe(adminAddress))
+        otlpHTTP: Self.describe(httpAddress), otlpGRPC: grpcAddress, admin: Self.describe(adminAddress),
+        metrics: metricsAddress.map { Self.describe($0) })
     } catch {
       await stop()
       throw CaptureServiceError(.listen, "cannot listen: \(error)")
@@ -292,6 +316,7 @@ public final class CaptureService: Sendable {
     await grpc.stop()
     await http.stop()
     await admin.stop()
+    await metricsServer?.stop()
     await journal.stop()
     sampler.stop()
     await archive.stop()

@@ -158,15 +158,17 @@ public final class AdminHTTPServer: Sendable {
   private let immediate: ImmediateHandler?
   private let server: HTTPServerCore
 
+  /// - Parameter name: what the server is called in its log lines (another small listener, such
+  ///   as `/metrics`, reuses this server under its own name).
   public init(
-    options: Options = Options(), group: any EventLoopGroup, logger: Logger, immediate: ImmediateHandler? = nil,
-    handler: @escaping Handler
+    options: Options = Options(), group: any EventLoopGroup, logger: Logger, name: String = "admin",
+    immediate: ImmediateHandler? = nil, handler: @escaping Handler
   ) {
     self.options = options
     self.handler = handler
     self.immediate = immediate
     self.server = HTTPServerCore(
-      name: "admin", group: group, budget: ConnectionBudget(limit: options.maxConnections), retryAfterSeconds: 1,
+      name: name, group: group, budget: ConnectionBudget(limit: options.maxConnections), retryAfterSeconds: 1,
       logger: logger)
   }
 

@@ -1,4 +1,5 @@
 internal import Foundation
+internal import Manifest
 internal import NIOCore
 internal import NIOHPACK
 internal import NIOHTTP2
@@ -81,11 +82,14 @@ final class GRPCInFlightGate: ChannelInboundHandler, RemovableChannelHandler {
   /// The call's entry in `identities`, until the handler takes it or the stream ends.
   private var identityToken: UInt64?
   private var phase = Phase.awaitingHeaders
+  /// Where calls refused here, before gRPC sees them, are counted.
+  private let metrics: CaptureMetrics?
 
   init(
     ingest: any OTLPIngest, reservations: GRPCReservations, retryAfterSeconds: Int,
-    identities: GRPCClientIdentities? = nil
+    identities: GRPCClientIdentities? = nil, metrics: CaptureMetrics? = nil
   ) {
+    self.metrics = metrics
     self.ingest = ingest
     self.reservations = reservations
     self.retryAfterSeconds = retryAfterSeconds
@@ -169,14 +173,22 @@ final class GRPCInFlightGate: ChannelInboundHandler, RemovableChannelHandler {
   ) {
     let length = prefix[1...4].reduce(0) { $0 << 8 | Int($1) }
     guard length > 0, length <= ingest.maxRequestBytes else {
+      // gRPC refuses a message over its payload limit from this same prefix, before any
+      // handler of ours runs: counted here, where the refusal is known.
+      if length > ingest.maxRequestBytes { metrics?.refused(signal: Self.signal(of: headers), reason: .tooLarge) }
       return forward(headers: headers, held: held, token: nil, context: context)
     }
     let reservation = Self.reservation(forMessageLength: length)
     guard ingest.reserveInFlight(reservation) else {
+      metrics?.refused(signal: Self.signal(of: headers), reason: .backpressure)
       return refuse(context: context)
     }
     let token = reservations.register(reservation)
     forward(headers: headers, held: held, token: token, context: context)
+  }
+
+  private static func signal(of headers: HTTP2Frame.FramePayload.Headers) -> Signal? {
+    headers.headers.first(name: ":path").flatMap { OTLPExportService.signal(forPath: $0) }
   }
 
   /// The in-flight bytes a call with a `length`-byte message holds until its handler runs: the

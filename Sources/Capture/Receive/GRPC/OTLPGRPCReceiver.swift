@@ -33,14 +33,17 @@ public final class OTLPGRPCReceiver: Sendable {
     public var retryAfterSeconds: Int
     /// TLS for every connection (`nil`: plaintext); reloading it changes new connections only.
     public var tls: ReloadableServerTLSContext?
+    /// Where refused calls are counted (`nil`: not counted).
+    public var metrics: CaptureMetrics?
 
     public init(
       host: String = "127.0.0.1", port: Int = 4317, tenantMetadataKey: String = "x-scope-orgid",
       maxConcurrentStreams: Int = 32, idleTimeoutSeconds: Int = 60, maxConnectionAgeSeconds: Int = 1800,
       connections: ConnectionBudget = ConnectionBudget(limit: 1024), retryAfterSeconds: Int = 1,
-      tls: ReloadableServerTLSContext? = nil
+      tls: ReloadableServerTLSContext? = nil, metrics: CaptureMetrics? = nil
     ) {
       self.tls = tls
+      self.metrics = metrics
       self.host = host
       self.port = port
       self.tenantMetadataKey = tenantMetadataKey.lowercased()
@@ -70,14 +73,14 @@ public final class OTLPGRPCReceiver: Sendable {
     config.connection.maxAge = .seconds(options.maxConnectionAgeSeconds)
     config.connection.maxGraceTime = .seconds(30)
     config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
-      Self.admit(channel, budget: options.connections, logger: logger)
+      Self.admit(channel, budget: options.connections, metrics: options.metrics, logger: logger)
     }
     config.channelDebuggingCallbacks.onAcceptHTTP2Stream = { stream in
       stream.eventLoop.makeCompletedFuture {
         try stream.pipeline.syncOperations.addHandler(
           GRPCInFlightGate(
             ingest: ingest, reservations: reservations, retryAfterSeconds: options.retryAfterSeconds,
-            identities: identities),
+            identities: identities, metrics: options.metrics),
           position: .first)
       }
     }
@@ -90,7 +93,7 @@ public final class OTLPGRPCReceiver: Sendable {
     self.listenAddress = ListenAddress(host: options.host, port: options.port)
     let service = OTLPExportService(
       ingest: ingest, tenantKey: options.tenantMetadataKey, reservations: reservations, identities: identities,
-      logger: logger)
+      metrics: options.metrics, logger: logger)
     self.server = GRPCServer(transport: transport, services: [service])
   }
 
@@ -121,13 +124,16 @@ public final class OTLPGRPCReceiver: Sendable {
 
   /// Counts an accepted connection against the shared budget, or closes it when the budget is
   /// spent (the client sees the connection fail and retries with backoff).
-  private static func admit(_ channel: any Channel, budget: ConnectionBudget, logger: Logger) -> EventLoopFuture<Void> {
+  private static func admit(
+    _ channel: any Channel, budget: ConnectionBudget, metrics: CaptureMetrics?, logger: Logger
+  ) -> EventLoopFuture<Void> {
     if budget.acquire() {
       channel.closeFuture.whenComplete { _ in budget.release() }
       // Receive buffers freed after every read, not kept per connection (see
       // TransientRecvByteBufferAllocator).
       return channel.useTransientReceiveBuffers()
     } else {
+      metrics?.refused(signal: nil, reason: .connectionLimit)
       logger.info(
         "OTLP/gRPC server refused a connection: limit of \(budget.limit) open connections reached",
         metadata: ["peer": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
@@ -165,6 +171,8 @@ struct OTLPExportService: RegistrableRPCService {
   /// Client certificate identities the gate found for these calls; `nil`: the listener does not
   /// verify client certificates.
   var identities: GRPCClientIdentities? = nil
+  /// Where refused calls are counted (`nil`: not counted).
+  var metrics: CaptureMetrics? = nil
   let logger: Logger
 
   static let methods: [(Signal, MethodDescriptor)] = [
@@ -182,6 +190,11 @@ struct OTLPExportService: RegistrableRPCService {
         fullyQualifiedService: "opentelemetry.proto.collector.metrics.v1.MetricsService", method: "Export")
     ),
   ]
+
+  /// The signal of an OTLP `Export` method's HTTP/2 `:path` (`/SERVICE/Export`); `nil` for others.
+  static func signal(forPath path: String) -> Signal? {
+    methods.first { "/\($0.1.fullyQualifiedMethod)" == path }?.0
+  }
 
   func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
     for (signal, descriptor) in Self.methods {
@@ -214,6 +227,7 @@ struct OTLPExportService: RegistrableRPCService {
       ingest.releaseInFlight(reserved - body.count)
     } else if reserved < body.count, !ingest.reserveInFlight(body.count - reserved) {
       if reserved > 0 { ingest.releaseInFlight(reserved) }
+      metrics?.refused(signal: signal, reason: .backpressure)
       return ServerResponse(
         error: RPCError(
           code: .resourceExhausted, message: "capture is over its in-flight memory bound; retry later",
@@ -221,12 +235,14 @@ struct OTLPExportService: RegistrableRPCService {
     }
     defer { if !body.isEmpty { ingest.releaseInFlight(body.count) } }
     if let problem = ingest.admissionProblem() {
+      metrics?.refused(signal: signal, reason: problem.reason)
       return ServerResponse(error: Self.rpcError(for: problem))
     }
     let result = await withCheckedContinuation {
       (continuation: CheckedContinuation<Result<IngestReceipt, RejectedRequest>, Never>) in
       ingest.export(
-        body: body, signal: signal, encoding: .protobuf, tenantHeader: tenant, clientIdentity: clientIdentity
+        body: body, signal: signal, encoding: .protobuf, tenantHeader: tenant, clientIdentity: clientIdentity,
+        transport: .grpc
       ) { result in
         continuation.resume(returning: result)
       }
@@ -238,6 +254,7 @@ struct OTLPExportService: RegistrableRPCService {
     case .failure(let rejection):
       logger.debug(
         "gRPC export rejected", metadata: ["signal": "\(signal.rawValue)", "reason": "\(rejection.message)"])
+      metrics?.refused(signal: signal, reason: rejection.reason)
       return ServerResponse(error: Self.rpcError(for: rejection))
     }
   }

@@ -48,8 +48,14 @@ final class HTTPServerCore: Sendable {
   private let retryAfterSeconds: Int
   private let logger: Logger
   private let state = Mutex(State())
+  /// Told of every connection turned away for the connection limit.
+  private let onRefusedConnection: (@Sendable () -> Void)?
 
-  init(name: String, group: any EventLoopGroup, budget: ConnectionBudget, retryAfterSeconds: Int, logger: Logger) {
+  init(
+    name: String, group: any EventLoopGroup, budget: ConnectionBudget, retryAfterSeconds: Int, logger: Logger,
+    onRefusedConnection: (@Sendable () -> Void)? = nil
+  ) {
+    self.onRefusedConnection = onRefusedConnection
     self.name = name
     self.group = group
     self.budget = budget
@@ -135,6 +141,7 @@ final class HTTPServerCore: Sendable {
         budget.release()
       }
     } else {
+      onRefusedConnection?()
       logger.info(
         "\(name) server refused a connection: limit of \(budget.limit) open connections reached",
         metadata: ["peer": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])

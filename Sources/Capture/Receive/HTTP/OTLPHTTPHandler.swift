@@ -13,6 +13,8 @@ struct OTLPHTTPHandlerConfiguration: Sendable {
   /// `Retry-After` for a 429 when the in-flight reservation is refused.
   var overloadedRetryAfterSeconds: Int
   var logger: Logger
+  /// Where refused requests are counted; `nil`: not counted.
+  var metrics: CaptureMetrics? = nil
 }
 
 /// Serves OTLP/HTTP export requests on one connection, behind NIO's HTTP/1.1 decoder, pipelining
@@ -155,6 +157,9 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     if error is HTTPParserError {
       // HTTPServerProtocolErrorHandler already answered 400 and the decoder closes the channel.
       logger.debug("rejected malformed HTTP", metadata: ["error": "\(error)"])
+      var signal: Signal?
+      if case .receiving(let request) = phase { signal = request.signal }
+      configuration.metrics?.refused(signal: signal, reason: .malformed)
       abandon()
       context.close(promise: nil)
       return
@@ -181,7 +186,9 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     case .receiving(let request):
       releaseReservation(request.reserved)
       phase = .closed
-      reject(rejection, encoding: request.encoding, version: request.version, keepAlive: false, context: context)
+      reject(
+        rejection, signal: request.signal, encoding: request.encoding, version: request.version, keepAlive: false,
+        context: context)
     case .closed:
       // An answer is already on its way and closes the connection after it (the decompressor
       // can report more than one error for one body).
@@ -215,16 +222,19 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
       return reject(
         OTLPHTTPRejection(
           status: .notFound, grpcCode: OTLPHTTPRejection.GRPCCode.notFound,
-          message: "no OTLP endpoint at \(Self.printable(head.uri)); use /v1/traces, /v1/logs or /v1/metrics"),
-        encoding: answerEncoding, version: head.version, keepAlive: keepAliveAfterRejection, context: context)
+          message: "no OTLP endpoint at \(Self.printable(head.uri)); use /v1/traces, /v1/logs or /v1/metrics",
+          reason: .notFound),
+        signal: nil, encoding: answerEncoding, version: head.version, keepAlive: keepAliveAfterRejection,
+        context: context)
     }
     guard head.method == .POST else {
       return reject(
         OTLPHTTPRejection(
           status: .methodNotAllowed, grpcCode: OTLPHTTPRejection.GRPCCode.unimplemented,
           message: "method \(head.method) not allowed on \(Self.printable(head.uri)); use POST",
-          headers: [("Allow", "POST")]),
-        encoding: answerEncoding, version: head.version, keepAlive: keepAliveAfterRejection, context: context)
+          reason: .methodNotAllowed, headers: [("Allow", "POST")]),
+        signal: signal, encoding: answerEncoding, version: head.version, keepAlive: keepAliveAfterRejection,
+        context: context)
     }
     guard let encoding else {
       let given = head.headers.first(name: "Content-Type").map { "\"\(Self.printable($0))\"" } ?? "none"
@@ -233,7 +243,8 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
           RejectedRequest(
             .unsupportedMediaType,
             "unsupported Content-Type \(given); use application/x-protobuf or application/json")),
-        encoding: answerEncoding, version: head.version, keepAlive: keepAliveAfterRejection, context: context)
+        signal: signal, encoding: answerEncoding, version: head.version, keepAlive: keepAliveAfterRejection,
+        context: context)
     }
     if case .unsupported(let coding) = OTLPHTTPProtocol.contentCoding(head.headers) {
       return reject(
@@ -241,7 +252,7 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
           RejectedRequest(
             .unsupportedMediaType,
             "unsupported Content-Encoding \"\(Self.printable(coding))\"; use gzip, deflate, zstd or identity")),
-        encoding: encoding, version: head.version, keepAlive: keepAliveAfterRejection, context: context)
+        signal: signal, encoding: encoding, version: head.version, keepAlive: keepAliveAfterRejection, context: context)
     }
     let limit = maxRequestBytes
     var contentLength = 0
@@ -256,16 +267,16 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
           RejectedRequest(
             .payloadTooLarge, "Content-Length \(contentLength) exceeds the request limit of \(limit) bytes"),
           closeConnection: true),
-        encoding: encoding, version: head.version, keepAlive: false, context: context)
+        signal: signal, encoding: encoding, version: head.version, keepAlive: false, context: context)
     }
     if let problem = configuration.ingest.admissionProblem() {
       return reject(
-        OTLPHTTPRejection(problem), encoding: encoding, version: head.version,
+        OTLPHTTPRejection(problem), signal: signal, encoding: encoding, version: head.version,
         keepAlive: keepAliveAfterRejection, context: context)
     }
     if contentLength > 0, !configuration.ingest.reserveInFlight(contentLength) {
       return reject(
-        overloaded(), encoding: encoding, version: head.version, keepAlive: keepAliveAfterRejection,
+        overloaded(), signal: signal, encoding: encoding, version: head.version, keepAlive: keepAliveAfterRejection,
         context: context)
     }
     var body: [UInt8] = []
@@ -290,7 +301,8 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         OTLPHTTPRejection(
           RejectedRequest(.payloadTooLarge, "body exceeds the request limit of \(request.maxBytes) bytes"),
           closeConnection: true),
-        encoding: request.encoding, version: request.version, keepAlive: false, context: context)
+        signal: request.signal, encoding: request.encoding, version: request.version, keepAlive: false,
+        context: context)
     }
     if total > request.reserved {
       let target = min(
@@ -300,8 +312,8 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
         releaseReservation(request.reserved)
         phase = .discarding(closeAtEnd: false)
         return reject(
-          overloaded(), encoding: request.encoding, version: request.version, keepAlive: request.keepAlive,
-          context: context)
+          overloaded(), signal: request.signal, encoding: request.encoding, version: request.version,
+          keepAlive: request.keepAlive, context: context)
       }
       request.reserved += more
     }
@@ -350,7 +362,7 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     let id = exporting.id
     ingest.export(
       body: request.body, signal: request.signal, encoding: request.encoding, tenantHeader: request.tenant,
-      clientIdentity: peerIdentity(context: context)
+      clientIdentity: peerIdentity(context: context), transport: .http
     ) { result in
       // The ingest no longer holds the body once it has answered.
       if reserved > 0 { ingest.releaseInFlight(reserved) }
@@ -375,6 +387,7 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     case .failure(let rejected):
       let rejection = OTLPHTTPRejection(rejected)
       log(rejection, signal: exporting.signal)
+      configuration.metrics?.refused(signal: exporting.signal, reason: rejection.reason)
       let close = !exporting.keepAlive || rejection.closeConnection
       if close { phase = .closed } else { becomeIdle(context: context) }
       writeRejection(
@@ -399,10 +412,11 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
   /// answering synchronously would nest one call level per queued request (thousands for a
   /// single read full of tiny pipelined requests behind an export) and could exhaust the stack.
   private func reject(
-    _ rejection: OTLPHTTPRejection, encoding: OTLPEncoding, version: HTTPVersion, keepAlive: Bool,
+    _ rejection: OTLPHTTPRejection, signal: Signal?, encoding: OTLPEncoding, version: HTTPVersion, keepAlive: Bool,
     context: ChannelHandlerContext
   ) {
-    log(rejection, signal: nil)
+    log(rejection, signal: signal)
+    configuration.metrics?.refused(signal: signal, reason: rejection.reason)
     let close = rejection.closeConnection || !keepAlive
     if close {
       phase = .closed
@@ -544,6 +558,9 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
       context.close(promise: nil)
     case .awaitingHead, .receiving:
       logger.info("OTLP/HTTP request not received within the read deadline; answering 408")
+      var signal: Signal?
+      if case .receiving(let request) = phase { signal = request.signal }
+      configuration.metrics?.refused(signal: signal, reason: .timeout)
       abandon()
       context.triggerUserOutboundEvent(SendRawAnswerAndClose(answer: .requestTimeout), promise: nil)
     case .discarding:

@@ -146,6 +146,8 @@ struct OTLPHTTPRejection: Sendable, Equatable {
   var closeConnection: Bool = false
   /// Extra response headers (`Allow` for 405).
   var headers: [(String, String)] = []
+  /// What the refusal is counted as in the metrics.
+  var reason: RefusalReason
 
   static func == (lhs: OTLPHTTPRejection, rhs: OTLPHTTPRejection) -> Bool {
     lhs.status == rhs.status && lhs.grpcCode == rhs.grpcCode && lhs.message == rhs.message
@@ -166,13 +168,15 @@ struct OTLPHTTPRejection: Sendable, Equatable {
     }
     message = rejected.message
     retryAfterSeconds = rejected.retryAfterSeconds
+    reason = rejected.reason
     self.closeConnection = closeConnection
   }
 
   init(
     status: HTTPResponseStatus, grpcCode: Int32, message: String, closeConnection: Bool = false,
-    headers: [(String, String)] = []
+    reason: RefusalReason, headers: [(String, String)] = []
   ) {
+    self.reason = reason
     self.status = status
     self.grpcCode = grpcCode
     self.message = message

@@ -45,6 +45,8 @@ public final class OTLPHTTPReceiver: Sendable {
     public var connections: ConnectionBudget?
     /// TLS for every connection (`nil`: plaintext); reloading it changes new connections only.
     public var tls: ReloadableServerTLSContext?
+    /// Where refused requests are counted (`nil`: not counted).
+    public var metrics: CaptureMetrics?
 
     /// The defaults: 127.0.0.1:4318, 1024 connections, 60 s idle, 30 s per request, tenant header
     /// `X-Scope-OrgID`, retry after 1 s, 5 s grace on stop.
@@ -53,10 +55,11 @@ public final class OTLPHTTPReceiver: Sendable {
       idleTimeout: TimeAmount = .seconds(60), requestReadTimeout: TimeAmount = .seconds(30),
       tenantHeader: String = "X-Scope-OrgID", retryAfterSeconds: Int = 1,
       shutdownGracePeriod: TimeAmount = .seconds(5), connections: ConnectionBudget? = nil,
-      tls: ReloadableServerTLSContext? = nil
+      tls: ReloadableServerTLSContext? = nil, metrics: CaptureMetrics? = nil
     ) {
       self.connections = connections
       self.tls = tls
+      self.metrics = metrics
       self.host = host
       self.port = port
       self.maxConnections = maxConnections
@@ -78,9 +81,13 @@ public final class OTLPHTTPReceiver: Sendable {
     self.ingest = ingest
     self.options = options
     self.logger = logger
+    var onRefusedConnection: (@Sendable () -> Void)?
+    if let metrics = options.metrics {
+      onRefusedConnection = { metrics.refused(signal: nil, reason: .connectionLimit) }
+    }
     self.server = HTTPServerCore(
       name: "OTLP/HTTP", group: group, budget: options.connections ?? ConnectionBudget(limit: options.maxConnections),
-      retryAfterSeconds: options.retryAfterSeconds, logger: logger)
+      retryAfterSeconds: options.retryAfterSeconds, logger: logger, onRefusedConnection: onRefusedConnection)
   }
 
   /// Binds the listening socket and starts serving.
@@ -124,6 +131,6 @@ public final class OTLPHTTPReceiver: Sendable {
         configuration: OTLPHTTPHandlerConfiguration(
           ingest: ingest, tenantHeader: options.tenantHeader, idleTimeout: options.idleTimeout,
           requestReadTimeout: options.requestReadTimeout,
-          overloadedRetryAfterSeconds: options.retryAfterSeconds, logger: logger)))
+          overloadedRetryAfterSeconds: options.retryAfterSeconds, logger: logger, metrics: options.metrics)))
   }
 }
