@@ -169,7 +169,7 @@ start_capture() {
   capture_port=$(free_port); local admin; admin=$(free_port); local grpc; grpc=$(free_port)
   rm -rf "$work/data-$name"
   "$bin" capture --data "$work/data-$name" --otlp-http "127.0.0.1:$capture_port" --otlp-grpc "127.0.0.1:$grpc" \
-    --admin "127.0.0.1:$admin" "$@" >"$work/capture-$name.out" 2>"$work/capture-$name.err" &
+    --admin "127.0.0.1:$admin" --metrics 127.0.0.1:0 "$@" >"$work/capture-$name.out" 2>"$work/capture-$name.err" &
   capture_pid=$!
   capture_admin=$admin
   capture_data="$work/data-$name"

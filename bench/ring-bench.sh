@@ -49,7 +49,7 @@ python3 bench/capture/make_bodies.py "$work/bodies" --count 32 >/dev/null
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 http_port=$(free_port); grpc_port=$(free_port); admin_port=$(free_port)
 "$bin" capture --data "$work/data" --otlp-http "127.0.0.1:$http_port" --otlp-grpc "127.0.0.1:$grpc_port" \
-  --admin "127.0.0.1:$admin_port" --ring-max-age 5m --ring-max-bytes "$ring_bound" --default-lookback 1m \
+  --admin "127.0.0.1:$admin_port" --metrics 127.0.0.1:0 --ring-max-age 5m --ring-max-bytes "$ring_bound" --default-lookback 1m \
   --segment-max-bytes 4MiB --segment-max-age 5s --max-inflight-bytes "$inflight" --max-journal-bytes 8GiB \
   --log-level warning >"$work/capture.out" 2>"$work/capture.err" &
 capture_pid=$!
