@@ -15,6 +15,7 @@ struct StellaForensics: AsyncParsableCommand {
     subcommands: [
       KeygenCommand.self, CaptureCommand.self, IncidentCommand.self, ImportCommand.self, BundleCommand.self,
       SignCommand.self, VerifyCommand.self, InspectCommand.self, ReplayCommand.self, ExportCommand.self,
+      ProfileCommand.self,
     ]
   )
 
