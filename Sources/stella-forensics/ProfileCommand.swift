@@ -55,7 +55,9 @@ struct ProfileDiffCommand: ParsableCommand {
     let differences = CaptureConfiguration.differences(between: a, and: b)
     let width = differences.map(\.key.count).max() ?? 0
     let valueWidth = max(a.rawValue.count, differences.map(\.first.count).max() ?? 0)
-    func padded(_ text: String, _ count: Int) -> String { text + String(repeating: " ", count: max(0, count - text.count)) }
+    func padded(_ text: String, _ count: Int) -> String {
+      text + String(repeating: " ", count: max(0, count - text.count))
+    }
     if !differences.isEmpty {
       print("\(padded("setting", width))  \(padded(a.rawValue, valueWidth))  \(b.rawValue)")
     }

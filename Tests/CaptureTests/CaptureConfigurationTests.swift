@@ -80,7 +80,9 @@ import Testing
   @Test func profileDifferencesListBothValues() {
     let differences = CaptureConfiguration.differences(between: .default, and: .forensic)
     let byKey = Dictionary(uniqueKeysWithValues: differences.map { ($0.key, $0) })
-    #expect(byKey["journal.durability"] == ProfileDifference(key: "journal.durability", first: "group-commit", second: "fsync-per-batch"))
+    #expect(
+      byKey["journal.durability"]
+        == ProfileDifference(key: "journal.durability", first: "group-commit", second: "fsync-per-batch"))
     #expect(byKey["journal.segment-max-age"]?.second == "30s")
     #expect(byKey["ring.max-bytes"]?.second == "null")
     #expect(byKey["limits.max-connections"] == nil)
@@ -122,6 +124,18 @@ import Testing
     } throws: { error in
       (error as? CaptureConfigurationError)?.message.hasPrefix("bad.yaml: ") == true
     }
+  }
+
+  /// `incident --admin` takes the admin address exactly as capture prints it.
+  @Test(arguments: ["127.0.0.1:4320", "[::1]:9", "localhost:65535"])
+  func theAdminClientReadsAListenAddressAsCapturePrintsIt(printed: String) throws {
+    let listen = try ListenAddress(parsing: printed)
+    let plain = try AdminEndpoint(parsing: listen.description)
+    #expect(plain == AdminEndpoint(usesTLS: false, host: listen.host, port: listen.port))
+    let secured = try AdminEndpoint(parsing: listen.description, bareUsesTLS: true)
+    #expect(secured == AdminEndpoint(usesTLS: true, host: listen.host, port: listen.port))
+    // A scheme, when given, wins over the TLS files' hint.
+    #expect(try AdminEndpoint(parsing: "http://\(listen.description)", bareUsesTLS: true).usesTLS == false)
   }
 
   @Test func sizesAndDurations() {

@@ -218,7 +218,8 @@ extension CaptureConfiguration {
   }
 
   private static func scalar(_ text: String) -> String {
-    let plain = !text.isEmpty && text.allSatisfy { $0.isLetter || $0.isNumber || "._/-:@".contains($0) }
+    let plain =
+      !text.isEmpty && text.allSatisfy { $0.isLetter || $0.isNumber || "._/-:@".contains($0) }
       && !["null", "true", "false", "~", "yes", "no"].contains(text.lowercased())
     guard !plain else { return text }
     let escaped = text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
