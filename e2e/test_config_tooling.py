@@ -27,7 +27,7 @@ def test_the_example_config_with_the_forensic_profile_syncs_every_batch(capture)
     assert status["profile"] == "forensic"
     assert status["journal"]["durability"] == "fsync-per-batch", status["journal"]
     assert status["journal"]["minFreeBytes"] == str(1 << 30), status["journal"]
-    result = service.post("/v1/traces", trace_request("forensic-1").SerializeToString())
+    result = service.post("/v1/traces", trace_request(["forensic-1"]))
     assert result.status == 200, result
     stdout = (service.logs / "capture-001.stdout").read_text()
     assert "(profile forensic, durability fsync-per-batch)" in stdout, stdout
