@@ -96,10 +96,14 @@ def test_an_empty_request_round_trips_through_export_and_import(stella, keys, tm
     assert list(record.request.resource_spans) == [], record
 
 
-@pytest.mark.parametrize("shell,marker", [("bash", "complete -F"), ("zsh", "#compdef"), ("fish", "complete -c")])
+@pytest.mark.parametrize("shell,marker", [
+    ("bash", "-F _stella-forensics stella-forensics"), ("zsh", "#compdef stella-forensics"),
+    ("fish", "complete -c 'stella-forensics'"),
+])
 def test_completion_scripts_generate(stella, shell, marker):
     result = stella.run("--generate-completion-script", shell)
     assert result.returncode == 0, result.describe()
     assert marker in result.stdout, result.stdout[:500]
-    for word in ["capture", "profile", "incident", "verify", "--print-config", "--log-format"]:
+    # fish lists long options without their dashes.
+    for word in ["capture", "profile", "incident", "verify", "print-config", "log-format", "validate"]:
         assert word in result.stdout, f"{shell} completion lacks {word}"
