@@ -32,7 +32,7 @@ lint:
 # The man page, generated from the command definitions by swift-argument-parser's generate-manual
 # package plugin (no extra dependency); written to docs/man/stella-forensics.1 (docs/cli.md).
 man:
-	swift package plugin generate-manual
+	swift package plugin generate-manual --configuration debug
 	mkdir -p docs/man
 	cp "$$(find .build/plugins -path '*GenerateManual*' -name 'stella-forensics.1' | head -n 1)" docs/man/
 	@echo "wrote docs/man/stella-forensics.1 (read it with: man ./docs/man/stella-forensics.1)"

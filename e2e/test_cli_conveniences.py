@@ -5,7 +5,8 @@
 * `incident --admin` takes the admin address exactly as `capture` printed it (`HOST:PORT`);
 * `replay --json` spells its error codes like the bundle format's reason codes;
 * an empty OTLP request goes through `import`, `export --format otlp-json` and `import` again;
-* shell completion scripts generate for bash, zsh and fish.
+* shell completion scripts generate for bash, zsh and fish, and the man page generates with
+  swift-argument-parser's generate-manual plugin and renders with groff.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,23 @@ def test_completion_scripts_generate(stella, shell, marker):
     # fish lists long options without their dashes.
     for word in ["capture", "profile", "incident", "verify", "print-config", "log-format", "validate"]:
         assert word in result.stdout, f"{shell} completion lacks {word}"
+
+
+def test_the_man_page_generates_from_the_command_definitions(tmp_path):
+    """`make man`'s plugin run, offline, against the debug build `make build` left behind."""
+    page = REPO / ".build" / "plugins" / "GenerateManual" / "outputs" / "StellaForensicsCLI" / "stella-forensics.1"
+    page.unlink(missing_ok=True)  # so a page left by an earlier run cannot pass for this one
+    generated = subprocess.run(
+        ["swift", "package", "plugin", "generate-manual", "--configuration", "debug"],
+        cwd=REPO, capture_output=True, text=True, timeout=1200, check=False)
+    assert generated.returncode == 0, generated.stdout[-3000:] + generated.stderr[-3000:]
+    assert page.exists(), generated.stdout[-2000:]
+    rendered = subprocess.run(["groff", "-mandoc", "-Tutf8", "-P", "-c", str(page)],
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert rendered.returncode == 0, rendered.stderr
+    # Bold and underline are overstruck (char, backspace, char): keep the last of each.
+    text = re.sub(r".\x08", "", rendered.stdout)
+    # The single page lists each subcommand as a heading and each option as a tagged item.
+    first_words = {line.split()[0] for line in text.splitlines() if line.strip()}
+    for expected in ["capture", "profile", "diff", "replay", "--print-config", "--validate", "--log-format"]:
+        assert expected in first_words, f"the man page lacks an entry {expected!r}"

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 apt_packages=(libsodium-dev libzstd-dev libarchive-dev libssl-dev pkg-config
   zstd openssl libarchive-tools protobuf-compiler curl prometheus
   zlib1g-dev)  # zlib.h for swift-nio-extras' NIOHTTPCompression (OTLP/HTTP gzip and deflate)
+apt_packages+=(groff-base)  # renders the generated man page in e2e/test_cli_conveniences.py
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
