@@ -29,6 +29,7 @@ public struct EffectiveSetting: Sendable, Equatable {
   public var key: String
   /// The value as YAML text.
   public var value: String
+  /// Where the value came from.
   public var origin: SettingOrigin
   /// Whether the key can be written in a configuration file.
   public var isFileKey: Bool
@@ -36,8 +37,11 @@ public struct EffectiveSetting: Sendable, Equatable {
 
 /// A setting two profiles preset differently (`profile diff`).
 public struct ProfileDifference: Sendable, Equatable {
+  /// The setting's key path, as in ``EffectiveSetting/key``.
   public var key: String
+  /// The first profile's value, as YAML text.
   public var first: String
+  /// The second profile's value, as YAML text.
   public var second: String
 }
 
@@ -170,11 +174,6 @@ extension CaptureConfiguration {
     }
   }
 
-  /// The settings a profile presets differently from the default profile.
-  public static func preset(of profile: CaptureProfile) -> [ProfileDifference] {
-    differences(between: .default, and: profile)
-  }
-
   /// Sets a value from a command-line flag and records the flag as its origin.
   public mutating func set<Value>(
     _ field: WritableKeyPath<CaptureConfiguration, Value>, to value: Value, key: String, flag: String
@@ -186,11 +185,6 @@ extension CaptureConfiguration {
   /// Records a flag as the origin of a setting the caller set itself.
   public mutating func noteFlag(_ flag: String, setting key: String) {
     explicitOrigins[key] = .flag(flag)
-  }
-
-  /// Where a setting came from (for error messages).
-  public func origin(of key: String) -> SettingOrigin {
-    effectiveSettings.first(where: { $0.key == key })?.origin ?? .default
   }
 
   /// An error about one setting, naming its key and, when a flag or file set it, that too.
