@@ -2,7 +2,7 @@
 SWIFT_BUILD_FLAGS ?=
 BIN := .build/debug/stella-forensics
 
-.PHONY: setup build run test unit-test e2e-test test-adversarial lint bench fuzz clean
+.PHONY: setup build run test unit-test e2e-test test-adversarial lint bench fuzz clean man completions
 
 setup:
 	bash scripts/setup.sh
@@ -28,6 +28,21 @@ test-adversarial: setup build
 
 lint:
 	swift format lint --recursive Sources Tests
+
+# The man page, generated from the command definitions by swift-argument-parser's generate-manual
+# package plugin (no extra dependency); written to docs/man/stella-forensics.1 (docs/cli.md).
+man:
+	swift package plugin generate-manual --configuration debug
+	mkdir -p docs/man
+	cp "$$(find .build/plugins -path '*GenerateManual*' -name 'stella-forensics.1' | head -n 1)" docs/man/
+	@echo "wrote docs/man/stella-forensics.1 (read it with: man ./docs/man/stella-forensics.1)"
+
+# Shell completion scripts for bash, zsh and fish, from the built binary, into .build/completions/.
+completions: build
+	mkdir -p .build/completions
+	$(BIN) --generate-completion-script bash > .build/completions/stella-forensics.bash
+	$(BIN) --generate-completion-script zsh > .build/completions/_stella-forensics
+	$(BIN) --generate-completion-script fish > .build/completions/stella-forensics.fish
 
 bench:
 	bash bench/bundle-bench.sh

@@ -236,7 +236,7 @@ def test_permanent_rejection_stops_with_exit_3_naming_stream_and_seq(stella, key
         result = replay(stella, generated, keys[1], sink.endpoint, "--protocol", protocol, "--json")
     assert result.returncode == 3, result.describe()
     summary = json.loads(result.stdout)
-    assert summary["result"] == "failed" and summary["code"] == "rejectedPermanently"
+    assert summary["result"] == "failed" and summary["code"] == "REJECTED_PERMANENTLY"
     assert summary["recordsSent"] == 2 == len(sink.received)
     # Records of import bundles have no arrival time, so at max speed streams go one after
     # another in stream order: the third request is traces seq 2.

@@ -8,7 +8,8 @@ apt_packages=(libsodium-dev libzstd-dev libarchive-dev libssl-dev pkg-config
   zstd openssl libarchive-tools protobuf-compiler curl prometheus
   zlib1g-dev  # zlib.h for swift-nio-extras' NIOHTTPCompression (OTLP/HTTP gzip and deflate)
   systemd  # systemd-analyze, which checks deploy/systemd/stella-capture.service (no systemd needs to run)
-  chromium)  # renders the HTML report headless in e2e/test_report.py
+  chromium  # renders the HTML report headless in e2e/test_report.py
+  groff-base)  # renders the generated man page in e2e/test_cli_conveniences.py
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")

@@ -35,7 +35,19 @@ public enum OTLPJSONEncoding {
     } catch {
       throw ReplayError(.requestUnconvertible, "cannot convert the \(signal.rawValue) request to JSON: \(error)")
     }
+    // proto3 JSON leaves an empty list out, so an empty request would be `{}`, which names no
+    // signal and which no OTLP/JSON reader (our import included) can file under one.
+    guard proto3JSON != Array("{}".utf8) else { return Array(#"{"\#(resourceKey(signal))":[]}"#.utf8) }
     return try hexIDs(proto3JSON)
+  }
+
+  /// The top-level key of a signal's export request in OTLP/JSON.
+  static func resourceKey(_ signal: Signal) -> String {
+    switch signal {
+    case .traces: "resourceSpans"
+    case .logs: "resourceLogs"
+    case .metrics: "resourceMetrics"
+    }
   }
 
   /// Rewrites the base64 values of id keys as lowercase hex, leaving every other byte as it is.

@@ -6,36 +6,38 @@ public import Manifest
 /// people read ``description``, which names the bundle, stream, record, endpoint or file involved.
 public struct ReplayError: Error, CustomStringConvertible, Sendable {
   /// What went wrong. New codes may be added.
-  public enum Code: String, Sendable, Equatable {
+  /// Raw values are in the casing of the bundle format's reason codes (`SIG_UNTRUSTED_KEY`), so
+  /// every `--json` output spells its codes one way.
+  public enum Code: String, Sendable, Equatable, CaseIterable {
     /// The bundle was verified only quickly; replay and export need every record checked.
-    case notDeeplyVerified
+    case notDeeplyVerified = "NOT_DEEPLY_VERIFIED"
     /// A blob's bytes differ from what verification saw (the file changed after verifying).
-    case bundleChanged
+    case bundleChanged = "BUNDLE_CHANGED"
     /// The bundle file could not be read.
-    case bundleUnreadable
+    case bundleUnreadable = "BUNDLE_UNREADABLE"
     /// An archived request could not be walked or converted (cannot happen for a verified bundle
     /// unless the conversion needs more than the verifier checks, such as a full protobuf decode).
-    case requestUnconvertible
+    case requestUnconvertible = "REQUEST_UNCONVERTIBLE"
     /// Shifting a timestamp would leave the range of an unsigned 64-bit nanosecond time.
-    case timeShiftOutOfRange
+    case timeShiftOutOfRange = "TIME_SHIFT_OUT_OF_RANGE"
     /// The endpoint URL or an `--allow` entry is malformed or unsupported.
-    case invalidEndpoint
+    case invalidEndpoint = "INVALID_ENDPOINT"
     /// The endpoint resolves to an address outside the allowlist (sealed mode).
-    case endpointNotAllowed
+    case endpointNotAllowed = "ENDPOINT_NOT_ALLOWED"
     /// The endpoint's host name could not be resolved.
-    case unresolvableHost
+    case unresolvableHost = "UNRESOLVABLE_HOST"
     /// The checkpoint file is unreadable, malformed, or belongs to another bundle or time shift.
-    case checkpointInvalid
+    case checkpointInvalid = "CHECKPOINT_INVALID"
     /// The checkpoint file could not be written durably.
-    case checkpointWriteFailed
+    case checkpointWriteFailed = "CHECKPOINT_WRITE_FAILED"
     /// The endpoint refused a request permanently (HTTP 4xx other than 429, gRPC INVALID_ARGUMENT…).
-    case rejectedPermanently
+    case rejectedPermanently = "REJECTED_PERMANENTLY"
     /// The endpoint stayed unavailable through every retry.
-    case retriesExhausted
+    case retriesExhausted = "RETRIES_EXHAUSTED"
     /// An export output file could not be written.
-    case outputFailed
+    case outputFailed = "OUTPUT_FAILED"
     /// An export output file already exists and replacing it was not asked for.
-    case outputExists
+    case outputExists = "OUTPUT_EXISTS"
   }
 
   /// What went wrong.

@@ -14,7 +14,19 @@ enum SignatureCheck {
     for signature in signatures {
       guard let key = trust.trustedKeys[signature.keyID] else {
         if trust.ignoresUntrustedSignatures { continue }
-        throw Finding(.sigUntrustedKey, "signature by keyid \(signature.keyID), which is not a trusted key")
+        var detail = "signature by keyid \(signature.keyID), which is not a trusted key"
+        // A co-signed bundle checked against one of its signers is the common case: say how to
+        // accept it on the trusted signature alone.
+        let trustedAndValid = signatures.filter { other in
+          trust.trustedKeys[other.keyID]?.isValidSignature(other.signature, for: message) == true
+        }
+        if !trustedAndValid.isEmpty {
+          let keyIDs = trustedAndValid.map(\.keyID).joined(separator: ", ")
+          detail +=
+            "; the signature by trusted keyid \(keyIDs) does verify: --ignore-untrusted skips signatures by keys"
+            + " that are not trusted (they never count toward the threshold)"
+        }
+        throw Finding(.sigUntrustedKey, detail)
       }
       guard key.isValidSignature(signature.signature, for: message) else {
         throw Finding(.sigInvalid, "signature by trusted keyid \(signature.keyID) does not verify")

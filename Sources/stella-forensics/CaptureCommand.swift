@@ -15,9 +15,13 @@ struct CaptureCommand: AsyncParsableCommand {
       (Authorization: Bearer TOKEN; see --admin-tokens; without it DATA/admin-token holds the
       local operator's token). Settings come from the profile's preset, then --config, then these flags.
       SIGTERM or SIGINT stops it cleanly (queued records synced, open segments sealed).
-      With --tls-cert/--tls-key every listener serves TLS 1.2+ (with --tls-client-ca, mTLS), and
-      SIGHUP rereads the certificate, key and CA for new connections. A non-loopback listen address
-      without TLS is refused unless --insecure-listen is given.
+      With --tls-cert/--tls-key every listener serves TLS 1.2+ (with --tls-client-ca, mTLS). A
+      non-loopback listen address without TLS is refused unless --insecure-listen is given.
+      SIGHUP rereads --config and the files it names: the tail-sampling policy and the notify hooks
+      are replaced, and the TLS certificate, key and CA are reread for new connections; other
+      changes (listeners, data directory, redaction policy, limits) are logged as needing a restart
+      and ignored; a configuration that does not load is logged and the running one kept.
+      --validate checks all of it without starting; --print-config shows the effective settings.
       Sizes take plain bytes or KiB/MiB/GiB; durations ms/s/m/h.
       """)
 
@@ -125,20 +129,66 @@ struct CaptureCommand: AsyncParsableCommand {
   @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error.")
   var logLevel: String = "info"
 
+  @Option(name: .customLong("log-format"), help: "text (default) or json: one JSON object per line on standard error.")
+  var logFormat: LogFormat = .text
+
+  @Flag(
+    name: .customLong("validate"),
+    help:
+      "Check the whole configuration (profile, --config, flags, and the TLS, policy and token files they name) without opening or binding anything; exit 0, or 2 naming the offending setting."
+  )
+  var validateOnly = false
+
+  @Flag(
+    name: .customLong("print-config"),
+    help: "Print the effective configuration as YAML, each value with where it came from, and exit.")
+  var printConfig = false
+
   func run() async throws {
-    let configuration = try resolvedConfiguration()
+    if printConfig {
+      let configuration = try assembledConfiguration()
+      Self.say(configuration.effectiveYAML, terminator: "")
+      // Printed first, so the offending value can be seen next to the error.
+      do {
+        try configuration.validate()
+      } catch {
+        throw CLIFailure.usage(error.message)
+      }
+      return
+    }
     guard let level = Logger.Level(rawValue: logLevel) else {
       throw CLIFailure.usage("--log-level: unknown level \(logLevel)")
     }
+    let configuration = try resolvedConfiguration()
+    if validateOnly {
+      do {
+        try CaptureService.check(configuration)
+      } catch {
+        throw CLIFailure.usage(error.message)
+      }
+      let source = config.map { " from \($0)" } ?? ""
+      Self.say(
+        "configuration OK\(source): profile \(configuration.profile.rawValue), durability \(configuration.journal.durability.rawValue)"
+      )
+      return
+    }
+    let format = logFormat
     LoggingSystem.bootstrap { label in
-      var handler = StreamLogHandler.standardError(label: label)
-      handler.logLevel = level
-      return handler
+      switch format {
+      case .text:
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+      case .json:
+        var handler = JSONLinesLogHandler(label: label)
+        handler.logLevel = level
+        return handler
+      }
     }
     let logger = Logger(label: "stella-forensics.capture")
     let service: CaptureService
     do {
-      service = try CaptureService(configuration: configuration, logger: logger)
+      service = try CaptureService(configuration: configuration, logger: logger, source: reloadSource())
     } catch {
       throw error.kind == .configuration ? CLIFailure.usage(error.message) : CLIFailure.runtime(error.message)
     }
@@ -160,12 +210,38 @@ struct CaptureCommand: AsyncParsableCommand {
     Self.say("stopped")
   }
 
-  static func say(_ text: String) {
-    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+  /// Rereads the `--config` file with the same flags over it, for SIGHUP.
+  private func reloadSource() -> CaptureConfigurationSource {
+    let command = self
+    return { () throws(CaptureConfigurationError) -> CaptureConfiguration in
+      do {
+        return try command.assembledConfiguration()
+      } catch let failure as CLIFailure {
+        throw CaptureConfigurationError(failure.message)
+      } catch {
+        throw CaptureConfigurationError("\(error)")
+      }
+    }
   }
 
-  /// Profile preset, then the YAML file, then flags.
+  static func say(_ text: String, terminator: String = "\n") {
+    FileHandle.standardOutput.write(Data((text + terminator).utf8))
+  }
+
+  /// Profile preset, then the YAML file, then flags; validated.
   func resolvedConfiguration() throws -> CaptureConfiguration {
+    let configuration = try assembledConfiguration()
+    do {
+      try configuration.validate()
+    } catch {
+      throw CLIFailure.usage(error.message)
+    }
+    return configuration
+  }
+
+  /// Profile preset, then the YAML file, then flags, each setting recording where it came from;
+  /// not yet validated as a whole.
+  func assembledConfiguration() throws -> CaptureConfiguration {
     var yamlText: String?
     if let config {
       do {
@@ -191,20 +267,42 @@ struct CaptureCommand: AsyncParsableCommand {
     var configuration = CaptureConfiguration(profile: profileChoice)
     do {
       if let yamlText { try configuration.apply(yaml: yamlText, path: config ?? "") }
-      if let data { configuration.dataDirectory = data }
-      if let nodeID { configuration.nodeID = nodeID }
-      if let otlpHTTP { configuration.otlpHTTP = try ListenAddress(parsing: otlpHTTP) }
-      if let otlpGRPC { configuration.otlpGRPC = try ListenAddress(parsing: otlpGRPC) }
-      if let admin { configuration.admin = try ListenAddress(parsing: admin) }
-      if let metrics {
-        configuration.metrics = metrics == ListenAddress.off ? nil : try ListenAddress(parsing: metrics)
-      }
-      if let adminTokens { configuration.adminTokensPath = adminTokens }
-      if !adminHostName.isEmpty { configuration.adminHostNames = adminHostName }
     } catch {
       throw CLIFailure.usage(error.message)
     }
-    if insecureListen { configuration.insecureListen = true }
+    if profile != nil { configuration.noteFlag("--profile", setting: "profile") }
+    try applyFlags(to: &configuration)
+    return configuration
+  }
+
+  /// Every flag given, over the profile and the file; kept in the order of the option list.
+  private func applyFlags(to configuration: inout CaptureConfiguration) throws {
+    if let data { configuration.set(\.dataDirectory, to: data, key: "data", flag: "--data") }
+    if let nodeID { configuration.set(\.nodeID, to: nodeID, key: "node-id", flag: "--node-id") }
+    if let otlpHTTP {
+      configuration.set(
+        \.otlpHTTP, to: try Self.address(otlpHTTP, "--otlp-http"), key: "listeners.otlp-http", flag: "--otlp-http")
+    }
+    if let otlpGRPC {
+      configuration.set(
+        \.otlpGRPC, to: try Self.address(otlpGRPC, "--otlp-grpc"), key: "listeners.otlp-grpc", flag: "--otlp-grpc")
+    }
+    if let admin {
+      configuration.set(\.admin, to: try Self.address(admin, "--admin"), key: "listeners.admin", flag: "--admin")
+    }
+    if let metrics {
+      let address = metrics == ListenAddress.off ? nil : try Self.address(metrics, "--metrics")
+      configuration.set(\.metrics, to: address, key: "listeners.metrics", flag: "--metrics")
+    }
+    if let adminTokens {
+      configuration.set(\.adminTokensPath, to: adminTokens, key: "admin.tokens", flag: "--admin-tokens")
+    }
+    if !adminHostName.isEmpty {
+      configuration.set(\.adminHostNames, to: adminHostName, key: "admin.host-names", flag: "--admin-host-name")
+    }
+    if insecureListen {
+      configuration.set(\.insecureListen, to: true, key: "insecure-listen", flag: "--insecure-listen")
+    }
     if tlsCert != nil || tlsKey != nil || tlsClientCA != nil {
       let certificate = tlsCert ?? configuration.tls?.certificatePath
       let key = tlsKey ?? configuration.tls?.keyPath
@@ -213,53 +311,92 @@ struct CaptureCommand: AsyncParsableCommand {
       }
       configuration.tls = TLSFiles(
         certificatePath: certificate, keyPath: key, clientCAPath: tlsClientCA ?? configuration.tls?.clientCAPath)
+      if tlsCert != nil { configuration.noteFlag("--tls-cert", setting: "tls.cert") }
+      if tlsKey != nil { configuration.noteFlag("--tls-key", setting: "tls.key") }
+      if tlsClientCA != nil { configuration.noteFlag("--tls-client-ca", setting: "tls.client-ca") }
     }
     if let durability {
       guard let policy = DurabilityPolicy(rawValue: durability) else {
         throw CLIFailure.usage("--durability must be fsync-per-batch, group-commit or interval, not \(durability)")
       }
-      configuration.journal.durability = policy
+      configuration.set(\.journal.durability, to: policy, key: "journal.durability", flag: "--durability")
     }
     if let syncInterval {
-      configuration.journal.syncIntervalMillis = try Self.milliseconds(syncInterval, "--sync-interval")
+      configuration.set(
+        \.journal.syncIntervalMillis, to: try Self.milliseconds(syncInterval, "--sync-interval"),
+        key: "journal.sync-interval", flag: "--sync-interval")
     }
     if let maxInFlightBytes {
-      configuration.maxInFlightBytes = Int(try Self.size(maxInFlightBytes, "--max-inflight-bytes"))
+      configuration.set(
+        \.maxInFlightBytes, to: Int(try Self.size(maxInFlightBytes, "--max-inflight-bytes")),
+        key: "limits.max-inflight-bytes", flag: "--max-inflight-bytes")
     }
     if let maxJournalBytes {
-      configuration.journal.maxJournalBytes = try Self.size(maxJournalBytes, "--max-journal-bytes")
+      configuration.set(
+        \.journal.maxJournalBytes, to: try Self.size(maxJournalBytes, "--max-journal-bytes"),
+        key: "journal.max-bytes", flag: "--max-journal-bytes")
     }
-    if let minFreeBytes { configuration.journal.minFreeBytes = try Self.size(minFreeBytes, "--min-free-bytes") }
+    if let minFreeBytes {
+      configuration.set(
+        \.journal.minFreeBytes, to: try Self.size(minFreeBytes, "--min-free-bytes"),
+        key: "journal.min-free-bytes", flag: "--min-free-bytes")
+    }
     if let maxRequestBytes {
-      configuration.maxRequestBytes = Int(try Self.size(maxRequestBytes, "--max-request-bytes"))
+      configuration.set(
+        \.maxRequestBytes, to: Int(try Self.size(maxRequestBytes, "--max-request-bytes")),
+        key: "limits.max-request-bytes", flag: "--max-request-bytes")
     }
-    if let maxConnections { configuration.maxConnections = maxConnections }
-    if let maxTenants { configuration.maxTenants = maxTenants }
+    if let maxConnections {
+      configuration.set(
+        \.maxConnections, to: maxConnections, key: "limits.max-connections", flag: "--max-connections")
+    }
+    if let maxTenants {
+      configuration.set(\.maxTenants, to: maxTenants, key: "limits.max-tenants", flag: "--max-tenants")
+    }
     if let segmentMaxBytes {
-      configuration.journal.maxSegmentBytes = Int(try Self.size(segmentMaxBytes, "--segment-max-bytes"))
+      configuration.set(
+        \.journal.maxSegmentBytes, to: Int(try Self.size(segmentMaxBytes, "--segment-max-bytes")),
+        key: "journal.segment-max-bytes", flag: "--segment-max-bytes")
     }
     if let segmentMaxAge {
-      configuration.journal.maxSegmentAgeSeconds = max(
-        1, try Self.milliseconds(segmentMaxAge, "--segment-max-age") / 1000)
+      configuration.set(
+        \.journal.maxSegmentAgeSeconds, to: max(1, try Self.milliseconds(segmentMaxAge, "--segment-max-age") / 1000),
+        key: "journal.segment-max-age", flag: "--segment-max-age")
     }
-    if let redactionPolicy { configuration.redactionPolicyPath = redactionPolicy }
-    if let samplingPolicy { configuration.samplingPolicyPath = samplingPolicy }
+    if let redactionPolicy {
+      configuration.set(\.redactionPolicyPath, to: redactionPolicy, key: "redaction", flag: "--redaction-policy")
+    }
+    if let samplingPolicy {
+      configuration.set(\.samplingPolicyPath, to: samplingPolicy, key: "sampling", flag: "--sampling-policy")
+    }
     if let ringMaxAge {
-      configuration.journal.ringMaxAgeSeconds = max(1, try Self.milliseconds(ringMaxAge, "--ring-max-age") / 1000)
+      configuration.set(
+        \.journal.ringMaxAgeSeconds, to: max(1, try Self.milliseconds(ringMaxAge, "--ring-max-age") / 1000),
+        key: "ring.max-age", flag: "--ring-max-age")
     }
-    if let ringMaxBytes { configuration.journal.ringMaxBytes = try Self.size(ringMaxBytes, "--ring-max-bytes") }
+    if let ringMaxBytes {
+      configuration.set(
+        \.journal.ringMaxBytes, to: try Self.size(ringMaxBytes, "--ring-max-bytes"), key: "ring.max-bytes",
+        flag: "--ring-max-bytes")
+    }
     if let defaultLookback {
-      configuration.defaultLookbackSeconds = try Self.milliseconds(defaultLookback, "--default-lookback") / 1000
+      configuration.set(
+        \.defaultLookbackSeconds, to: try Self.milliseconds(defaultLookback, "--default-lookback") / 1000,
+        key: "incidents.default-lookback", flag: "--default-lookback")
     }
     if let requestTimeout {
-      configuration.requestTimeoutSeconds = max(1, try Self.milliseconds(requestTimeout, "--request-timeout") / 1000)
+      configuration.set(
+        \.requestTimeoutSeconds, to: max(1, try Self.milliseconds(requestTimeout, "--request-timeout") / 1000),
+        key: "limits.request-timeout", flag: "--request-timeout")
     }
+  }
+
+  static func address(_ text: String, _ flag: String) throws -> ListenAddress {
     do {
-      try configuration.validate()
+      return try ListenAddress(parsing: text)
     } catch {
-      throw CLIFailure.usage(error.message)
+      throw CLIFailure.usage("\(flag): \(error.message)")
     }
-    return configuration
   }
 
   static func size(_ text: String, _ flag: String) throws -> Int64 {

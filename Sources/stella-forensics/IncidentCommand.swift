@@ -23,7 +23,10 @@ struct IncidentCommand: AsyncParsableCommand {
     subcommands: [Start.self, Stop.self, List.self])
 
   struct AdminOptions: ParsableArguments {
-    @Option(help: "The capture service's admin endpoint: http://HOST:PORT, https://HOST:PORT or HOST:PORT.")
+    @Option(
+      help:
+        "The capture service's admin endpoint: HOST:PORT as capture prints it (https with --tls-ca or --tls-cert), http://HOST:PORT or https://HOST:PORT."
+    )
     var admin: String = "http://127.0.0.1:4320"
 
     @Option(name: .customLong("tls-ca"), help: "PEM CA that signed the admin endpoint's certificate (https).")
@@ -47,7 +50,7 @@ struct IncidentCommand: AsyncParsableCommand {
       let connection: AdminAPIClient
       do {
         connection = try AdminAPIClient(
-          endpoint: try AdminEndpoint(parsing: admin),
+          endpoint: try AdminEndpoint(parsing: admin, bareUsesTLS: tlsCA != nil || tlsCert != nil),
           tls: AdminClientTLSFiles(caPath: tlsCA, certificatePath: tlsCert, keyPath: tlsKey))
       } catch {
         throw CLIFailure.usage(error.message)

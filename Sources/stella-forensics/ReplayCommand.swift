@@ -11,7 +11,9 @@ struct ReplayCommand: AsyncParsableCommand {
     discussion: """
       The bundle is verified in full (as verify --deep) before anything is sent; a bundle that fails
       is refused with exit 1 and its reason code. The endpoint is an OTLP base URL
-      (http://HOST:PORT[/BASE]; /v1/traces, /v1/logs, /v1/metrics are appended for HTTP). Its host is
+      (http://HOST:PORT[/BASE]; /v1/traces, /v1/logs, /v1/metrics are appended for HTTP); without
+      --endpoint, OTEL_EXPORTER_OTLP_ENDPOINT is used, and without --protocol,
+      OTEL_EXPORTER_OTLP_PROTOCOL (as OpenTelemetry SDKs read them). Its host is
       resolved once and every address must be loopback (127.0.0.0/8, ::1) or match an --allow entry,
       else exit 2 before any connection. Each archived record is sent as one export request, in
       sequence order per stream, with retries and backoff on HTTP 429/502/503/504 and gRPC
@@ -26,11 +28,33 @@ struct ReplayCommand: AsyncParsableCommand {
 
   @OptionGroup var trust: TrustOptions
 
-  @Option(help: "OTLP base URL, e.g. http://127.0.0.1:4318.")
-  var endpoint: String
+  @Option(
+    name: .customLong("endpoint"),
+    help: "OTLP base URL, e.g. http://127.0.0.1:4318 (default: $OTEL_EXPORTER_OTLP_ENDPOINT).")
+  var endpointOption: String?
 
-  @Option(name: .customLong("protocol"), help: "http/protobuf, http/json or grpc.")
-  var wireProtocol = "http/protobuf"
+  @Option(
+    name: .customLong("protocol"),
+    help: "http/protobuf (default), http/json or grpc (default: $OTEL_EXPORTER_OTLP_PROTOCOL if set).")
+  var protocolOption: String?
+
+  /// --endpoint, else the OpenTelemetry SDK variable; `validate()` makes sure one is there.
+  var endpoint: String {
+    endpointOption ?? Self.environment("OTEL_EXPORTER_OTLP_ENDPOINT") ?? ""
+  }
+
+  /// --protocol, else the OpenTelemetry SDK variable, else http/protobuf.
+  var wireProtocol: String {
+    protocolOption ?? Self.environment("OTEL_EXPORTER_OTLP_PROTOCOL") ?? "http/protobuf"
+  }
+
+  /// An environment variable, when set and not empty.
+  private static func environment(_ name: String) -> String? {
+    guard let value = ProcessInfo.processInfo.environment[name]?.trimmingCharacters(in: .whitespaces),
+      !value.isEmpty
+    else { return nil }
+    return value
+  }
 
   @Option(help: "max (as fast as accepted), 1x (recorded spacing) or Nx (N times faster).")
   var speed = "max"
@@ -61,8 +85,12 @@ struct ReplayCommand: AsyncParsableCommand {
 
   func validate() throws {
     try trust.validate()
+    if endpoint.isEmpty {
+      throw ValidationError("give --endpoint URL, or set OTEL_EXPORTER_OTLP_ENDPOINT")
+    }
     if OTLPProtocol(rawValue: wireProtocol) == nil {
-      throw ValidationError("--protocol must be http/protobuf, http/json or grpc")
+      let source = protocolOption == nil ? "OTEL_EXPORTER_OTLP_PROTOCOL" : "--protocol"
+      throw ValidationError("\(source) must be http/protobuf, http/json or grpc, not \(wireProtocol)")
     }
     if ReplaySpeed(speed) == nil { throw ValidationError("--speed must be max or a factor such as 1x, 10x, 0.5x") }
     if TimeShiftMode(rawValue: timeShift) == nil { throw ValidationError("--time-shift must be none or now") }

@@ -15,7 +15,7 @@ struct StellaForensics: AsyncParsableCommand {
     subcommands: [
       KeygenCommand.self, CaptureCommand.self, IncidentCommand.self, ImportCommand.self, BundleCommand.self,
       SignCommand.self, VerifyCommand.self, InspectCommand.self, ReportCommand.self, ReplayCommand.self,
-      ExportCommand.self, KitCommand.self,
+      ExportCommand.self, KitCommand.self, ProfileCommand.self,
     ]
   )
 

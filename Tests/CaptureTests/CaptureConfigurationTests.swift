@@ -7,21 +7,95 @@ import Testing
   static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .deletingLastPathComponent().path
 
-  @Test func theCommentedExampleParsesToTheDefaults() throws {
+  @Test func theExampleSetsNothingSoProfilesApply() throws {
     let path = Self.repository + "/config/capture.example.yaml"
     let text = try String(contentsOfFile: path, encoding: .utf8)
-    #expect(try CaptureConfiguration.profile(inYAML: text, path: path) == .default)
+    #expect(try CaptureConfiguration.profile(inYAML: text, path: path) == nil)
+    var forensic = CaptureConfiguration(profile: .forensic)
+    try forensic.apply(yaml: text, path: path)
+    try forensic.validate()
+    #expect(forensic.journal.durability == .fsyncPerBatch)
+    #expect(forensic.effectiveSettings.allSatisfy { $0.origin != .file(path) })
+  }
+
+  /// Uncommenting every commented-out setting of the example gives the default profile's values:
+  /// the example documents the defaults truthfully (apart from the sample paths and node id it names).
+  @Test func theExamplesCommentedValuesAreTheDefaults() throws {
+    let path = Self.repository + "/config/capture.example.yaml"
+    let text = try String(contentsOfFile: path, encoding: .utf8)
+    let uncommented = text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+      line.wholeMatch(of: /# ( *[a-z][a-z-]*:( .*)?)/).map { String($0.1) } ?? String(line)
+    }.joined(separator: "\n")
     var configuration = CaptureConfiguration()
-    try configuration.apply(yaml: text, path: path)
-    try configuration.validate()
-    let defaults = CaptureConfiguration()
-    #expect(configuration.journal == defaults.journal)
-    #expect(configuration.otlpHTTP == defaults.otlpHTTP)
-    #expect(configuration.otlpGRPC == defaults.otlpGRPC)
-    #expect(configuration.admin == defaults.admin)
-    #expect(configuration.maxInFlightBytes == defaults.maxInFlightBytes)
-    #expect(configuration.maxRequestBytes == defaults.maxRequestBytes)
-    #expect(configuration.tenancy == defaults.tenancy)
+    try configuration.apply(yaml: uncommented, path: path)
+    let defaults = Dictionary(uniqueKeysWithValues: CaptureConfiguration().effectiveSettings.map { ($0.key, $0.value) })
+    let examples: Set<String> = ["node-id", "redaction", "sampling", "tls.cert", "tls.key", "tls.client-ca"]
+    let fromFile = configuration.effectiveSettings.filter { $0.origin == .file(path) }
+    #expect(fromFile.count > 30)
+    for setting in fromFile where !examples.contains(setting.key) {
+      #expect(setting.value == defaults[setting.key], "\(setting.key)")
+    }
+  }
+
+  @Test func everySettingSaysWhereItCameFrom() throws {
+    var configuration = CaptureConfiguration(profile: .forensic)
+    try configuration.apply(yaml: "limits:\n  max-tenants: 7\nring:\n  max-age: 2h\n", path: "c.yaml")
+    configuration.set(\.journal.durability, to: .interval, key: "journal.durability", flag: "--durability")
+    let settings = Dictionary(uniqueKeysWithValues: configuration.effectiveSettings.map { ($0.key, $0) })
+    #expect(settings["limits.max-tenants"]?.value == "7")
+    #expect(settings["limits.max-tenants"]?.origin == .file("c.yaml"))
+    #expect(settings["ring.max-age"]?.value == "2h")
+    #expect(settings["journal.durability"]?.value == "interval")
+    #expect(settings["journal.durability"]?.origin == .flag("--durability"))
+    #expect(settings["journal.min-free-bytes"]?.value == "1GiB")
+    #expect(settings["journal.min-free-bytes"]?.origin == .profile(.forensic))
+    #expect(settings["limits.max-connections"]?.origin == .default)
+    let yaml = configuration.effectiveYAML
+    #expect(yaml.contains("  durability: interval  # flag --durability\n"))
+    #expect(yaml.contains("  max-tenants: 7  # file c.yaml\n"))
+    // The printed configuration loads back to the same values.
+    var reloaded = CaptureConfiguration(profile: .forensic)
+    try reloaded.apply(yaml: yaml, path: "printed.yaml")
+    #expect(reloaded.effectiveSettings.map(\.value) == configuration.effectiveSettings.map(\.value))
+  }
+
+  @Test func validationNamesTheKeyAndTheFlagOrFileThatSetIt() throws {
+    var configuration = CaptureConfiguration()
+    configuration.set(\.maxRequestBytes, to: 10, key: "limits.max-request-bytes", flag: "--max-request-bytes")
+    #expect {
+      try configuration.validate()
+    } throws: { error in
+      (error as? CaptureConfigurationError)?.message.hasPrefix("limits.max-request-bytes (--max-request-bytes): ")
+        == true
+    }
+    var fromFile = CaptureConfiguration()
+    try fromFile.apply(yaml: "ring:\n  max-age: 1m\n", path: "c.yaml")
+    #expect {
+      try fromFile.validate()
+    } throws: { error in
+      (error as? CaptureConfigurationError)?.message.hasPrefix("ring.max-age (in c.yaml): ") == true
+    }
+  }
+
+  @Test func profileDifferencesListBothValues() {
+    let differences = CaptureConfiguration.differences(between: .default, and: .forensic)
+    let byKey = Dictionary(uniqueKeysWithValues: differences.map { ($0.key, $0) })
+    #expect(
+      byKey["journal.durability"]
+        == ProfileDifference(key: "journal.durability", first: "group-commit", second: "fsync-per-batch"))
+    #expect(byKey["journal.segment-max-age"]?.second == "30s")
+    #expect(byKey["ring.max-bytes"]?.second == "null")
+    #expect(byKey["limits.max-connections"] == nil)
+    #expect(byKey["profile"] == nil)
+    let airgap = CaptureConfiguration.differences(between: .default, and: .airgap)
+    #expect(airgap == [ProfileDifference(key: "outbound hooks", first: "allowed", second: "refused")])
+    #expect(CaptureConfiguration.differences(between: .forensic, and: .forensic).isEmpty)
+  }
+
+  @Test func aSectionWithEveryEntryCommentedOutIsEmpty() throws {
+    var configuration = CaptureConfiguration()
+    try configuration.apply(yaml: "journal:\n#  durability: interval\nlisteners:\n", path: "c.yaml")
+    #expect(configuration.journal.durability == .groupCommit)
   }
 
   @Test func profilesArePresetsThatTheFileOverrides() throws {
@@ -50,6 +124,18 @@ import Testing
     } throws: { error in
       (error as? CaptureConfigurationError)?.message.hasPrefix("bad.yaml: ") == true
     }
+  }
+
+  /// `incident --admin` takes the admin address exactly as capture prints it.
+  @Test(arguments: ["127.0.0.1:4320", "[::1]:9", "localhost:65535"])
+  func theAdminClientReadsAListenAddressAsCapturePrintsIt(printed: String) throws {
+    let listen = try ListenAddress(parsing: printed)
+    let plain = try AdminEndpoint(parsing: listen.description)
+    #expect(plain == AdminEndpoint(usesTLS: false, host: listen.host, port: listen.port))
+    let secured = try AdminEndpoint(parsing: listen.description, bareUsesTLS: true)
+    #expect(secured == AdminEndpoint(usesTLS: true, host: listen.host, port: listen.port))
+    // A scheme, when given, wins over the TLS files' hint.
+    #expect(try AdminEndpoint(parsing: "http://\(listen.description)", bareUsesTLS: true).usesTLS == false)
   }
 
   @Test func sizesAndDurations() {

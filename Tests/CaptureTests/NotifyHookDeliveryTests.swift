@@ -313,6 +313,31 @@ private func millis(_ body: () -> Void) -> Double {
     #expect(counters.dropped == 0)
   }
 
+  /// A configuration reload (SIGHUP) moves events to the new hooks; the old hook still gets what
+  /// was queued for it before the reload.
+  @Test func aReloadSendsLaterEventsToTheNewHooksOnly() async throws {
+    let before = try HookReceiver()
+    let after = try HookReceiver()
+    defer {
+      before.stop()
+      after.stop()
+    }
+    let hooks = NotifyHooks(
+      configuration: try config("hooks:\n  webhooks:\n    - url: \(before.url)\n"), enabled: true,
+      logger: CapturedLogs().logger)
+    hooks.notify(event(.incidentStarted))
+    hooks.reload(configuration: try config("hooks:\n  webhooks:\n    - url: \(after.url)\n"))
+    hooks.notify(event(.incidentStopped))
+    let old = await before.waitFor(1)
+    let new = await after.waitFor(1)
+    await hooks.drain(timeout: .seconds(10))
+    #expect(old.count == 1 && before.requests.count == 1)
+    #expect(new.count == 1 && after.requests.count == 1)
+    #expect(try CanonicalJSON.parse(old[0].body)["event"] == .string("incident.started"))
+    #expect(try CanonicalJSON.parse(new[0].body)["event"] == .string("incident.stopped"))
+    #expect(hooks.hooks.map(\.hook) == ["POST \(after.url)"])
+  }
+
   @Test func a503WithRetryAfterIsRetriedUntilAccepted() async throws {
     let receiver = try HookReceiver(script: [
       .init(status: 503, headers: ["Retry-After": "1"]), .init(status: 429, headers: ["Retry-After": "0"]),

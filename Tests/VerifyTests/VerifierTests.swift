@@ -130,6 +130,26 @@ func code(_ result: VerificationResult) -> ReasonCode? {
     }
   }
 
+  @Test func anUntrustedCoSignerNamesIgnoreUntrustedWhenATrustedSignatureVerifies() throws {
+    let lab = try BundleLab()
+    let path = try lab.seal("a.sfb.tar", keys: [lab.analyst, lab.auditor])
+    guard case .rejected(let finding) = try lab.verify(path, trusting: [lab.analyst]) else {
+      Issue.record("an untrusted co-signer was accepted")
+      return
+    }
+    #expect(finding.code == .sigUntrustedKey)
+    #expect(finding.detail.contains("--ignore-untrusted"))
+    #expect(finding.detail.contains(lab.analyst.publicKey.keyID))
+    // Nothing trusted verified: the hint would be wrong, so it is not given.
+    let stranger = Ed25519PrivateKey.generate()
+    guard case .rejected(let alone) = try lab.verify(path, trusting: [stranger]) else {
+      Issue.record("a bundle signed by no trusted key was accepted")
+      return
+    }
+    #expect(alone.code == .sigUntrustedKey)
+    #expect(!alone.detail.contains("--ignore-untrusted"))
+  }
+
   @Test func sameInputsGiveTheSameBytes() throws {
     let lab = try BundleLab()
     let first = try Data(contentsOf: URL(fileURLWithPath: try lab.seal("1.sfb.tar", keys: [lab.analyst])))

@@ -16,10 +16,11 @@ public struct AdminEndpoint: Sendable, Equatable, CustomStringConvertible {
     self.port = port
   }
 
-  /// Parses `--admin`; a missing port is the admin default, 4320.
-  public init(parsing text: String) throws(AdminClientError) {
+  /// Parses `--admin`; a missing port is the admin default, 4320. A bare `HOST:PORT`, as capture
+  /// prints its listeners, is https when `bareUsesTLS` (the caller was given TLS files), else http.
+  public init(parsing text: String, bareUsesTLS: Bool = false) throws(AdminClientError) {
     var rest = Substring(text)
-    var usesTLS = false
+    var usesTLS = bareUsesTLS
     if let range = rest.range(of: "://") {
       switch rest[..<range.lowerBound].lowercased() {
       case "http": usesTLS = false

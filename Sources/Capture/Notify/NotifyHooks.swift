@@ -54,9 +54,10 @@ public struct NotifyHookStatus: Sendable, Equatable {
 /// run, and if hooks were configured a warning says so once, at creation.
 ///
 /// Thread safety: each worker's queue and counters are guarded by its own `NSCondition`; the
-/// closed flag by a `Mutex`; the rest is immutable.
+/// closed flag and the worker list (replaced by ``reload(configuration:)``) by `Mutex`es; the
+/// rest is immutable.
 public final class NotifyHooks: Sendable {
-  private let workers: [HookWorker]
+  private let workerList: Mutex<[HookWorker]>
   private let logger: Logger
   /// Whether ``drain(timeout:)`` has run, after which events are dropped.
   private let closed = Mutex(false)
@@ -68,33 +69,67 @@ public final class NotifyHooks: Sendable {
     self.logger = logger
     self.enabled = enabled
     guard enabled else {
-      self.workers = []
-      if !configuration.isEmpty {
-        logger.warning(
-          "notify hooks are configured but disabled (profile airgap): no webhook will be called and no command run",
-          metadata: [
-            "webhooks": "\(configuration.webhooks.count)", "commands": "\(configuration.commands.count)",
-          ])
-      }
+      self.workerList = Mutex([])
+      Self.warnDisabled(configuration, logger: logger)
       return
     }
-    var workers: [HookWorker] = []
-    for webhook in configuration.webhooks {
-      workers.append(
-        HookWorker(
-          target: .webhook(webhook), events: webhook.events, capacity: configuration.queueSize, logger: logger))
-    }
-    for command in configuration.commands {
-      workers.append(
-        HookWorker(
-          target: .command(command), events: command.events, capacity: configuration.queueSize, logger: logger))
-    }
-    self.workers = workers
+    let workers = Self.workers(for: configuration, logger: logger)
+    self.workerList = Mutex(workers)
     for worker in workers { worker.start() }
   }
 
   deinit {
     for worker in workers { worker.stop() }
+  }
+
+  private var workers: [HookWorker] { workerList.withLock { $0 } }
+
+  private static func workers(for configuration: HookConfiguration, logger: Logger) -> [HookWorker] {
+    configuration.webhooks.map { webhook in
+      HookWorker(target: .webhook(webhook), events: webhook.events, capacity: configuration.queueSize, logger: logger)
+    }
+      + configuration.commands.map { command in
+        HookWorker(
+          target: .command(command), events: command.events, capacity: configuration.queueSize, logger: logger)
+      }
+  }
+
+  private static func warnDisabled(_ configuration: HookConfiguration, logger: Logger) {
+    guard !configuration.isEmpty else { return }
+    logger.warning(
+      "notify hooks are configured but disabled (profile airgap): no webhook will be called and no command run",
+      metadata: [
+        "webhooks": "\(configuration.webhooks.count)", "commands": "\(configuration.commands.count)",
+      ])
+  }
+
+  /// Replaces every hook with those of `configuration` (a configuration reload): events from now
+  /// on go to the new hooks, while the old ones finish what they had queued (retries included)
+  /// for at most `drainTimeout` on a background thread, then stop. Counters start again at zero.
+  public func reload(configuration: HookConfiguration, drainTimeout: Duration = .seconds(30)) {
+    guard enabled else {
+      Self.warnDisabled(configuration, logger: logger)
+      return
+    }
+    guard !closed.withLock({ $0 }) else { return }
+    let fresh = Self.workers(for: configuration, logger: logger)
+    for worker in fresh { worker.start() }
+    let old = workerList.withLock { workers in
+      defer { workers = fresh }
+      return workers
+    }
+    guard !old.isEmpty else { return }
+    let deadline = HookHTTPClient.monotonicMillis() + Self.millis(drainTimeout)
+    DispatchQueue.global().async {
+      for worker in old { worker.waitUntilIdle(deadlineMillis: deadline) }
+      for worker in old { worker.stop() }
+    }
+  }
+
+  /// A duration in whole milliseconds, clamped to a day so the arithmetic cannot overflow.
+  private static func millis(_ duration: Duration) -> UInt64 {
+    let (seconds, attoseconds) = duration.components
+    return UInt64(min(max(0, seconds), 86_400) * 1000 + max(0, attoseconds) / 1_000_000_000_000_000)
   }
 
   /// Queues `event` for every hook that subscribes to its kind and returns at once; delivery
@@ -129,10 +164,7 @@ public final class NotifyHooks: Sendable {
   public func drain(timeout: Duration) async {
     closed.withLock { $0 = true }
     guard !workers.isEmpty else { return }
-    let (seconds, attoseconds) = timeout.components
-    // Clamped to a day, which no shutdown needs, so the arithmetic cannot overflow.
-    let millis = min(max(0, seconds), 86_400) * 1000 + max(0, attoseconds) / 1_000_000_000_000_000
-    let deadline = HookHTTPClient.monotonicMillis() + UInt64(millis)
+    let deadline = HookHTTPClient.monotonicMillis() + Self.millis(timeout)
     let workers = self.workers
     await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
       // Waiting blocks, so it happens on a dispatch thread, never on the cooperative pool.

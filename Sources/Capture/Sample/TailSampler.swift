@@ -21,7 +21,6 @@ import Synchronization
 /// which also keeps `output` calls in order and never concurrent. `output` and `isKeptInFull`
 /// run with `processLock` held: they must not call back into the sampler.
 public final class TailSampler: @unchecked Sendable {
-  public let policy: SamplingPolicy
   private let isKeptInFull: @Sendable (String) -> Bool
   private let output: @Sendable (AdmittedRequest) -> Void
   private let clock: @Sendable () -> UInt64
@@ -33,6 +32,7 @@ public final class TailSampler: @unchecked Sendable {
   private var skipped: UInt64 = 0
   private var stopping = false
   private var threadFinished = false
+  private var currentPolicy: SamplingPolicy
 
   private let processLock = NSLock()
   // Guarded by `processLock`.
@@ -58,7 +58,7 @@ public final class TailSampler: @unchecked Sendable {
     output: @escaping @Sendable (AdmittedRequest) -> Void,
     clock: @escaping @Sendable () -> UInt64 = TailSampler.monotonicNanos
   ) {
-    self.policy = policy
+    self.currentPolicy = policy
     self.isKeptInFull = isKeptInFull
     self.output = output
     self.clock = clock
@@ -74,7 +74,7 @@ public final class TailSampler: @unchecked Sendable {
     defer { condition.unlock() }
     // A request larger than the whole bound is taken when the queue is empty, so a legal
     // request is never starved; anything else past the bound is skipped, not waited for.
-    guard !stopping, queue.isEmpty || queuedBytes + request.request.count <= policy.limits.maxQueuedBytes else {
+    guard !stopping, queue.isEmpty || queuedBytes + request.request.count <= currentPolicy.limits.maxQueuedBytes else {
       skipped += 1
       return
     }
@@ -84,7 +84,25 @@ public final class TailSampler: @unchecked Sendable {
     held.add(request.request.count, ordering: .relaxed)
     // The thread gathers requests for a moment once woken (see `gatherNanos`): wake it for the
     // first one, and again only when the queue fills up.
-    if wasEmpty || queuedBytes >= policy.limits.maxQueuedBytes / 2 { condition.signal() }
+    if wasEmpty || queuedBytes >= currentPolicy.limits.maxQueuedBytes / 2 { condition.signal() }
+  }
+
+  /// What the sampler keeps now.
+  public var policy: SamplingPolicy {
+    condition.lock()
+    defer { condition.unlock() }
+    return currentPolicy
+  }
+
+  /// Samples by `policy` from now on: requests already queued and traces still buffered are
+  /// decided by it too (a configuration reload). The decision cache keeps its size.
+  public func replace(policy: SamplingPolicy) {
+    condition.lock()
+    currentPolicy = policy
+    condition.unlock()
+    processLock.lock()
+    core.policy = policy
+    processLock.unlock()
   }
 
   /// Samples everything queued and decides the traces due now, on the caller's thread.

@@ -123,7 +123,9 @@ struct DecisionCache {
 /// Requests are read with the OTLP wire reader, never decoded: buffered spans are byte ranges
 /// into their request, and what is kept is spliced from the client's own bytes.
 struct TailSamplingCore {
-  let policy: SamplingPolicy
+  /// Replaced on a configuration reload; traces buffered then are decided by the new policy.
+  /// The decision cache keeps the size it was made with.
+  var policy: SamplingPolicy
   private(set) var counters = TailSamplingCounters()
   private var buffered: [TraceKey: BufferedTrace] = [:]
   /// Buffered traces in order of first arrival, which is also decision-deadline order (the wait

@@ -124,6 +124,9 @@ public struct CaptureConfiguration: Sendable {
   /// `--insecure-listen`). Off by default: OTLP bodies and admin tokens would cross the network
   /// readable and forgeable by anyone on the path.
   public var insecureListen = false
+  /// Settings a file or a flag set, by key path; the rest come from the profile or the defaults
+  /// (see ``effectiveSettings``).
+  var explicitOrigins: [String: SettingOrigin] = [:]
 
   /// The preset of `profile`.
   public init(profile: CaptureProfile = .default) {
@@ -151,62 +154,59 @@ public struct CaptureConfiguration: Sendable {
       [("otlp-http", otlpHTTP), ("otlp-grpc", otlpGRPC), ("admin", admin)] + (metrics.map { [("metrics", $0)] } ?? [])
     if profile == .airgap {
       for (name, address) in listeners where !address.isLoopback {
-        throw CaptureConfigurationError("profile airgap listens on loopback only, but \(name) is \(address)")
+        throw problem("listeners.\(name)", "profile airgap listens on loopback only, but \(name) is \(address)")
       }
     }
     if tls == nil, !insecureListen {
       for (name, address) in listeners where !address.isLoopback {
-        throw CaptureConfigurationError(
+        throw problem(
+          "listeners.\(name)",
           "\(name) listens on \(address), which is not loopback, without TLS: give --tls-cert and --tls-key (tls.cert, tls.key), or --insecure-listen (insecure-listen: true) to accept plaintext from the network"
         )
       }
     }
     if let tls {
       guard !tls.certificatePath.isEmpty, !tls.keyPath.isEmpty else {
-        throw CaptureConfigurationError(
+        throw problem(
+          tls.certificatePath.isEmpty ? "tls.cert" : "tls.key",
           "TLS needs both a certificate (--tls-cert, tls.cert) and a key (--tls-key, tls.key)")
       }
     }
-    guard maxRequestBytes >= 1024 else { throw CaptureConfigurationError("max-request-bytes must be at least 1KiB") }
+    guard maxRequestBytes >= 1024 else { throw problem("limits.max-request-bytes", "must be at least 1KiB") }
     guard maxRequestBytes <= 64 << 20 else {
-      throw CaptureConfigurationError("max-request-bytes must be at most 64MiB (a record is at most 16MiB)")
+      throw problem("limits.max-request-bytes", "must be at most 64MiB (a record is at most 16MiB)")
     }
-    guard maxInFlightBytes >= 1 << 20 else {
-      throw CaptureConfigurationError("max-inflight-bytes must be at least 1MiB")
-    }
+    guard maxInFlightBytes >= 1 << 20 else { throw problem("limits.max-inflight-bytes", "must be at least 1MiB") }
     guard journal.maxSegmentBytes >= 64 << 10, journal.maxSegmentBytes <= 512 << 20 else {
-      throw CaptureConfigurationError("segment-max-bytes must be from 64KiB to 512MiB")
+      throw problem("journal.segment-max-bytes", "must be from 64KiB to 512MiB")
     }
-    guard journal.maxSegmentAgeSeconds >= 1 else {
-      throw CaptureConfigurationError("segment-max-age must be at least 1s")
-    }
-    guard journal.syncIntervalMillis >= 1 else { throw CaptureConfigurationError("sync-interval must be at least 1ms") }
+    guard journal.maxSegmentAgeSeconds >= 1 else { throw problem("journal.segment-max-age", "must be at least 1s") }
+    guard journal.syncIntervalMillis >= 1 else { throw problem("journal.sync-interval", "must be at least 1ms") }
     if let age = journal.ringMaxAgeSeconds, age < defaultLookbackSeconds {
-      throw CaptureConfigurationError(
-        "ring.max-age (\(age)s) must be at least incidents.default-lookback (\(defaultLookbackSeconds)s): a look-back cannot reach data the ring already dropped"
+      throw problem(
+        "ring.max-age",
+        "\(age)s must be at least incidents.default-lookback (\(defaultLookbackSeconds)s): a look-back cannot reach data the ring already dropped"
       )
     }
-    guard maxConnections >= 1 else { throw CaptureConfigurationError("max-connections must be at least 1") }
+    guard maxConnections >= 1 else { throw problem("limits.max-connections", "must be at least 1") }
     guard grpcMaxConcurrentStreams >= 1 else {
-      throw CaptureConfigurationError("grpc-max-concurrent-streams must be at least 1")
+      throw problem("limits.grpc-max-concurrent-streams", "must be at least 1")
     }
-    guard maxConnectionAgeSeconds >= 1 else {
-      throw CaptureConfigurationError("max-connection-age must be at least 1s")
-    }
-    guard maxTenants >= 1 else { throw CaptureConfigurationError("max-tenants must be at least 1") }
-    guard maxActiveIncidents >= 1 else { throw CaptureConfigurationError("incidents.max-active must be at least 1") }
-    guard maxIncidentTTLSeconds >= 1 else { throw CaptureConfigurationError("incidents.max-ttl must be at least 1s") }
+    guard maxConnectionAgeSeconds >= 1 else { throw problem("limits.max-connection-age", "must be at least 1s") }
+    guard maxTenants >= 1 else { throw problem("limits.max-tenants", "must be at least 1") }
+    guard maxActiveIncidents >= 1 else { throw problem("incidents.max-active", "must be at least 1") }
+    guard maxIncidentTTLSeconds >= 1 else { throw problem("incidents.max-ttl", "must be at least 1s") }
     guard adminRequestDeadlineMillis >= 100 else {
-      throw CaptureConfigurationError("admin.request-deadline must be at least 100ms")
+      throw problem("admin.request-deadline", "must be at least 100ms")
     }
     for name in adminHostNames where name.isEmpty || name.utf8.count > 255 || name.contains(where: \.isWhitespace) {
-      throw CaptureConfigurationError("admin.host-names: \"\(name)\" is not a host name")
+      throw problem("admin.host-names", "\"\(name)\" is not a host name")
     }
     if let problem = TenantName.problem(with: tenancy.defaultTenant) {
-      throw CaptureConfigurationError("default-tenant: \(problem)")
+      throw self.problem("tenancy.default-tenant", problem)
     }
     if AuditStream.isReserved(tenant: tenancy.defaultTenant) {
-      throw CaptureConfigurationError("default-tenant: \(tenancy.defaultTenant) is reserved for the audit stream")
+      throw problem("tenancy.default-tenant", "\(tenancy.defaultTenant) is reserved for the audit stream")
     }
     try validateIdentities()
   }
@@ -256,6 +256,11 @@ public struct CaptureConfiguration: Sendable {
   /// Applies a YAML configuration document over this configuration. Unknown keys are errors.
   public mutating func apply(yaml text: String, path: String) throws(CaptureConfigurationError) {
     let root = try Self.parseYAML(text, path: path)
+    try apply(root, path: path)
+    noteFileKeys(root, path: path)
+  }
+
+  private mutating func apply(_ root: [(String, Node)], path: String) throws(CaptureConfigurationError) {
     for (key, value) in root {
       switch key {
       case "profile": continue
@@ -472,6 +477,8 @@ public struct CaptureConfiguration: Sendable {
   private static func mapping(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError)
     -> [(String, Node)]
   {
+    // A section whose every entry is commented out is an empty one, not an error.
+    if case .scalar(let scalar) = node, ["", "~", "null"].contains(scalar.string) { return [] }
     guard let mapping = node.mapping else { throw CaptureConfigurationError("\(path): \(field) must be a mapping") }
     var result: [(String, Node)] = []
     for (key, value) in mapping {

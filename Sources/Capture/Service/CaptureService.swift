@@ -44,9 +44,20 @@ public final class CaptureService: Sendable {
   private let ready = ReadyFlag()
   /// The listeners' TLS contexts, reloaded on SIGHUP; `nil` when the service is plaintext.
   private let tls: ServerTLSContexts?
+  /// Rereads the configuration on SIGHUP (`nil`: only the files the configuration names).
+  private let source: CaptureConfigurationSource?
+  /// The configuration in effect: ``configuration`` with the reloadable parts of each reload.
+  private let running: Mutex<CaptureConfiguration>
+  /// The in-flight bound the sampler's limits are held to (see ``samplerMemory``).
+  private let maxInFlightBytes: Int
 
   /// Opens the journal (recovering it) and prepares the listeners; nothing listens yet.
-  public init(configuration: CaptureConfiguration, logger: Logger) throws(CaptureServiceError) {
+  ///
+  /// - Parameter source: rereads the configuration (the `--config` file and flags) on SIGHUP;
+  ///   `nil` rereads only the policy and certificate files `configuration` names.
+  public init(
+    configuration: CaptureConfiguration, logger: Logger, source: CaptureConfigurationSource? = nil
+  ) throws(CaptureServiceError) {
     do {
       try configuration.validate()
     } catch {
@@ -54,29 +65,15 @@ public final class CaptureService: Sendable {
     }
     self.configuration = configuration
     self.logger = logger
-    // Before the journal opens: unusable certificate files are a configuration error that
-    // should not leave a locked data directory behind.
-    do {
-      tls = try configuration.tls.map { files throws(TLSSetupError) in try ServerTLSContexts(files: files) }
-    } catch {
-      throw CaptureServiceError(.configuration, error.message)
-    }
-    var redactor: Redactor?
-    if let path = configuration.redactionPolicyPath {
-      do {
-        redactor = Redactor(policy: try RedactionPolicy(contentsOfFile: path))
-      } catch {
-        throw CaptureServiceError(.configuration, "redaction policy: \(error)")
-      }
-    }
-    var samplingPolicy = SamplingPolicy()
-    if let path = configuration.samplingPolicyPath {
-      do {
-        samplingPolicy = try SamplingPolicy.load(path: path)
-      } catch {
-        throw CaptureServiceError(.configuration, "sampling policy: \(error)")
-      }
-    }
+    self.source = source
+    self.running = Mutex(configuration)
+    self.maxInFlightBytes = configuration.maxInFlightBytes
+    // Before the journal opens: unusable certificate or policy files are a configuration error
+    // that should not leave a locked data directory behind.
+    let files = try Self.loadFiles(of: configuration)
+    tls = files.tls
+    let redactor = files.redaction.map { Redactor(policy: $0) }
+    var samplingPolicy = files.sampling
     let policyReference = redactor?.policy.reference ?? .none
     let metrics = CaptureMetrics()
     self.metrics = metrics
@@ -242,6 +239,63 @@ public final class CaptureService: Sendable {
     }
   }
 
+  /// The files a configuration names, read and checked.
+  struct LoadedFiles {
+    var tls: ServerTLSContexts?
+    var redaction: RedactionPolicy?
+    var sampling: SamplingPolicy
+  }
+
+  /// Reads the TLS, redaction and sampling files the configuration names; each error names the
+  /// setting (and the flag or file that set it).
+  static func loadFiles(of configuration: CaptureConfiguration) throws(CaptureServiceError) -> LoadedFiles {
+    func failure(_ key: String, _ message: String) -> CaptureServiceError {
+      CaptureServiceError(.configuration, configuration.problem(key, message).message)
+    }
+    let tls: ServerTLSContexts?
+    do {
+      tls = try configuration.tls.map { files throws(TLSSetupError) in try ServerTLSContexts(files: files) }
+    } catch {
+      throw failure("tls.cert", error.message)
+    }
+    var redaction: RedactionPolicy?
+    if let path = configuration.redactionPolicyPath {
+      do {
+        redaction = try RedactionPolicy(contentsOfFile: path)
+      } catch {
+        throw failure("redaction", "redaction policy: \(error)")
+      }
+    }
+    var sampling = SamplingPolicy()
+    if let path = configuration.samplingPolicyPath {
+      do {
+        sampling = try SamplingPolicy.load(path: path)
+      } catch {
+        throw failure("sampling", "sampling policy: \(error)")
+      }
+    }
+    return LoadedFiles(tls: tls, redaction: redaction, sampling: sampling)
+  }
+
+  /// Everything the service checks before it opens the journal, without opening or binding
+  /// anything: the configuration's own rules, then the TLS, redaction, sampling and admin
+  /// tokens files it names (`capture --validate`).
+  public static func check(_ configuration: CaptureConfiguration) throws(CaptureServiceError) {
+    do {
+      try configuration.validate()
+    } catch {
+      throw CaptureServiceError(.configuration, error.message)
+    }
+    _ = try loadFiles(of: configuration)
+    if let path = configuration.adminTokensPath {
+      do {
+        _ = try AdminTokens.load(path: path)
+      } catch {
+        throw CaptureServiceError(.configuration, configuration.problem("admin.tokens", "\(error)").message)
+      }
+    }
+  }
+
   /// The tail sampler's share of the in-flight bound: what it holds after acknowledgement counts
   /// against `max-inflight-bytes`, so its queue and its buffered traces are each held to a quarter
   /// of the bound (receiving keeps at least half), and kept copies queued for the archive to an
@@ -286,7 +340,7 @@ public final class CaptureService: Sendable {
       let grpcAddress = try await grpc.start()
       let metricsAddress = try await metricsServer?.start()
       startIncidentClock()
-      if tls != nil { reloadOnHangup() }
+      reloadOnHangup()
       ready.set(true)
       return CaptureListeners(
         otlpHTTP: Self.describe(httpAddress), otlpGRPC: grpcAddress, admin: Self.describe(adminAddress),
@@ -338,24 +392,113 @@ public final class CaptureService: Sendable {
     logger.notice("TLS certificate, key and client CA reloaded; new connections use them")
   }
 
-  /// From now on SIGHUP reloads TLS (``reloadTLS()``) instead of ending the process. Set before
-  /// the service reports ready, so an operator's SIGHUP right after start cannot kill it.
+  /// Settings a reload applies to the running service; every other change needs a restart.
+  /// The redaction policy is not among them: the journal binds it into every segment it seals
+  /// (and into `DATA/redaction-policy.json`), so a new one takes effect at the next start.
+  public static let reloadableSettings: Set<String> = ["sampling", "hooks"]
+
+  /// Applies the reloadable parts of `candidate` (tail-sampling policy, notify hooks) and rereads
+  /// the TLS files; all or nothing: a candidate that does not validate, or a file that does not
+  /// load, changes nothing. Settings that changed but are not reloadable are listed in the
+  /// outcome and left as they are.
+  public func reload(_ candidate: CaptureConfiguration) throws(CaptureServiceError) -> ReloadOutcome {
+    do {
+      try candidate.validate()
+    } catch {
+      throw CaptureServiceError(.configuration, error.message)
+    }
+    let current = running.withLock { $0 }
+    let before = Dictionary(uniqueKeysWithValues: current.effectiveSettings.map { ($0.key, $0.value) })
+    var outcome = ReloadOutcome()
+    for setting in candidate.effectiveSettings
+    where !Self.reloadableSettings.contains(setting.key) && before[setting.key] != setting.value {
+      outcome.needsRestart.append(setting.key)
+    }
+    var sampling = SamplingPolicy()
+    if let path = candidate.samplingPolicyPath {
+      do {
+        sampling = try SamplingPolicy.load(path: path)
+      } catch {
+        throw CaptureServiceError(.configuration, candidate.problem("sampling", "sampling policy: \(error)").message)
+      }
+    }
+    sampling.limits = Self.samplerMemory(sampling.limits, maxInFlightBytes: maxInFlightBytes, logger: logger).limits
+    if let path = candidate.redactionPolicyPath, candidate.redactionPolicyPath == current.redactionPolicyPath {
+      do {
+        if try RedactionPolicy(contentsOfFile: path).reference != journal.redactionPolicy {
+          outcome.needsRestart.append("redaction (the policy file changed)")
+        }
+      } catch {
+        throw CaptureServiceError(
+          .configuration, candidate.problem("redaction", "redaction policy: \(error)").message)
+      }
+    }
+    if tls != nil {
+      do {
+        try reloadTLS()
+      } catch {
+        throw CaptureServiceError(.configuration, "TLS not reloaded: \(error)")
+      }
+      outcome.tlsReloaded = true
+    }
+    if sampling != sampler.policy {
+      sampler.replace(policy: sampling)
+      outcome.samplingReloaded = true
+    }
+    if candidate.hooks != current.hooks {
+      hooks.reload(configuration: candidate.hooks)
+      outcome.hooksReloaded = true
+    }
+    running.withLock { running in
+      running.samplingPolicyPath = candidate.samplingPolicyPath
+      running.hooks = candidate.hooks
+    }
+    return outcome
+  }
+
+  /// From now on SIGHUP rereads the configuration and applies its reloadable parts
+  /// (``reload(_:)``) instead of ending the process; a configuration that does not load is
+  /// logged and the running one kept. Set before the service reports ready, so an operator's
+  /// SIGHUP right after start cannot kill it.
   private func reloadOnHangup() {
     let hangup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: .global())
     signal(SIGHUP, SIG_IGN)
     hangup.setEventHandler { [self] in
-      // A reload changes what clients are shown and who may connect: custody evidence like any
-      // admin action, recorded by the node itself (a signal has no principal of its own).
+      // A reload changes what is kept, who is told and what clients are shown: custody evidence
+      // like any admin action, recorded by the node itself (a signal has no principal of its own).
       var record = AdminEvent(action: "config.reload", principal: "system", peer: "", outcome: .done(status: 0))
         .auditRecord
-      do {
-        try reloadTLS()
-        record.parameters = #"{"signal":"SIGHUP","tls":"reloaded"}"#
+      var parameters: [(key: String, value: JSONValue)] = [("signal", .string("SIGHUP"))]
+      do throws(CaptureServiceError) {
+        var candidate = running.withLock { $0 }
+        do throws(CaptureConfigurationError) {
+          if let source { candidate = try source() }
+        } catch {
+          throw CaptureServiceError(.configuration, error.message)
+        }
+        let outcome = try reload(candidate)
+        if outcome.tlsReloaded { parameters.append(("tls", .string("reloaded"))) }
+        if outcome.samplingReloaded { parameters.append(("sampling", .string("reloaded"))) }
+        if outcome.hooksReloaded { parameters.append(("hooks", .string("reloaded"))) }
+        if !outcome.needsRestart.isEmpty {
+          parameters.append(("needsRestart", .array(outcome.needsRestart.map(JSONValue.string))))
+          logger.warning(
+            "SIGHUP: these settings changed but need a restart; the running values stay: \(outcome.needsRestart.joined(separator: ", "))"
+          )
+        }
+        logger.notice(
+          "SIGHUP: configuration reloaded (sampling policy \(outcome.samplingReloaded ? "replaced" : "unchanged"), notify hooks \(outcome.hooksReloaded ? "replaced" : "unchanged"))"
+        )
       } catch {
-        logger.error("SIGHUP: TLS not reloaded, the previous certificate stays in use: \(error)")
-        record.parameters = #"{"signal":"SIGHUP","tls":"kept"}"#
+        logger.error("SIGHUP: configuration not reloaded, the running one stays in use: \(error.message)")
+        parameters.append(("config", .string("kept")))
+        if tls != nil { parameters.append(("tls", .string("kept"))) }
         record.result = .failed
-        record.reason = "\(error)"
+        record.reason = error.message
+      }
+      parameters.sort { $0.key < $1.key }
+      if let canonical = try? CanonicalJSON.serialize(.object(parameters)) {
+        record.parameters = String(decoding: canonical, as: UTF8.self)
       }
       let audited = record
       Task { await audit.record(audited) }
@@ -400,6 +543,24 @@ private enum SignalSources {
   static func keep(_ sources: [any DispatchSourceSignal]) {
     held.withLock { $0 += sources.map { UncheckedSendable($0) } }
   }
+}
+
+/// Rereads the configuration (the `--config` file and the flags) for a reload; its error says
+/// which setting is wrong.
+public typealias CaptureConfigurationSource = @Sendable () throws(CaptureConfigurationError) -> CaptureConfiguration
+
+/// What one configuration reload changed.
+public struct ReloadOutcome: Sendable, Equatable {
+  /// The tail-sampling policy differed and was replaced.
+  public var samplingReloaded = false
+  /// The notify hooks differed and were replaced.
+  public var hooksReloaded = false
+  /// The TLS files were reread.
+  public var tlsReloaded = false
+  /// Settings that changed but take effect only at the next start.
+  public var needsRestart: [String] = []
+
+  public init() {}
 }
 
 /// Why the capture service could not start.
