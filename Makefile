@@ -2,7 +2,7 @@
 SWIFT_BUILD_FLAGS ?=
 BIN := .build/debug/stella-forensics
 
-.PHONY: setup build run test unit-test e2e-test test-adversarial lint bench fuzz clean man completions
+.PHONY: setup build run test unit-test e2e-test test-adversarial lint bench fuzz clean man completions kit
 
 setup:
 	bash scripts/setup.sh
@@ -36,6 +36,13 @@ man:
 	mkdir -p docs/man
 	cp "$$(find .build/plugins -path '*GenerateManual*' -name 'stella-forensics.1' | head -n 1)" docs/man/
 	@echo "wrote docs/man/stella-forensics.1 (read it with: man ./docs/man/stella-forensics.1)"
+
+# The signed offline kit of this checkout and the release binary (README, "The offline kit"):
+# make kit KEY=path/to/signer.key [KIT=stella-kit.tar]
+KIT ?= stella-kit.tar
+kit: man
+	swift build -c release --product stella-forensics
+	.build/release/stella-forensics kit build --out $(KIT) --key $(KEY) --source . --force
 
 # Shell completion scripts for bash, zsh and fish, from the built binary, into .build/completions/.
 completions: build

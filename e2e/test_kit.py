@@ -30,9 +30,15 @@ def run(bin_path, *args, check=True, cwd=None):
     return result
 
 
+MAN_PAGE = REPO / "docs" / "man" / "stella-forensics.1"
+
+
 @pytest.fixture(scope="module")
 def kit_lab(stella_bin, tmp_path_factory):
-    """Keys, and one kit built from this checkout with the binary under test."""
+    """Keys, and one kit built from this checkout with the binary under test (the man page a kit
+    carries is generated first, as `make kit` does, when no earlier `make man` left it)."""
+    if not MAN_PAGE.is_file():
+        subprocess.run(["make", "-C", str(REPO), "man"], check=True, capture_output=True, timeout=KIT_TIMEOUT)
     root = tmp_path_factory.mktemp("kit")
     run(stella_bin, "keygen", "--out", root, "--name", "site-signer")
     run(stella_bin, "keygen", "--out", root, "--name", "stranger")
@@ -72,10 +78,22 @@ def test_two_builds_are_byte_identical_and_verify(stella_bin, kit_lab):
     assert result.stdout.startswith(f"OK: {kit} verified:")
     names = [name for name, _ in sfb.tar_members(kit.read_bytes())]
     assert names[:2] == ["kit.json", "kit.dsse.json"]
-    for expected in ("bin/stella-forensics", "README.md", "config/capture.example.yaml", "docs/bundle-format.md"):
+    for expected in (
+        "bin/stella-forensics",
+        "README.md",
+        "config/capture.example.yaml",
+        "config/profiles/forensic.yaml",
+        "deploy/prometheus/stella-alerts.yaml",
+        "deploy/grafana/stella-capture.json",
+        "deploy/systemd/stella-capture.service",
+        "docs/bundle-format.md",
+        "docs/man/stella-forensics.1",
+    ):
         assert expected in names
-    binary = dict(sfb.tar_members(kit.read_bytes()))["bin/stella-forensics"]
-    assert binary == Path(stella_bin).read_bytes()
+    members = dict(sfb.tar_members(kit.read_bytes()))
+    assert members["bin/stella-forensics"] == Path(stella_bin).read_bytes()
+    shown = run(stella_bin, "profile", "show", "forensic").stdout
+    assert members["config/profiles/forensic.yaml"].decode() == shown
 
 
 def test_an_existing_output_is_refused_without_force(stella_bin, kit_lab):

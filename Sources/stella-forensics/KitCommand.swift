@@ -1,4 +1,5 @@
 import ArgumentParser
+import Capture
 import Foundation
 import Kit
 import Manifest
@@ -11,8 +12,9 @@ struct KitCommand: ParsableCommand {
     discussion: """
       A kit is one ustar archive: kit.json (every file's path, size and SHA-256), kit.dsse.json (its
       DSSE envelope, signed with the same keys as bundles), then the binary (bin/stella-forensics),
-      the configurations, deployment files and documentation. Layout and a check with tar,
-      sha256sum and openssl alone: README, "The offline kit".
+      the configurations (each profile's effective capture configuration in config/profiles/),
+      deployment files and documentation, including the man page (`make man` first; `make kit`
+      does both). Layout and a check with tar, sha256sum and openssl alone: README, "The offline kit".
       """,
     subcommands: [KitBuildCommand.self, KitVerifyCommand.self])
 }
@@ -47,9 +49,14 @@ struct KitBuildCommand: ParsableCommand {
     guard let binaryPath = binary ?? KitBuilder.runningExecutable() else {
       throw CLIFailure.usage("cannot find this executable's path; give --binary")
     }
+    var profiles: [String: [UInt8]] = [:]
+    for profile in CaptureProfile.allCases {
+      profiles[KitContents.profileConfigurationPath(profile.rawValue)] = Array(
+        CaptureConfiguration(profile: profile).effectiveYAML.utf8)
+    }
     let builder = KitBuilder(
       sourceDirectory: source, binaryPath: binaryPath,
-      tool: "stella-forensics \(StellaForensics.configuration.version)")
+      tool: "stella-forensics \(StellaForensics.configuration.version)", generatedFiles: profiles)
     let manifest: KitManifest
     do {
       manifest = try builder.build(signingKeys: keys, outputPath: out, replacing: force)

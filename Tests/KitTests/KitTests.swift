@@ -106,6 +106,23 @@ func rejectionCode(_ result: KitVerificationResult) -> String? {
     #expect(binary.sha256 == SHA256Digest.hex(of: Array("\u{7F}ELF pretend binary".utf8)))
   }
 
+  @Test func generatedFilesAreSignedLikeTheTreesFiles() throws {
+    let lab = try KitLab()
+    var builder = lab.kitBuilder
+    builder.generatedFiles = [KitContents.profileConfigurationPath("forensic"): Array("profile: forensic\n".utf8)]
+    try builder.build(signingKeys: [lab.builder], outputPath: lab.path("kit.tar"), replacing: false)
+    guard case .verified(let kit) = try lab.verify(lab.path("kit.tar")) else {
+      Issue.record("a kit with generated files must verify")
+      return
+    }
+    let entry = try #require(kit.manifest.files.first { $0.path == "config/profiles/forensic.yaml" })
+    #expect(entry.sha256 == SHA256Digest.hex(of: Array("profile: forensic\n".utf8)))
+    builder.generatedFiles = ["docs/bundle-format.md": []]
+    #expect(throws: KitBuildError.self) {
+      try builder.build(signingKeys: [lab.builder], outputPath: lab.path("clash.tar"), replacing: false)
+    }
+  }
+
   @Test func aChangedSourceChangesTheKit() throws {
     let lab = try KitLab()
     let before = try Data(contentsOf: URL(fileURLWithPath: try lab.build("a.tar")))
