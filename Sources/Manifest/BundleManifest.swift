@@ -228,3 +228,38 @@ extension RedactionPolicyReference {
   public static let none = RedactionPolicyReference(
     id: "none", sha256: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
 }
+
+/// One stream's totals over a manifest's blobs, for `inspect` and the report.
+public struct StreamSummary: Sendable, Equatable {
+  public var stream: StreamKey
+  public var blobs = 0
+  public var records: UInt64 = 0
+  public var firstSeq = UInt64.max
+  public var lastSeq: UInt64 = 0
+  /// Earliest item time over the stream's blobs (Unix ns).
+  public var firstTime = UInt64.max
+  /// Latest item time over the stream's blobs (Unix ns).
+  public var lastTime: UInt64 = 0
+  public var compressedBytes: UInt64 = 0
+  public var uncompressedBytes: UInt64 = 0
+
+  public init(stream: StreamKey) { self.stream = stream }
+
+  /// One summary per stream of `manifest`, in stream order (node, signal, tenant).
+  public static func of(_ manifest: BundleManifest) -> [StreamSummary] {
+    var byStream: [StreamKey: StreamSummary] = [:]
+    for blob in manifest.blobs {
+      var summary = byStream[blob.stream] ?? StreamSummary(stream: blob.stream)
+      summary.blobs += 1
+      summary.records += blob.recordCount
+      summary.firstSeq = min(summary.firstSeq, blob.firstSeq)
+      summary.lastSeq = max(summary.lastSeq, blob.lastSeq)
+      summary.firstTime = min(summary.firstTime, blob.firstTimeUnixNano)
+      summary.lastTime = max(summary.lastTime, blob.lastTimeUnixNano)
+      summary.compressedBytes += blob.size
+      summary.uncompressedBytes += blob.uncompressedSize
+      byStream[blob.stream] = summary
+    }
+    return byStream.values.sorted { $0.stream < $1.stream }
+  }
+}

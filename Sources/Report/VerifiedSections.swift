@@ -2,33 +2,6 @@ import Audit
 import Manifest
 import Verify
 
-/// Per-stream totals of a verified manifest.
-struct StreamRow: Equatable {
-  var stream: StreamKey
-  var blobs = 0
-  var records: UInt64 = 0
-  var firstSeq = UInt64.max
-  var lastSeq: UInt64 = 0
-  var firstTime = UInt64.max
-  var lastTime: UInt64 = 0
-
-  /// One row per stream, in manifest stream order (node, signal, tenant).
-  static func rows(of manifest: BundleManifest) -> [StreamRow] {
-    var byStream: [StreamKey: StreamRow] = [:]
-    for blob in manifest.blobs {
-      var row = byStream[blob.stream] ?? StreamRow(stream: blob.stream)
-      row.blobs += 1
-      row.records += blob.recordCount
-      row.firstSeq = min(row.firstSeq, blob.firstSeq)
-      row.lastSeq = max(row.lastSeq, blob.lastSeq)
-      row.firstTime = min(row.firstTime, blob.firstTimeUnixNano)
-      row.lastTime = max(row.lastTime, blob.lastTimeUnixNano)
-      byStream[blob.stream] = row
-    }
-    return byStream.values.sorted { $0.stream < $1.stream }
-  }
-}
-
 /// The records-over-time charts: one histogram per (signal, tenant), over all nodes, on one
 /// shared time axis.
 struct RecordCharts {
@@ -291,7 +264,7 @@ struct VerifiedSections {
         "One row per stream (node, signal, tenant). Each stream's records are numbered without gaps from the first to the last seq shown; times are the earliest and latest item times in its records (span start, log time, data point time).",
         class: "note")
       var rows: [[String]] = []
-      for row in StreamRow.rows(of: manifest) {
+      for row in StreamSummary.of(manifest) {
         var cells = [
           row.stream.node, row.stream.signal.rawValue, row.stream.tenant, String(row.blobs), String(row.records),
           "\(row.firstSeq)–\(row.lastSeq)",

@@ -4,36 +4,6 @@ import Foundation
 import Manifest
 import Verify
 
-/// Per-stream totals for display.
-struct StreamSummary {
-  var stream: StreamKey
-  var blobs = 0
-  var records: UInt64 = 0
-  var firstSeq = UInt64.max
-  var lastSeq: UInt64 = 0
-  var firstTime = UInt64.max
-  var lastTime: UInt64 = 0
-  var compressedBytes: UInt64 = 0
-  var uncompressedBytes: UInt64 = 0
-
-  static func of(_ manifest: BundleManifest) -> [StreamSummary] {
-    var byStream: [StreamKey: StreamSummary] = [:]
-    for blob in manifest.blobs {
-      var summary = byStream[blob.stream] ?? StreamSummary(stream: blob.stream)
-      summary.blobs += 1
-      summary.records += blob.recordCount
-      summary.firstSeq = min(summary.firstSeq, blob.firstSeq)
-      summary.lastSeq = max(summary.lastSeq, blob.lastSeq)
-      summary.firstTime = min(summary.firstTime, blob.firstTimeUnixNano)
-      summary.lastTime = max(summary.lastTime, blob.lastTimeUnixNano)
-      summary.compressedBytes += blob.size
-      summary.uncompressedBytes += blob.uncompressedSize
-      byStream[blob.stream] = summary
-    }
-    return byStream.values.sorted { $0.stream < $1.stream }
-  }
-}
-
 /// Rendering of command output: canonical (sorted, compact) JSON, and text for terminals.
 enum Output {
   /// `text` safe to print on a terminal: control characters (C0, DEL, C1), Unicode format

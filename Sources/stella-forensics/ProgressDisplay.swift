@@ -48,3 +48,19 @@ final class ProgressDisplay: @unchecked Sendable {
     if drewAnything { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
   }
 }
+
+extension BundleVerifier {
+  /// Verifies the bundle at `path` with a progress line on a terminal (none when `quiet`, for
+  /// `--json`); a bundle that cannot be read at all is a usage error (exit 2).
+  func verifyShowingProgress(path: String, quiet: Bool = false) throws(CLIFailure) -> VerificationResult {
+    var verifier = self
+    let display = quiet ? nil : ProgressDisplay.ifTerminal("verifying")
+    if let display { verifier.progress = { @Sendable progress in display.update(progress) } }
+    defer { display?.finish() }
+    do {
+      return try verifier.verify(path: path)
+    } catch {
+      throw .usage(error.description)
+    }
+  }
+}

@@ -231,17 +231,7 @@ enum DeepVerification {
     } catch {
       throw CLIFailure.usage(error.message)
     }
-    var verifier = BundleVerifier(policy: policy, depth: .deep)
-    let display = json ? nil : ProgressDisplay.ifTerminal("verifying")
-    if let display { verifier.progress = { @Sendable progress in display.update(progress) } }
-    let result: VerificationResult
-    do {
-      result = try verifier.verify(path: bundle)
-      display?.finish()
-    } catch {
-      display?.finish()
-      throw CLIFailure.usage(error.description)
-    }
+    let result = try BundleVerifier(policy: policy, depth: .deep).verifyShowingProgress(path: bundle, quiet: json)
     switch result {
     case .verified(let verified):
       do {

@@ -56,18 +56,7 @@ struct ReportCommand: ParsableCommand {
     }
     var verifier = BundleVerifier(policy: policy, depth: .deep)
     verifier.receiveTimeLimit = Self.receiveTimeLimit
-    let display = ProgressDisplay.ifTerminal("verifying")
-    if let display {
-      verifier.progress = { @Sendable progress in display.update(progress) }
-    }
-    let result: VerificationResult
-    do {
-      result = try verifier.verify(path: bundle)
-      display?.finish()
-    } catch {
-      display?.finish()
-      throw CLIFailure.usage(error.description)
-    }
+    let result = try verifier.verifyShowingProgress(path: bundle)
 
     var trustedKeys: [ReportContext.TrustedKey] = []
     for (path, key) in zip(trust.trustedKeys, keys) where !trustedKeys.contains(where: { $0.keyID == key.keyID }) {

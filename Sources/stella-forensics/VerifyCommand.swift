@@ -40,19 +40,8 @@ struct VerifyCommand: ParsableCommand {
     } catch {
       throw CLIFailure.usage(error.message)
     }
-    var verifier = BundleVerifier(policy: policy, depth: deep ? .deep : .quick)
-    let display = json ? nil : ProgressDisplay.ifTerminal("verifying")
-    if let display {
-      verifier.progress = { @Sendable progress in display.update(progress) }
-    }
-    let result: VerificationResult
-    do {
-      result = try verifier.verify(path: bundle)
-      display?.finish()
-    } catch {
-      display?.finish()
-      throw CLIFailure.usage(error.description)
-    }
+    let result = try BundleVerifier(policy: policy, depth: deep ? .deep : .quick)
+      .verifyShowingProgress(path: bundle, quiet: json)
     let mode = deep ? "deep" : "quick"
     switch result {
     case .verified(let verified):
