@@ -76,6 +76,31 @@ def test_incident_admin_takes_the_address_capture_printed(stella, capture):
     assert json.loads(listed.stdout) is not None
 
 
+def test_an_empty_request_round_trips_through_the_protobuf_export_with_its_signal(stella, keys, tmp_path):
+    """`otlp-proto` writes an empty request as a 0-byte message, which fits every signal: import
+    takes the file's signal when other requests tell it, and `--signal` when nothing does."""
+    source = tmp_path / "empty.otlp.jsonl"
+    source.write_text('{"resourceLogs":[]}\n')
+    first = tmp_path / "first.sfb.tar"
+    stella.import_([source], keys[0], first)
+    exported = tmp_path / "export"
+    result = stella.run("export", first, "--trusted-key", keys[1], "--format", "otlp-proto", "--out", exported, "--json")
+    assert result.returncode == 0, result.describe()
+    files = json.loads(result.stdout)["files"]
+    assert [(entry["signal"], entry["records"]) for entry in files] == [("logs", 1)], files
+    stream = exported / files[0]["name"]
+    assert stream.read_bytes() == b"\0\0\0\0"
+    again = tmp_path / "again.sfb.tar"
+    refused = stella.run("import", stream, "--key", keys[0], "--out", again)
+    assert refused.returncode == 2, refused.describe()
+    assert "give --signal" in refused.stderr
+    assert not again.exists()
+    imported = stella.run("import", stream, "--key", keys[0], "--out", again, "--signal", "logs")
+    assert imported.returncode == 0, imported.describe()
+    streams = bundle_streams(bl.read_bundle(again))
+    assert [(signal, len(records)) for (_, signal, _), records in streams.items()] == [("logs", 1)], streams
+
+
 def test_an_empty_request_round_trips_through_export_and_import(stella, keys, tmp_path):
     source = tmp_path / "empty.otlp.jsonl"
     source.write_text('{"resourceSpans":[]}\n')

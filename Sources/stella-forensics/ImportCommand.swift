@@ -41,6 +41,13 @@ struct ImportCommand: ParsableCommand {
   @Option(help: "Tenant of the imported records.")
   var tenant: String?
 
+  @Option(
+    help: """
+      The signal (traces, logs or metrics) of protobuf requests that hold no span, log record or \
+      metric, in a file where no other request tells it.
+      """)
+  var signal: String?
+
   func validate() throws {
     if files.isEmpty { throw ValidationError("give at least one OTLP file") }
   }
@@ -49,6 +56,12 @@ struct ImportCommand: ParsableCommand {
     try CLIFailure.refuseExisting(out, force: force)
     let signingKey = try KeyLoading.privateKey(key)
     var options = ImportOptions(incidentID: incident, reason: reason, declaredBy: declaredBy, tenant: tenant)
+    if let signal {
+      guard let known = Signal(rawValue: signal) else {
+        throw CLIFailure.usage("--signal must be traces, logs or metrics, not \(signal)")
+      }
+      options.emptyRequestSignal = known
+    }
     let display = ProgressDisplay.ifTerminal("importing")
     if let display {
       let sizes = files.map { (try? FileManager.default.attributesOfItem(atPath: $0)[.size] as? UInt64) ?? 0 }

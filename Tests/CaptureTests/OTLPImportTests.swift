@@ -455,6 +455,28 @@ struct OTLPProtoImportTests {
     #expect(error?.message.contains("cannot tell the signal") == true)
     let empty = importError { _ = try OTLPFileImporter.read(bytes: frame([[]]), path: "in.pb") }
     #expect(empty?.code == .unknownSignal)
+    #expect(empty?.message.contains("give --signal") == true)
+  }
+
+  @Test("a request with no item takes its file's signal, or the operator's when nothing else tells")
+  func emptyRequestsTakeTheFilesSignal() throws {
+    let logs: [UInt8] = try sampleLogsRequest().serializedBytes()
+    let inLogsFile = try OTLPFileImporter.read(bytes: frame([[], logs, []]), path: "in.pb").records
+    #expect(inLogsFile.map(\.signal) == [.logs, .logs, .logs])
+    #expect(inLogsFile[0].request.isEmpty)
+
+    let alone = try OTLPFileImporter.read(bytes: frame([[]]), path: "in.pb", emptyRequestSignal: .metrics).records
+    #expect(alone.map(\.signal) == [.metrics])
+    // The file's own requests decide over the hint: a stream holds one signal.
+    let hinted = try OTLPFileImporter.read(bytes: frame([logs, []]), path: "in.pb", emptyRequestSignal: .traces)
+    #expect(hinted.records.map(\.signal) == [.logs, .logs])
+
+    let trace: [UInt8] = try sampleTraceRequest().serializedBytes()
+    let mixed = importError {
+      _ = try OTLPFileImporter.read(bytes: frame([trace, logs, []]), path: "in.pb", emptyRequestSignal: .traces)
+    }
+    #expect(mixed?.code == .unknownSignal)
+    #expect(mixed?.message.contains("mixes signals") == true)
   }
 
   @Test("a log record is not mistaken for a span or a metric")

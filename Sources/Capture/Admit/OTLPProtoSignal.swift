@@ -6,6 +6,9 @@ internal import SwiftProtobuf
 /// Why a serialized request could not be attributed to exactly one signal.
 struct OTLPProtoSignalError: Error, Sendable, Equatable {
   var message: String
+  /// The signals the message fits equally well: set only when it holds no span, log record or
+  /// metric, so that nothing in it decides.
+  var candidates: [Signal] = []
 }
 
 /// Tells which `Export*ServiceRequest` a serialized protobuf message is, when nothing else says.
@@ -26,7 +29,10 @@ struct OTLPProtoSignalError: Error, Sendable, Equatable {
 /// three), where the signal cannot be known, and refusing is safer for evidence than guessing.
 enum OTLPProtoSignal {
   /// Classifies `message` and returns its signal and deterministic re-serialization.
-  static func classify(_ message: [UInt8]) throws(OTLPProtoSignalError) -> (
+  /// - Parameter ambiguousAs: the signal to take when the message fits several (it holds no
+  ///   items) and this is one of them; the caller knows it from elsewhere (the other messages of
+  ///   the same file, or the operator).
+  static func classify(_ message: [UInt8], ambiguousAs: Signal? = nil) throws(OTLPProtoSignalError) -> (
     signal: Signal, request: [UInt8]
   ) {
     var fits: [(signal: Signal, request: [UInt8])] = []
@@ -59,6 +65,7 @@ enum OTLPProtoSignal {
       }
     }
     if fits.count == 1, let only = fits.first { return only }
+    if let ambiguousAs, let chosen = fits.first(where: { $0.signal == ambiguousAs }) { return chosen }
     if fits.isEmpty {
       throw OTLPProtoSignalError(
         message: "not an OTLP ExportTrace/Logs/MetricsServiceRequest ("
@@ -68,7 +75,8 @@ enum OTLPProtoSignal {
     throw OTLPProtoSignalError(
       message: "cannot tell the signal: the request decodes cleanly as "
         + fits.map(\.signal.rawValue).joined(separator: ", ")
-        + " (it holds no span, log record or metric)")
+        + " (it holds no span, log record or metric)",
+      candidates: fits.map(\.signal))
   }
 
   private static func attempt<M: SwiftProtobuf.Message>(

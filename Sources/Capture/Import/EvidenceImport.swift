@@ -36,6 +36,9 @@ public struct ImportOptions: Sendable {
   public var declaredBy: String?
   /// Tenant of every record; default `default`.
   public var tenant: String?
+  /// The signal of protobuf requests that hold no span, log record or metric, in files where no
+  /// other request tells it (`--signal`); without it such a file is refused.
+  public var emptyRequestSignal: Signal?
   /// Largest decompressed segment before a new one is started.
   public var maxSegmentBytes: Int = 32 << 20
   /// Called after each input file is read, with how many files are done.
@@ -79,7 +82,7 @@ public enum EvidenceImport {
     for (index, path) in paths.enumerated() {
       let records: [ImportedRecord]
       do {
-        records = try OTLPFileImporter.read(contentsOf: path).records
+        records = try OTLPFileImporter.read(contentsOf: path, emptyRequestSignal: options.emptyRequestSignal).records
       } catch {
         throw .input(error)
       }

@@ -144,8 +144,10 @@ public struct OTLPFileImporter {
   /// Reads and decodes the OTLP file at `path`.
   /// - Returns: the detected format, whether the file was zstd-compressed, and its records in
   ///   file order (never empty).
+  /// - Parameter emptyRequestSignal: the signal of protobuf requests that hold no items, in a
+  ///   file where no other request tells it (`import --signal`).
   public static func read(
-    contentsOf path: String
+    contentsOf path: String, emptyRequestSignal: Signal? = nil
   ) throws(ImportError) -> (format: OTLPFileFormat, compressed: Bool, records: [ImportedRecord]) {
     let data: Data
     do {
@@ -155,12 +157,12 @@ public struct OTLPFileImporter {
         code: .unreadable, path: path,
         message: "cannot read the file: \(error.localizedDescription)")
     }
-    return try read(bytes: [UInt8](data), path: path)
+    return try read(bytes: [UInt8](data), path: path, emptyRequestSignal: emptyRequestSignal)
   }
 
   /// Decodes OTLP file contents already in memory; `path` only names them in sources and errors.
   public static func read(
-    bytes: [UInt8], path: String
+    bytes: [UInt8], path: String, emptyRequestSignal: Signal? = nil
   ) throws(ImportError) -> (format: OTLPFileFormat, compressed: Bool, records: [ImportedRecord]) {
     let compressed = Zstd.hasFrameMagic(bytes)
     var content = bytes
@@ -186,7 +188,8 @@ public struct OTLPFileImporter {
       )
     }
     return (
-      .protoStream, compressed, try readProtoStream(content, path: path, compressed: compressed)
+      .protoStream, compressed,
+      try readProtoStream(content, path: path, compressed: compressed, emptyRequestSignal: emptyRequestSignal)
     )
   }
 
@@ -231,9 +234,9 @@ public struct OTLPFileImporter {
   }
 
   private static func readProtoStream(
-    _ content: [UInt8], path: String, compressed: Bool
+    _ content: [UInt8], path: String, compressed: Bool, emptyRequestSignal: Signal?
   ) throws(ImportError) -> [ImportedRecord] {
-    var records: [ImportedRecord] = []
+    var frames: [(offset: Int, body: [UInt8])] = []
     var offset = 0
     while offset < content.count {
       let remaining = content.count - offset
@@ -254,19 +257,49 @@ public struct OTLPFileImporter {
             + "\(content.count - bodyStart) remain"
         )
       }
-      let body = Array(content[bodyStart..<(bodyStart + length)])
+      frames.append((offset, Array(content[bodyStart..<(bodyStart + length)])))
+      offset = bodyStart + length
+    }
+    // A request with no span, log record or metric fits every signal. A protobuf stream holds one
+    // signal (the Collector's file exporter and `export` write one file per signal), so such a
+    // request takes the signal of the file's other requests, or the operator's `--signal` when
+    // the file has nothing else.
+    var classified: [Result<(signal: Signal, request: [UInt8]), OTLPProtoSignalError>] = []
+    var fileSignals: Set<Signal> = []
+    for frame in frames {
       do {
-        let decoded = try OTLPProtoSignal.classify(body)
+        let decoded = try OTLPProtoSignal.classify(frame.body)
+        fileSignals.insert(decoded.signal)
+        classified.append(.success(decoded))
+      } catch {
+        classified.append(.failure(error))
+      }
+    }
+    let ambiguousAs = fileSignals.count == 1 ? fileSignals.first : (fileSignals.isEmpty ? emptyRequestSignal : nil)
+    var records: [ImportedRecord] = []
+    for (frame, outcome) in zip(frames, classified) {
+      do throws(OTLPProtoSignalError) {
+        let decoded: (signal: Signal, request: [UInt8])
+        switch outcome {
+        case .success(let known): decoded = known
+        case .failure(let failure) where failure.candidates.isEmpty: throw failure
+        case .failure: decoded = try OTLPProtoSignal.classify(frame.body, ambiguousAs: ambiguousAs)
+        }
         records.append(
           ImportedRecord(
             signal: decoded.signal, request: decoded.request,
-            source: ImportSource(path: path, location: .byteOffset(offset))))
+            source: ImportSource(path: path, location: .byteOffset(frame.offset))))
       } catch {
+        let hint =
+          error.candidates.isEmpty
+          ? ""
+          : fileSignals.count > 1
+            ? "; the file mixes signals, so nothing tells this one"
+            : "; nothing else in the file tells the signal: give --signal to import such requests"
         throw ImportError(
-          code: .unknownSignal, path: path, location: .byteOffset(offset), decompressed: compressed,
-          message: "\(length)-byte message: \(error.message)")
+          code: .unknownSignal, path: path, location: .byteOffset(frame.offset), decompressed: compressed,
+          message: "\(frame.body.count)-byte message: \(error.message)\(hint)")
       }
-      offset = bodyStart + length
     }
     return records
   }
