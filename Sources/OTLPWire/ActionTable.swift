@@ -29,16 +29,46 @@ extension MessageKind {
 
   /// Per kind, 128 entries (one per tag byte below 0x80): the action in the low byte, the
   /// sub-message kind in the high byte.
-  static let actionTable: [UInt16] = {
+  static let actionTable: [UInt16] = table(refusingUnknownFields: false)
+
+  /// The same for a check that refuses unknown fields: those go the general path, which refuses.
+  static let refusingActionTable: [UInt16] = table(refusingUnknownFields: true)
+
+  private static func table(refusingUnknownFields: Bool) -> [UInt16] {
     var table = [UInt16](repeating: 0, count: count * 128)
     for raw in 0..<count {
       guard let kind = MessageKind(rawValue: UInt8(raw)) else { continue }
       for tag in 1..<128 {
-        table[raw * 128 + tag] = kind.action(tag: UInt8(tag))
+        var entry = kind.action(tag: UInt8(tag))
+        if refusingUnknownFields, kind.isUnknownAction(entry, tag: UInt8(tag)) {
+          entry = UInt16(FieldAction.general.rawValue)
+        }
+        table[raw * 128 + tag] = entry
       }
     }
     return table
-  }()
+  }
+
+  /// Whether `entry` is the skip of an unknown field (or of a known field with another wire type).
+  private func isUnknownAction(_ entry: UInt16, tag: UInt8) -> Bool {
+    let field = UInt32(tag >> 3)
+    let wire = tag & 7
+    switch FieldAction(rawValue: UInt8(truncatingIfNeeded: entry)) ?? .general {
+    case .general, .message, .time0, .time1, .string, .bytes:
+      return false
+    case .varint:
+      if case .varint = rule(field) { return wire != 0 }
+      return true
+    case .fixed64:
+      if case .fixed64 = rule(field) { return wire != 1 }
+      return true
+    case .fixed32:
+      if case .fixed32 = rule(field) { return wire != 5 }
+      return true
+    case .skipLengthDelimited:
+      return true
+    }
+  }
 
   private func action(tag: UInt8) -> UInt16 {
     let field = UInt32(tag >> 3)

@@ -24,6 +24,9 @@ enum Problem: Equatable {
   case rangeOutsideRequest
   /// A time shift by this many nanoseconds would leave a timestamp outside 1...UInt64.max.
   case shiftOutOfRange(Int64)
+  /// A field the schema does not have, or a known field with another wire type (which
+  /// swift-protobuf keeps as an unknown field), when the caller refuses unknown fields.
+  case unknownField(wire: UInt8)
 
   var text: String {
     switch self {
@@ -48,6 +51,7 @@ enum Problem: Equatable {
     case .notFixed64: return "not fixed64"
     case .rangeOutsideRequest: return "byte range outside the request"
     case .shiftOutOfRange(let nanos): return "timestamp shifted by \(nanos) ns leaves the u64 range"
+    case .unknownField(let wire): return "unknown field (wire type \(wire))"
     }
   }
 }

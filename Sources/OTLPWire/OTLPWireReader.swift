@@ -92,13 +92,18 @@ public enum OTLPWireReader {
   ///
   /// - Parameter tenantAttribute: a resource attribute key whose distinct string values to
   ///   collect (for example `tenant.id`), or `nil`.
-  public static func check(_ request: UnsafeRawBufferPointer, signal: WireSignal, tenantAttribute: String? = nil)
-    throws(OTLPWireError) -> OTLPRequestFacts
-  {
+  ///   - refusingUnknownFields: also refuse any field the OTLP schema does not have, and any known
+  ///     field sent with another wire type, anywhere in the request (swift-protobuf keeps both as
+  ///     unknown fields; a caller that must tell the three request types apart by their fields,
+  ///     as import does, counts a request with such fields as not of that type).
+  public static func check(
+    _ request: UnsafeRawBufferPointer, signal: WireSignal, tenantAttribute: String? = nil,
+    refusingUnknownFields: Bool = false
+  ) throws(OTLPWireError) -> OTLPRequestFacts {
     guard let base = request.baseAddress, request.count > 0 else { return OTLPRequestFacts() }
     let input = WireInput(base: base, count: request.count)
     guard var tenantKey = tenantAttribute else {
-      return try runCheck(input, signal: signal, tenantKey: nil)
+      return try runCheck(input, signal: signal, tenantKey: nil, refusingUnknownFields: refusingUnknownFields)
     }
     var result: Result<OTLPRequestFacts, OTLPWireError> = .success(OTLPRequestFacts())
     tenantKey.withUTF8 { key in
@@ -126,14 +131,17 @@ public enum OTLPWireReader {
     return try result.get()
   }
 
-  private static func runCheck(_ input: WireInput, signal: WireSignal, tenantKey: UnsafeRawBufferPointer?)
-    throws(OTLPWireError) -> OTLPRequestFacts
-  {
+  private static func runCheck(
+    _ input: WireInput, signal: WireSignal, tenantKey: UnsafeRawBufferPointer?, refusingUnknownFields: Bool = false
+  ) throws(OTLPWireError) -> OTLPRequestFacts {
     var result: Result<OTLPRequestFacts, OTLPWireError> = .success(OTLPRequestFacts())
-    MessageKind.actionTable.withUnsafeBufferPointer { table in
+    let actionTable = refusingUnknownFields ? MessageKind.refusingActionTable : MessageKind.actionTable
+    actionTable.withUnsafeBufferPointer { table in
       guard let actions = table.baseAddress else { return }
       do throws(OTLPWireError) {
-        result = .success(try runCheck(input, signal: signal, tenantKey: tenantKey, actions: actions))
+        result = .success(
+          try runCheck(
+            input, signal: signal, tenantKey: tenantKey, actions: actions, refusingUnknownFields: refusingUnknownFields))
       } catch {
         result = .failure(error)
       }
@@ -142,9 +150,11 @@ public enum OTLPWireReader {
   }
 
   private static func runCheck(
-    _ input: WireInput, signal: WireSignal, tenantKey: UnsafeRawBufferPointer?, actions: UnsafePointer<UInt16>
+    _ input: WireInput, signal: WireSignal, tenantKey: UnsafeRawBufferPointer?, actions: UnsafePointer<UInt16>,
+    refusingUnknownFields: Bool
   ) throws(OTLPWireError) -> OTLPRequestFacts {
     var checker = SchemaChecker(input: input, tenantKey: tenantKey, actions: actions)
+    checker.refusingUnknownFields = refusingUnknownFields
     do throws(Fault) {
       try checker.walk(MessageKind(request: signal), 0..<input.count, depth: 1)
     } catch {
@@ -182,6 +192,8 @@ struct SchemaChecker {
   /// `MessageKind.actionTable`'s storage, for the duration of one check.
   let actions: UnsafePointer<UInt16>
   let tenantKey: UnsafeRawBufferPointer?
+  /// Whether a field that swift-protobuf would keep as unknown is a refusal.
+  var refusingUnknownFields = false
   var summary = OTLPTimeSummary()
   var tenants = OTLPTenantValues()
   /// The current item's two §6.3 times (items never nest, so one pair is enough).
@@ -455,6 +467,7 @@ struct SchemaChecker {
       return
     }
     // Unknown, or a known field with another wire type: swift-protobuf keeps it as an unknown field.
+    if refusingUnknownFields { throw Fault(position, .unknownField(wire: wire)) }
     try input.skipValue(
       &position, end, field: UInt64(field), wire: wire, depth: depth, groupDepth: 0, strict: strict)
   }

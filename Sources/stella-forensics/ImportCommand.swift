@@ -9,8 +9,10 @@ struct ImportCommand: ParsableCommand {
     commandName: "import",
     abstract: "Seal OTLP files into a signed bundle.",
     discussion: """
-      Reads OTLP/JSON lines (one Export…ServiceRequest per line) or the Collector file exporter's
-      length-prefixed protobuf stream, either optionally zstd-compressed; the format is detected.
+      Reads OTLP/JSON (Export…ServiceRequest documents one after another: one per line, or each
+      spread over several lines) or the Collector file exporter's length-prefixed protobuf stream,
+      either optionally zstd-compressed; the format is detected. Files are streamed: protobuf
+      messages are checked and sealed byte for byte, and memory stays bounded whatever the size.
       Records are numbered per signal from 0 in input order under node "import".
       Defaults: incident id "import-" + 16 hex digits of a digest over the records; reason
       "imported from OTLP files"; declared by "stella-forensics import"; declared at the end of
@@ -56,6 +58,10 @@ struct ImportCommand: ParsableCommand {
     try CLIFailure.refuseExisting(out, force: force)
     let signingKey = try KeyLoading.privateKey(key)
     var options = ImportOptions(incidentID: incident, reason: reason, declaredBy: declaredBy, tenant: tenant)
+    // Compressed segments wait beside the output (the same file system as the bundle, which is
+    // about their size), so memory stays bounded whatever the input's size.
+    let outDirectory = (out as NSString).deletingLastPathComponent
+    options.spillDirectory = outDirectory.isEmpty ? "." : outDirectory
     if let signal {
       guard let known = Signal(rawValue: signal) else {
         throw CLIFailure.usage("--signal must be traces, logs or metrics, not \(signal)")
@@ -81,6 +87,7 @@ struct ImportCommand: ParsableCommand {
       throw CLIFailure.usage(error.description)
     }
     let manifest: BundleManifest
+    defer { evidence.removeSpill() }
     do {
       manifest = try BundleSealer.seal(
         segments: evidence.segments, facts: evidence.facts, signingKeys: [signingKey], outputPath: out,

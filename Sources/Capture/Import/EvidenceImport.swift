@@ -1,5 +1,11 @@
 import Audit
+import Dispatch
 public import Manifest
+import Synchronization
+
+#if canImport(Glibc)
+  import Glibc
+#endif
 
 /// What `import` turns a set of OTLP files into: sealed segments and the facts of the bundle.
 public struct ImportedEvidence: Sendable {
@@ -7,6 +13,14 @@ public struct ImportedEvidence: Sendable {
   public var facts: BundleFacts
   /// Records read, per signal.
   public var recordCounts: [Signal: Int]
+  /// The file holding the segments' compressed bytes when ``ImportOptions/spillDirectory`` was
+  /// set; remove it with ``removeSpill()`` once the bundle is written.
+  public var spillPath: String?
+
+  /// Deletes the spill file, if any; the segments' data is unreadable afterwards.
+  public func removeSpill() {
+    if let spillPath { unlink(spillPath) }
+  }
 }
 
 /// Why an import failed; every case is the input's or the caller's fault (exit 2).
@@ -41,6 +55,10 @@ public struct ImportOptions: Sendable {
   public var emptyRequestSignal: Signal?
   /// Largest decompressed segment before a new one is started.
   public var maxSegmentBytes: Int = 32 << 20
+  /// A directory for a temporary file that holds the compressed segments (the bundle's output
+  /// directory, say), so memory holds a few segments whatever the input's size; `nil` keeps
+  /// them in memory.
+  public var spillDirectory: String?
   /// Called after each input file is read, with how many files are done.
   public var onFileDone: (@Sendable (_ filesDone: Int, _ path: String) -> Void)?
 
@@ -64,6 +82,11 @@ public enum EvidenceImport {
   /// from a digest over every record's signal and request bytes (so the same records give the
   /// same id whether they came as JSON or protobuf, compressed or not); the capture window is
   /// the span of the records' own timestamps; the declaration time is the window's end.
+  ///
+  /// Streams: each file is read in pieces and each record is framed into its stream's pending
+  /// segment as soon as it is read; a segment is compressed and hashed when it fills (and
+  /// written to the spill file when ``ImportOptions/spillDirectory`` is set), so memory holds a
+  /// few segments, never a file.
   public static func prepare(paths: [String], options: ImportOptions) throws(EvidenceImportError) -> ImportedEvidence {
     let tenant = options.tenant ?? "default"
     if let problem = TenantName.problem(with: tenant) {
@@ -74,89 +97,277 @@ public enum EvidenceImport {
     if AuditStream.isReserved(tenant: tenant) {
       throw .invalidOption("--tenant \"\(tenant)\" is reserved for a capture node's audit stream")
     }
-    var evidenceDigest = SHA256Hasher()
-    var streams: [Signal: PendingSegment] = [:]
-    var segments: [SealedSegment] = []
-    // One file's records at a time; segments are sealed (and their records dropped) as they
-    // fill, so memory holds the compressed segments and one file, not every record.
-    for (index, path) in paths.enumerated() {
-      let records: [ImportedRecord]
-      do {
-        records = try OTLPFileImporter.read(contentsOf: path, emptyRequestSignal: options.emptyRequestSignal).records
-      } catch {
-        throw .input(error)
-      }
-      for record in records {
-        evidenceDigest.update([record.signal.code])
-        var length = UInt64(record.request.count).bigEndian
-        withUnsafeBytes(of: &length) { evidenceDigest.update($0) }
-        evidenceDigest.update(record.request)
-        var stream =
-          streams[record.signal]
-          ?? PendingSegment(header: SegmentHeader(signal: record.signal, tenant: tenant, node: nodeID))
-        if !stream.fits(record.request, maxBytes: options.maxSegmentBytes) {
-          segments.append(try stream.seal())
+    let sealer = SegmentSealQueue(sink: try SegmentSink(spillDirectory: options.spillDirectory))
+    do throws(EvidenceImportError) {
+      var evidenceDigest = SHA256Hasher()
+      var streams: [Signal: PendingSegment] = [:]
+      let limits = VerificationLimits()
+      for (index, path) in paths.enumerated() {
+        do throws(ImportFailure<EvidenceImportError>) {
+          let source = try openInput(path)
+          _ = try OTLPFileImporter.forEachRecord(
+            in: source, emptyRequestSignal: options.emptyRequestSignal,
+            maxRecordBytes: limits.maxRecordSize - SegmentRecord.bodyPrefixSize
+          ) { (record: borrowing ImportedRecordView) throws(EvidenceImportError) in
+            evidenceDigest.update([record.signal.code])
+            var length = UInt64(record.request.count).bigEndian
+            withUnsafeBytes(of: &length) { evidenceDigest.update($0) }
+            evidenceDigest.update(record.request)
+            var stream =
+              streams.removeValue(forKey: record.signal)
+              ?? PendingSegment(
+                header: SegmentHeader(signal: record.signal, tenant: tenant, node: nodeID))
+            if !stream.fits(record.request.count, maxBytes: options.maxSegmentBytes) {
+              try sealer.submit(stream.takeFull(limits: limits))
+            }
+            try stream.add(record, limits: limits)
+            streams[record.signal] = stream
+          }
+        } catch {
+          switch error {
+          case .input(let failure): throw EvidenceImportError.input(failure)
+          case .consumer(let failure): throw failure
+          }
         }
-        stream.add(record)
-        streams[record.signal] = stream
+        options.onFileDone?(index + 1, path)
       }
-      options.onFileDone?(index + 1, path)
+      for signal in Signal.allCases {
+        guard var stream = streams[signal], stream.recordCount > 0 else { continue }
+        try sealer.submit(stream.takeFull(limits: limits))
+      }
+      let sink = try sealer.finish()
+      let digest = Hex.encode(evidenceDigest.finalize())
+      let segments = sink.segments
+      let timed = segments.map(\.entry).filter { $0.firstTimeUnixNano != 0 || $0.lastTimeUnixNano != 0 }
+      let captureStart = timed.map(\.firstTimeUnixNano).min() ?? 0
+      let captureEnd = max(captureStart, timed.map(\.lastTimeUnixNano).max() ?? 0)
+      let facts = BundleFacts(
+        incident: IncidentFacts(
+          id: options.incidentID ?? "import-" + digest.prefix(16),
+          reason: options.reason ?? "imported from OTLP files",
+          declaredBy: options.declaredBy ?? "stella-forensics import",
+          declaredAtUnixNano: captureEnd),
+        captureStartUnixNano: captureStart, captureEndUnixNano: captureEnd,
+        redactionPolicy: .none, tool: .current)
+      return ImportedEvidence(
+        segments: segments, facts: facts,
+        recordCounts: streams.mapValues { Int($0.nextSeq) }, spillPath: sink.spillPath)
+    } catch {
+      sealer.discard()
+      throw error
     }
-    for signal in Signal.allCases {
-      guard var stream = streams[signal], !stream.records.isEmpty else { continue }
-      segments.append(try stream.seal())
-    }
-    let digest = Hex.encode(evidenceDigest.finalize())
+  }
 
-    let timed = segments.map(\.entry).filter { $0.firstTimeUnixNano != 0 || $0.lastTimeUnixNano != 0 }
-    let captureStart = timed.map(\.firstTimeUnixNano).min() ?? 0
-    let captureEnd = max(captureStart, timed.map(\.lastTimeUnixNano).max() ?? 0)
-    let facts = BundleFacts(
-      incident: IncidentFacts(
-        id: options.incidentID ?? "import-" + digest.prefix(16),
-        reason: options.reason ?? "imported from OTLP files",
-        declaredBy: options.declaredBy ?? "stella-forensics import",
-        declaredAtUnixNano: captureEnd),
-      captureStartUnixNano: captureStart, captureEndUnixNano: captureEnd,
-      redactionPolicy: .none, tool: .current)
-    return ImportedEvidence(
-      segments: segments, facts: facts,
-      recordCounts: streams.mapValues { Int($0.nextSeq) })
+  private static func openInput(_ path: String) throws(ImportFailure<EvidenceImportError>) -> ImportByteSource {
+    do {
+      return try ImportByteSource(path: path, maxDecompressedBytes: Int.max)
+    } catch {
+      throw .input(error)
+    }
   }
 }
 
-/// The records of one stream waiting to fill a segment.
+/// Where sealed segments go: kept in memory, or their compressed bytes appended to a spill file
+/// so that only their manifest entries stay in memory.
+private struct SegmentSink: Sendable {
+  var segments: [SealedSegment] = []
+  let spillPath: String?
+  private var fd: Int32
+  private var offset = 0
+
+  init(spillDirectory: String?) throws(EvidenceImportError) {
+    guard let spillDirectory else {
+      spillPath = nil
+      fd = -1
+      return
+    }
+    let path = spillDirectory + "/.stella-import-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).spill"
+    // O_EXCL | O_NOFOLLOW: never write through a planted file or link.
+    let descriptor = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+    guard descriptor >= 0 else {
+      throw .unsealable("cannot create a temporary file in \(spillDirectory): \(String(cString: strerror(errno)))")
+    }
+    spillPath = path
+    fd = descriptor
+  }
+
+  mutating func add(_ segment: SealedSegment) throws(EvidenceImportError) {
+    guard let spillPath, case .bytes(let bytes) = segment.data else {
+      segments.append(segment)
+      return
+    }
+    var written = 0
+    while written < bytes.count {
+      let count = bytes.withUnsafeBytes { raw in
+        guard let base = raw.baseAddress else { return 0 }
+        return pwrite(fd, base + written, raw.count - written, off_t(offset + written))
+      }
+      if count < 0 {
+        if errno == EINTR { continue }
+        throw .unsealable("cannot write \(spillPath): \(String(cString: strerror(errno)))")
+      }
+      written += count
+    }
+    segments.append(
+      SealedSegment(entry: segment.entry, data: .fileRange(path: spillPath, offset: offset, count: bytes.count)))
+    offset += bytes.count
+  }
+
+  /// Closes the spill file once every segment is in it; the bundle writer opens it again by path.
+  mutating func closeFile() {
+    if fd >= 0 { close(fd) }
+    fd = -1
+  }
+
+  /// Closes and deletes the spill file after a failure.
+  mutating func discard() {
+    closeFile()
+    if let spillPath { unlink(spillPath) }
+  }
+}
+
+/// The records of one stream waiting to fill a segment, already framed as the segment holds them.
 private struct PendingSegment {
   let header: SegmentHeader
-  var records: [SegmentRecord] = []
+  /// The segment's bytes so far: its header, then framed records.
+  var framed: [UInt8]
+  var recordCount = 0
+  var times = OTLPTimeSummary()
   var firstSource: ImportSource?
   var framedBytes = 0
   var nextSeq: UInt64 = 0
 
-  init(header: SegmentHeader) { self.header = header }
-
-  /// Whether `request` may join the current segment; a segment always takes its first record.
-  func fits(_ request: [UInt8], maxBytes: Int) -> Bool {
-    records.isEmpty || framedBytes + request.count <= maxBytes
+  init(header: SegmentHeader) {
+    self.header = header
+    framed = header.encoded()
   }
 
-  mutating func add(_ record: ImportedRecord) {
-    if records.isEmpty { firstSource = record.source }
-    records.append(SegmentRecord(seq: nextSeq, receivedUnixNano: 0, request: record.request))
+  /// Whether a request of `count` bytes may join the current segment; a segment always takes its
+  /// first record.
+  func fits(_ count: Int, maxBytes: Int) -> Bool {
+    recordCount == 0 || framedBytes + count <= maxBytes
+  }
+
+  /// Checks the request as the verifier will (record size limit, the §6.3 time walk) and frames it.
+  mutating func add(_ record: borrowing ImportedRecordView, limits: VerificationLimits) throws(EvidenceImportError) {
+    if recordCount == 0 { firstSource = record.source }
+    // The checks of SegmentSealer.checkRequest, on the bytes in place.
+    guard record.request.count + SegmentRecord.bodyPrefixSize <= limits.maxRecordSize else {
+      throw unsealable(
+        "record seq \(nextSeq): request of \(record.request.count) bytes exceeds the record limit of \(limits.maxRecordSize)"
+      )
+    }
+    do {
+      times.merge(try OTLPTimeScan.scan(record.request, signal: header.signal))
+    } catch {
+      throw unsealable("record seq \(nextSeq): request is not valid OTLP \(header.signal.rawValue): \(error)")
+    }
+    SegmentRecord.appendFramed(seq: nextSeq, receivedUnixNano: 0, request: record.request, to: &framed)
     framedBytes += record.request.count + SegmentRecord.frameHeaderSize + SegmentRecord.bodyPrefixSize
+    recordCount += 1
     nextSeq += 1
   }
 
-  mutating func seal() throws(EvidenceImportError) -> SealedSegment {
-    defer {
-      records.removeAll()
-      framedBytes = 0
-    }
+  /// Hands the segment over for sealing and starts the next one of the stream.
+  mutating func takeFull(limits: VerificationLimits) -> SealJob {
+    let firstSeq = nextSeq - UInt64(recordCount)
+    let job = SealJob(
+      framed: framed, header: header, recordCount: UInt64(recordCount), firstSeq: firstSeq, lastSeq: nextSeq - 1,
+      times: times, limits: limits, firstSource: firstSource)
+    // A new buffer, not the old one emptied: the job owns those bytes until it is done.
+    framed = header.encoded()
+    framed.reserveCapacity(job.framed.count)
+    recordCount = 0
+    framedBytes = 0
+    times = OTLPTimeSummary()
+    return job
+  }
+
+  private func unsealable(_ message: String) -> EvidenceImportError {
+    let source = firstSource?.description ?? "input"
+    return .unsealable("\(source): cannot seal \(header.signal.rawValue) records: \(message)")
+  }
+}
+
+/// One full segment, framed, waiting to be compressed and hashed.
+private struct SealJob: Sendable {
+  var framed: [UInt8]
+  var header: SegmentHeader
+  var recordCount: UInt64
+  var firstSeq: UInt64
+  var lastSeq: UInt64
+  var times: OTLPTimeSummary
+  var limits: VerificationLimits
+  var firstSource: ImportSource?
+
+  func seal() throws(EvidenceImportError) -> SealedSegment {
     do {
-      return try SegmentSealer.seal(header: header, records: records)
+      return try SegmentSealer.sealFramed(
+        framed, header: header, recordCount: recordCount, firstSeq: firstSeq, lastSeq: lastSeq, times: times,
+        limits: limits)
     } catch {
       let source = firstSource?.description ?? "input"
       throw .unsealable("\(source): cannot seal \(header.signal.rawValue) records: \(error)")
     }
+  }
+}
+
+/// Compresses and hashes full segments on a second thread while the input goes on being read,
+/// one segment at a time (level-3 compression of a segment is import's largest cost, and reading,
+/// checking and framing the next one can run beside it). At most one segment waits or is being
+/// sealed, so memory holds the one being filled, the one being sealed and its compressed copy.
+/// Segments are sealed in submission order; the bytes are those of sealing them in turn.
+private final class SegmentSealQueue: Sendable {
+  private struct State: Sendable {
+    var sink: SegmentSink
+    var failure: EvidenceImportError?
+  }
+
+  private let queue = DispatchQueue(label: "stella-forensics.import.seal")
+  private let slots = DispatchSemaphore(value: 1)
+  private let state: Mutex<State>
+
+  init(sink: SegmentSink) {
+    state = Mutex(State(sink: sink))
+  }
+
+  /// Queues `job`, waiting while the previous segment is still being sealed.
+  /// - Throws: the failure of an earlier segment, if one failed.
+  func submit(_ job: SealJob) throws(EvidenceImportError) {
+    if let failure = state.withLock({ $0.failure }) { throw failure }
+    slots.wait()
+    queue.async { [self] in
+      defer { slots.signal() }
+      guard state.withLock({ $0.failure == nil }) else { return }
+      let outcome: Result<SealedSegment, EvidenceImportError>
+      do throws(EvidenceImportError) {
+        outcome = .success(try job.seal())
+      } catch {
+        outcome = .failure(error)
+      }
+      state.withLock { state in
+        do throws(EvidenceImportError) {
+          try state.sink.add(try outcome.get())
+        } catch {
+          state.failure = error
+        }
+      }
+    }
+  }
+
+  /// Waits for every queued segment and returns where they went.
+  func finish() throws(EvidenceImportError) -> SegmentSink {
+    queue.sync {}
+    return try state.withLock { (state: inout State) throws(EvidenceImportError) -> SegmentSink in
+      if let failure = state.failure { throw failure }
+      state.sink.closeFile()
+      return state.sink
+    }
+  }
+
+  /// Waits for queued work, then deletes the spill file (after a failure).
+  func discard() {
+    queue.sync {}
+    state.withLock { $0.sink.discard() }
   }
 }

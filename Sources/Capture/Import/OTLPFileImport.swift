@@ -5,7 +5,7 @@ public import Manifest
 public struct ImportSource: Sendable, Equatable, CustomStringConvertible {
   /// A position inside an input file.
   public enum Location: Sendable, Equatable {
-    /// 1-based line number of an OTLP/JSON-lines file.
+    /// 1-based line number in an OTLP/JSON file: where the record's JSON document starts.
     case line(Int)
     /// Offset of a record's 4-byte length prefix in a protobuf stream, counted in the
     /// decompressed bytes when the file was zstd-compressed.
@@ -36,8 +36,9 @@ public struct ImportSource: Sendable, Equatable, CustomStringConvertible {
 public struct ImportedRecord: Sendable, Equatable {
   /// The request's signal.
   public var signal: Signal
-  /// The deterministic protobuf serialization of the `Export{Trace,Logs,Metrics}ServiceRequest`,
-  /// the same bytes for the same request whatever its input encoding was.
+  /// The serialized `Export{Trace,Logs,Metrics}ServiceRequest`: for a protobuf stream the
+  /// message's bytes exactly as the file holds them (checked, never re-encoded); for OTLP/JSON
+  /// swift-protobuf's deterministic serialization of the decoded request.
   public var request: [UInt8]
   /// Where the request was in the input.
   public var source: ImportSource
@@ -52,8 +53,9 @@ public struct ImportedRecord: Sendable, Equatable {
 
 /// The two OTLP file layouts the importer reads.
 public enum OTLPFileFormat: Sendable, Equatable {
-  /// OTLP/JSON, one `Export…ServiceRequest` object per line (the Collector's and the Python
-  /// SDK's file exporters).
+  /// OTLP/JSON `Export…ServiceRequest` documents one after another: one per line (the
+  /// Collector's and the Python SDK's file exporters), or each spread over several lines (the
+  /// OTLP specification's examples, hand-made payloads), separated by any JSON whitespace.
   case jsonLines
   /// Repeated `[4-byte big-endian length][serialized Export…ServiceRequest]` (the Collector file
   /// exporter's `proto` format).
@@ -72,7 +74,7 @@ public struct ImportError: Error, CustomStringConvertible, Sendable, Equatable {
     case decompression
     /// Empty, or only whitespace.
     case noRecords
-    /// A JSON line that is not a single well-formed JSON object.
+    /// OTLP/JSON that is not a sequence of well-formed JSON objects.
     case malformedJSON
     /// A `traceId`/`spanId`/`parentSpanId` that is not hex of the right length.
     case invalidID
@@ -83,6 +85,9 @@ public struct ImportError: Error, CustomStringConvertible, Sendable, Equatable {
     case schema
     /// A protobuf stream that ends inside a length prefix or a message.
     case truncated
+    /// A protobuf stream message larger than a bundle record may be (import reads files in
+    /// bounded memory, so such a message is refused before it is read into memory).
+    case recordTooLarge
   }
 
   /// The kind of problem.
@@ -91,7 +96,8 @@ public struct ImportError: Error, CustomStringConvertible, Sendable, Equatable {
   public var path: String
   /// The line or byte offset, when the problem has one.
   public var location: ImportSource.Location?
-  /// 1-based byte column within the line, for JSON problems whose position is known.
+  /// 1-based byte column within the line, for JSON problems whose position is known (then
+  /// `location` is the line of the problem, not necessarily of the document's start).
   public var column: Int?
   /// Whether offsets count decompressed bytes (the input was zstd-compressed).
   public var decompressed: Bool
@@ -128,20 +134,39 @@ public struct ImportError: Error, CustomStringConvertible, Sendable, Equatable {
   }
 }
 
-/// Reads OTLP files into export requests: OTLP/JSON lines or a length-prefixed protobuf stream,
-/// either possibly zstd-compressed.
+/// One record as the streaming reader hands it on: valid only during the call that receives it.
+struct ImportedRecordView {
+  /// The request's signal.
+  var signal: Signal
+  /// The serialized request (see ``ImportedRecord/request``), in the reader's buffer.
+  var request: UnsafeRawBufferPointer
+  /// Where the request was in the input.
+  var source: ImportSource
+}
+
+/// Reads OTLP files into export requests: OTLP/JSON documents or a length-prefixed protobuf
+/// stream, either possibly zstd-compressed.
 ///
-/// Detection: input starting with the zstd magic `28 b5 2f fd` is decompressed first. Then a
-/// first non-whitespace byte `{` means JSON lines, anything else a protobuf stream. JSON lines take
-/// the signal from each line's top-level key; protobuf messages are classified by decoding (see
-/// `OTLPProtoSignal`). Every record is re-serialized with swift-protobuf's deterministic
-/// serialization, so the same requests give the same bytes whichever encoding carried them.
+/// Detection: input starting with the zstd magic `28 b5 2f fd` is decompressed as it is read.
+/// Then a first non-whitespace byte `{` means OTLP/JSON, anything else a protobuf stream.
+///
+/// The input is read front to back in pieces and each record is handed on as soon as it is
+/// complete, so memory holds one record and one read piece, never the file:
+/// - OTLP/JSON: a splitter finds each top-level JSON object however it is laid out (one per
+///   line, or spread over several lines, several in a row) while counting lines and columns;
+///   each object is decoded and re-serialized deterministically with swift-protobuf, and takes
+///   its signal from its top-level key.
+/// - Protobuf stream: each length-prefixed message is checked with ``OTLPWireReader`` against
+///   the three request types (which accepts exactly what swift-protobuf's decoder does) and
+///   handed on byte for byte, never decoded into messages.
 public struct OTLPFileImporter {
-  /// The most bytes a compressed input may decompress to (4 GiB); beyond that the import fails
-  /// rather than exhaust memory on a decompression bomb.
+  /// The most bytes a compressed input held in memory (``read(bytes:path:emptyRequestSignal:)``)
+  /// may decompress to (4 GiB), so a decompression bomb fails rather than exhausts memory. Files
+  /// read from a path are streamed and have no such limit.
   public static let maxDecompressedBytes = 4 << 30
 
-  /// Reads and decodes the OTLP file at `path`.
+  /// Reads and decodes the OTLP file at `path`, collecting every record in memory (use
+  /// ``EvidenceImport`` to seal large files in bounded memory).
   /// - Returns: the detected format, whether the file was zstd-compressed, and its records in
   ///   file order (never empty).
   /// - Parameter emptyRequestSignal: the signal of protobuf requests that hold no items, in a
@@ -149,158 +174,128 @@ public struct OTLPFileImporter {
   public static func read(
     contentsOf path: String, emptyRequestSignal: Signal? = nil
   ) throws(ImportError) -> (format: OTLPFileFormat, compressed: Bool, records: [ImportedRecord]) {
-    let data: Data
-    do {
-      data = try Data(contentsOf: URL(fileURLWithPath: path))
-    } catch {
-      throw ImportError(
-        code: .unreadable, path: path,
-        message: "cannot read the file: \(error.localizedDescription)")
-    }
-    return try read(bytes: [UInt8](data), path: path, emptyRequestSignal: emptyRequestSignal)
+    let source = try ImportByteSource(path: path, maxDecompressedBytes: Int.max)
+    return try collect(source, emptyRequestSignal: emptyRequestSignal)
   }
 
   /// Decodes OTLP file contents already in memory; `path` only names them in sources and errors.
   public static func read(
     bytes: [UInt8], path: String, emptyRequestSignal: Signal? = nil
   ) throws(ImportError) -> (format: OTLPFileFormat, compressed: Bool, records: [ImportedRecord]) {
-    let compressed = Zstd.hasFrameMagic(bytes)
-    var content = bytes
-    if compressed {
-      do {
-        content = try Zstd.decompress(bytes, maxOutputBytes: maxDecompressedBytes)
-      } catch {
-        throw ImportError(
-          code: .decompression, path: path, message: "cannot decompress zstd input: \(error)")
-      }
-    }
-    guard let first = content.first(where: { !isJSONWhitespace($0) }) else {
-      throw ImportError(
-        code: .noRecords, path: path, decompressed: compressed,
-        message:
-          "no OTLP records (the \(compressed ? "decompressed data is" : "file is") empty "
-          + "or whitespace)"
-      )
-    }
-    if first == UInt8(ascii: "{") {
-      return (
-        .jsonLines, compressed, try readJSONLines(content, path: path, compressed: compressed)
-      )
-    }
-    return (
-      .protoStream, compressed,
-      try readProtoStream(content, path: path, compressed: compressed, emptyRequestSignal: emptyRequestSignal)
-    )
+    let source = ImportByteSource(bytes: bytes, path: path, maxDecompressedBytes: maxDecompressedBytes)
+    return try collect(source, emptyRequestSignal: emptyRequestSignal)
   }
 
-  private static func isJSONWhitespace(_ byte: UInt8) -> Bool {
+  private static func collect(_ source: ImportByteSource, emptyRequestSignal: Signal?)
+    throws(ImportError) -> (format: OTLPFileFormat, compressed: Bool, records: [ImportedRecord])
+  {
+    var records: [ImportedRecord] = []
+    let format: OTLPFileFormat
+    do throws(ImportFailure<ImportError>) {
+      format = try forEachRecord(in: source, emptyRequestSignal: emptyRequestSignal, maxRecordBytes: Int.max) {
+        (record: borrowing ImportedRecordView) throws(ImportError) in
+        records.append(
+          ImportedRecord(signal: record.signal, request: Array(record.request), source: record.source))
+      }
+    } catch {
+      throw error.importError
+    }
+    return (format, source.compressed, records)
+  }
+
+  /// Reads `source` front to back and hands each record to `body`, in input order.
+  /// - Parameters:
+  ///   - emptyRequestSignal: see ``read(contentsOf:emptyRequestSignal:)``.
+  ///   - maxRecordBytes: a protobuf message longer than this is refused (``ImportError/Code/recordTooLarge``)
+  ///     without being read into memory, once the file is known to hold all of it.
+  /// - Returns: the detected format.
+  static func forEachRecord<Failure: Error>(
+    in source: ImportByteSource, emptyRequestSignal: Signal?, maxRecordBytes: Int,
+    _ body: (borrowing ImportedRecordView) throws(Failure) -> Void
+  ) throws(ImportFailure<Failure>) -> OTLPFileFormat {
+    var reader = BufferedInput<Failure>(source: source)
+    // The format is told by the first byte that is not JSON whitespace.
+    var first: UInt8?
+    while first == nil {
+      if let index = reader.buffer[reader.position...].firstIndex(where: { !isJSONWhitespace($0) }) {
+        first = reader.buffer[index]
+      } else if !(try reader.fill()) {
+        throw .input(
+          ImportError(
+            code: .noRecords, path: source.path, decompressed: source.compressed,
+            message:
+              "no OTLP records (the \(source.compressed ? "decompressed data is" : "file is") empty "
+              + "or whitespace)"))
+      }
+    }
+    if first == UInt8(ascii: "{") {
+      try readJSON(&reader, body)
+      return .jsonLines
+    }
+    try readProtoStream(
+      &reader, emptyRequestSignal: emptyRequestSignal, maxRecordBytes: maxRecordBytes, body)
+    return .protoStream
+  }
+
+  static func isJSONWhitespace(_ byte: UInt8) -> Bool {
     byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n")
       || byte == UInt8(ascii: "\r")
   }
+}
 
-  private static func readJSONLines(
-    _ content: [UInt8], path: String, compressed: Bool
-  ) throws(ImportError) -> [ImportedRecord] {
-    var records: [ImportedRecord] = []
-    var lineNumber = 0
-    var start = 0
-    while start < content.count {
-      lineNumber += 1
-      let end = content[start...].firstIndex(of: UInt8(ascii: "\n")) ?? content.count
-      let line = content[start..<end]
-      start = end + 1
-      // Blank lines (a trailing newline, CRLF leftovers) are not records.
-      if line.allSatisfy(isJSONWhitespace) { continue }
-      do {
-        let decoded = try OTLPJSON.decodeRequest(line)
-        records.append(
-          ImportedRecord(
-            signal: decoded.signal, request: decoded.request,
-            source: ImportSource(path: path, location: .line(lineNumber))))
-      } catch {
-        let code: ImportError.Code
-        switch error.kind {
-        case .syntax: code = .malformedJSON
-        case .invalidID: code = .invalidID
-        case .noSignal, .conflictingSignals: code = .unknownSignal
-        case .schema: code = .schema
-        }
-        throw ImportError(
-          code: code, path: path, location: .line(lineNumber), column: error.column,
-          decompressed: compressed, message: error.message)
-      }
+/// Either the input's fault (``ImportError``) or the record consumer's.
+enum ImportFailure<Consumer: Error>: Error {
+  case input(ImportError)
+  case consumer(Consumer)
+}
+
+extension ImportFailure where Consumer == ImportError {
+  /// Both cases are an ``ImportError``.
+  var importError: ImportError {
+    switch self {
+    case .input(let error), .consumer(let error): return error
     }
-    return records
+  }
+}
+
+/// The part of an input read so far and not yet consumed; grows by read pieces, and drops what
+/// was consumed before growing, so it holds at most one record plus one piece.
+struct BufferedInput<Consumer: Error> {
+  let source: ImportByteSource
+  /// Bytes of the (decompressed) input from absolute offset `base` on.
+  var buffer: [UInt8] = []
+  /// Absolute offset of `buffer[0]`.
+  var base = 0
+  /// Index in `buffer` of the first byte not yet consumed.
+  var position = 0
+
+  init(source: ImportByteSource) { self.source = source }
+
+  /// Bytes available from `position` on.
+  var available: Int { buffer.count - position }
+
+  /// Reads the next piece; `false` at the end of the input.
+  mutating func fill() throws(ImportFailure<Consumer>) -> Bool {
+    // Drop the consumed prefix first when it is most of the buffer, so the buffer does not
+    // grow with the file; moving the rest is cheap then.
+    if position > 0 && position >= buffer.count / 2 {
+      buffer.removeSubrange(0..<position)
+      base += position
+      position = 0
+    }
+    do {
+      return try source.read(into: &buffer)
+    } catch {
+      throw .input(error)
+    }
   }
 
-  private static func readProtoStream(
-    _ content: [UInt8], path: String, compressed: Bool, emptyRequestSignal: Signal?
-  ) throws(ImportError) -> [ImportedRecord] {
-    var frames: [(offset: Int, body: [UInt8])] = []
-    var offset = 0
-    while offset < content.count {
-      let remaining = content.count - offset
-      guard remaining >= 4 else {
-        throw ImportError(
-          code: .truncated, path: path, location: .byteOffset(offset), decompressed: compressed,
-          message: "truncated length prefix (\(remaining) of 4 bytes)")
-      }
-      let length =
-        Int(content[offset]) << 24 | Int(content[offset + 1]) << 16 | Int(content[offset + 2]) << 8
-        | Int(content[offset + 3])
-      let bodyStart = offset + 4
-      guard length <= content.count - bodyStart else {
-        throw ImportError(
-          code: .truncated, path: path, location: .byteOffset(offset), decompressed: compressed,
-          message:
-            "truncated message: the length prefix says \(length) bytes, "
-            + "\(content.count - bodyStart) remain"
-        )
-      }
-      frames.append((offset, Array(content[bodyStart..<(bodyStart + length)])))
-      offset = bodyStart + length
+  /// Makes at least `count` bytes available from `position` on, unless the input ends first.
+  /// - Returns: whether they are available.
+  mutating func require(_ count: Int) throws(ImportFailure<Consumer>) -> Bool {
+    while available < count {
+      guard try fill() else { return false }
     }
-    // A request with no span, log record or metric fits every signal. A protobuf stream holds one
-    // signal (the Collector's file exporter and `export` write one file per signal), so such a
-    // request takes the signal of the file's other requests, or the operator's `--signal` when
-    // the file has nothing else.
-    var classified: [Result<(signal: Signal, request: [UInt8]), OTLPProtoSignalError>] = []
-    var fileSignals: Set<Signal> = []
-    for frame in frames {
-      do {
-        let decoded = try OTLPProtoSignal.classify(frame.body)
-        fileSignals.insert(decoded.signal)
-        classified.append(.success(decoded))
-      } catch {
-        classified.append(.failure(error))
-      }
-    }
-    let ambiguousAs = fileSignals.count == 1 ? fileSignals.first : (fileSignals.isEmpty ? emptyRequestSignal : nil)
-    var records: [ImportedRecord] = []
-    for (frame, outcome) in zip(frames, classified) {
-      do throws(OTLPProtoSignalError) {
-        let decoded: (signal: Signal, request: [UInt8])
-        switch outcome {
-        case .success(let known): decoded = known
-        case .failure(let failure) where failure.candidates.isEmpty: throw failure
-        case .failure: decoded = try OTLPProtoSignal.classify(frame.body, ambiguousAs: ambiguousAs)
-        }
-        records.append(
-          ImportedRecord(
-            signal: decoded.signal, request: decoded.request,
-            source: ImportSource(path: path, location: .byteOffset(frame.offset))))
-      } catch {
-        let hint =
-          error.candidates.isEmpty
-          ? ""
-          : fileSignals.count > 1
-            ? "; the file mixes signals, so nothing tells this one"
-            : "; nothing else in the file tells the signal: give --signal to import such requests"
-        throw ImportError(
-          code: .unknownSignal, path: path, location: .byteOffset(frame.offset), decompressed: compressed,
-          message: "\(frame.body.count)-byte message: \(error.message)\(hint)")
-      }
-    }
-    return records
+    return true
   }
 }
