@@ -44,7 +44,8 @@ public final class OTLPGRPCReceiver: Sendable {
 
     public init(
       host: String = "127.0.0.1", port: Int = 4317, tenantMetadataKey: String = "x-scope-orgid",
-      maxConcurrentStreams: Int = 32, targetWindowSize: Int = 256 * 1024, idleTimeoutSeconds: Int = 60, maxConnectionAgeSeconds: Int = 1800,
+      maxConcurrentStreams: Int = 32, targetWindowSize: Int = 256 * 1024, idleTimeoutSeconds: Int = 60,
+      maxConnectionAgeSeconds: Int = 1800,
       connections: ConnectionBudget = ConnectionBudget(limit: 1024), retryAfterSeconds: Int = 1,
       tls: ReloadableServerTLSContext? = nil, metrics: CaptureMetrics? = nil
     ) {
