@@ -80,14 +80,18 @@ public struct ArchivedRecordReader: Sendable {
         .bundleChanged, "\(bundle.path): \(blob.path) changed after verification (SHA-256 differs)")
     }
     let expected = Int(blob.uncompressedSize)
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(expected)
+    // Decompressed in one pass straight into the segment's own array (sized from the verified
+    // manifest, plus one byte to notice longer data), which the records then slice: no piece
+    // of the segment is copied on its way to the network.
     var failure: ZstdError?
-    compressed.withUnsafeBytes { input in
-      do throws(ZstdError) {
-        try Zstd.decompress(input, maxOutputBytes: expected) { piece in bytes.append(contentsOf: piece) }
-      } catch {
-        failure = error
+    let bytes = [UInt8](unsafeUninitializedCapacity: expected + 1) { output, initialized in
+      initialized = 0
+      compressed.withUnsafeBytes { input in
+        do throws(ZstdError) {
+          initialized = try Zstd.decompress(input, into: UnsafeMutableRawBufferPointer(output))
+        } catch {
+          failure = error
+        }
       }
     }
     if let failure {

@@ -139,12 +139,38 @@ struct BundleCheck<Source: ByteSource> {
     var done = VerificationProgress(
       blobsDone: 0, blobCount: manifest.blobs.count, bytesDone: 0,
       byteCount: manifest.blobs.reduce(0) { $0 + $1.size })
-    for entry in manifest.blobs {
-      guard let member = blobMembers[entry.path] else { continue }
-      try blobChecker.check(entry, member: member)
-      done.blobsDone += 1
-      done.bytesDone += entry.size
-      progress?(done)
+    let work = manifest.blobs.compactMap { entry in
+      blobMembers[entry.path].map { member in
+        (entry: entry, member: member, keepsReceiveTimes: blobChecker.mayKeepReceiveTimes(entry))
+      }
+    }
+    let workers = depth == .deep ? ConcurrentBlobCheck.workers(blobs: work.count) : 1
+    if workers > 1, let shared = source as? any ConcurrentByteSource {
+      // Deep checks are CPU-bound and blobs independent: several at once, same outcome.
+      let progress = self.progress
+      let counted = done
+      let results = ConcurrentBlobCheck.examine(work, source: shared, limits: limits, workers: workers) {
+        blobs, bytes in
+        var now = counted
+        now.blobsDone = blobs
+        now.bytesDone = bytes
+        progress?(now)
+      }
+      for (index, item) in work.enumerated() {
+        // `nil` only after a failed blob, whose finding is thrown first.
+        guard let result = results[index] else {
+          try blobChecker.check(item.entry, member: item.member)
+          continue
+        }
+        blobChecker.merge(try result.get(), of: item.entry)
+      }
+    } else {
+      for item in work {
+        try blobChecker.check(item.entry, member: item.member)
+        done.blobsDone += 1
+        done.bytesDone += item.entry.size
+        progress?(done)
+      }
     }
     // After step 7 (not a BUNDLE-FORMAT.md step): the reserved audit stream's hash chain.
     try blobChecker.checkAuditChains()
