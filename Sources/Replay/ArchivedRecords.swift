@@ -48,8 +48,10 @@ public struct ArchivedSegment: Sendable {
 
 /// Reads the blobs of a deeply verified bundle back.
 ///
-/// Each blob's SHA-256 is checked again as it is read, so a file changed after verification is
-/// caught (``ReplayError/Code/bundleChanged``) instead of replayed.
+/// Segments the verifier kept (``DeeplyVerifiedBundle/segments``) are used as they are. Other
+/// blobs are read from the file again, and each one's SHA-256 is checked again as it is read,
+/// so a file changed after verification is caught (``ReplayError/Code/bundleChanged``)
+/// instead of replayed.
 public struct ArchivedRecordReader: Sendable {
   private let bundle: DeeplyVerifiedBundle
   private let source: FileByteSource
@@ -66,6 +68,11 @@ public struct ArchivedRecordReader: Sendable {
 
   /// Reads, checks and decompresses one blob, and locates its records.
   public func segment(_ blob: BlobEntry) throws(ReplayError) -> ArchivedSegment {
+    // The verifier's own bytes, when it kept them: checked moments ago, nothing to read again.
+    if let kept = bundle.segments?.take(blob.path) {
+      let records = try Self.locateRecords(in: kept, blob: blob, bundlePath: bundle.path)
+      return ArchivedSegment(blob: blob, bytes: kept, records: records)
+    }
     guard let member = bundle.verified.blobMembers[blob.path], member.size == Int(blob.size) else {
       throw ReplayError(.bundleChanged, "\(bundle.path): \(blob.path) is not where verification found it")
     }

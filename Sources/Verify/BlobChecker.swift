@@ -21,8 +21,14 @@ struct BlobChecker<Source: ByteSource> {
   /// budget; `nil` once it would exceed it, so a huge bundle costs no more than the budget.
   private(set) var receiveTimes: [StreamKey: [UInt64]]?
   private var receiveTimeBudget: Int
+  /// Gets each segment that passed (deep mode), see ``BundleVerifier/segmentSink``.
+  let segmentSink: (@Sendable (BlobEntry, [UInt8]) -> Void)?
 
-  init(source: Source, limits: VerificationLimits, depth: VerificationDepth, receiveTimeLimit: Int = 0) {
+  init(
+    source: Source, limits: VerificationLimits, depth: VerificationDepth, receiveTimeLimit: Int = 0,
+    segmentSink: (@Sendable (BlobEntry, [UInt8]) -> Void)? = nil
+  ) {
+    self.segmentSink = segmentSink
     self.source = source
     self.limits = limits
     self.depth = depth
@@ -112,6 +118,7 @@ struct BlobChecker<Source: ByteSource> {
     }
     decompressed.withUnsafeBytes { segment.consume($0) }
     try segment.finish()
+    segmentSink?(entry, decompressed)
     return CheckedBlobFacts(keptRequests: segment.keptRequests, keptReceiveTimes: segment.keptReceiveTimes)
   }
 

@@ -23,6 +23,12 @@ public struct BundleVerifier: Sendable {
   /// ``VerifiedBundle/receiveTimes`` (8 bytes each). 0, the default, keeps none; a bundle with
   /// more records than this keeps none either, so memory stays bounded whatever the bundle.
   public var receiveTimeLimit = 0
+  /// Deep mode: called with each blob's decompressed segment once it passed every check of
+  /// step 7 (from any thread, possibly out of manifest order). Replay and export keep these
+  /// bytes so they need not read, hash and decompress the blob a second time. A segment handed
+  /// over belongs to a bundle that may still be rejected by a later blob; use it only when the
+  /// result is `.verified`.
+  public var segmentSink: (@Sendable (_ blob: BlobEntry, _ segment: [UInt8]) -> Void)?
 
   public init(policy: TrustPolicy, depth: VerificationDepth = .quick, limits: VerificationLimits = .init()) {
     self.policy = policy
@@ -41,7 +47,8 @@ public struct BundleVerifier: Sendable {
   /// Verifies a bundle held by `source`; `path` names it in the result.
   public func verify(source: some ByteSource, path: String) throws(BundleIOError) -> VerificationResult {
     let check = BundleCheck(
-      source: source, limits: limits, depth: depth, progress: progress, receiveTimeLimit: receiveTimeLimit)
+      source: source, limits: limits, depth: depth, progress: progress, receiveTimeLimit: receiveTimeLimit,
+      segmentSink: segmentSink)
     switch try check.run(trust: policy) {
     case .success(let checked):
       return .verified(
@@ -85,6 +92,7 @@ struct BundleCheck<Source: ByteSource> {
   let depth: VerificationDepth
   var progress: (@Sendable (VerificationProgress) -> Void)? = nil
   var receiveTimeLimit = 0
+  var segmentSink: (@Sendable (BlobEntry, [UInt8]) -> Void)? = nil
 
   /// Runs every step. `trust == nil` skips step 4 (signature trust); only the co-signer does
   /// that, to check integrity before adding its own signature, and it never yields a
@@ -135,7 +143,8 @@ struct BundleCheck<Source: ByteSource> {
     let blobMembers = try checkMemberSet(members, byName: byName, manifest: manifest)
 
     // Step 7.
-    var blobChecker = BlobChecker(source: source, limits: limits, depth: depth, receiveTimeLimit: receiveTimeLimit)
+    var blobChecker = BlobChecker(
+      source: source, limits: limits, depth: depth, receiveTimeLimit: receiveTimeLimit, segmentSink: segmentSink)
     var done = VerificationProgress(
       blobsDone: 0, blobCount: manifest.blobs.count, bytesDone: 0,
       byteCount: manifest.blobs.reduce(0) { $0 + $1.size })
@@ -149,7 +158,9 @@ struct BundleCheck<Source: ByteSource> {
       // Deep checks are CPU-bound and blobs independent: several at once, same outcome.
       let progress = self.progress
       let counted = done
-      let results = ConcurrentBlobCheck.examine(work, source: shared, limits: limits, workers: workers) {
+      let results = ConcurrentBlobCheck.examine(
+        work, source: shared, limits: limits, workers: workers, segmentSink: segmentSink
+      ) {
         blobs, bytes in
         var now = counted
         now.blobsDone = blobs

@@ -31,9 +31,10 @@ enum ConcurrentBlobCheck {
   /// per blob; `nil` for a blob not examined because an earlier one had already failed.
   static func examine<Source: ConcurrentByteSource>(
     _ work: [(entry: BlobEntry, member: TarMember, keepsReceiveTimes: Bool)], source: Source,
-    limits: VerificationLimits, workers: Int, checked: @Sendable (_ blobs: Int, _ bytes: UInt64) -> Void
+    limits: VerificationLimits, workers: Int, segmentSink: (@Sendable (BlobEntry, [UInt8]) -> Void)?,
+    checked: @Sendable (_ blobs: Int, _ bytes: UInt64) -> Void
   ) -> [Result<CheckedBlobFacts, any Error>?] {
-    let checker = BlobChecker(source: source, limits: limits, depth: .deep)
+    let checker = BlobChecker(source: source, limits: limits, depth: .deep, segmentSink: segmentSink)
     let next = Atomic<Int>(0)
     let firstFailure = Atomic<Int>(Int.max)
     let state = Mutex(
