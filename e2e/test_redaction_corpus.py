@@ -497,3 +497,26 @@ def test_unknown_fields_are_dropped_with_a_policy_and_kept_byte_identical_withou
     _, records = bundle_records(stella, plain.data, keys, tmp_path / "plain.sfb.tar", since=started)
     stored = {record.signal: record.raw for record in records}
     assert stored == bodies, "without a policy the journal must hold the exact bytes sent"
+
+
+def test_a_request_that_outgrows_a_record_when_redacted_is_refused_with_413(capture, tmp_path):
+    """Hashing turns each one-byte `enduser.id` into 76 bytes, so a 9 MB request becomes more than
+    the 16 MiB a record may hold: the client is told 413 when it sends it, nothing is journaled
+    half-way, and capture goes on taking requests that fit."""
+    now = time.time_ns()
+    attribute = field(9, field(1, b"enduser.id") + field(2, field(1, b"x")))
+    span = field(1, b"\x01" * 16) + field(2, b"\x02" * 8) + fixed64(7, now) + fixed64(8, now + 1) + attribute
+    spans = field(2, span) * 140_000
+    body = field(1, field(2, spans))
+    assert 8 << 20 < len(body) < 10 << 20
+
+    service = capture(None, "--redaction-policy", example_policy(tmp_path))
+    answer = requests.post(f"{service.http_endpoint}/v1/traces", data=body,
+                           headers={"Content-Type": "application/x-protobuf"}, timeout=120)
+    assert answer.status_code == 413, f"{answer.status_code} {answer.content[:300]!r}"
+    assert b"redacted request" in answer.content and b"record limit" in answer.content, answer.content[:300]
+
+    bodies, _ = requests_with_unknown_fields()
+    send_raw(service, bodies)
+    accepted = service.status()["ingest"]
+    assert int(accepted["redaction"]["requestsChanged"]) == 2, accepted  # the refused one is not counted

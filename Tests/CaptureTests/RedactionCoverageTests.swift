@@ -471,6 +471,42 @@ private let builtinsOnly = "id: builtins\nbuiltin: [email, card-number, bearer-t
     #expect(try Redactor(policy: policy).redaction(of: outcome.request, signal: .traces).changed == false)
   }
 
+  @Test func unknownFieldsInsideAHashedAttributeAreCountedAndKeptOutOfTheHash() throws {
+    let files = try PolicyFiles()
+    let key = files.directory.appendingPathComponent("hash.key")
+    try Data("0123456789abcdef0123456789abcdef".utf8).write(to: key)
+    chmod(key.path, 0o600)
+    let policy = try files.policy("id: hash\nhash:\n  keys: [user.id]\n  key-file: hash.key\n")
+    let marker = Array("future-field".utf8)
+    let unknown = Wire.field(99, bytes: marker)
+    /// `user.id` holding a kvlist {k: [v]}, with `unknown` (when given) on every message of it.
+    func request(_ extra: [UInt8]) -> [UInt8] {
+      let string = Wire.field(1, bytes: Array("v".utf8)) + extra
+      let array = Wire.field(1, bytes: string) + extra
+      let nested = Wire.field(1, bytes: Array("k".utf8)) + Wire.field(2, bytes: Wire.field(5, bytes: array) + extra)
+        + extra
+      let kvlist = Wire.field(1, bytes: nested) + extra
+      let value = Wire.field(6, bytes: kvlist) + extra
+      let attribute = Wire.field(1, bytes: Array("user.id".utf8)) + Wire.field(2, bytes: value) + extra
+      let span =
+        Wire.field(1, bytes: [UInt8](repeating: 1, count: 16)) + Wire.field(2, bytes: [UInt8](repeating: 2, count: 8))
+        + Wire.fixed64(7, 1) + Wire.fixed64(8, 2) + Wire.field(9, bytes: attribute)
+      return Wire.field(1, bytes: Wire.field(2, bytes: Wire.field(2, bytes: span)))
+    }
+    let clean = try Redactor(policy: policy).redaction(of: request([]), signal: .traces)
+    #expect(clean.unknownFieldsDropped == 0)
+    #expect(clean.valuesRewritten == 1)
+
+    let planted = request(unknown)
+    #expect(try OTLPRequestDecoder.check(body: planted, signal: .traces, encoding: .protobuf).request == planted)
+    let outcome = try Redactor(policy: policy).redaction(of: planted, signal: .traces)
+    // The attribute, its AnyValue, the kvlist, its entry, the entry's AnyValue, the array and
+    // the string AnyValue inside it: seven messages with one unknown field each.
+    #expect(outcome.unknownFieldsDropped == 7)
+    #expect(!Planted(outcome.request).contains(marker))
+    #expect(outcome.request == clean.request, "unknown fields must not change the hash of a value")
+  }
+
   @Test func droppedAttributesAddToTheHoldersCount() throws {
     let policy = try PolicyFiles().policy("id: block\nattributes:\n  block: [secret]\n")
     var record = Opentelemetry_Proto_Logs_V1_LogRecord()

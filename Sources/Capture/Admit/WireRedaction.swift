@@ -565,13 +565,18 @@ struct WireRedactionPass {
 
   /// The attribute with its value replaced by `hmac-sha256:<hex>` of the value's bytes.
   private mutating func hashedAttribute(_ range: Range<Int>, key: [UInt8]) throws(WireRedactionFault) -> [UInt8] {
-    let attribute: Opentelemetry_Proto_Common_V1_KeyValue
+    var attribute: Opentelemetry_Proto_Common_V1_KeyValue
     do {
       attribute = try Opentelemetry_Proto_Common_V1_KeyValue(serializedBytes: Array(slice(range)))
     } catch {
       throw WireRedactionFault(offset: range.lowerBound, message: "an attribute to hash does not decode: \(error)")
     }
-    let value = attribute.value
+    // The attribute is rebuilt from its hash, so whatever unknown fields it carried are dropped
+    // here: counted like everywhere else, and kept out of the hashed bytes so that equal values
+    // still give equal hashes.
+    unknownFieldsDropped += unknownFieldCount(attribute.unknownFields)
+    var value = attribute.value
+    unknownFieldsDropped += strippingUnknownFields(&value)
     let bytes: [UInt8]
     switch value.value {
     case .stringValue(let text): bytes = Array(text.utf8)
@@ -593,6 +598,52 @@ struct WireRedactionPass {
     valuesRewritten += 1
     let hashed = Encoded.field(1, Array(("hmac-sha256:" + code).utf8))
     return Encoded.field(1, key) + Encoded.field(2, hashed)
+  }
+
+  /// Removes the unknown fields of `value` and of everything nested in it; returns how many.
+  private func strippingUnknownFields(_ value: inout Opentelemetry_Proto_Common_V1_AnyValue) -> Int {
+    var count = unknownFieldCount(value.unknownFields)
+    value.unknownFields = UnknownStorage()
+    switch value.value {
+    case .arrayValue(var array):
+      count += unknownFieldCount(array.unknownFields)
+      array.unknownFields = UnknownStorage()
+      for index in array.values.indices { count += strippingUnknownFields(&array.values[index]) }
+      value.value = .arrayValue(array)
+    case .kvlistValue(var list):
+      count += unknownFieldCount(list.unknownFields)
+      list.unknownFields = UnknownStorage()
+      for index in list.values.indices {
+        count += unknownFieldCount(list.values[index].unknownFields)
+        list.values[index].unknownFields = UnknownStorage()
+        count += strippingUnknownFields(&list.values[index].value)
+      }
+      value.value = .kvlistValue(list)
+    default:
+      break
+    }
+    return count
+  }
+
+  /// The number of fields swift-protobuf kept as unknown in `storage`. Admission checked their
+  /// framing already; should the walk still fail, what was there counts as one field.
+  private func unknownFieldCount(_ storage: UnknownStorage) -> Int {
+    guard !storage.data.isEmpty else { return 0 }
+    return storage.data.withUnsafeBytes { bytes in
+      let reader = WireRedactionPass(policy: policy, input: bytes)
+      var position = 0
+      var count = 0
+      do {
+        while position < bytes.count {
+          let (number, wire) = try reader.tag(&position, bytes.count)
+          try reader.skip(&position, bytes.count, wire: wire, field: UInt64(number), depth: 0)
+          count += 1
+        }
+      } catch {
+        return max(count, 1)
+      }
+      return count
+    }
   }
 
   // MARK: Masks

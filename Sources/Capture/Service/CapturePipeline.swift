@@ -156,7 +156,7 @@ public final class CapturePipeline: OTLPIngest {
     var times: Manifest.OTLPTimeSummary?
     let items: UInt64
     let tenantCounters: TenantIngestCounters?
-    do {
+    do throws(RejectedRequest) {
       let decoded = try OTLPRequestDecoder.check(
         body: body, signal: signal, encoding: encoding, tenantAttribute: tenants.policy.resourceAttribute)
       // The tenant is resolved before redaction, which may remove the attribute naming it.
@@ -167,6 +167,15 @@ public final class CapturePipeline: OTLPIngest {
       items = decoded.times.itemCount
       if let redactor {
         let outcome = try redactor.redaction(of: decoded.request, signal: signal)
+        // Replacement texts can be longer than what they replace: the rewritten request must
+        // still fit in one record, or the client is told now rather than the journal failing.
+        let limit = VerificationLimits().maxRecordSize - SegmentRecord.bodyPrefixSize
+        guard outcome.request.count <= limit else {
+          throw RejectedRequest(
+            .payloadTooLarge,
+            "redaction: the redacted request of \(outcome.request.count) bytes exceeds the record limit of \(limit) bytes"
+          )
+        }
         request = outcome.request
         // Counted when redaction happened, not when the journal took the record: the numbers
         // say what the policy removed from what clients sent.
