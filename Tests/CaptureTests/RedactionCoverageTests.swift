@@ -483,8 +483,8 @@ private let builtinsOnly = "id: builtins\nbuiltin: [email, card-number, bearer-t
     func request(_ extra: [UInt8]) -> [UInt8] {
       let string = Wire.field(1, bytes: Array("v".utf8)) + extra
       let array = Wire.field(1, bytes: string) + extra
-      let nested = Wire.field(1, bytes: Array("k".utf8)) + Wire.field(2, bytes: Wire.field(5, bytes: array) + extra)
-        + extra
+      let arrayValue = Wire.field(5, bytes: array) + extra
+      let nested = Wire.field(1, bytes: Array("k".utf8)) + Wire.field(2, bytes: arrayValue) + extra
       let kvlist = Wire.field(1, bytes: nested) + extra
       let value = Wire.field(6, bytes: kvlist) + extra
       let attribute = Wire.field(1, bytes: Array("user.id".utf8)) + Wire.field(2, bytes: value) + extra
