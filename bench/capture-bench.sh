@@ -11,6 +11,8 @@
 #   BENCH_SKIP_BUILD=1            use the existing .build-bench/release/stella-forensics
 #   BENCH_BIN=PATH                benchmark this binary instead (implies no build)
 #   BENCH_OVERLOAD_BOUND=32MiB    --max-inflight-bytes for the overload run
+#   BENCH_REDACTION_ONLY=1        only the two large-batch runs (without and with the example
+#                                 redaction policy) and their ratio; nothing else is measured
 #
 # Load: request bodies recorded from the OpenTelemetry SDK's protobuf encoder
 # (bench/capture/make_bodies.py: 32 distinct ~1 KiB and 32 distinct ~256 KiB trace requests),
@@ -31,6 +33,8 @@
 #   OTLP/gRPC large batches (16 h2load clients, each one connection posting its own pre-framed
 #                  ~256 KiB request), payload MB/s incl. sealing ÷ `zstd -3 -T1` on those 16 bodies
 #                  cycled                                                         goal >= 0.4
+#   large batches with config/redaction.example.yaml active (a fresh 32-byte key file): payload
+#                  MB/s incl. sealing ÷ the same run without a policy               goal >= 0.5
 #   OTLP/gRPC overload: 48 concurrent ~12 MiB calls (h2load) against the same bound, peak RSS vs
 #                  bound + 64 MiB                                                          goal <= 1.0
 set -euo pipefail
@@ -118,7 +122,9 @@ run_wrk() {
   ((errors == 0)) || log "$name: $errors socket errors/timeouts (see $work/wrk-$name.out)"
 }
 
+redaction_only=${BENCH_REDACTION_ONLY:-0}
 # --- nginx reference -------------------------------------------------------------------------------
+if [[ $redaction_only != 1 ]]; then
 nginx_port=$(free_port); check_port=$(free_port)
 mkdir -p "$work/nginx-tmp"
 cat >"$work/nginx.conf" <<EOF
@@ -156,6 +162,7 @@ run_wrk nginx-small-16 "$nginx_port" small 2 16; nginx_lat_p50=$W_p50_us; nginx_
 run_wrk nginx-large "$nginx_port" large 2 16; nginx_large_rps=$W_rps
 nginx -c "$work/nginx.conf" -p "$work" -s quit
 rm -f "$work/nginx.pid"
+fi
 
 # --- capture ---------------------------------------------------------------------------------------
 # Every listener is plain http unless a phase turns TLS on (capture_scheme=https, curl_tls=(--cacert CA)).
@@ -190,10 +197,12 @@ stop_capture() {
 }
 hwm_kib() { awk '/^VmHWM/ {print $2}' "/proc/$1/status"; }
 
+if [[ $redaction_only != 1 ]]; then
 start_capture small-group-commit --durability group-commit
 run_wrk capture-small "$capture_port" small 2 64
 cap_small_rps=$W_rps; cap_small_non2xx=$W_non2xx
 stop_capture small-group-commit
+fi
 
 # Sealing (zstd) is part of capture's work: the window ends when every acknowledged record is in
 # a sealed segment (POST /seal returns once the seal queue has drained).
@@ -218,6 +227,32 @@ cap_large_rps=$W_rps; cap_large_non2xx=$W_non2xx; cap_large_acked=$W_acked; cap_
 large_seal_seconds=$(seal_all)
 cap_large_mbs=$(python3 -c "print($W_acked*$large_bytes/($W_seconds+$large_seal_seconds)/1e6)")
 stop_capture large-group-commit
+
+# The same large-batch run with the example redaction policy: every request is read field by
+# field and its strings screened (the SDK's bodies hold no secret, so most come back unchanged).
+mkdir -p "$work/policy"
+cp config/redaction.example.yaml "$work/policy/redaction.example.yaml"
+head -c 32 /dev/urandom >"$work/policy/redaction.key"
+chmod 600 "$work/policy/redaction.key"
+start_capture large-redacted --durability group-commit --redaction-policy "$work/policy/redaction.example.yaml"
+run_wrk capture-large-redacted "$capture_port" large 2 16
+cap_red_rps=$W_rps; cap_red_non2xx=$W_non2xx
+red_seal_seconds=$(seal_all)
+cap_red_mbs=$(python3 -c "print($W_acked*$large_bytes/($W_seconds+$red_seal_seconds)/1e6)")
+red_changed=$(status_field 's["ingest"]["redaction"]["requestsChanged"]')
+stop_capture large-redacted
+redaction_report() {
+  python3 -c "
+r = lambda a, b: a / b if b else float('nan')
+print(f'  large batches with the example redaction policy, 16 conns: capture {$cap_red_mbs:.1f} MB/s payload, {$cap_red_rps:.1f} req/s '
+      f'(non-2xx {$cap_red_non2xx}, requests changed by the policy {$red_changed}, seal {$red_seal_seconds:.2f} s)  ->  redacted/plain = {r($cap_red_mbs, $cap_large_mbs):.3f}  (goal >= 0.5)')
+print(f'RESULT redacted_large_mbs_vs_plain={r($cap_red_mbs, $cap_large_mbs):.3f} redacted_large_mbs={$cap_red_mbs:.1f} plain_large_mbs={$cap_large_mbs:.1f}')
+"
+}
+if [[ $redaction_only == 1 ]]; then
+  redaction_report
+  exit 0
+fi
 
 # The same large-batch run over TLS (every listener: OTLP/HTTP, gRPC, admin), with a CA and an
 # ECDSA P-256 server certificate for 127.0.0.1 made here by openssl; wrk negotiates TLS 1.3.
@@ -367,6 +402,7 @@ zstd_grpc_mbs=$(python3 -c "print($gbytes/$zstd_grpc_seconds/1e6)")
 rm -f "$gfile"
 
 # --- report ----------------------------------------------------------------------------------------
+redaction_report
 python3 - <<EOF
 small_b, small_s, large_b, large_s = $small_bytes, $small_spans, $large_bytes, $large_spans
 r = lambda a, b: a / b if b else float("nan")

@@ -199,7 +199,7 @@ def test_the_local_operator_needs_no_flag_but_the_data_directory(stella, capture
 def test_lookback_is_bounded_by_the_ring_and_list_escapes(stella, capture, tmp_path):
     service = capture(None, "--ring-max-age", "30m", "--default-lookback", "10m")
     flags = ["--admin", service.admin_url, "--data", service.data]
-    for lookback in ("31m", "1000000h"):
+    for lookback in ("31m", "100000h"):
         refused = stella.run("incident", "start", "--reason", "too far", "--lookback", lookback, *flags)
         assert refused.returncode == 2, refused.describe()
         assert "max age is 30m" in refused.stderr, refused.describe()

@@ -55,6 +55,12 @@ def test_validate_names_the_offending_key_or_flag(stella, tmp_path):
     ring = tmp_path / "ring.yaml"
     ring.write_text("ring:\n  max-age: 1m\n")
     cases.append((["--config", ring], f"ring.max-age (in {ring})"))
+    # Durations too long for nanosecond arithmetic are refused by name instead of trapping.
+    cases.append((["--sync-interval", "9999999999999999"], "--sync-interval"))
+    cases.append((["--sync-interval", "9999999999999999ms"], "--sync-interval"))
+    endless = tmp_path / "endless.yaml"
+    endless.write_text("journal:\n  segment-max-age: 9223372036854775807h\n")
+    cases.append((["--config", endless], "segment-max-age"))
     for flags, named in cases:
         result = stella.run("capture", "--validate", *loopback_flags(data), *flags)
         assert result.returncode == 2, result.describe()

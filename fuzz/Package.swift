@@ -46,6 +46,15 @@ let package = Package(
       ]
     ),
     .executableTarget(name: "FuzzOTLPRequestDecoder", dependencies: ["FuzzSupport"]),
+    // swift-protobuf's decoder is one of its oracles: every redacted request must decode.
+    .executableTarget(
+      name: "FuzzRedactor",
+      dependencies: [
+        "FuzzSupport",
+        .product(name: "OTLPProto", package: "stella-forensics"),
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+      ]
+    ),
     // Only the pure reader and the generated messages, so it builds without Capture and NIO.
     .executableTarget(
       name: "FuzzOTLPWireDifferential",

@@ -235,6 +235,32 @@ def wire_differential_seeds(otlp: Path) -> list[bytes]:
     return seeds
 
 
+def redactor_seeds(otlp: Path) -> list[bytes]:
+    """Inputs for FuzzRedactor: selector byte (bits 0-1 signal) + protobuf request. The fixtures'
+    records (as every signal), and small requests with secrets, blocked, hashed and non-allowed
+    keys, kvlists, integers and unknown fields for the mutator to start from."""
+    seeds = [seed for seed in wire_differential_seeds(otlp)]
+    secrets = [b"ivan%40example.com", "mallory@ex\u00e4mple.com".encode(), b"4111.1111.1111.1111",
+               b"Bearer abcdefgh12345678", b"eyJhbGciOi.eyJzdWIiOi.sig"]
+    for secret in secrets:
+        string = _ld(1, secret)
+        kv_list = _ld(1, _ld(1, b"http." + secret) + _ld(2, string)) + _ld(1, _ld(1, b"other") + _ld(2, string))
+        attributes = (_ld(9, _ld(1, b"note") + _ld(2, string)) + _ld(9, _ld(1, b"password") + _ld(2, string))
+                      + _ld(9, _ld(1, b"user.email") + _ld(2, string)) + _ld(9, _ld(1, b"x." + secret) + _ld(2, string))
+                      + _ld(9, _ld(1, b"message") + _ld(2, _ld(6, kv_list)))
+                      + _ld(9, _ld(1, b"http.n") + _ld(2, _varint(3 << 3) + _varint(4111111111111111)))
+                      + _ld(9, _ld(1, b"http.b") + _ld(2, _ld(7, secret))))
+        span = (_ld(1, b"\x01" * 16) + _ld(2, b"\x02" * 8) + _ld(3, secret) + _ld(5, secret) + _fixed64(7, 1)
+                + _fixed64(8, 2) + attributes + _ld(99, b"unknown") + _ld(15, _ld(2, secret)))
+        seeds.append(bytes([0]) + _ld(1, _ld(2, _ld(1, _ld(1, secret)) + _ld(2, span)) + _ld(3, secret)))
+        record = _fixed64(1, 1) + _ld(3, secret) + _ld(5, _ld(6, kv_list)) + _ld(12, secret)
+        seeds.append(bytes([1]) + _ld(1, _ld(2, _ld(2, record))))
+        point = _fixed64(3, 1) + _ld(7, _ld(1, b"http.x") + _ld(2, string))
+        metric = _ld(1, secret) + _ld(2, secret) + _ld(3, secret) + _ld(5, _ld(1, point))
+        seeds.append(bytes([2]) + _ld(1, _ld(2, _ld(2, metric))))
+    return seeds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", type=Path, required=True)
@@ -289,6 +315,8 @@ def main() -> None:
         put(seeds / "FuzzOTLPRequestDecoder", body)
     for body in wire_differential_seeds(otlp):
         put(seeds / "FuzzOTLPWireDifferential", body)
+    for body in redactor_seeds(otlp):
+        put(seeds / "FuzzRedactor", body)
 
     for target in sorted(p.name for p in seeds.iterdir()):
         print(f"seeds {target}: {len(list((seeds / target).iterdir()))}")

@@ -8,7 +8,7 @@
 # Environment (all optional):
 #   FUZZ_RUNS=1000000           executions per target for FuzzBundleVerify, FuzzOTLPJSONLines,
 #                               FuzzOTLPProtoStream, FuzzOTLPHTTP, FuzzOTLPRequestDecoder,
-#                               FuzzOTLPWireDifferential
+#                               FuzzOTLPWireDifferential, FuzzRedactor
 #   FUZZ_RESIGNED_RUNS=200000   executions for FuzzBundleResigned (about 10x slower per input)
 #   FUZZ_TARGETS="A B"          subset of targets
 #   FUZZ_WORK=/tmp/stella-fuzz  corpora, artifacts and logs (outside the repo)
@@ -26,7 +26,7 @@ work=${FUZZ_WORK:-/tmp/stella-fuzz}
 config=${FUZZ_CONFIG:-release}
 runs=${FUZZ_RUNS:-1000000}
 resigned_runs=${FUZZ_RESIGNED_RUNS:-200000}
-targets=${FUZZ_TARGETS:-FuzzBundleVerify FuzzBundleResigned FuzzOTLPJSONLines FuzzOTLPProtoStream FuzzOTLPHTTP FuzzOTLPRequestDecoder FuzzOTLPWireDifferential}
+targets=${FUZZ_TARGETS:-FuzzBundleVerify FuzzBundleResigned FuzzOTLPJSONLines FuzzOTLPProtoStream FuzzOTLPHTTP FuzzOTLPRequestDecoder FuzzOTLPWireDifferential FuzzRedactor}
 scratch=${FUZZ_SCRATCH:-$repo/.build-fuzz}
 bin_dir="$scratch/$config"
 regress_only=0
@@ -102,6 +102,7 @@ for target in $targets; do
     FuzzOTLPHTTP) max_len=65536 n=$runs dict=fuzz/dicts/http.dict ;;
     FuzzOTLPRequestDecoder) max_len=65536 n=$runs dict=fuzz/dicts/otlp-json.dict ;;
     FuzzOTLPWireDifferential) max_len=65536 n=$runs dict= ;;
+    FuzzRedactor) max_len=65536 n=$runs dict=fuzz/dicts/redaction.dict ;;
     *) log "unknown target $target"; exit 2 ;;
   esac
   run_regressions "$target"

@@ -198,6 +198,14 @@ public struct SegmentStreamParser {
 
   /// Feeds the next piece of the segment. Header errors surface as soon as the header is whole.
   public mutating func consume(_ piece: UnsafeRawBufferPointer, onRecord: RecordHandler) throws(SegmentFormatError) {
+    if buffer.isEmpty {
+      // Nothing held back: records are parsed where they lie in `piece` (a whole segment given
+      // at once is never copied), and only an incomplete tail is kept for the next piece.
+      let consumed = try parseAvailable(piece, onRecord: onRecord)
+      bufferOffset += consumed
+      if consumed < piece.count { buffer.append(contentsOf: UnsafeRawBufferPointer(rebasing: piece[consumed...])) }
+      return
+    }
     buffer.append(contentsOf: piece)
     var consumed = 0
     var failure: SegmentFormatError?

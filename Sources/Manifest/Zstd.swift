@@ -167,6 +167,57 @@ public enum Zstd {
     return produced
   }
 
+  /// Decompresses all frames of `input` straight into `output`, refusing output that does not
+  /// fit, and returns the number of bytes produced.
+  ///
+  /// For callers that know the size to expect (a blob's `uncompressedSize`): give `output` one
+  /// byte more than that, and a result equal to `output.count` means the data is longer than
+  /// declared. The frames are checked as in ``decompress(_:maxOutputBytes:into:)``; then the
+  /// whole input goes to libzstd at once, so a frame whose content fits in the room left is
+  /// decoded in one pass into `output` (no intermediate buffer, no copy), and nothing is ever
+  /// written past `output`'s end, whatever the frame headers claim.
+  ///
+  /// C calls: `ZSTD_createDCtx` returns NULL when it cannot allocate; `ZSTD_decompressStream`
+  /// returns an error code (test with `ZSTD_isError`) for corrupt input or a full output, 0
+  /// when a frame is complete and flushed, otherwise a hint of the input it still wants.
+  /// - Throws: ``ZstdError`` `.corrupt`, `.windowTooLarge`, `.outputLimitExceeded` (the output
+  ///   does not fit in `output`), `.library`.
+  public static func decompress(
+    _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer
+  ) throws(ZstdError) -> Int {
+    try validateFrames(input)
+    guard let context = ZSTD_createDCtx() else {
+      throw ZstdError(kind: .library, message: "zstd: cannot allocate a decompression context")
+    }
+    defer { ZSTD_freeDCtx(context) }
+    _ = ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, maxWindowLog)
+    guard let inputBase = input.baseAddress else { return 0 }
+    let limitExceeded = ZstdError(
+      kind: .outputLimitExceeded, message: "zstd: output exceeds the limit of \(max(output.count - 1, 0)) bytes")
+    guard let outputBase = output.baseAddress, !output.isEmpty else { throw limitExceeded }
+    var inBuffer = ZSTD_inBuffer(src: inputBase, size: input.count, pos: 0)
+    var outBuffer = ZSTD_outBuffer(dst: outputBase, size: output.count, pos: 0)
+    while true {
+      let before = (inBuffer.pos, outBuffer.pos)
+      let result = ZSTD_decompressStream(context, &outBuffer, &inBuffer)
+      if ZSTD_isError(result) != 0 {
+        // A frame that declares more content than the room left fails here too.
+        if outBuffer.pos == outBuffer.size || ZSTD_getErrorCode(result) == ZSTD_error_dstSize_tooSmall {
+          throw limitExceeded
+        }
+        throw ZstdError(kind: .corrupt, message: "zstd: \(String(cString: ZSTD_getErrorName(result)))")
+      }
+      if outBuffer.pos == outBuffer.size { throw limitExceeded }
+      // 0 exactly when the last frame is complete and fully flushed.
+      if inBuffer.pos == inBuffer.size && result == 0 { return outBuffer.pos }
+      // With room left and input left libzstd always moves; no movement means it wants input
+      // that is not there.
+      if before == (inBuffer.pos, outBuffer.pos) {
+        throw ZstdError(kind: .corrupt, message: "zstd: truncated frame (input ends inside a frame)")
+      }
+    }
+  }
+
   /// Checks that `input` is one or more complete standard zstd frames and nothing else.
   public static func validateFrames(_ input: UnsafeRawBufferPointer) throws(ZstdError) {
     guard let base = input.baseAddress, !input.isEmpty else {

@@ -48,8 +48,10 @@ public struct ArchivedSegment: Sendable {
 
 /// Reads the blobs of a deeply verified bundle back.
 ///
-/// Each blob's SHA-256 is checked again as it is read, so a file changed after verification is
-/// caught (``ReplayError/Code/bundleChanged``) instead of replayed.
+/// Segments the verifier kept (``DeeplyVerifiedBundle/segments``) are used as they are. Other
+/// blobs are read from the file again, and each one's SHA-256 is checked again as it is read,
+/// so a file changed after verification is caught (``ReplayError/Code/bundleChanged``)
+/// instead of replayed.
 public struct ArchivedRecordReader: Sendable {
   private let bundle: DeeplyVerifiedBundle
   private let source: FileByteSource
@@ -66,6 +68,11 @@ public struct ArchivedRecordReader: Sendable {
 
   /// Reads, checks and decompresses one blob, and locates its records.
   public func segment(_ blob: BlobEntry) throws(ReplayError) -> ArchivedSegment {
+    // The verifier's own bytes, when it kept them: checked moments ago, nothing to read again.
+    if let kept = bundle.segments?.take(blob.path) {
+      let records = try Self.locateRecords(in: kept, blob: blob, bundlePath: bundle.path)
+      return ArchivedSegment(blob: blob, bytes: kept, records: records)
+    }
     guard let member = bundle.verified.blobMembers[blob.path], member.size == Int(blob.size) else {
       throw ReplayError(.bundleChanged, "\(bundle.path): \(blob.path) is not where verification found it")
     }
@@ -80,14 +87,18 @@ public struct ArchivedRecordReader: Sendable {
         .bundleChanged, "\(bundle.path): \(blob.path) changed after verification (SHA-256 differs)")
     }
     let expected = Int(blob.uncompressedSize)
-    var bytes: [UInt8] = []
-    bytes.reserveCapacity(expected)
+    // Decompressed in one pass straight into the segment's own array (sized from the verified
+    // manifest, plus one byte to notice longer data), which the records then slice: no piece
+    // of the segment is copied on its way to the network.
     var failure: ZstdError?
-    compressed.withUnsafeBytes { input in
-      do throws(ZstdError) {
-        try Zstd.decompress(input, maxOutputBytes: expected) { piece in bytes.append(contentsOf: piece) }
-      } catch {
-        failure = error
+    let bytes = [UInt8](unsafeUninitializedCapacity: expected + 1) { output, initialized in
+      initialized = 0
+      compressed.withUnsafeBytes { input in
+        do throws(ZstdError) {
+          initialized = try Zstd.decompress(input, into: UnsafeMutableRawBufferPointer(output))
+        } catch {
+          failure = error
+        }
       }
     }
     if let failure {

@@ -96,11 +96,9 @@ public enum BundleExport {
                 try file.append(OTLPJSONEncoding.json(request: request, signal: group.signal))
                 try file.append([0x0A])
               case .otlpProto:
-                let length = UInt32(request.count)
-                try file.append([
-                  UInt8(length >> 24), UInt8(length >> 16 & 0xFF), UInt8(length >> 8 & 0xFF), UInt8(length & 0xFF),
-                ])
-                try file.append(Array(request))
+                // The length prefix and the archived bytes go straight from the segment into the
+                // file's buffer: no per-record array.
+                try file.appendLengthPrefixed(request)
               case .openMetrics:
                 try renderer.add(request: request)
               }
@@ -227,19 +225,41 @@ final class OutputFile {
     if buffer.count >= 1 << 20 { try flush() }
   }
 
+  /// Appends a 4-byte big-endian length, then `bytes` (the Collector's `format: proto` framing).
+  func appendLengthPrefixed(_ bytes: ArraySlice<UInt8>) throws(ReplayError) {
+    let length = UInt32(truncatingIfNeeded: bytes.count)
+    buffer.append(UInt8(truncatingIfNeeded: length >> 24))
+    buffer.append(UInt8(truncatingIfNeeded: length >> 16))
+    buffer.append(UInt8(truncatingIfNeeded: length >> 8))
+    buffer.append(UInt8(truncatingIfNeeded: length))
+    if bytes.count < 1 << 16 {
+      buffer.append(contentsOf: bytes)
+      if buffer.count >= 1 << 20 { try flush() }
+      return
+    }
+    // A large request is hashed and written from where it lies rather than copied first.
+    try flush()
+    try bytes.withUnsafeBytes { raw in Result { () throws(ReplayError) in try writeOut(raw) } }.get()
+  }
+
   private func flush() throws(ReplayError) {
-    hasher.update(buffer)
+    try buffer.withUnsafeBytes { raw in Result { () throws(ReplayError) in try writeOut(raw) } }.get()
+    buffer.removeAll(keepingCapacity: true)
+  }
+
+  /// Hashes and writes `bytes` to the temporary file.
+  private func writeOut(_ bytes: UnsafeRawBufferPointer) throws(ReplayError) {
+    hasher.update(bytes)
     var done = 0
-    while done < buffer.count {
-      let result = buffer.withUnsafeBytes { write(descriptor, $0.baseAddress.map { $0 + done }, $0.count - done) }
+    while done < bytes.count {
+      let result = write(descriptor, bytes.baseAddress.map { $0 + done }, bytes.count - done)
       if result < 0 {
         if errno == EINTR { continue }
         throw ReplayError(.outputFailed, "write to \(temporary) failed: \(String(cString: strerror(errno)))")
       }
       done += result
     }
-    written += UInt64(buffer.count)
-    buffer.removeAll(keepingCapacity: true)
+    written += UInt64(bytes.count)
   }
 
   /// Flushes, syncs and renames into place. Returns the size and SHA-256.

@@ -11,15 +11,20 @@ public struct DeeplyVerifiedBundle: Sendable {
   public let verified: VerifiedBundle
 
   /// Wraps a deep verification result.
+  /// - Parameter segments: the decompressed segments the same verification kept, if any.
   /// - Throws: ``ReplayError`` `.notDeeplyVerified` for a quick result, whose segments were
   ///   never decompressed.
-  public init(_ verified: VerifiedBundle) throws(ReplayError) {
+  public init(_ verified: VerifiedBundle, segments: VerifiedSegments? = nil) throws(ReplayError) {
     guard verified.isDeep else {
       throw ReplayError(
         .notDeeplyVerified, "\(verified.path): verified only quickly; replay and export need a deep verification")
     }
     self.verified = verified
+    self.segments = segments
   }
+
+  /// Segments the verifier handed over while checking this bundle (see ``VerifiedSegments``).
+  public let segments: VerifiedSegments?
 
   /// The bundle file.
   public var path: String { verified.path }

@@ -1,6 +1,13 @@
 import Audit
 import Manifest
 
+/// What one blob's check keeps for the checks after step 7.
+struct CheckedBlobFacts: Sendable {
+  var keptRequests: [(seq: UInt64, request: [UInt8])] = []
+  /// `nil` when not kept (quick mode, no budget, or more records than the whole budget).
+  var keptReceiveTimes: [UInt64]?
+}
+
 /// Step 7 of §9 for one blob: size and digest, then (deep) the bomb limits, decompression,
 /// segment header, every record, and the counts, sequences and times the manifest declares.
 struct BlobChecker<Source: ByteSource> {
@@ -14,8 +21,14 @@ struct BlobChecker<Source: ByteSource> {
   /// budget; `nil` once it would exceed it, so a huge bundle costs no more than the budget.
   private(set) var receiveTimes: [StreamKey: [UInt64]]?
   private var receiveTimeBudget: Int
+  /// Gets each segment that passed (deep mode), see ``BundleVerifier/segmentSink``.
+  let segmentSink: (@Sendable (BlobEntry, [UInt8]) -> Void)?
 
-  init(source: Source, limits: VerificationLimits, depth: VerificationDepth, receiveTimeLimit: Int = 0) {
+  init(
+    source: Source, limits: VerificationLimits, depth: VerificationDepth, receiveTimeLimit: Int = 0,
+    segmentSink: (@Sendable (BlobEntry, [UInt8]) -> Void)? = nil
+  ) {
+    self.segmentSink = segmentSink
     self.source = source
     self.limits = limits
     self.depth = depth
@@ -23,14 +36,33 @@ struct BlobChecker<Source: ByteSource> {
     self.receiveTimes = depth == .deep && receiveTimeLimit > 0 ? [:] : nil
   }
 
+  /// Checks one blob (step 7) and keeps what it found for the later checks.
   mutating func check(_ entry: BlobEntry, member: TarMember) throws {
+    merge(try examine(entry, member: member, keepsReceiveTimes: mayKeepReceiveTimes(entry)), of: entry)
+  }
+
+  /// Keeps one checked blob's facts. Blobs must be merged in manifest order, so the receive
+  /// time budget runs out at the same blob whatever order they were checked in.
+  mutating func merge(_ facts: CheckedBlobFacts, of entry: BlobEntry) {
+    if !facts.keptRequests.isEmpty { auditRecords[entry.node, default: []] += facts.keptRequests }
+    keepReceiveTimes(facts.keptReceiveTimes, of: entry)
+  }
+
+  /// Whether a blob checked out of order should keep its receive times: when it fits in the
+  /// whole budget (``merge(_:of:)`` then drops them if the budget left is smaller).
+  func mayKeepReceiveTimes(_ entry: BlobEntry) -> Bool {
+    receiveTimes != nil && entry.recordCount <= UInt64(receiveTimeBudget)
+  }
+
+  /// Step 7 for one blob, changing nothing: safe to run for several blobs at once.
+  func examine(_ entry: BlobEntry, member: TarMember, keepsReceiveTimes: Bool) throws -> CheckedBlobFacts {
     // 7.1
     guard UInt64(member.size) == entry.size else {
       throw Finding(.blobSizeMismatch, "\(entry.path): member is \(member.size) bytes, manifest says \(entry.size)")
     }
     guard depth == .deep else {
       try checkDigestStreaming(entry, member: member)
-      return
+      return CheckedBlobFacts()
     }
     let blob = try source.bytes(at: member.dataOffset, count: member.size)
     let digest = SHA256Digest.hex(of: blob)
@@ -50,21 +82,23 @@ struct BlobChecker<Source: ByteSource> {
         "\(entry.path): uncompressedSize \(entry.uncompressedSize) is over \(limits.maxRatio) × size \(entry.size)")
     }
 
-    // 7.3–7.6: decompress and parse as the output streams; segment findings are held until
-    // decompression has finished, because 7.3's findings come first.
+    // 7.3: decompress the whole segment in one pass into memory sized from the declared size
+    // (just checked against the limits), plus one byte to notice a bomb; then 7.4–7.6 parse it
+    // where it lies. Decompression finishes before any segment finding, as 7.3 comes first.
     var segment = SegmentCheck(
       entry: entry, limits: limits,
       keepsRequests: entry.signal == AuditStream.signal && AuditStream.isReserved(tenant: entry.tenant),
-      keepsReceiveTimes: receiveTimes != nil && entry.recordCount <= UInt64(receiveTimeBudget))
+      keepsReceiveTimes: keepsReceiveTimes)
     var decompressError: ZstdError?
-    var produced = 0
-    blob.withUnsafeBytes { raw in
-      do throws(ZstdError) {
-        produced = try Zstd.decompress(raw, maxOutputBytes: Int(entry.uncompressedSize)) { piece in
-          segment.consume(piece)
+    let declared = Int(entry.uncompressedSize)
+    let decompressed = [UInt8](unsafeUninitializedCapacity: declared + 1) { output, initialized in
+      initialized = 0
+      blob.withUnsafeBytes { raw in
+        do throws(ZstdError) {
+          initialized = try Zstd.decompress(raw, into: UnsafeMutableRawBufferPointer(output))
+        } catch {
+          decompressError = error
         }
-      } catch {
-        decompressError = error
       }
     }
     if let decompressError {
@@ -76,14 +110,16 @@ struct BlobChecker<Source: ByteSource> {
         throw Finding(.blobDecompressError, "\(entry.path): \(decompressError.message)")
       }
     }
+    let produced = decompressed.count
     guard UInt64(produced) == entry.uncompressedSize else {
       throw Finding(
         .blobUncompressedSizeMismatch,
         "\(entry.path): decompresses to \(produced) bytes, manifest says \(entry.uncompressedSize)")
     }
+    decompressed.withUnsafeBytes { segment.consume($0) }
     try segment.finish()
-    if !segment.keptRequests.isEmpty { auditRecords[entry.node, default: []] += segment.keptRequests }
-    keepReceiveTimes(segment.keptReceiveTimes, of: entry)
+    segmentSink?(entry, decompressed)
+    return CheckedBlobFacts(keptRequests: segment.keptRequests, keptReceiveTimes: segment.keptReceiveTimes)
   }
 
   private mutating func keepReceiveTimes(_ times: [UInt64]?, of entry: BlobEntry) {
@@ -113,6 +149,9 @@ struct BlobChecker<Source: ByteSource> {
     }
   }
 }
+
+/// Shared by the threads of a concurrent deep check, which only call ``examine(_:member:keepsReceiveTimes:)``.
+extension BlobChecker: Sendable where Source: Sendable {}
 
 extension BlobChecker {
   /// Quick mode hashes the blob in fixed-size chunks, so memory stays flat whatever the blob size.

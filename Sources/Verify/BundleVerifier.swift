@@ -23,6 +23,12 @@ public struct BundleVerifier: Sendable {
   /// ``VerifiedBundle/receiveTimes`` (8 bytes each). 0, the default, keeps none; a bundle with
   /// more records than this keeps none either, so memory stays bounded whatever the bundle.
   public var receiveTimeLimit = 0
+  /// Deep mode: called with each blob's decompressed segment once it passed every check of
+  /// step 7 (from any thread, possibly out of manifest order). Replay and export keep these
+  /// bytes so they need not read, hash and decompress the blob a second time. A segment handed
+  /// over belongs to a bundle that may still be rejected by a later blob; use it only when the
+  /// result is `.verified`.
+  public var segmentSink: (@Sendable (_ blob: BlobEntry, _ segment: [UInt8]) -> Void)?
 
   public init(policy: TrustPolicy, depth: VerificationDepth = .quick, limits: VerificationLimits = .init()) {
     self.policy = policy
@@ -41,7 +47,8 @@ public struct BundleVerifier: Sendable {
   /// Verifies a bundle held by `source`; `path` names it in the result.
   public func verify(source: some ByteSource, path: String) throws(BundleIOError) -> VerificationResult {
     let check = BundleCheck(
-      source: source, limits: limits, depth: depth, progress: progress, receiveTimeLimit: receiveTimeLimit)
+      source: source, limits: limits, depth: depth, progress: progress, receiveTimeLimit: receiveTimeLimit,
+      segmentSink: segmentSink)
     switch try check.run(trust: policy) {
     case .success(let checked):
       return .verified(
@@ -85,6 +92,7 @@ struct BundleCheck<Source: ByteSource> {
   let depth: VerificationDepth
   var progress: (@Sendable (VerificationProgress) -> Void)? = nil
   var receiveTimeLimit = 0
+  var segmentSink: (@Sendable (BlobEntry, [UInt8]) -> Void)? = nil
 
   /// Runs every step. `trust == nil` skips step 4 (signature trust); only the co-signer does
   /// that, to check integrity before adding its own signature, and it never yields a
@@ -135,16 +143,45 @@ struct BundleCheck<Source: ByteSource> {
     let blobMembers = try checkMemberSet(members, byName: byName, manifest: manifest)
 
     // Step 7.
-    var blobChecker = BlobChecker(source: source, limits: limits, depth: depth, receiveTimeLimit: receiveTimeLimit)
+    var blobChecker = BlobChecker(
+      source: source, limits: limits, depth: depth, receiveTimeLimit: receiveTimeLimit, segmentSink: segmentSink)
     var done = VerificationProgress(
       blobsDone: 0, blobCount: manifest.blobs.count, bytesDone: 0,
       byteCount: manifest.blobs.reduce(0) { $0 + $1.size })
-    for entry in manifest.blobs {
-      guard let member = blobMembers[entry.path] else { continue }
-      try blobChecker.check(entry, member: member)
-      done.blobsDone += 1
-      done.bytesDone += entry.size
-      progress?(done)
+    let work = manifest.blobs.compactMap { entry in
+      blobMembers[entry.path].map { member in
+        (entry: entry, member: member, keepsReceiveTimes: blobChecker.mayKeepReceiveTimes(entry))
+      }
+    }
+    let workers = depth == .deep ? ConcurrentBlobCheck.workers(blobs: work.count) : 1
+    if workers > 1, let shared = source as? any ConcurrentByteSource {
+      // Deep checks are CPU-bound and blobs independent: several at once, same outcome.
+      let progress = self.progress
+      let counted = done
+      let results = ConcurrentBlobCheck.examine(
+        work, source: shared, limits: limits, workers: workers, segmentSink: segmentSink
+      ) {
+        blobs, bytes in
+        var now = counted
+        now.blobsDone = blobs
+        now.bytesDone = bytes
+        progress?(now)
+      }
+      for (index, item) in work.enumerated() {
+        // `nil` only after a failed blob, whose finding is thrown first.
+        guard let result = results[index] else {
+          try blobChecker.check(item.entry, member: item.member)
+          continue
+        }
+        blobChecker.merge(try result.get(), of: item.entry)
+      }
+    } else {
+      for item in work {
+        try blobChecker.check(item.entry, member: item.member)
+        done.blobsDone += 1
+        done.bytesDone += item.entry.size
+        progress?(done)
+      }
     }
     // After step 7 (not a BUNDLE-FORMAT.md step): the reserved audit stream's hash chain.
     try blobChecker.checkAuditChains()

@@ -408,7 +408,7 @@ struct CaptureCommand: AsyncParsableCommand {
 
   static func milliseconds(_ text: String, _ flag: String) throws -> Int {
     guard let value = DurationText.milliseconds(text) else {
-      throw CLIFailure.usage("\(flag): \"\(text)\" is not a duration (like 200ms, 30s, 5m)")
+      throw CLIFailure.usage("\(flag): \"\(text)\" is not a duration (\(DurationText.hint))")
     }
     return value
   }

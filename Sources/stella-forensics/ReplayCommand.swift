@@ -221,6 +221,13 @@ struct ReplayCommand: AsyncParsableCommand {
 
 /// Deep verification shared by replay and export: refusal prints the finding and exits 1.
 enum DeepVerification {
+  /// Decompressed segments kept between verification and replay or export: a quarter of the
+  /// physical memory, at most 1 GiB. Blobs beyond it are read from the file a second time.
+  static var segmentBudgetBytes: Int {
+    let physical = Int(ProcessInfo.processInfo.physicalMemory / 4)
+    return min(physical, 1 << 30)
+  }
+
   static func verify(bundle: String, trustedKeys: [String], threshold: Int, json: Bool, command: String) throws
     -> DeeplyVerifiedBundle
   {
@@ -231,11 +238,16 @@ enum DeepVerification {
     } catch {
       throw CLIFailure.usage(error.message)
     }
-    let result = try BundleVerifier(policy: policy, depth: .deep).verifyShowingProgress(path: bundle, quiet: json)
+    // The segments the verifier decompresses are kept (within a memory budget) for the command
+    // that follows, so each blob is read and decompressed once.
+    let segments = VerifiedSegments(budgetBytes: segmentBudgetBytes)
+    var verifier = BundleVerifier(policy: policy, depth: .deep)
+    verifier.segmentSink = { blob, segment in segments.keep(blob, segment: segment) }
+    let result = try verifier.verifyShowingProgress(path: bundle, quiet: json)
     switch result {
     case .verified(let verified):
       do {
-        return try DeeplyVerifiedBundle(verified)
+        return try DeeplyVerifiedBundle(verified, segments: segments)
       } catch {
         throw CLIFailure.evidence(error.description)
       }

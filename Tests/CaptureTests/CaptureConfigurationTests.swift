@@ -147,6 +147,14 @@ import Testing
     #expect(DurationText.milliseconds("250ms") == 250)
     #expect(DurationText.milliseconds("5m") == 300_000)
     #expect(DurationText.milliseconds("soon") == nil)
+    #expect(DurationText.milliseconds("45") == 45_000)
+    #expect(DurationText.milliseconds("-1s") == nil)
+    // Past 100 years, and past Int's range, is refused rather than trapping on overflow.
+    #expect(DurationText.milliseconds("876000h") == DurationText.maximumMilliseconds)
+    #expect(DurationText.milliseconds("876001h") == nil)
+    #expect(DurationText.milliseconds("9999999999999999") == nil)
+    #expect(DurationText.milliseconds("9999999999999999ms") == nil)
+    #expect(DurationText.milliseconds("9223372036854775807h") == nil)
   }
 
   @Test func rfc3339KeepsNanosecondsAndOffsets() {

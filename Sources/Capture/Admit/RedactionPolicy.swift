@@ -198,7 +198,7 @@ private struct Document {
       guard !stem.contains("*") else {
         throw error(field, "\"\(pattern)\": `*` is allowed only as the last character (a prefix match)")
       }
-      if pattern.hasSuffix("*") { matcher.prefixes.append(stem) } else { matcher.exact.insert(stem) }
+      if pattern.hasSuffix("*") { matcher.add(prefix: stem) } else { matcher.add(exact: stem) }
     }
     return matcher
   }
@@ -254,7 +254,10 @@ private struct Document {
       if regex.firstMatch(in: "", range: NSRange(location: 0, length: 0)) != nil {
         throw error("\(field).pattern", "matches the empty string; it must match at least one character")
       }
-      rules.append(MaskRule(name: name, regex: regex, replacement: replacement ?? "[REDACTED:\(name)]"))
+      rules.append(
+        MaskRule(
+          name: name, regex: regex, replacement: replacement ?? "[REDACTED:\(name)]",
+          prefilter: PatternPrefix.prefilter(for: pattern)))
     }
     return rules
   }
@@ -297,14 +300,50 @@ private struct Document {
 
 /// Attribute keys listed in a policy: exact keys, and prefixes written with a trailing `*`.
 struct KeyMatcher: Sendable {
-  var exact: Set<String> = []
-  var prefixes: [String] = []
+  private(set) var exact: Set<String> = []
+  private(set) var prefixes: [String] = []
+  /// The same keys and prefixes as UTF-8, for matching keys straight from the wire.
+  private var exactBytes: [[UInt8]] = []
+  private var prefixBytes: [[UInt8]] = []
+  /// Whether every key and prefix is ASCII. Then an ASCII key matches exactly when its bytes do
+  /// (no other text is canonically equivalent to ASCII text); otherwise keys are compared as
+  /// Strings, as `matches(_: String)` does.
+  private var asciiOnly = true
 
   var isEmpty: Bool { exact.isEmpty && prefixes.isEmpty }
+
+  mutating func add(exact key: String) {
+    exact.insert(key)
+    exactBytes.append(Array(key.utf8))
+    asciiOnly = asciiOnly && key.utf8.allSatisfy { $0 < 0x80 }
+  }
+
+  mutating func add(prefix: String) {
+    prefixes.append(prefix)
+    prefixBytes.append(Array(prefix.utf8))
+    asciiOnly = asciiOnly && prefix.utf8.allSatisfy { $0 < 0x80 }
+  }
 
   func matches(_ key: String) -> Bool {
     if exact.contains(key) { return true }
     for prefix in prefixes where key.hasPrefix(prefix) { return true }
+    return false
+  }
+
+  /// ``matches(_:)`` for a key given as its UTF-8 bytes, without making a String of ASCII keys.
+  func matches(utf8 key: UnsafeRawBufferPointer) -> Bool {
+    if isEmpty { return false }
+    guard asciiOnly, !key.contains(where: { $0 >= 0x80 }) else {
+      return matches(String(decoding: key, as: UTF8.self))
+    }
+    for candidate in exactBytes where candidate.count == key.count {
+      if candidate.withUnsafeBytes({ $0.elementsEqual(key) }) { return true }
+    }
+    for prefix in prefixBytes where prefix.count <= key.count {
+      if prefix.withUnsafeBytes({ $0.elementsEqual(UnsafeRawBufferPointer(rebasing: key[..<prefix.count])) }) {
+        return true
+      }
+    }
     return false
   }
 }
@@ -320,13 +359,19 @@ enum BuiltinMask: String, CaseIterable {
   var pattern: String {
     switch self {
     case .email:
-      // RFC 5321 bounds: local part ≤ 64 octets, labels ≤ 63; the top-level label is letters.
-      return #"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~\-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"#
-        + #"(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*\.[A-Za-z]{2,63}"#
+      // RFC 5321 bounds (local part ≤ 64, labels ≤ 63) over RFC 6531's internationalized
+      // addresses: letters, marks and digits of any script in the local part and the domain.
+      // The `@` may come percent-encoded (`%40`) or as its full-width or small forms; the
+      // top-level label is letters or an IDNA A-label (`xn--…`).
+      let local = #"[\p{L}\p{M}\p{N}.!#$%&'*+/=?^_`{|}~\-]{1,64}"#
+      let label = #"[\p{L}\p{N}](?:[\p{L}\p{M}\p{N}\-]{0,61}[\p{L}\p{M}\p{N}])?"#
+      return local + #"(?:@|%40|\x{FF20}|\x{FE6B})"# + label + #"(?:\."# + label + #")*\."#
+        + #"(?:(?i:xn--)[A-Za-z0-9\-]{1,59}|\p{L}[\p{L}\p{M}]{1,62})"#
     case .cardNumber:
-      // 13 to 19 digits, single spaces or dashes allowed between them, not inside a longer
-      // digit run. The Luhn check (``MaskRule/Check/luhn``) then picks the card out of the match.
-      return #"(?<![0-9])[0-9](?:[ \-]?[0-9]){12,18}(?![0-9])"#
+      // 13 to 19 digits; between two digits, nothing or a short run of one kind of separator
+      // (spaces, dashes, dots: `4111.1111.1111.1111`, `4111  1111  1111  1111`); not inside a
+      // longer digit run. The Luhn check (``MaskRule/Check/luhn``) then picks the card out.
+      return #"(?<![0-9])[0-9](?:(?: {1,4}|-{1,4}|\.{1,4}|\t{1,4})?[0-9]){12,18}(?![0-9])"#
     case .bearerToken:
       // `Bearer <token>` anywhere; the value after `Authorization:` / `Proxy-Authorization=`
       // with or without its scheme; and a bare JWT (`eyJ…` header and payload).
@@ -341,7 +386,8 @@ enum BuiltinMask: String, CaseIterable {
     let check: MaskRule.Check
     switch self {
     case .email:
-      prefilter = .containsByte(UInt8(ascii: "@"))
+      // `@`, `%40`, and the lead bytes of U+FF20 and U+FE6B.
+      prefilter = .containsAnySequence([[0x40], [0x25, 0x34, 0x30], [0xEF, 0xBC, 0xA0], [0xEF, 0xB9, 0xAB]])
       check = .none
     case .cardNumber:
       prefilter = .minimumDigits(13)
@@ -366,9 +412,14 @@ struct MaskRule: @unchecked Sendable {
   enum Prefilter: Sendable {
     case none
     case containsByte(UInt8)
+    /// Any of these byte sequences, exactly.
+    case containsAnySequence([[UInt8]])
     case minimumDigits(Int)
     /// Any of these lowercase ASCII needles, ignoring ASCII case.
     case containsCaseInsensitive([[UInt8]])
+    /// ASCII text where consecutive bytes match each of these classes in turn (a fixed prefix
+    /// every match of an own pattern starts with); text with non-ASCII bytes is always admitted.
+    case asciiSequence([ByteClass])
   }
 
   /// A test a match must also pass to be replaced.
@@ -474,35 +525,323 @@ extension MaskRule {
 extension MaskRule.Prefilter {
   /// `false` only when the pattern cannot match `utf8`.
   func admits(_ utf8: String.UTF8View) -> Bool {
+    utf8.withContiguousStorageIfAvailable { admits(UnsafeRawBufferPointer($0)) }
+      ?? Array(utf8).withUnsafeBytes { admits($0) }
+  }
+
+  /// `false` only when the pattern cannot match the UTF-8 text `bytes`.
+  func admits(_ bytes: UnsafeRawBufferPointer) -> Bool {
     switch self {
     case .none:
       return true
     case .containsByte(let byte):
-      return utf8.contains(byte)
+      return bytes.contains(byte)
+    case .containsAnySequence(let needles):
+      return Self.contains(needles, in: bytes, fold: false)
     case .minimumDigits(let minimum):
       var count = 0
-      for byte in utf8 where byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+      for byte in bytes where byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
         count += 1
         if count >= minimum { return true }
       }
       return false
     case .containsCaseInsensitive(let needles):
-      return utf8.withContiguousStorageIfAvailable { Self.contains(needles, in: $0) }
-        ?? Array(utf8).withUnsafeBufferPointer { Self.contains(needles, in: $0) }
+      return Self.contains(needles, in: bytes, fold: true)
+    case .asciiSequence(let classes):
+      guard classes.count <= bytes.count else { return bytes.contains { $0 >= 0x80 } }
+      var sawNonASCII = false
+      for start in 0...(bytes.count - classes.count) {
+        if bytes[start] >= 0x80 { sawNonASCII = true }
+        var offset = 0
+        while offset < classes.count, classes[offset].contains(bytes[start + offset]) { offset += 1 }
+        if offset == classes.count { return true }
+      }
+      return sawNonASCII || bytes.suffix(classes.count).contains { $0 >= 0x80 }
     }
   }
 
-  /// Whether any needle occurs in `bytes`. The needles are lowercase ASCII letters, so OR-ing
-  /// 0x20 into a byte folds its case for the comparison.
-  private static func contains(_ needles: [[UInt8]], in bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+  /// Whether any needle occurs in `bytes`. With `fold`, the needles are lowercase ASCII letters,
+  /// so OR-ing 0x20 into a byte folds its case for the comparison.
+  private static func contains(_ needles: [[UInt8]], in bytes: UnsafeRawBufferPointer, fold: Bool) -> Bool {
+    let mask: UInt8 = fold ? 0x20 : 0
     for needle in needles where needle.count <= bytes.count {
       guard let first = needle.first else { return true }
-      for start in 0...(bytes.count - needle.count) where bytes[start] | 0x20 == first {
+      for start in 0...(bytes.count - needle.count) where bytes[start] | mask == first {
         var offset = 1
-        while offset < needle.count, bytes[start + offset] | 0x20 == needle[offset] { offset += 1 }
+        while offset < needle.count, bytes[start + offset] | mask == needle[offset] { offset += 1 }
         if offset == needle.count { return true }
       }
     }
     return false
+  }
+}
+
+/// A set of byte values.
+struct ByteClass: Sendable, Equatable {
+  private var bits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+  static func == (lhs: ByteClass, rhs: ByteClass) -> Bool {
+    lhs.bits.0 == rhs.bits.0 && lhs.bits.1 == rhs.bits.1 && lhs.bits.2 == rhs.bits.2 && lhs.bits.3 == rhs.bits.3
+  }
+
+  static let all: ByteClass = {
+    var set = ByteClass()
+    set.bits = (.max, .max, .max, .max)
+    return set
+  }()
+
+  mutating func insert(_ byte: UInt8) {
+    let bit = UInt64(1) << UInt64(byte & 63)
+    switch byte >> 6 {
+    case 0: bits.0 |= bit
+    case 1: bits.1 |= bit
+    case 2: bits.2 |= bit
+    default: bits.3 |= bit
+    }
+  }
+
+  mutating func insert(_ range: ClosedRange<UInt8>) {
+    for byte in range { insert(byte) }
+  }
+
+  func contains(_ byte: UInt8) -> Bool {
+    let bit = UInt64(1) << UInt64(byte & 63)
+    switch byte >> 6 {
+    case 0: return bits.0 & bit != 0
+    case 1: return bits.1 & bit != 0
+    case 2: return bits.2 & bit != 0
+    default: return bits.3 & bit != 0
+    }
+  }
+
+  var inverted: ByteClass {
+    var set = ByteClass()
+    set.bits = (~bits.0, ~bits.1, ~bits.2, ~bits.3)
+    return set
+  }
+}
+
+/// The fixed start of an own mask's pattern, as byte classes, so strings that cannot hold a
+/// match skip the regular expression engine.
+///
+/// Only what is certain is read: after an optional leading `\b`, single-character atoms
+/// (literals, escaped punctuation, `.`, `\d`, `\w`, `\s`, simple `[...]` classes of ASCII
+/// characters and ranges) with no quantifier, `{n}`, or the mandatory part of `+` / `{n,m}`.
+/// It stops at the first anything else, and gives up on patterns with a top-level `|`, an
+/// inline option (`(?i)` and the like) or fewer than two classes read. Non-ASCII characters
+/// need no class: the prefilter admits every string with a non-ASCII byte.
+enum PatternPrefix {
+  static func prefilter(for pattern: String) -> MaskRule.Prefilter {
+    let classes = classes(Array(pattern.utf8))
+    return classes.count >= 2 ? .asciiSequence(classes) : .none
+  }
+
+  static func classes(_ pattern: [UInt8]) -> [ByteClass] {
+    if hasTopLevelAlternation(pattern) || containsSubsequence(pattern, Array("(?".utf8)) && hasInlineOption(pattern) {
+      return []
+    }
+    var result: [ByteClass] = []
+    var index = 0
+    if pattern.starts(with: Array(#"\b"#.utf8)) { index = 2 }
+    while index < pattern.count {
+      guard let (atom, next) = self.atom(pattern, index) else { break }
+      index = next
+      // The quantifier, if any, after the atom.
+      if index < pattern.count {
+        switch pattern[index] {
+        case UInt8(ascii: "?"), UInt8(ascii: "*"):
+          return result
+        case UInt8(ascii: "+"):
+          result.append(atom)
+          return result
+        case UInt8(ascii: "{"):
+          guard let (low, high, after) = repetition(pattern, index) else { return result }
+          result += Array(repeating: atom, count: min(low, 32))
+          if low != high || after < pattern.count && pattern[after] == UInt8(ascii: "?") { return result }
+          index = after
+          continue
+        default:
+          break
+        }
+      }
+      result.append(atom)
+      if result.count >= 32 { break }
+    }
+    return result
+  }
+
+  /// One single-character atom at `index`: its class and where the pattern goes on.
+  private static func atom(_ pattern: [UInt8], _ index: Int) -> (ByteClass, Int)? {
+    let byte = pattern[index]
+    switch byte {
+    case UInt8(ascii: "\\"):
+      guard index + 1 < pattern.count else { return nil }
+      guard let set = escape(pattern[index + 1]) else { return nil }
+      return (set, index + 2)
+    case UInt8(ascii: "["):
+      return bracket(pattern, index)
+    case UInt8(ascii: "."):
+      return (.all, index + 1)
+    case UInt8(ascii: "("), UInt8(ascii: ")"), UInt8(ascii: "|"), UInt8(ascii: "^"), UInt8(ascii: "$"),
+      UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "?"), UInt8(ascii: "{"), UInt8(ascii: "}"):
+      return nil
+    default:
+      guard byte < 0x80 else { return nil }
+      var set = ByteClass()
+      set.insert(byte)
+      return (set, index + 1)
+    }
+  }
+
+  /// `\x` as a class: escaped ASCII punctuation is itself; `\d`, `\w`, `\s` their ASCII members
+  /// (their non-ASCII members are covered by admitting non-ASCII text); anything else unknown.
+  private static func escape(_ byte: UInt8) -> ByteClass? {
+    var set = ByteClass()
+    switch byte {
+    case UInt8(ascii: "d"):
+      set.insert(UInt8(ascii: "0")...UInt8(ascii: "9"))
+    case UInt8(ascii: "w"):
+      set.insert(UInt8(ascii: "0")...UInt8(ascii: "9"))
+      set.insert(UInt8(ascii: "a")...UInt8(ascii: "z"))
+      set.insert(UInt8(ascii: "A")...UInt8(ascii: "Z"))
+      set.insert(UInt8(ascii: "_"))
+    case UInt8(ascii: "s"):
+      for space in [0x20, 0x09, 0x0A, 0x0B, 0x0C, 0x0D] as [UInt8] { set.insert(space) }
+    default:
+      // Letters and digits after a backslash are classes, anchors or references; only
+      // punctuation stands for itself.
+      guard byte < 0x80, !(byte >= 0x30 && byte <= 0x39), !(byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7A) else {
+        return nil
+      }
+      set.insert(byte)
+    }
+    return set
+  }
+
+  /// A simple `[...]` class: literal ASCII characters, ranges, escaped punctuation, `\d \w \s`,
+  /// optionally negated. Anything richer (nested sets, `\p{…}`, `&&`) is unknown.
+  private static func bracket(_ pattern: [UInt8], _ start: Int) -> (ByteClass, Int)? {
+    var index = start + 1
+    var negated = false
+    if index < pattern.count, pattern[index] == UInt8(ascii: "^") {
+      negated = true
+      index += 1
+    }
+    var set = ByteClass()
+    var first = true
+    while index < pattern.count {
+      var byte = pattern[index]
+      if byte == UInt8(ascii: "]"), !first {
+        return (negated ? set.inverted : set, index + 1)
+      }
+      first = false
+      if byte == UInt8(ascii: "["), index + 1 < pattern.count, pattern[index + 1] == UInt8(ascii: ":") { return nil }
+      if byte == UInt8(ascii: "[") || byte == UInt8(ascii: "&") || byte >= 0x80 { return nil }
+      if byte == UInt8(ascii: "\\") {
+        guard index + 1 < pattern.count, let escaped = escape(pattern[index + 1]) else { return nil }
+        index += 2
+        // A class escape inside brackets joins the set; a range cannot start at one.
+        if pattern[index - 1] == UInt8(ascii: "d") || pattern[index - 1] == UInt8(ascii: "w")
+          || pattern[index - 1] == UInt8(ascii: "s")
+        {
+          set = union(set, escaped)
+          continue
+        }
+        byte = pattern[index - 1]
+      } else {
+        index += 1
+      }
+      if index + 1 < pattern.count, pattern[index] == UInt8(ascii: "-"), pattern[index + 1] != UInt8(ascii: "]") {
+        let upper = pattern[index + 1]
+        guard upper != UInt8(ascii: "\\"), upper != UInt8(ascii: "["), upper < 0x80, upper >= byte else { return nil }
+        set.insert(byte...upper)
+        index += 2
+      } else {
+        set.insert(byte)
+      }
+    }
+    return nil
+  }
+
+  private static func union(_ lhs: ByteClass, _ rhs: ByteClass) -> ByteClass {
+    var set = lhs
+    for byte in 0...255 where rhs.contains(UInt8(byte)) { set.insert(UInt8(byte)) }
+    return set
+  }
+
+  /// `{n}`, `{n,}` or `{n,m}` at `index`: the bounds (`high` is `Int.max` when open) and where the
+  /// pattern goes on.
+  private static func repetition(_ pattern: [UInt8], _ index: Int) -> (Int, Int, Int)? {
+    var cursor = index + 1
+    func number() -> Int? {
+      var value: Int?
+      while cursor < pattern.count, pattern[cursor] >= 0x30, pattern[cursor] <= 0x39 {
+        value = min((value ?? 0) * 10 + Int(pattern[cursor] - 0x30), 1 << 20)
+        cursor += 1
+      }
+      return value
+    }
+    guard let low = number() else { return nil }
+    var high = low
+    if cursor < pattern.count, pattern[cursor] == UInt8(ascii: ",") {
+      cursor += 1
+      high = number() ?? Int.max
+    }
+    guard cursor < pattern.count, pattern[cursor] == UInt8(ascii: "}") else { return nil }
+    return (low, high, cursor + 1)
+  }
+
+  /// Whether a `|` stands outside every group and class (then no prefix is common to all matches).
+  private static func hasTopLevelAlternation(_ pattern: [UInt8]) -> Bool {
+    var depth = 0
+    var inClass = false
+    var index = 0
+    while index < pattern.count {
+      let byte = pattern[index]
+      if byte == UInt8(ascii: "\\") {
+        index += 2
+        continue
+      }
+      if inClass {
+        if byte == UInt8(ascii: "]") { inClass = false }
+      } else if byte == UInt8(ascii: "[") {
+        inClass = true
+      } else if byte == UInt8(ascii: "(") {
+        depth += 1
+      } else if byte == UInt8(ascii: ")") {
+        depth -= 1
+      } else if byte == UInt8(ascii: "|"), depth <= 0 {
+        return true
+      }
+      index += 1
+    }
+    return false
+  }
+
+  /// Whether the pattern sets an inline option (`(?i)`, `(?x:…)`, …), which could change what the
+  /// prefix's characters match; `(?:`, look-arounds and atomic groups are not options.
+  private static func hasInlineOption(_ pattern: [UInt8]) -> Bool {
+    var index = 0
+    while index + 2 < pattern.count {
+      if pattern[index] == UInt8(ascii: "\\") {
+        index += 2
+        continue
+      }
+      if pattern[index] == UInt8(ascii: "("), pattern[index + 1] == UInt8(ascii: "?") {
+        let kind = pattern[index + 2]
+        if ![UInt8(ascii: ":"), UInt8(ascii: "="), UInt8(ascii: "!"), UInt8(ascii: "<"), UInt8(ascii: ">")].contains(
+          kind)
+        {
+          return true
+        }
+      }
+      index += 1
+    }
+    return false
+  }
+
+  private static func containsSubsequence(_ bytes: [UInt8], _ needle: [UInt8]) -> Bool {
+    guard needle.count <= bytes.count else { return false }
+    return (0...(bytes.count - needle.count)).contains { bytes[$0..<$0 + needle.count].elementsEqual(needle) }
   }
 }

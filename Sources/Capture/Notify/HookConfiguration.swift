@@ -319,7 +319,7 @@ public struct HookConfiguration: Sendable, Equatable {
   ) throws(CaptureConfigurationError) -> Int {
     let text = try string(node, field, path)
     guard let value = DurationText.milliseconds(text) else {
-      throw CaptureConfigurationError("\(path): \(field): \"\(text)\" is not a duration (like 200ms, 30s, 5m, 1h)")
+      throw CaptureConfigurationError("\(path): \(field): \"\(text)\" is not a duration (\(DurationText.hint))")
     }
     guard range.contains(value) else {
       throw CaptureConfigurationError(

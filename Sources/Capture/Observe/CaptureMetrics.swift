@@ -96,6 +96,7 @@ public final class CaptureMetrics: Sendable {
     public static let incidentsDefaultLookback = "stella_incidents_default_lookback_seconds"
     public static let samplerDecisions = "stella_sampler_decisions_total"
     public static let hookDeliveries = "stella_hook_deliveries_total"
+    public static let redactionUnknownFields = "stella_redaction_unknown_fields_dropped_total"
     public static let inflightBytes = "stella_inflight_bytes"
     public static let inflightLimitBytes = "stella_inflight_limit_bytes"
     public static let residentMemory = "process_resident_memory_bytes"
@@ -201,6 +202,9 @@ public final class CaptureMetrics: Sendable {
     gauge(Name.inflightLimitBytes).record(snapshot.inflightLimitBytes)
     for (decision, count) in snapshot.samplerDecisions {
       mirror(&state, Name.samplerDecisions, [("decision", decision)], count)
+    }
+    if let dropped = snapshot.redactionUnknownFieldsDropped {
+      mirror(&state, Name.redactionUnknownFields, [], dropped)
     }
     for delivery in snapshot.hookDeliveries {
       mirror(&state, Name.hookDeliveries, [("hook", delivery.hook), ("result", delivery.result)], delivery.count)
@@ -315,6 +319,8 @@ public struct CaptureMetricsSnapshot: Sendable {
   public var inflightLimitBytes = 0
   public var samplerDecisions: [(String, UInt64)] = []
   public var hookDeliveries: [HookDeliveryCount] = []
+  /// Unknown fields the redaction policy dropped since start; `nil` without a policy (no series).
+  public var redactionUnknownFieldsDropped: UInt64?
   public var process: ProcessStatistics?
   public var openDescriptors: Int?
   public var maxDescriptors = 0

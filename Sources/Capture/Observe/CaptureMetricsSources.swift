@@ -29,6 +29,9 @@ struct CaptureMetricsSources: Sendable {
     snapshot.defaultLookbackSeconds = defaultLookbackSeconds
     snapshot.inflightBytes = pipeline.inFlightBytes + pipeline.heldAfterAcknowledgementBytes
     snapshot.inflightLimitBytes = pipeline.maxInFlightBytes
+    if pipeline.redactor != nil {
+      snapshot.redactionUnknownFieldsDropped = pipeline.counterSnapshot.redaction.unknownFieldsDropped
+    }
     snapshot.samplerDecisions = sampler.counters.decisions.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     snapshot.hookDeliveries = hooks.hooks.flatMap { hook in
       [

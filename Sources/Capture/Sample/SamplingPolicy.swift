@@ -295,7 +295,7 @@ private struct PolicyYAML {
   func milliseconds(_ node: Node, _ key: String) throws(SamplingPolicyError) -> Int {
     let text = try string(node, key)
     guard let value = DurationText.milliseconds(text) else {
-      throw error(key, "\"\(text)\" is not a duration (like 200ms, 10s, 5m, 1h)")
+      throw error(key, "\"\(text)\" is not a duration (\(DurationText.hint))")
     }
     return value
   }

@@ -168,6 +168,16 @@ struct AdminRoutes: Sendable {
       ("maxInFlightBytes", number(pipeline.maxInFlightBytes)),
       ("maxTenants", number(pipeline.maxTenants)), ("rejected", .object(rejected)),
       ("tenants", number(pipeline.tenantCount)),
+      (
+        "redaction",
+        .object([
+          ("active", .bool(pipeline.redactor != nil)),
+          ("attributesDropped", .string(String(counters.redaction.attributesDropped))),
+          ("requestsChanged", .string(String(counters.redaction.requestsChanged))),
+          ("unknownFieldsDropped", .string(String(counters.redaction.unknownFieldsDropped))),
+          ("valuesRewritten", .string(String(counters.redaction.valuesRewritten))),
+        ])
+      ),
     ])
     let connectionsValue = JSONValue.object([
       ("descriptorLimit", number(ProcessResources.descriptorLimit)),

@@ -518,7 +518,7 @@ public struct CaptureConfiguration: Sendable {
   {
     let text = try string(node, field, path)
     guard let value = DurationText.milliseconds(text) else {
-      throw CaptureConfigurationError("\(path): \(field): \"\(text)\" is not a duration (like 200ms, 30s, 5m, 1h)")
+      throw CaptureConfigurationError("\(path): \(field): \"\(text)\" is not a duration (\(DurationText.hint))")
     }
     return value
   }
@@ -550,15 +550,30 @@ public enum ByteSize {
 
 /// Durations written as `250ms`, `30s`, `5m`, `1h` (or plain seconds).
 public enum DurationText {
+  /// The longest duration any setting takes: 100 years. Every consumer turns durations into
+  /// nanoseconds, and 100 years of them still fit a signed 64-bit integer, so no configured
+  /// value can overflow that arithmetic (a trap would stop the service on a typo).
+  public static let maximumMilliseconds = 100 * 365 * 86_400_000
+
+  /// How a duration's rules read in error messages.
+  public static let hint = "like 200ms, 30s, 5m, 1h; at most 876000h"
+
+  /// The duration in milliseconds; `nil` for text that is not a duration or is longer than
+  /// ``maximumMilliseconds``.
   public static func milliseconds(_ text: String) -> Int? {
     let trimmed = text.trimmingCharacters(in: .whitespaces)
     let units: [(String, Int)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
-    for (suffix, factor) in units where trimmed.hasSuffix(suffix) {
-      guard let number = Int(trimmed.dropLast(suffix.count)), number >= 0 else { return nil }
-      let (product, overflow) = number.multipliedReportingOverflow(by: factor)
-      return overflow ? nil : product
+    let number: Int
+    let factor: Int
+    if let unit = units.first(where: { trimmed.hasSuffix($0.0) }) {
+      guard let value = Int(trimmed.dropLast(unit.0.count)) else { return nil }
+      (number, factor) = (value, unit.1)
+    } else {
+      guard let seconds = Int(trimmed) else { return nil }
+      (number, factor) = (seconds, 1000)
     }
-    guard let seconds = Int(trimmed), seconds >= 0 else { return nil }
-    return seconds * 1000
+    let (product, overflow) = number.multipliedReportingOverflow(by: factor)
+    guard number >= 0, !overflow, product <= maximumMilliseconds else { return nil }
+    return product
   }
 }

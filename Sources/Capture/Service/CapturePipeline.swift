@@ -10,6 +10,27 @@ public struct IngestCounters: Sendable, Equatable {
   public var acceptedBytes: UInt64 = 0
   /// Requests refused, by reason (`malformed`, `overloaded`, ...).
   public var rejected: [String: UInt64] = [:]
+  /// What the redaction policy did to the requests it saw (all zero without a policy).
+  public var redaction = RedactionCounters()
+}
+
+/// Totals of what redaction did since start, for `/status` and the metrics.
+public struct RedactionCounters: Sendable, Equatable {
+  /// Requests the policy changed (journaled in their rewritten form).
+  public var requestsChanged: UInt64 = 0
+  /// Unknown fields dropped, at every depth, instead of being journaled verbatim.
+  public var unknownFieldsDropped: UInt64 = 0
+  /// Attributes and kvlist entries dropped by allow, block or a masked key's collision.
+  public var attributesDropped: UInt64 = 0
+  /// Strings, keys and values rewritten by a mask or a hash.
+  public var valuesRewritten: UInt64 = 0
+
+  mutating func add(_ outcome: RedactionOutcome) {
+    if outcome.changed { requestsChanged += 1 }
+    unknownFieldsDropped += UInt64(outcome.unknownFieldsDropped)
+    attributesDropped += UInt64(outcome.attributesDropped)
+    valuesRewritten += UInt64(outcome.valuesRewritten)
+  }
 }
 
 /// The admission pipeline behind every receiver: in-flight memory bound, decoding, tenant,
@@ -135,7 +156,7 @@ public final class CapturePipeline: OTLPIngest {
     var times: Manifest.OTLPTimeSummary?
     let items: UInt64
     let tenantCounters: TenantIngestCounters?
-    do {
+    do throws(RejectedRequest) {
       let decoded = try OTLPRequestDecoder.check(
         body: body, signal: signal, encoding: encoding, tenantAttribute: tenants.policy.resourceAttribute)
       // The tenant is resolved before redaction, which may remove the attribute naming it.
@@ -144,9 +165,24 @@ public final class CapturePipeline: OTLPIngest {
         moreResourceTenants: decoded.moreResourceTenants, clientIdentity: clientIdentity)
       tenantCounters = try admitTenant(tenant)
       items = decoded.times.itemCount
-      request =
-        try redactor.map { redactor throws(RejectedRequest) in try redactor.redact(decoded.request, signal: signal) }
-        ?? decoded.request
+      if let redactor {
+        let outcome = try redactor.redaction(of: decoded.request, signal: signal)
+        // Replacement texts can be longer than what they replace: the rewritten request must
+        // still fit in one record, or the client is told now rather than the journal failing.
+        let limit = VerificationLimits().maxRecordSize - SegmentRecord.bodyPrefixSize
+        guard outcome.request.count <= limit else {
+          throw RejectedRequest(
+            .payloadTooLarge,
+            "redaction: the redacted request of \(outcome.request.count) bytes exceeds the record limit of \(limit) bytes"
+          )
+        }
+        request = outcome.request
+        // Counted when redaction happened, not when the journal took the record: the numbers
+        // say what the policy removed from what clients sent.
+        counters.withLock { $0.redaction.add(outcome) }
+      } else {
+        request = decoded.request
+      }
       // Redaction never touches times, but a rewritten request is walked again by the journal
       // rather than trusted on that.
       times = request == decoded.request ? decoded.times : nil

@@ -22,6 +22,12 @@ public final class OTLPGRPCReceiver: Sendable {
     public var tenantMetadataKey: String
     /// Calls one connection may have open at once (HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`).
     public var maxConcurrentStreams: Int
+    /// HTTP/2 flow-control window of each call (and of the connection): how much a client may
+    /// send before capture has read it. gRPC's default of 64 KiB makes a typical exporter batch
+    /// (hundreds of KiB) wait for several window updates; a window of one such batch lets it
+    /// arrive in one go. Memory stays bounded: the in-flight gate reserves every message from
+    /// its length prefix, so the window only lets reserved bytes arrive sooner.
+    public var targetWindowSize: Int
     /// A connection without calls for this long is closed (with `GOAWAY`).
     public var idleTimeoutSeconds: Int
     /// A connection older than this is asked to go away once its calls finish, so no client
@@ -38,7 +44,8 @@ public final class OTLPGRPCReceiver: Sendable {
 
     public init(
       host: String = "127.0.0.1", port: Int = 4317, tenantMetadataKey: String = "x-scope-orgid",
-      maxConcurrentStreams: Int = 32, idleTimeoutSeconds: Int = 60, maxConnectionAgeSeconds: Int = 1800,
+      maxConcurrentStreams: Int = 32, targetWindowSize: Int = 256 * 1024, idleTimeoutSeconds: Int = 60,
+      maxConnectionAgeSeconds: Int = 1800,
       connections: ConnectionBudget = ConnectionBudget(limit: 1024), retryAfterSeconds: Int = 1,
       tls: ReloadableServerTLSContext? = nil, metrics: CaptureMetrics? = nil
     ) {
@@ -48,6 +55,7 @@ public final class OTLPGRPCReceiver: Sendable {
       self.port = port
       self.tenantMetadataKey = tenantMetadataKey.lowercased()
       self.maxConcurrentStreams = maxConcurrentStreams
+      self.targetWindowSize = targetWindowSize
       self.idleTimeoutSeconds = idleTimeoutSeconds
       self.maxConnectionAgeSeconds = maxConnectionAgeSeconds
       self.connections = connections
@@ -69,6 +77,7 @@ public final class OTLPGRPCReceiver: Sendable {
     config.rpc.maxRequestPayloadSize = ingest.maxRequestBytes
     config.compression.enabledAlgorithms = .all
     config.http2.maxConcurrentStreams = options.maxConcurrentStreams
+    config.http2.targetWindowSize = options.targetWindowSize
     config.connection.maxIdleTime = .seconds(options.idleTimeoutSeconds)
     config.connection.maxAge = .seconds(options.maxConnectionAgeSeconds)
     config.connection.maxGraceTime = .seconds(30)
