@@ -45,8 +45,11 @@ extension OTLPFileImporter {
         while true {
           if end == reader.buffer.count {
             let offset = end - reader.position
-            guard try reader.fill() else { break }
+            // `fill` may drop the consumed prefix even when it reads nothing more, so `end` is
+            // placed again before it is used either way.
+            let more = try reader.fill()
             end = reader.position + offset
+            guard more else { break }
             continue
           }
           if reader.buffer[end] == UInt8(ascii: "\n") { break }
