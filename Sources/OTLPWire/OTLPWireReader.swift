@@ -141,7 +141,8 @@ public enum OTLPWireReader {
       do throws(OTLPWireError) {
         result = .success(
           try runCheck(
-            input, signal: signal, tenantKey: tenantKey, actions: actions, refusingUnknownFields: refusingUnknownFields))
+            input, signal: signal, tenantKey: tenantKey, actions: actions, refusingUnknownFields: refusingUnknownFields)
+        )
       } catch {
         result = .failure(error)
       }

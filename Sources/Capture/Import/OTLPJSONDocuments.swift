@@ -61,7 +61,8 @@ extension OTLPFileImporter {
       do {
         decoded = try OTLPJSON.decodeRequest(document)
       } catch {
-        throw .input(jsonError(error, document: document, start: start, path: path, compressed: reader.source.compressed))
+        throw .input(
+          jsonError(error, document: document, start: start, path: path, compressed: reader.source.compressed))
       }
       guard byte == UInt8(ascii: "{") else {
         throw .input(
