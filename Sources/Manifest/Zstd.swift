@@ -1,4 +1,5 @@
 internal import CZstd
+import Synchronization
 
 /// Why a zstd operation failed.
 public struct ZstdError: Error, CustomStringConvertible, Equatable, Sendable {
@@ -48,19 +49,24 @@ public enum Zstd {
 
   /// One frame at level 3 with the content size and checksum, single-threaded, as writers must use.
   public static func compress(_ input: [UInt8]) throws(ZstdError) -> [UInt8] {
-    let context = try evidenceCompressionContext()
-    defer { ZSTD_freeCCtx(context) }
+    let context = try CompressionContextPool.shared.take()
+    defer { CompressionContextPool.shared.give(context) }
     let capacity = ZSTD_compressBound(input.count)
-    var output = [UInt8](repeating: 0, count: capacity)
-    let written = output.withUnsafeMutableBytes { out in
-      input.withUnsafeBytes { inp in
-        ZSTD_compress2(context, out.baseAddress, out.count, inp.baseAddress, inp.count)
+    // Uninitialized: zeroing the whole bound (a segment's size) would touch, and so fault in,
+    // pages that compression never writes.
+    var failure: ZstdError?
+    let output = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
+      let written = input.withUnsafeBytes { inp in
+        ZSTD_compress2(context.pointer, buffer.baseAddress, buffer.count, inp.baseAddress, inp.count)
+      }
+      if ZSTD_isError(written) != 0 {
+        failure = ZstdError(kind: .library, message: "zstd: \(String(cString: ZSTD_getErrorName(written)))")
+        initialized = 0
+      } else {
+        initialized = written
       }
     }
-    if ZSTD_isError(written) != 0 {
-      throw ZstdError(kind: .library, message: "zstd: \(String(cString: ZSTD_getErrorName(written)))")
-    }
-    output.removeSubrange(written...)
+    if let failure { throw failure }
     return output
   }
 
@@ -409,3 +415,36 @@ public final class ZstdStreamDecompressor {
 
 @available(*, unavailable)
 extension ZstdStreamDecompressor: Sendable {}
+
+/// A compression context of ``Zstd/evidenceCompressionContext()``, owned by whoever took it from
+/// the pool (one thread at a time).
+final class PooledCompressionContext: @unchecked Sendable {
+  let pointer: OpaquePointer
+
+  init(_ pointer: OpaquePointer) { self.pointer = pointer }
+
+  deinit { ZSTD_freeCCtx(pointer) }
+}
+
+/// Reuses compression contexts across calls: a new context allocates and clears its level-3
+/// tables (a few MiB) on first use, per segment, where a reused one does not.
+final class CompressionContextPool: Sendable {
+  static let shared = CompressionContextPool()
+
+  /// More would only hold memory: there are two cores, and at most a few sealers at once.
+  private static let kept = 4
+  private let spare = Mutex<[PooledCompressionContext]>([])
+
+  func take() throws(ZstdError) -> PooledCompressionContext {
+    if let context = spare.withLock({ $0.popLast() }) { return context }
+    return PooledCompressionContext(try Zstd.evidenceCompressionContext())
+  }
+
+  /// Returns `context`; its parameters stay, its session (any failed frame's state) is reset.
+  func give(_ context: PooledCompressionContext) {
+    ZSTD_CCtx_reset(context.pointer, ZSTD_reset_session_only)
+    spare.withLock { spare in
+      if spare.count < Self.kept { spare.append(context) }
+    }
+  }
+}

@@ -142,6 +142,9 @@ struct ImportedRecordView {
   var request: UnsafeRawBufferPointer
   /// Where the request was in the input.
   var source: ImportSource
+  /// The request's §6.3 time summary when the reader already walked it (the wire check of a
+  /// protobuf message gives it); `nil` when it has still to be scanned.
+  var checkedTimes: OTLPTimeSummary? = nil
 }
 
 /// Reads OTLP files into export requests: OTLP/JSON documents or a length-prefixed protobuf

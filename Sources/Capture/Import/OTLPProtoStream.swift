@@ -96,13 +96,16 @@ extension OTLPFileImporter {
   ) throws(ImportFailure<Failure>) {
     let path = reader.source.path
     var fits: [Signal] = []
+    // The check's §6.3 time summary per fitting signal, so the segment need not walk it again.
+    var timesBySignal: [OTLPTimeSummary] = []
     var reasons: [String] = []
     for signal in Signal.allCases {
       do {
         // A request type fits when the message is valid as it with no unknown field anywhere,
         // the rule that tells a log record from a span whose fields happen to parse.
-        _ = try OTLPWireReader.check(message, signal: signal.wireSignal, refusingUnknownFields: true)
+        let facts = try OTLPWireReader.check(message, signal: signal.wireSignal, refusingUnknownFields: true)
         fits.append(signal)
+        timesBySignal.append(facts.times)
       } catch {
         reasons.append("as \(signal.rawValue): \(error)")
       }
@@ -137,20 +140,21 @@ extension OTLPFileImporter {
         }
         try emit(request.request, signal: only, at: request.offset, path: path, body)
       }
-      try emit(message, signal: only, at: offset, path: path, body)
+      try emit(message, signal: only, at: offset, path: path, times: timesBySignal[0], body)
       return
     }
     if signals.firstUndecided == nil { signals.firstUndecided = (offset, message.count, fits) }
     switch signals.seen.count {
     case 0:
       signals.waiting.append(Undecided(offset: offset, request: Array(message), candidates: fits))
-    case 1 where fits.contains(signals.seen[0]):
-      try emit(message, signal: signals.seen[0], at: offset, path: path, body)
     case 1:
-      throw .input(
-        undecided(
-          reader.source, at: offset, count: message.count, candidates: fits,
-          hint: "; nothing else in the file tells the signal: give --signal to import such requests"))
+      guard let index = fits.firstIndex(of: signals.seen[0]) else {
+        throw .input(
+          undecided(
+            reader.source, at: offset, count: message.count, candidates: fits,
+            hint: "; nothing else in the file tells the signal: give --signal to import such requests"))
+      }
+      try emit(message, signal: signals.seen[0], at: offset, path: path, times: timesBySignal[index], body)
     default:
       throw .input(
         undecided(
@@ -160,13 +164,14 @@ extension OTLPFileImporter {
   }
 
   private static func emit<Failure: Error>(
-    _ request: UnsafeRawBufferPointer, signal: Signal, at offset: Int, path: String,
+    _ request: UnsafeRawBufferPointer, signal: Signal, at offset: Int, path: String, times: OTLPTimeSummary? = nil,
     _ body: (borrowing ImportedRecordView) throws(Failure) -> Void
   ) throws(ImportFailure<Failure>) {
     do {
       try body(
         ImportedRecordView(
-          signal: signal, request: request, source: ImportSource(path: path, location: .byteOffset(offset))))
+          signal: signal, request: request, source: ImportSource(path: path, location: .byteOffset(offset)),
+          checkedTimes: times))
     } catch {
       throw .consumer(error)
     }
