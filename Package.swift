@@ -43,7 +43,6 @@ let package = Package(
     // C libraries from Debian's -dev packages; each is imported by exactly one Swift wrapper.
     .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
     .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
-    .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
     .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
     .target(name: "CCRC32C"),
 
@@ -59,7 +58,7 @@ let package = Package(
     .target(name: "OTLPWire"),
 
     // The pure evidence model: canonical JSON, manifest, segment framing, tar codec, digests, zstd.
-    .target(name: "Manifest", dependencies: ["OTLPWire", "CZstd", "CCrypto", "CCRC32C", "CArchive"]),
+    .target(name: "Manifest", dependencies: ["OTLPWire", "CZstd", "CCrypto", "CCRC32C"]),
     // Ed25519 keys and signatures, key files, DSSE envelopes.
     .target(name: "Signing", dependencies: ["Manifest", "CSodium"]),
     // The audit stream's record layout and hash chain, shared by the capture node that writes it

@@ -17,7 +17,7 @@
 #   verify (quick: sizes and SHA-256 of every blob, plus tar/envelope/signature/manifest checks)
 #     vs `openssl dgst -sha256` over the same blob files  -> openssl time / verify time
 #   verify --deep (also decompresses and walks every segment) -> openssl time / deep time
-#   BundleArchiveWriter.write (bench/Sources/bundle-write-bench: libarchive ustar, fsync, rename)
+#   BundleArchiveWriter.write (bench/Sources/bundle-write-bench: ustar, fsync, rename)
 #     vs `bsdtar --format ustar ...` + `sync FILE` (fsync) on the same members, both writing
 #     10240-byte records -> our time / bsdtar time. Ours must reproduce the imported bundle byte
 #     for byte; bsdtar's output is the bundle plus zero padding to its record size (`bsdtar -b 1`,
@@ -129,9 +129,9 @@ ours_write() {
   rm -f "$work/out-ours.tar"
   "$writer" "$work/out-ours.tar" "$work/extract" "${members[@]}"
 }
-# bsdtar at its default blocking (-b 20: 10240-byte records) issues the same write sizes as
-# BundleArchiveWriter (libarchive's default bytes_per_block); its output is the bundle followed by
-# zero padding to the record boundary. `-b 1` reproduces the bundle byte for byte but writes in
+# bsdtar at its default blocking (-b 20: 10240-byte records) writes through the page cache;
+# BundleArchiveWriter writes 4 MiB pieces with direct I/O where the file system allows. bsdtar's
+# output is the bundle followed by zero padding to the record boundary. `-b 1` reproduces the bundle byte for byte but writes in
 # 512-byte records, which makes bsdtar slower; it is shown for information only.
 bsdtar_write() {
   rm -f "$work/out-bsdtar.tar"

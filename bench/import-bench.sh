@@ -13,7 +13,8 @@
 #
 # Both sides are timed the same way: the whole process from outside, with GNU time
 # (`/usr/bin/time -f '%e %M'`: wall seconds and peak RSS), reading the same file from the page
-# cache (each input is read once before timing) and writing their output to the same directory:
+# cache (each input is read once before timing) and writing their output to the same directory,
+# each after a `sync` so that neither pays for writing back what ran before it:
 #   zstd -3 -T1 -q -f IN -o OUT.zst
 #   stella-forensics import IN --key K --out OUT.sfb.tar
 # Figures, per size (the median run of BENCH_RUNS):
@@ -72,13 +73,18 @@ for size in $sizes; do
   log "generating $input"
   python3 bench/import/make_stream.py "$input" "$size" >&2
   cat "$input" >/dev/null  # page cache, for both sides alike
+  # The generator's gigabytes are still dirty: written back while a side runs, they would throttle
+  # that side's own writes (seen: 3 s of a 3 GB import's 12 s). Both sides start from a clean cache.
+  sync
   n=$runs
   ((size >= 1000000000)) && n=1
   zstd_s=() import_s=() import_rss=()
   for ((run = 1; run <= n; run++)); do
     rm -f "$work/out.zst" "$work/out.sfb.tar"
+    sync
     read -r s _ < <(timed "$work/time.txt" zstd -3 -T1 -q -f "$input" -o "$work/out.zst")
     zstd_s+=("$s")
+    sync
     read -r s kib < <(timed "$work/time.txt" "$bin" import "$input" --key "$key" --out "$work/out.sfb.tar")
     import_s+=("$s")
     import_rss+=("$kib")

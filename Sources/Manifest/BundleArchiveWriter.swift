@@ -1,5 +1,3 @@
-internal import CArchive
-
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)
@@ -12,20 +10,21 @@ public enum MemberData: Sendable {
   case bytes([UInt8])
   /// `count` bytes at `offset` of a file (a sealed segment, or a blob inside another bundle).
   case fileRange(path: String, offset: Int, count: Int)
+  /// The same, in a file written around the page cache (``UncachedFile``) at an aligned
+  /// `offset`; it is read the same way, so its bytes never take cache pages.
+  case uncachedFileRange(path: String, offset: Int, count: Int)
 
   var count: Int {
     switch self {
     case .bytes(let bytes): return bytes.count
-    case .fileRange(_, _, let count): return count
+    case .fileRange(_, _, let count), .uncachedFileRange(_, _, let count): return count
     }
   }
 }
 
-/// Writes the canonical ustar archive of §2 with libarchive.
-///
-/// libarchive's ustar writer produces exactly the §2.1 header forms for entries with mode 0644,
-/// uid/gid 0, no user/group names and mtime 0; `bytes_in_last_block = 1` stops it padding the
-/// file to a 10240-byte record. The archive is written to a temporary file beside the output
+/// Writes the canonical ustar archive of §2: each member as its §2.1 header
+/// (``BundleTar/canonicalHeader(name:size:)``), its data and zero padding to the block, then two
+/// zero blocks. The archive is written to a temporary file beside the output
 /// (0600, created with `O_EXCL | O_NOFOLLOW`, so a symlink planted there is never followed) and
 /// moved into place only when complete and synced (``EvidenceFiles/publish(_:as:replacing:)``),
 /// so a failure never leaves a partial bundle.
@@ -67,73 +66,159 @@ public enum BundleArchiveWriter {
   private static func writeArchive(members: [(name: String, data: MemberData)], to fd: Int32, path: String)
     throws(BundleIOError)
   {
-    guard let archive = archive_write_new() else {
-      throw BundleIOError(path: path, message: "libarchive: cannot allocate a writer")
-    }
-    defer { archive_write_free(archive) }
-    func check(_ result: Int32, _ what: String) throws(BundleIOError) {
-      // libarchive returns ARCHIVE_OK (0) or ARCHIVE_WARN (-20) on success, ARCHIVE_FAILED (-25)
-      // or ARCHIVE_FATAL (-30) on failure; archive_error_string says why.
-      if result < ARCHIVE_WARN {
-        let reason = archive_error_string(archive).map { String(cString: $0) } ?? "error \(result)"
-        throw BundleIOError(path: path, message: "libarchive: \(what): \(reason)")
-      }
-    }
-    try check(archive_write_set_format_ustar(archive), "set ustar format")
-    try check(archive_write_add_filter_none(archive), "set no filter")
-    // Large blocks mean fewer write calls; with one byte in the last block the output is the
-    // same bytes whatever the block size.
-    try check(archive_write_set_bytes_per_block(archive, 1 << 20), "set block size")
-    try check(archive_write_set_bytes_in_last_block(archive, 1), "set last block size")
-    try check(archive_write_open_fd(archive, fd), "open")
+    let output = TarOutput(fd: fd, path: path)
     for member in members {
-      guard let entry = archive_entry_new() else {
-        throw BundleIOError(path: path, message: "libarchive: cannot allocate an entry")
+      guard let header = BundleTar.canonicalHeader(name: member.name, size: UInt64(member.data.count)) else {
+        throw BundleIOError(
+          path: path, message: "member \(member.name) (\(member.data.count) bytes) does not fit a ustar header")
       }
-      defer { archive_entry_free(entry) }
-      archive_entry_set_pathname(entry, member.name)
-      archive_entry_set_size(entry, la_int64_t(member.data.count))
-      archive_entry_set_filetype(entry, 0o100000)  // AE_IFREG, a macro Swift cannot see.
-      archive_entry_set_perm(entry, 0o644)
-      archive_entry_set_mtime(entry, 0, 0)
-      archive_entry_set_uid(entry, 0)
-      archive_entry_set_gid(entry, 0)
-      try check(archive_write_header(archive, entry), "write header of \(member.name)")
-      try writeData(member, archive: archive, archivePath: path)
+      try output.append(header)
+      try writeData(member, into: output)
+      try output.appendZeros(TarOutput.padding(after: member.data.count))
     }
-    try check(archive_write_close(archive), "close")
+    // The end marker: exactly two zero blocks (§2.1), no padding to a record.
+    try output.appendZeros(2 * BundleTar.blockSize)
+    try output.flush()
   }
 
-  private static func writeData(_ member: (name: String, data: MemberData), archive: OpaquePointer, archivePath: String)
+  private static func writeData(_ member: (name: String, data: MemberData), into output: TarOutput)
     throws(BundleIOError)
   {
-    func put(_ bytes: UnsafeRawBufferPointer) throws(BundleIOError) {
-      guard !bytes.isEmpty else { return }
-      let written = archive_write_data(archive, bytes.baseAddress, bytes.count)
-      guard written == bytes.count else {
-        let reason = archive_error_string(archive).map { String(cString: $0) } ?? "short write"
-        throw BundleIOError(path: archivePath, message: "libarchive: data of \(member.name): \(reason)")
-      }
-    }
+    let put = { (bytes: UnsafeRawBufferPointer) throws(BundleIOError) in try output.append(bytes) }
     switch member.data {
     case .bytes(let bytes):
-      var failure: BundleIOError?
-      bytes.withUnsafeBytes { raw in
-        do throws(BundleIOError) { try put(raw) } catch { failure = error }
-      }
-      if let failure { throw failure }
+      try output.append(bytes)
+    case .uncachedFileRange(let sourcePath, let offset, let count):
+      if try copyUncached(sourcePath, offset: offset, count: count, put: put) { return }
+      try copyCached(sourcePath, offset: offset, count: count, put: put)
     case .fileRange(let sourcePath, let offset, let count):
-      let source = try FileByteSource(path: sourcePath)
-      let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-      defer { chunk.deallocate() }
-      var done = 0
-      while done < count {
-        let step = min(chunk.count, count - done)
-        let slice = UnsafeMutableRawBufferPointer(rebasing: chunk[0..<step])
-        try source.read(into: slice, at: offset + done)
-        try put(UnsafeRawBufferPointer(slice))
-        done += step
+      try copyCached(sourcePath, offset: offset, count: count, put: put)
+    }
+  }
+
+  private static func copyCached(
+    _ sourcePath: String, offset: Int, count: Int, put: (UnsafeRawBufferPointer) throws(BundleIOError) -> Void
+  ) throws(BundleIOError) {
+    let source = try FileByteSource(path: sourcePath)
+    let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+    defer { chunk.deallocate() }
+    var done = 0
+    while done < count {
+      let step = min(chunk.count, count - done)
+      let slice = UnsafeMutableRawBufferPointer(rebasing: chunk[0..<step])
+      try source.read(into: slice, at: offset + done)
+      try put(UnsafeRawBufferPointer(slice))
+      done += step
+    }
+  }
+
+  /// Copies an aligned range with direct reads; `false` when the file cannot be read that way
+  /// (then nothing was copied and the caller reads it through the cache).
+  private static func copyUncached(
+    _ sourcePath: String, offset: Int, count: Int, put: (UnsafeRawBufferPointer) throws(BundleIOError) -> Void
+  ) throws(BundleIOError) -> Bool {
+    guard offset % UncachedFile.alignment == 0 else { return false }
+    let (fd, direct) = UncachedFile.openFile(sourcePath, flags: O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw BundleIOError(path: sourcePath, message: String(cString: strerror(errno))) }
+    defer { close(fd) }
+    guard direct else { return false }
+    let chunk = AlignedBuffer(capacity: 4 << 20)
+    var done = 0
+    while done < count {
+      // Whole aligned blocks are read; the file was padded to them when written.
+      let want = UncachedFile.aligned(min(chunk.capacity, count - done))
+      let got = pread(fd, chunk.pointer, want, off_t(offset + done))
+      if got < 0 {
+        if errno == EINTR { continue }
+        if done == 0 && errno == EINVAL { return false }
+        throw BundleIOError(path: sourcePath, message: "read failed: \(String(cString: strerror(errno)))")
+      }
+      let usable = min(got, count - done)
+      guard usable > 0 else {
+        throw BundleIOError(path: sourcePath, message: "ends \(count - done) bytes before its member does")
+      }
+      try put(UnsafeRawBufferPointer(start: chunk.pointer, count: usable))
+      done += usable
+    }
+    return true
+  }
+}
+
+/// The archive's bytes on their way to the file: gathered in an aligned buffer and written in
+/// large pieces around the page cache where the file system allows (the file is synced before it
+/// is published anyway, so caching its pages only costs fresh memory; see ``UncachedFile``).
+/// A tar is whole 512-byte blocks, so every piece written is a multiple of the device's block.
+private final class TarOutput {
+  let fd: Int32
+  let path: String
+  private let buffer = AlignedBuffer(capacity: 4 << 20)
+  private var filled = 0
+  private var fileOffset = 0
+  private var direct: Bool
+
+  init(fd: Int32, path: String) {
+    self.fd = fd
+    self.path = path
+    direct = UncachedFile.makeDirect(fd)
+  }
+
+  /// Zero bytes that follow `count` bytes of member data up to the next block.
+  static func padding(after count: Int) -> Int {
+    (BundleTar.blockSize - count % BundleTar.blockSize) % BundleTar.blockSize
+  }
+
+  func append(_ bytes: UnsafeRawBufferPointer) throws(BundleIOError) {
+    guard var source = bytes.baseAddress else { return }
+    var left = bytes.count
+    while left > 0 {
+      let step = min(left, buffer.capacity - filled)
+      (buffer.pointer + filled).copyMemory(from: source, byteCount: step)
+      filled += step
+      source += step
+      left -= step
+      if filled == buffer.capacity { try flush() }
+    }
+  }
+
+  func append(_ bytes: [UInt8]) throws(BundleIOError) {
+    let outcome: Result<Void, BundleIOError> = bytes.withUnsafeBytes { raw in
+      do throws(BundleIOError) {
+        return .success(try append(raw))
+      } catch {
+        return .failure(error)
       }
     }
+    try outcome.get()
+  }
+
+  func appendZeros(_ count: Int) throws(BundleIOError) {
+    var left = count
+    while left > 0 {
+      let step = min(left, buffer.capacity - filled)
+      (buffer.pointer + filled).initializeMemory(as: UInt8.self, repeating: 0, count: step)
+      filled += step
+      left -= step
+      if filled == buffer.capacity { try flush() }
+    }
+  }
+
+  /// Writes what the buffer holds.
+  func flush() throws(BundleIOError) {
+    var written = 0
+    while written < filled {
+      let count = pwrite(fd, buffer.pointer + written, filled - written, off_t(fileOffset + written))
+      if count < 0 {
+        if errno == EINTR { continue }
+        // A file system that took O_DIRECT but refuses this write: go on through the cache.
+        if errno == EINVAL, direct, UncachedFile.dropDirect(fd) {
+          direct = false
+          continue
+        }
+        throw BundleIOError(path: path, message: "write failed: \(String(cString: strerror(errno)))")
+      }
+      written += count
+    }
+    fileOffset += filled
+    filled = 0
   }
 }

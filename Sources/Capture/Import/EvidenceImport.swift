@@ -171,26 +171,36 @@ public enum EvidenceImport {
 
 /// Where sealed segments go: kept in memory, or their compressed bytes appended to a spill file
 /// so that only their manifest entries stay in memory.
+///
+/// The spill file is written and later read around the page cache where the file system allows
+/// (``UncachedFile``): its bytes are copied into the bundle once and never needed again, so
+/// caching them only costs fresh pages. Each segment then starts at an aligned offset.
 private struct SegmentSink: Sendable {
   var segments: [SealedSegment] = []
   let spillPath: String?
   private var fd: Int32
+  private var direct = false
   private var offset = 0
+  /// Direct writes need an aligned source; segments are copied here first.
+  private let staging: AlignedBuffer?
 
   init(spillDirectory: String?) throws(EvidenceImportError) {
     guard let spillDirectory else {
       spillPath = nil
       fd = -1
+      staging = nil
       return
     }
     let path = spillDirectory + "/.stella-import-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).spill"
     // O_EXCL | O_NOFOLLOW: never write through a planted file or link.
-    let descriptor = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+    let (descriptor, direct) = UncachedFile.openFile(path, flags: O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC)
     guard descriptor >= 0 else {
       throw .unsealable("cannot create a temporary file in \(spillDirectory): \(String(cString: strerror(errno)))")
     }
     spillPath = path
     fd = descriptor
+    self.direct = direct
+    staging = direct ? AlignedBuffer(capacity: 16 << 20) : nil
   }
 
   mutating func add(_ segment: SealedSegment) throws(EvidenceImportError) {
@@ -198,21 +208,49 @@ private struct SegmentSink: Sendable {
       segments.append(segment)
       return
     }
-    var written = 0
-    while written < bytes.count {
-      let count = bytes.withUnsafeBytes { raw in
-        guard let base = raw.baseAddress else { return 0 }
-        return pwrite(fd, base + written, raw.count - written, off_t(offset + written))
+    if direct, let staging {
+      let padded = UncachedFile.aligned(bytes.count)
+      staging.reserve(padded)
+      bytes.withUnsafeBytes { raw in
+        if let base = raw.baseAddress { staging.pointer.copyMemory(from: base, byteCount: raw.count) }
       }
-      if count < 0 {
-        if errno == EINTR { continue }
-        throw .unsealable("cannot write \(spillPath): \(String(cString: strerror(errno)))")
+      (staging.pointer + bytes.count).initializeMemory(as: UInt8.self, repeating: 0, count: padded - bytes.count)
+      let failure = writeAll(UnsafeRawBufferPointer(start: staging.pointer, count: padded), at: offset)
+      if failure == 0 {
+        segments.append(
+          SealedSegment(
+            entry: segment.entry, data: .uncachedFileRange(path: spillPath, offset: offset, count: bytes.count)))
+        offset += padded
+        return
       }
-      written += count
+      // A file system that takes O_DIRECT at open but refuses the write: go on cached.
+      guard failure == EINVAL, UncachedFile.dropDirect(fd) else { throw writeFailure(failure) }
+      direct = false
     }
+    let failure = bytes.withUnsafeBytes { writeAll($0, at: offset) }
+    guard failure == 0 else { throw writeFailure(failure) }
     segments.append(
       SealedSegment(entry: segment.entry, data: .fileRange(path: spillPath, offset: offset, count: bytes.count)))
     offset += bytes.count
+  }
+
+  /// Writes all of `bytes` at `start`; returns 0, or the `errno` of the write that failed.
+  private func writeAll(_ bytes: UnsafeRawBufferPointer, at start: Int) -> Int32 {
+    guard let base = bytes.baseAddress else { return 0 }
+    var written = 0
+    while written < bytes.count {
+      let count = pwrite(fd, base + written, bytes.count - written, off_t(start + written))
+      if count < 0 {
+        if errno == EINTR { continue }
+        return errno
+      }
+      written += count
+    }
+    return 0
+  }
+
+  private func writeFailure(_ code: Int32) -> EvidenceImportError {
+    .unsealable("cannot write \(spillPath ?? "the spill file"): \(String(cString: strerror(code)))")
   }
 
   /// Closes the spill file once every segment is in it; the bundle writer opens it again by path.

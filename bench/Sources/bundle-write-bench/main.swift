@@ -4,8 +4,8 @@
 //   bundle-write-bench OUT DIR NAME...
 //
 // Each NAME is a member name and DIR/NAME its data, passed as `.fileRange` as the sealer does
-// for blobs on disk. The writer's full path is timed: libarchive ustar writing, fsync and the
-// atomic rename.
+// for blobs on disk. The writer's full path is timed: ustar writing (direct I/O where the file
+// system allows), fsync and the atomic rename.
 import Manifest
 
 #if canImport(Glibc)
