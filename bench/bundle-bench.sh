@@ -18,12 +18,11 @@
 #     vs `openssl dgst -sha256` over the same blob files  -> openssl time / verify time
 #   verify --deep (also decompresses and walks every segment) -> openssl time / deep time
 #   BundleArchiveWriter.write (bench/Sources/bundle-write-bench: ustar, fsync, rename)
-#     vs `bsdtar --format ustar ...` + `sync FILE` (fsync) on the same members, both writing
-#     10240-byte records -> our time / bsdtar time. Ours must reproduce the imported bundle byte
+#     vs `bsdtar --format ustar ...` + `sync FILE` (fsync) on the same members (bsdtar writes
+#     10240-byte records through the page cache, ours 4 MiB direct writes) -> our time / bsdtar time. Ours must reproduce the imported bundle byte
 #     for byte; bsdtar's output is the bundle plus zero padding to its record size (`bsdtar -b 1`,
 #     byte-identical but with 512-byte writes, is timed for information).
-#   `import` (OTLP protobuf parse, re-serialize, frame, zstd -3, hash, sign, write) is timed
-#     once, for information.
+#   `import` (wire check, frame, zstd -3, hash, sign, write) is timed once, for information.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
