@@ -31,7 +31,7 @@ private func hexBytes(_ hex: String) -> [UInt8] {
 }
 
 /// Expects `body` to throw an ImportError and returns it.
-private func importError(_ body: () throws -> Void) -> ImportError? {
+func importError(_ body: () throws -> Void) -> ImportError? {
   do {
     try body()
   } catch let error as ImportError {

@@ -123,7 +123,7 @@ struct OTLPJSONDocumentsTests {
         ]
       }
       """
-    let error = Self.importError { _ = try Self.read(text) }
+    let error = importError { _ = try Self.read(text) }
     #expect(error?.code == .malformedJSON)
     #expect(error?.location == .line(4))
     #expect(error?.column == 23)
@@ -131,7 +131,7 @@ struct OTLPJSONDocumentsTests {
     // The historical refusal of a multi-line document ("line 1, column 2: expected a member
     // name") is gone; a document after a good one is placed by its own lines.
     let second = "{\"resourceSpans\": []}\n{\n  \"resourceSpans\": [],\n  \"x\" 1\n}\n"
-    let after = Self.importError { _ = try Self.read(second) }
+    let after = importError { _ = try Self.read(second) }
     #expect(after?.code == .malformedJSON)
     #expect(after?.location == .line(4))
     #expect(after?.column == 7)
@@ -144,27 +144,14 @@ struct OTLPJSONDocumentsTests {
         {"traceId": "abc"}
       ]}]}]}
       """
-    let idError = Self.importError { _ = try Self.read(badID) }
+    let idError = importError { _ = try Self.read(badID) }
     #expect(idError?.code == .invalidID)
     #expect(idError?.location == .line(2))
-    let garbage = Self.importError { _ = try Self.read("{\n\"resourceSpans\": []\n}\nnot json\n") }
+    let garbage = importError { _ = try Self.read("{\n\"resourceSpans\": []\n}\nnot json\n") }
     #expect(garbage?.code == .malformedJSON)
     #expect(garbage?.location == .line(4))
     #expect(garbage?.column == 1)
-    let unterminated = Self.importError { _ = try Self.read("{\n\"resourceSpans\": [\n") }
+    let unterminated = importError { _ = try Self.read("{\n\"resourceSpans\": [\n") }
     #expect(unterminated?.code == .malformedJSON)
-  }
-
-  static func importError(_ body: () throws -> Void) -> ImportError? {
-    do {
-      try body()
-    } catch let error as ImportError {
-      return error
-    } catch {
-      Issue.record("expected an ImportError, got \(error)")
-      return nil
-    }
-    Issue.record("expected an ImportError, got success")
-    return nil
   }
 }

@@ -33,7 +33,6 @@ extension OTLPFileImporter {
     _ reader: inout BufferedInput<Failure>, emptyRequestSignal: Signal?, maxRecordBytes: Int,
     _ body: (borrowing ImportedRecordView) throws(Failure) -> Void
   ) throws(ImportFailure<Failure>) {
-    let path = reader.source.path
     var signals = FileSignals()
     while true {
       guard try reader.require(1) else { break }
@@ -78,14 +77,22 @@ extension OTLPFileImporter {
           reader.source, at: first.offset, count: first.request.count, candidates: first.candidates,
           hint: "; nothing else in the file tells the signal: give --signal to import such requests"))
     }
-    for waiting in signals.waiting {
-      guard waiting.candidates.contains(emptyRequestSignal) else {
+    try emitWaiting(signals.waiting, as: emptyRequestSignal, reader: reader, body)
+  }
+
+  /// Hands on requests that waited for their file's signal, in file order, as `signal`.
+  private static func emitWaiting<Failure: Error>(
+    _ waiting: [Undecided], as signal: Signal, reader: BufferedInput<Failure>,
+    _ body: (borrowing ImportedRecordView) throws(Failure) -> Void
+  ) throws(ImportFailure<Failure>) {
+    for request in waiting {
+      guard request.candidates.contains(signal) else {
         throw .input(
           undecided(
-            reader.source, at: waiting.offset, count: waiting.request.count, candidates: waiting.candidates,
+            reader.source, at: request.offset, count: request.request.count, candidates: request.candidates,
             hint: "; nothing else in the file tells the signal: give --signal to import such requests"))
       }
-      try emit(waiting.request, signal: emptyRequestSignal, at: waiting.offset, path: path, body)
+      try emit(request.request, signal: signal, at: request.offset, path: reader.source.path, body)
     }
   }
 
@@ -131,15 +138,7 @@ extension OTLPFileImporter {
       // Requests that waited for this one take its signal, in file order before it.
       let waiting = signals.waiting
       signals.waiting = []
-      for request in waiting {
-        guard request.candidates.contains(only) else {
-          throw .input(
-            undecided(
-              reader.source, at: request.offset, count: request.request.count, candidates: request.candidates,
-              hint: "; nothing else in the file tells the signal: give --signal to import such requests"))
-        }
-        try emit(request.request, signal: only, at: request.offset, path: path, body)
-      }
+      try emitWaiting(waiting, as: only, reader: reader, body)
       try emit(message, signal: only, at: offset, path: path, times: timesBySignal[0], body)
       return
     }
