@@ -89,13 +89,27 @@ public enum SegmentSealer {
     _ segment: [UInt8], header: SegmentHeader, recordCount: UInt64, firstSeq: UInt64, lastSeq: UInt64,
     times: OTLPTimeSummary, limits: VerificationLimits = .init()
   ) throws(SealError) -> SealedSegment {
+    var compressed: [UInt8] = []
+    let (entry, count) = try sealFramed(
+      segment, header: header, recordCount: recordCount, firstSeq: firstSeq, lastSeq: lastSeq, times: times,
+      limits: limits, reusing: &compressed)
+    compressed.removeSubrange(count...)
+    return SealedSegment(entry: entry, data: .bytes(compressed))
+  }
+
+  /// The same, compressing into `output`, whose storage is reused from call to call (a fresh
+  /// buffer per segment costs a page fault per 4 KiB written): the blob is `output[..<count]`.
+  public static func sealFramed(
+    _ segment: [UInt8], header: SegmentHeader, recordCount: UInt64, firstSeq: UInt64, lastSeq: UInt64,
+    times: OTLPTimeSummary, limits: VerificationLimits = .init(), reusing output: inout [UInt8]
+  ) throws(SealError) -> (entry: BlobEntry, count: Int) {
     guard recordCount >= 1, lastSeq >= firstSeq, lastSeq - firstSeq == recordCount - 1 else {
       throw SealError("segment of \(recordCount) records cannot span seqs \(firstSeq)...\(lastSeq)")
     }
-    var compressed: [UInt8]
+    var count: Int
     do {
-      compressed = try Zstd.compress(segment)
-      if UInt64(segment.count) > limits.maxRatio * UInt64(compressed.count) {
+      count = try Zstd.compress(segment, into: &output)
+      if UInt64(segment.count) > limits.maxRatio * UInt64(count) {
         // Repetitive telemetry (the same request over and over) compresses better than the
         // 128× a verifier accepts, and a blob must never fail verification. Store the last
         // size/128 bytes raw in a second frame: the ratio is then below 128 whatever level 3
@@ -103,25 +117,28 @@ public enum SegmentSealer {
         let rawCount = min(segment.count, segment.count / Int(limits.maxRatio) + 1)
         let split = segment.count - rawCount
         let head = split > 0 ? try Zstd.compress(Array(segment[..<split])) : []
-        compressed = head + Zstd.storedFrame(segment[split...])
+        output = head + Zstd.storedFrame(segment[split...])
+        count = output.count
       }
     } catch {
       throw SealError("compressing segment: \(error)")
     }
     guard UInt64(segment.count) <= limits.maxUncompressedSize,
-      UInt64(segment.count) <= limits.maxRatio * UInt64(compressed.count)
+      UInt64(segment.count) <= limits.maxRatio * UInt64(count)
     else {
       throw SealError(
         "segment of \(segment.count) bytes exceeds the blob limits (\(limits.maxUncompressedSize) bytes, ratio \(limits.maxRatio)); use smaller segments"
       )
     }
+    var hasher = SHA256Hasher()
+    output.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
     let (firstTime, lastTime) = times.range
     let entry = BlobEntry(
-      sha256: SHA256Digest.hex(of: compressed), size: UInt64(compressed.count),
+      sha256: Hex.encode(hasher.finalize()), size: UInt64(count),
       uncompressedSize: UInt64(segment.count), signal: header.signal, tenant: header.tenant,
       node: header.node, recordCount: recordCount, firstSeq: firstSeq, lastSeq: lastSeq,
       firstTimeUnixNano: firstTime, lastTimeUnixNano: lastTime)
-    return SealedSegment(entry: entry, data: .bytes(compressed))
+    return (entry, count)
   }
 }
 

@@ -49,25 +49,32 @@ public enum Zstd {
 
   /// One frame at level 3 with the content size and checksum, single-threaded, as writers must use.
   public static func compress(_ input: [UInt8]) throws(ZstdError) -> [UInt8] {
+    var output: [UInt8] = []
+    let count = try compress(input, into: &output)
+    output.removeSubrange(count...)
+    return output
+  }
+
+  /// The same frame written into `output`, whose storage is reused from call to call (it grows
+  /// to the compression bound when smaller); returns how many of its first bytes are the frame.
+  public static func compress(_ input: [UInt8], into output: inout [UInt8]) throws(ZstdError) -> Int {
     let context = try CompressionContextPool.shared.take()
     defer { CompressionContextPool.shared.give(context) }
-    let capacity = ZSTD_compressBound(input.count)
-    // Uninitialized: zeroing the whole bound (a segment's size) would touch, and so fault in,
-    // pages that compression never writes.
-    var failure: ZstdError?
-    let output = [UInt8](unsafeUninitializedCapacity: capacity) { buffer, initialized in
-      let written = input.withUnsafeBytes { inp in
-        ZSTD_compress2(context.pointer, buffer.baseAddress, buffer.count, inp.baseAddress, inp.count)
-      }
-      if ZSTD_isError(written) != 0 {
-        failure = ZstdError(kind: .library, message: "zstd: \(String(cString: ZSTD_getErrorName(written)))")
-        initialized = 0
-      } else {
-        initialized = written
+    let bound = ZSTD_compressBound(input.count)
+    if output.count < bound {
+      // Not zeroed: that would touch, and so fault in, pages compression never writes. Only the
+      // bytes zstd writes are ever read (`output[..<count]`).
+      output = [UInt8](unsafeUninitializedCapacity: bound) { _, initialized in initialized = bound }
+    }
+    let written = output.withUnsafeMutableBytes { out in
+      input.withUnsafeBytes { inp in
+        ZSTD_compress2(context.pointer, out.baseAddress, out.count, inp.baseAddress, inp.count)
       }
     }
-    if let failure { throw failure }
-    return output
+    if ZSTD_isError(written) != 0 {
+      throw ZstdError(kind: .library, message: "zstd: \(String(cString: ZSTD_getErrorName(written)))")
+    }
+    return written
   }
 
   /// A frame that stores `content` uncompressed in raw blocks, with its content size.

@@ -203,23 +203,23 @@ private struct SegmentSink: Sendable {
     staging = direct ? AlignedBuffer(capacity: 16 << 20) : nil
   }
 
-  mutating func add(_ segment: SealedSegment) throws(EvidenceImportError) {
-    guard let spillPath, case .bytes(let bytes) = segment.data else {
-      segments.append(segment)
+  /// Adds the segment described by `entry` whose blob is `output[..<count]`.
+  mutating func add(_ entry: BlobEntry, blob output: [UInt8], count: Int) throws(EvidenceImportError) {
+    guard let spillPath else {
+      segments.append(SealedSegment(entry: entry, data: .bytes(Array(output[..<count]))))
       return
     }
     if direct, let staging {
-      let padded = UncachedFile.aligned(bytes.count)
+      let padded = UncachedFile.aligned(count)
       staging.reserve(padded)
-      bytes.withUnsafeBytes { raw in
-        if let base = raw.baseAddress { staging.pointer.copyMemory(from: base, byteCount: raw.count) }
+      output.withUnsafeBytes { raw in
+        if let base = raw.baseAddress { staging.pointer.copyMemory(from: base, byteCount: count) }
       }
-      (staging.pointer + bytes.count).initializeMemory(as: UInt8.self, repeating: 0, count: padded - bytes.count)
+      (staging.pointer + count).initializeMemory(as: UInt8.self, repeating: 0, count: padded - count)
       let failure = writeAll(UnsafeRawBufferPointer(start: staging.pointer, count: padded), at: offset)
       if failure == 0 {
         segments.append(
-          SealedSegment(
-            entry: segment.entry, data: .uncachedFileRange(path: spillPath, offset: offset, count: bytes.count)))
+          SealedSegment(entry: entry, data: .uncachedFileRange(path: spillPath, offset: offset, count: count)))
         offset += padded
         return
       }
@@ -227,11 +227,10 @@ private struct SegmentSink: Sendable {
       guard failure == EINVAL, UncachedFile.dropDirect(fd) else { throw writeFailure(failure) }
       direct = false
     }
-    let failure = bytes.withUnsafeBytes { writeAll($0, at: offset) }
+    let failure = output.withUnsafeBytes { writeAll(UnsafeRawBufferPointer(rebasing: $0[..<count]), at: offset) }
     guard failure == 0 else { throw writeFailure(failure) }
-    segments.append(
-      SealedSegment(entry: segment.entry, data: .fileRange(path: spillPath, offset: offset, count: bytes.count)))
-    offset += bytes.count
+    segments.append(SealedSegment(entry: entry, data: .fileRange(path: spillPath, offset: offset, count: count)))
+    offset += count
   }
 
   /// Writes all of `bytes` at `start`; returns 0, or the `errno` of the write that failed.
@@ -343,11 +342,13 @@ private struct SealJob: Sendable {
   var limits: VerificationLimits
   var firstSource: ImportSource?
 
-  func seal() throws(EvidenceImportError) -> SealedSegment {
+  /// Compresses and hashes the segment into `output` (reused storage); the blob is its first
+  /// `count` bytes.
+  func seal(into output: inout [UInt8]) throws(EvidenceImportError) -> (entry: BlobEntry, count: Int) {
     do {
       return try SegmentSealer.sealFramed(
         framed, header: header, recordCount: recordCount, firstSeq: firstSeq, lastSeq: lastSeq, times: times,
-        limits: limits)
+        limits: limits, reusing: &output)
     } catch {
       let source = firstSource?.description ?? "input"
       throw .unsealable("\(source): cannot seal \(header.signal.rawValue) records: \(error)")
@@ -369,8 +370,10 @@ private final class SegmentSealQueue: Sendable {
   private struct State: Sendable {
     var sink: SegmentSink
     var failure: EvidenceImportError?
-    /// Results sealed ahead of an earlier segment, by submission number.
-    var sealedAhead: [Int: SealedSegment] = [:]
+    /// Blobs sealed ahead of an earlier segment, by submission number.
+    var sealedAhead: [Int: (entry: BlobEntry, blob: [UInt8], count: Int)] = [:]
+    /// Compression outputs to reuse, like the framed buffers.
+    var spareOutputs: [[UInt8]] = []
     var nextToSink = 0
     var submitted = 0
     var spareBuffers: [[UInt8]] = []
@@ -415,9 +418,10 @@ private final class SegmentSealQueue: Sendable {
       defer { slots.signal() }
       guard var job = state.withLock({ $0.queuedJobs.removeValue(forKey: number) }) else { return }
       guard state.withLock({ $0.failure == nil }) else { return }
-      let outcome: Result<SealedSegment, EvidenceImportError>
+      var blob = state.withLock { $0.spareOutputs.popLast() } ?? []
+      let outcome: Result<(entry: BlobEntry, count: Int), EvidenceImportError>
       do throws(EvidenceImportError) {
-        outcome = .success(try job.seal())
+        outcome = .success(try job.seal(into: &blob))
       } catch {
         outcome = .failure(error)
       }
@@ -427,9 +431,15 @@ private final class SegmentSealQueue: Sendable {
       state.withLock { state in
         state.spareBuffers.append(buffer)
         do throws(EvidenceImportError) {
-          state.sealedAhead[number] = try outcome.get()
+          let sealed = try outcome.get()
+          // Moved, not copied: another sealer may take it from the spares before this returns,
+          // and a second reference would make it copy 32 MiB on write.
+          var taken: [UInt8] = []
+          swap(&taken, &blob)
+          state.sealedAhead[number] = (sealed.entry, taken, sealed.count)
           while let next = state.sealedAhead.removeValue(forKey: state.nextToSink) {
-            try state.sink.add(next)
+            try state.sink.add(next.entry, blob: next.blob, count: next.count)
+            state.spareOutputs.append(next.blob)
             state.nextToSink += 1
           }
         } catch {
