@@ -67,62 +67,54 @@ public enum BundleArchiveWriter {
     throws(BundleIOError)
   {
     let output = TarOutput(fd: fd, path: path)
+    // One read buffer for every member copied from a file.
+    let chunk = AlignedBuffer(capacity: 4 << 20)
     for member in members {
-      guard let header = BundleTar.canonicalHeader(name: member.name, size: UInt64(member.data.count)) else {
-        throw BundleIOError(
-          path: path, message: "member \(member.name) (\(member.data.count) bytes) does not fit a ustar header")
+      let size = member.data.count
+      guard let header = BundleTar.canonicalHeader(name: member.name, size: UInt64(size)) else {
+        throw BundleIOError(path: path, message: "member \(member.name) (\(size) bytes) does not fit a ustar header")
       }
       try output.append(header)
-      try writeData(member, into: output)
-      try output.appendZeros(TarOutput.padding(after: member.data.count))
+      switch member.data {
+      case .bytes(let bytes):
+        try output.append(bytes)
+      case .uncachedFileRange(let sourcePath, let offset, let count):
+        if try !copyUncached(sourcePath, offset: offset, count: count, into: output, chunk: chunk) {
+          try copyCached(sourcePath, offset: offset, count: count, into: output, chunk: chunk)
+        }
+      case .fileRange(let sourcePath, let offset, let count):
+        try copyCached(sourcePath, offset: offset, count: count, into: output, chunk: chunk)
+      }
+      try output.appendZeros(BundleTar.paddedSize(size) - size)
     }
     // The end marker: exactly two zero blocks (§2.1), no padding to a record.
     try output.appendZeros(2 * BundleTar.blockSize)
     try output.flush()
   }
 
-  private static func writeData(_ member: (name: String, data: MemberData), into output: TarOutput)
-    throws(BundleIOError)
-  {
-    let put = { (bytes: UnsafeRawBufferPointer) throws(BundleIOError) in try output.append(bytes) }
-    switch member.data {
-    case .bytes(let bytes):
-      try output.append(bytes)
-    case .uncachedFileRange(let sourcePath, let offset, let count):
-      if try copyUncached(sourcePath, offset: offset, count: count, put: put) { return }
-      try copyCached(sourcePath, offset: offset, count: count, put: put)
-    case .fileRange(let sourcePath, let offset, let count):
-      try copyCached(sourcePath, offset: offset, count: count, put: put)
-    }
-  }
-
   private static func copyCached(
-    _ sourcePath: String, offset: Int, count: Int, put: (UnsafeRawBufferPointer) throws(BundleIOError) -> Void
+    _ sourcePath: String, offset: Int, count: Int, into output: TarOutput, chunk: AlignedBuffer
   ) throws(BundleIOError) {
     let source = try FileByteSource(path: sourcePath)
-    let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
-    defer { chunk.deallocate() }
     var done = 0
     while done < count {
-      let step = min(chunk.count, count - done)
-      let slice = UnsafeMutableRawBufferPointer(rebasing: chunk[0..<step])
+      let slice = UnsafeMutableRawBufferPointer(start: chunk.pointer, count: min(chunk.capacity, count - done))
       try source.read(into: slice, at: offset + done)
-      try put(UnsafeRawBufferPointer(slice))
-      done += step
+      try output.append(UnsafeRawBufferPointer(slice))
+      done += slice.count
     }
   }
 
   /// Copies an aligned range with direct reads; `false` when the file cannot be read that way
   /// (then nothing was copied and the caller reads it through the cache).
   private static func copyUncached(
-    _ sourcePath: String, offset: Int, count: Int, put: (UnsafeRawBufferPointer) throws(BundleIOError) -> Void
+    _ sourcePath: String, offset: Int, count: Int, into output: TarOutput, chunk: AlignedBuffer
   ) throws(BundleIOError) -> Bool {
     guard offset % UncachedFile.alignment == 0 else { return false }
-    let (fd, direct) = UncachedFile.openFile(sourcePath, flags: O_RDONLY | O_CLOEXEC)
+    let fd = open(sourcePath, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { throw BundleIOError(path: sourcePath, message: String(cString: strerror(errno))) }
     defer { close(fd) }
-    guard direct else { return false }
-    let chunk = AlignedBuffer(capacity: 4 << 20)
+    guard UncachedFile.makeDirect(fd) else { return false }
     var done = 0
     while done < count {
       // Whole aligned blocks are read; the file was padded to them when written.
@@ -137,7 +129,7 @@ public enum BundleArchiveWriter {
       guard usable > 0 else {
         throw BundleIOError(path: sourcePath, message: "ends \(count - done) bytes before its member does")
       }
-      try put(UnsafeRawBufferPointer(start: chunk.pointer, count: usable))
+      try output.append(UnsafeRawBufferPointer(start: chunk.pointer, count: usable))
       done += usable
     }
     return true
@@ -160,11 +152,6 @@ private final class TarOutput {
     self.fd = fd
     self.path = path
     direct = UncachedFile.makeDirect(fd)
-  }
-
-  /// Zero bytes that follow `count` bytes of member data up to the next block.
-  static func padding(after count: Int) -> Int {
-    (BundleTar.blockSize - count % BundleTar.blockSize) % BundleTar.blockSize
   }
 
   func append(_ bytes: UnsafeRawBufferPointer) throws(BundleIOError) {

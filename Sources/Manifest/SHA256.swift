@@ -57,6 +57,13 @@ public enum SHA256Digest {
     Hex.encode(of(bytes))
   }
 
+  /// The lowercase hex digest of the bytes in `buffer`.
+  public static func hex(of buffer: UnsafeRawBufferPointer) -> String {
+    var hasher = SHA256Hasher()
+    hasher.update(buffer)
+    return Hex.encode(hasher.finalize())
+  }
+
   /// The lowercase hex digest of `count` bytes of `source` from `offset`, read in 4 MiB chunks so
   /// memory stays flat whatever the size (blobs being verified, whole bundle files).
   public static func hex(of source: borrowing some ByteSource & ~Copyable, offset: Int, count: Int)

@@ -130,11 +130,10 @@ public enum SegmentSealer {
         "segment of \(segment.count) bytes exceeds the blob limits (\(limits.maxUncompressedSize) bytes, ratio \(limits.maxRatio)); use smaller segments"
       )
     }
-    var hasher = SHA256Hasher()
-    output.withUnsafeBytes { hasher.update(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
+    let digest = output.withUnsafeBytes { SHA256Digest.hex(of: UnsafeRawBufferPointer(rebasing: $0[..<count])) }
     let (firstTime, lastTime) = times.range
     let entry = BlobEntry(
-      sha256: Hex.encode(hasher.finalize()), size: UInt64(count),
+      sha256: digest, size: UInt64(count),
       uncompressedSize: UInt64(segment.count), signal: header.signal, tenant: header.tenant,
       node: header.node, recordCount: recordCount, firstSeq: firstSeq, lastSeq: lastSeq,
       firstTimeUnixNano: firstTime, lastTimeUnixNano: lastTime)

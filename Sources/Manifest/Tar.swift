@@ -25,6 +25,11 @@ public enum BundleTar {
     return header
   }
 
+  /// `size` rounded up to whole blocks: a member's data and its zero padding.
+  public static func paddedSize(_ size: Int) -> Int {
+    (size + blockSize - 1) / blockSize * blockSize
+  }
+
   static func octal(_ value: UInt64, digits: Int) -> String {
     let text = String(value, radix: 8)
     return String(repeating: "0", count: max(0, digits - text.count)) + text
@@ -150,7 +155,7 @@ public struct TarStructureChecker {
         throw Finding(
           .limitMemberSize, "member \"\(member.name)\" is \(member.size) bytes, over the limit of \(sizeLimit)")
       }
-      let padded = (member.size + BundleTar.blockSize - 1) / BundleTar.blockSize * BundleTar.blockSize
+      let padded = BundleTar.paddedSize(member.size)
       guard total - member.dataOffset >= padded else {
         throw Finding(.tarTruncated, "member \"\(member.name)\" data runs past the end of the archive")
       }

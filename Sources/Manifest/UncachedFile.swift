@@ -12,7 +12,7 @@
 /// write path ran at about 300 MB/s against 1.8 GB/s direct. Direct I/O needs the buffer, the
 /// file offset and the length aligned to the device's block; ``alignment`` covers every common
 /// block size, and each piece written is padded to it. Where a file system refuses direct I/O
-/// (`EINVAL`, as tmpfs does), the file is used through the page cache instead.
+/// (`EINVAL`, as older tmpfs does), the file is used through the page cache instead.
 public enum UncachedFile {
   /// Offset, length and buffer alignment of direct I/O.
   public static let alignment = 4096
@@ -30,19 +30,8 @@ public enum UncachedFile {
     (count + alignment - 1) & ~(alignment - 1)
   }
 
-  /// Opens `path` with `flags | O_DIRECT`, or with `flags` alone where direct I/O is refused.
-  /// - Returns: the descriptor (negative on failure, `errno` set) and whether it is direct.
-  public static func openFile(_ path: String, flags: Int32, mode: UInt32 = 0o600) -> (fd: Int32, direct: Bool) {
-    #if os(Linux)
-      let direct = open(path, flags | directFlag, mode)
-      if direct >= 0 { return (direct, true) }
-      guard errno == EINVAL else { return (direct, false) }
-    #endif
-    // Only the direct flag was refused (EINVAL comes before O_EXCL creates anything).
-    return (open(path, flags, mode), false)
-  }
-
-  /// Turns direct I/O on for `fd`; `false` where the file system refuses it.
+  /// Turns direct I/O on for an open `fd`; `false` where the file system refuses it. Set after
+  /// `open`, not as an `open` flag: a refused `O_CREAT | O_DIRECT` can leave the file created.
   public static func makeDirect(_ fd: Int32) -> Bool {
     #if os(Linux)
       let flags = fcntl(fd, F_GETFL)

@@ -120,7 +120,7 @@ public enum EvidenceImport {
                 header: SegmentHeader(signal: record.signal, tenant: tenant, node: nodeID),
                 buffer: sealer.takeBuffer())
             if !stream.fits(record.request.count, maxBytes: options.maxSegmentBytes) {
-              try sealer.submit(stream.takeFull(limits: limits, nextBuffer: sealer.takeBuffer()))
+              try sealer.submitFull(&stream, limits: limits, continuing: true)
             }
             try stream.add(record, limits: limits)
             streams[record.signal] = stream
@@ -135,7 +135,7 @@ public enum EvidenceImport {
       }
       for signal in Signal.allCases {
         guard var stream = streams[signal], stream.recordCount > 0 else { continue }
-        try sealer.submit(stream.takeFull(limits: limits, nextBuffer: []))
+        try sealer.submitFull(&stream, limits: limits, continuing: false)
       }
       let sink = try sealer.finish()
       let digest = Hex.encode(evidenceDigest.finalize())
@@ -179,10 +179,10 @@ private struct SegmentSink: Sendable {
   var segments: [SealedSegment] = []
   let spillPath: String?
   private var fd: Int32
-  private var direct = false
   private var offset = 0
-  /// Direct writes need an aligned source; segments are copied here first.
-  private let staging: AlignedBuffer?
+  /// Where segments are copied for direct writes (which need an aligned source); `nil` when the
+  /// spill file is written through the page cache.
+  private var staging: AlignedBuffer?
 
   init(spillDirectory: String?) throws(EvidenceImportError) {
     guard let spillDirectory else {
@@ -193,14 +193,13 @@ private struct SegmentSink: Sendable {
     }
     let path = spillDirectory + "/.stella-import-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).spill"
     // O_EXCL | O_NOFOLLOW: never write through a planted file or link.
-    let (descriptor, direct) = UncachedFile.openFile(path, flags: O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC)
+    let descriptor = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
     guard descriptor >= 0 else {
       throw .unsealable("cannot create a temporary file in \(spillDirectory): \(String(cString: strerror(errno)))")
     }
     spillPath = path
     fd = descriptor
-    self.direct = direct
-    staging = direct ? AlignedBuffer(capacity: 16 << 20) : nil
+    staging = UncachedFile.makeDirect(descriptor) ? AlignedBuffer(capacity: 16 << 20) : nil
   }
 
   /// Adds the segment described by `entry` whose blob is `output[..<count]`.
@@ -209,7 +208,7 @@ private struct SegmentSink: Sendable {
       segments.append(SealedSegment(entry: entry, data: .bytes(Array(output[..<count]))))
       return
     }
-    if direct, let staging {
+    if let staging {
       let padded = UncachedFile.aligned(count)
       staging.reserve(padded)
       output.withUnsafeBytes { raw in
@@ -225,7 +224,7 @@ private struct SegmentSink: Sendable {
       }
       // A file system that takes O_DIRECT at open but refuses the write: go on cached.
       guard failure == EINVAL, UncachedFile.dropDirect(fd) else { throw writeFailure(failure) }
-      direct = false
+      self.staging = nil
     }
     let failure = output.withUnsafeBytes { writeAll(UnsafeRawBufferPointer(rebasing: $0[..<count]), at: offset) }
     guard failure == 0 else { throw writeFailure(failure) }
@@ -402,11 +401,16 @@ private final class SegmentSealQueue: Sendable {
     return buffer
   }
 
-  /// Queues `job`, waiting while ``concurrentSeals`` segments are still being sealed.
+  /// Queues `stream`'s full segment, waiting while ``concurrentSeals`` segments are still being
+  /// sealed; with `continuing`, the stream goes on in a buffer taken once a slot is free, which is
+  /// the buffer of the segment that just finished (so three buffers serve one stream).
   /// - Throws: the failure of an earlier segment, if one failed.
-  func submit(_ job: consuming SealJob) throws(EvidenceImportError) {
+  func submitFull(_ stream: inout PendingSegment, limits: VerificationLimits, continuing: Bool)
+    throws(EvidenceImportError)
+  {
     if let failure = state.withLock({ $0.failure }) { throw failure }
     slots.wait()
+    let job = stream.takeFull(limits: limits, nextBuffer: continuing ? takeBuffer() : [])
     // The job travels through the state, not the closure, so that the sealing thread holds the
     // only reference to its buffer and can empty it in place for reuse.
     let number = state.withLock { state in
