@@ -53,19 +53,30 @@ class Received:
 
 @dataclasses.dataclass
 class Behaviour:
-    """How a sink answers: the n-th request (from 0) can get a status; requests can be slowed."""
+    """How a sink answers: the n-th request (from 0) can get a status, or the n-th request of one
+    signal (`signal_statuses`, which replay's parallel streams cannot reorder); requests can be
+    slowed."""
 
     statuses: dict[int, tuple[int, dict]] = dataclasses.field(default_factory=dict)
+    signal_statuses: dict[str, dict[int, tuple]] = dataclasses.field(default_factory=dict)
     delay: float = 0.0
+
+    def status_for(self, attempt: int, signal: str | None, signal_attempt: int):
+        """The status the sink gives this attempt, `None` for success."""
+        if attempt in self.statuses:
+            return self.statuses[attempt]
+        return self.signal_statuses.get(signal or "", {}).get(signal_attempt)
 
 
 class HTTPSink:
-    """OTLP/HTTP on http.server, HTTP/1.1 keep-alive, one request at a time."""
+    """OTLP/HTTP on http.server, HTTP/1.1 keep-alive, a thread per connection (replay sends
+    several streams at once, each on its own connection, as real receivers serve them)."""
 
     def __init__(self, behaviour: Behaviour | None = None) -> None:
         self.behaviour = behaviour or Behaviour()
         self.received: list[Received] = []
         self.attempts = 0
+        self.signal_attempts: dict[str, int] = {}
         self.connections = 0
         self.lock = threading.Lock()
         sink = self
@@ -79,13 +90,15 @@ class HTTPSink:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
+                signal = PATH_SIGNALS.get(self.path)
                 with sink.lock:
                     attempt = sink.attempts
                     sink.attempts += 1
+                    signal_attempt = sink.signal_attempts.get(signal or "", 0)
+                    sink.signal_attempts[signal or ""] = signal_attempt + 1
                 if sink.behaviour.delay:
                     time.sleep(sink.behaviour.delay)
-                status, headers = sink.behaviour.statuses.get(attempt, (200, {}))
-                signal = PATH_SIGNALS.get(self.path)
+                status, headers = sink.behaviour.status_for(attempt, signal, signal_attempt) or (200, {})
                 if status == 200 and signal is None:
                     status = 404
                 if status == 200:
@@ -100,7 +113,9 @@ class HTTPSink:
                 self.end_headers()
                 self.wfile.write(reply)
 
-        class Server(http.server.HTTPServer):
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True
+
             def get_request(self):
                 connection = super().get_request()
                 with sink.lock:
@@ -131,6 +146,7 @@ class GRPCSink:
         self.behaviour = behaviour or Behaviour()
         self.received: list[Received] = []
         self.attempts = 0
+        self.signal_attempts: dict[str, int] = {}
         self.lock = threading.Lock()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
         handlers = []
@@ -155,9 +171,11 @@ class GRPCSink:
             with self.lock:
                 attempt = self.attempts
                 self.attempts += 1
+                signal_attempt = self.signal_attempts.get(signal, 0)
+                self.signal_attempts[signal] = signal_attempt + 1
             if self.behaviour.delay:
                 time.sleep(self.behaviour.delay)
-            code = self.behaviour.statuses.get(attempt)
+            code = self.behaviour.status_for(attempt, signal, signal_attempt)
             if code is not None:
                 context.abort(code[0], "sink says no")
             with self.lock:

@@ -233,25 +233,53 @@ def test_grpc_unavailable_is_retried(stella, keys, generated):
 def test_permanent_rejection_stops_with_exit_3_naming_stream_and_seq(stella, keys, generated, protocol):
     status = (grpc.StatusCode.INVALID_ARGUMENT,) if protocol == "grpc" else (400, {})
     with sink_for(protocol, Behaviour(statuses={2: status})) as sink:
-        result = replay(stella, generated, keys[1], sink.endpoint, "--protocol", protocol, "--json")
+        result = replay(stella, generated, keys[1], sink.endpoint, "--protocol", protocol, "--connections", "1", "--json")
     assert result.returncode == 3, result.describe()
     summary = json.loads(result.stdout)
     assert summary["result"] == "failed" and summary["code"] == "REJECTED_PERMANENTLY"
     assert summary["recordsSent"] == 2 == len(sink.received)
-    # Records of import bundles have no arrival time, so at max speed streams go one after
+    # Records of import bundles have no arrival time, so on one connection streams go one after
     # another in stream order: the third request is traces seq 2.
     assert summary["failedStream"] == {"node": "import", "signal": "traces", "tenant": "default"}
     assert summary["failedSeq"] == "2"
     assert "stream import/traces/default seq 2" in result.stderr
 
 
-def test_exhausted_retries_exit_3(stella, keys, generated):
-    behaviour = Behaviour(statuses={n: (503, {"Retry-After": "0"}) for n in range(10)})
+@pytest.mark.parametrize("protocol", ["http/protobuf", "grpc"])
+def test_a_refusal_in_one_stream_stops_every_stream_and_nothing_overtakes_it(stella, keys, generated, protocol):
+    """Streams go out at once (the default); a refused record is never overtaken in its stream,
+    and once it is refused no stream starts another request."""
+    status = (grpc.StatusCode.INVALID_ARGUMENT,) if protocol == "grpc" else (400, {})
+    with sink_for(protocol, Behaviour(signal_statuses={"logs": {3: status}}, delay=0.02)) as sink:
+        result = replay(stella, generated, keys[1], sink.endpoint, "--protocol", protocol, "--json")
+    assert result.returncode == 3, result.describe()
+    summary = json.loads(result.stdout)
+    assert summary["code"] == "REJECTED_PERMANENTLY"
+    assert summary["failedStream"] == {"node": "import", "signal": "logs", "tenant": "default"}
+    assert summary["failedSeq"] == "3"
+    assert summary["recordsSent"] == len(sink.received)
+    streams = bundle_streams(bl.read_bundle(generated))
+    assert sorted(key[1] for key in streams) == ["logs", "metrics", "traces"], "one stream per signal"
+    for key, records in streams.items():
+        got = [item.body for item in sink.received if item.signal == key[1]]
+        # What arrived of each stream is its first records, in order, and no more.
+        assert got == [record.raw for record in records[: len(got)]], key
+    assert len([item for item in sink.received if item.signal == "logs"]) == 3
+    # The other streams stopped once the refusal was known: some of their records never went.
+    assert len(sink.received) < sum(len(records) for records in streams.values()) - 1
+
+
+@pytest.mark.parametrize("connections", ["1", "4"])
+def test_exhausted_retries_exit_3(stella, keys, generated, connections):
+    behaviour = Behaviour(statuses={n: (503, {"Retry-After": "0"}) for n in range(30)})
     with HTTPSink(behaviour) as sink:
-        result = replay(stella, generated, keys[1], sink.endpoint, "--max-attempts", "3")
+        result = replay(stella, generated, keys[1], sink.endpoint, "--max-attempts", "3", "--connections", connections)
     assert result.returncode == 3, result.describe()
     assert "gave up after 3 attempts" in result.stderr
-    assert sink.attempts == 3 and not sink.received
+    assert not sink.received
+    # One connection: exactly the three attempts. Three streams at once: each stops at its third
+    # attempt at most.
+    assert sink.attempts == 3 if connections == "1" else 3 <= sink.attempts <= 9
 
 
 def test_speed_keeps_recorded_spacing_scaled(stella, keys, tmp_path):

@@ -35,7 +35,8 @@ def test_sigkill_at_random_points_then_resume_loses_nothing(stella, stella_bin, 
 
     checkpoint = tmp_path / "replay.checkpoint"
     rng = random.Random(20261125)
-    behaviour = Behaviour(delay=0.01)
+    # Three streams go out at once, so each request is slowed enough for ten kills to land.
+    behaviour = Behaviour(delay=0.03)
     sink = GRPCSink(behaviour) if protocol == "grpc" else HTTPSink(behaviour)
     argv = [
         stella_bin, "replay", bundle_path, "--trusted-key", keys[1], "--endpoint", sink.endpoint,
@@ -72,7 +73,8 @@ def test_sigkill_at_random_points_then_resume_loses_nothing(stella, stella_bin, 
     missing = set(identity.values()) - set(counts)
     assert not missing, f"{len(missing)} records never arrived"
     duplicates = sum(count - 1 for count in counts.values())
-    assert duplicates <= kills * BATCH, f"{duplicates} duplicates for {kills} kills of batches of {BATCH}"
+    # A kill can cost each stream the batch it had not checkpointed yet.
+    assert duplicates <= kills * BATCH * len(streams), f"{duplicates} duplicates for {kills} kills of batches of {BATCH}"
     # Each stream's records arrive in seq order; a restart may go back, but by less than one batch.
     for key, records in streams.items():
         seqs = [seq for stream_key, seq in arrived if stream_key == key]
@@ -123,13 +125,15 @@ def test_after_a_permanent_rejection_a_rerun_resumes_at_the_refused_record(stell
     traces = streams[("import", "traces", "default")]
     checkpoint = tmp_path / "c.json"
     args = ["replay", bundle_path, "--trusted-key", keys[1], "--checkpoint", checkpoint, "--batch-records", "50"]
-    with HTTPSink(Behaviour(statuses={2: (400, {})})) as refusing:
+    with HTTPSink(Behaviour(signal_statuses={"traces": {2: (400, {})}})) as refusing:
         first = stella.run(*args, "--endpoint", refusing.endpoint)
     assert first.returncode == 3, first.describe()
-    assert len(refusing.received) == 2
+    assert [item.body for item in refusing.received if item.signal == "traces"] == [traces[0].raw, traces[1].raw]
     with HTTPSink() as healthy:
         second = stella.run(*args, "--endpoint", healthy.endpoint, "--json")
     assert second.returncode == 0, second.describe()
-    assert json.loads(second.stdout)["recordsAlreadyDone"] == 2
-    assert healthy.received[0].body == traces[2].raw, "the refused record is the first one sent again"
-    assert len(healthy.received) == 9 - 2
+    # Every record the first run had acknowledged is skipped, and only those.
+    assert json.loads(second.stdout)["recordsAlreadyDone"] == len(refusing.received)
+    resent_traces = [item.body for item in healthy.received if item.signal == "traces"]
+    assert resent_traces[0] == traces[2].raw, "the refused record is the first of its stream sent again"
+    assert len(healthy.received) == 9 - len(refusing.received)

@@ -93,6 +93,7 @@ public struct ArchivedRecordReader: Sendable {
     var failure: ZstdError?
     let bytes = [UInt8](unsafeUninitializedCapacity: expected + 1) { output, initialized in
       initialized = 0
+      MemoryAdvice.preferHugePages(UnsafeMutableRawBufferPointer(output))
       compressed.withUnsafeBytes { input in
         do throws(ZstdError) {
           initialized = try Zstd.decompress(input, into: UnsafeMutableRawBufferPointer(output))

@@ -1,4 +1,5 @@
 import Manifest
+import Synchronization
 
 /// The wire protocols replay speaks (the OTLP exporter protocol names).
 public enum OTLPProtocol: String, Sendable, CaseIterable {
@@ -40,49 +41,88 @@ struct BatchOutcome: Sendable {
 
 /// Sends archived requests to an endpoint. Implementations keep their connection between calls.
 protocol OTLPExporter: Sendable {
-  /// Sends one archived request of `tenant`'s stream; the tenant travels as
-  /// ``tenantHeader`` (HTTP) or its lowercase form (gRPC metadata), as multi-tenant sinks expect.
-  func export(signal: Signal, tenant: String, request: ArraySlice<UInt8>) async -> ExportOutcome
-  /// Sends `records` in order, one request each, retrying as `retry` says; stops at the first
-  /// record that cannot be delivered.
-  func exportAll(_ records: [PreparedRecord], retry: RetryPolicy) async -> BatchOutcome
+  /// Sends `records` in order, one request each and one at a time, retrying as `retry` says;
+  /// stops at the first record that cannot be delivered, and before any record once `stop` is
+  /// raised. The tenant of each record travels as ``tenantHeader`` (HTTP) or its lowercase form
+  /// (gRPC metadata), as multi-tenant sinks expect.
+  func exportAll(_ records: [PreparedRecord], retry: RetryPolicy, stop: ReplayStop) async -> BatchOutcome
   func close() async
 }
 
-/// The delivery loop shared by the exporters. It runs on the caller's executor (for the HTTP
-/// exporter, its event loop), so consecutive requests need no thread hops in between.
-nonisolated(nonsending) func deliverInOrder(
-  _ records: [PreparedRecord], retry: RetryPolicy,
-  send: (Signal, String, ArraySlice<UInt8>) async -> ExportOutcome
-) async -> BatchOutcome {
+/// Raised when one sending lane failed, so the others start nothing more.
+final class ReplayStop: Sendable {
+  private let raised = Atomic(false)
+
+  init() {}
+
+  var isRaised: Bool { raised.load(ordering: .acquiring) }
+
+  func raise() { raised.store(true, ordering: .releasing) }
+}
+
+/// The bookkeeping of one batch's delivery, shared by the exporters' loops: what an attempt's
+/// outcome means for the batch, and whether to go on.
+struct DeliveryLedger {
+  enum Step {
+    /// The record is done; go on with the next.
+    case next
+    /// Try the same record again after this many seconds.
+    case retry(afterSeconds: Double)
+    /// Stop the batch; ``outcome`` says why.
+    case stop
+  }
+
+  let retry: RetryPolicy
   var outcome = BatchOutcome()
-  for record in records {
-    var attempt = 1
-    delivery: while true {
-      switch await send(record.stream.signal, record.stream.tenant, record.payload) {
-      case .accepted(let rejected):
-        outcome.accepted += 1
-        outcome.rejectedItems += rejected
-        break delivery
-      case .rejected(let reason):
+
+  init(retry: RetryPolicy) { self.retry = retry }
+
+  /// Records the outcome of attempt `attempt` (from 1) of `record`.
+  mutating func record(_ result: ExportOutcome, of record: PreparedRecord, attempt: Int) -> Step {
+    switch result {
+    case .accepted(let rejected):
+      outcome.accepted += 1
+      outcome.rejectedItems += rejected
+      return .next
+    case .rejected(let reason):
+      outcome.failure = ReplayError(
+        .rejectedPermanently, "the endpoint refused the record: \(reason)", stream: record.stream, seq: record.seq)
+      return .stop
+    case .retryable(let reason, let retryAfter):
+      guard attempt < retry.maxAttempts else {
         outcome.failure = ReplayError(
-          .rejectedPermanently, "the endpoint refused the record: \(reason)", stream: record.stream, seq: record.seq)
-        return outcome
-      case .retryable(let reason, let retryAfter):
-        guard attempt < retry.maxAttempts else {
-          outcome.failure = ReplayError(
-            .retriesExhausted, "gave up after \(attempt) attempts; last: \(reason)", stream: record.stream,
-            seq: record.seq)
-          return outcome
-        }
-        let delay = retry.delay(afterAttempt: attempt, retryAfterSeconds: retryAfter)
-        outcome.retries += 1
-        attempt += 1
-        try? await Task.sleep(for: .nanoseconds(Int64(delay * 1e9)))
+          .retriesExhausted, "gave up after \(attempt) attempts; last: \(reason)", stream: record.stream,
+          seq: record.seq)
+        return .stop
       }
+      outcome.retries += 1
+      return .retry(afterSeconds: retry.delay(afterAttempt: attempt, retryAfterSeconds: retryAfter))
     }
   }
-  return outcome
+}
+
+/// The delivery loop for exporters whose requests are async (gRPC).
+func deliverInOrder(
+  _ records: [PreparedRecord], retry: RetryPolicy, stop: ReplayStop,
+  send: (Signal, String, ArraySlice<UInt8>) async -> ExportOutcome
+) async -> BatchOutcome {
+  var ledger = DeliveryLedger(retry: retry)
+  for record in records {
+    var attempt = 1
+    delivery: while !stop.isRaised {
+      switch ledger.record(
+        await send(record.stream.signal, record.stream.tenant, record.payload), of: record, attempt: attempt)
+      {
+      case .next: break delivery
+      case .stop: return ledger.outcome
+      case .retry(let seconds):
+        attempt += 1
+        try? await Task.sleep(for: .nanoseconds(Int64(seconds * 1e9)))
+      }
+    }
+    if stop.isRaised { break }
+  }
+  return ledger.outcome
 }
 
 /// The OTLP service of each signal, for gRPC method names and HTTP paths.

@@ -60,8 +60,8 @@ final class GRPCExporter: OTLPExporter {
     }
   }
 
-  func exportAll(_ records: [PreparedRecord], retry: RetryPolicy) async -> BatchOutcome {
-    await deliverInOrder(records, retry: retry) { signal, tenant, request in
+  func exportAll(_ records: [PreparedRecord], retry: RetryPolicy, stop: ReplayStop) async -> BatchOutcome {
+    await deliverInOrder(records, retry: retry, stop: stop) { signal, tenant, request in
       await export(signal: signal, tenant: tenant, request: request)
     }
   }

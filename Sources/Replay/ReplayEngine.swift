@@ -1,6 +1,5 @@
 import Audit
 public import Manifest
-import NIOPosix
 import OTLPWire
 
 /// How fast to replay.
@@ -75,6 +74,9 @@ public struct ReplayOptions: Sendable {
   public var retry = RetryPolicy()
   /// How long one request (or connection attempt) may take before it counts as failed and retryable.
   public var requestTimeoutSeconds: Int64 = 30
+  /// At `max` speed, how many streams are sent at once, each on a connection of its own with
+  /// one request in flight; 1 sends one stream after another on one connection.
+  public var connections = 4
 
   public init() {}
 }
@@ -136,10 +138,15 @@ public struct ReplayReport: Sendable {
 /// Sends a deeply verified bundle to an allowed OTLP endpoint.
 ///
 /// Records go one request each (the archived `Export…ServiceRequest`, so the endpoint receives
-/// exactly the requests the capture node received), one at a time, in sequence order within
-/// each stream. Streams are interleaved by arrival time (`receivedUnixNano`, or the newest data
-/// timestamp where the arrival time is unknown) when pacing, and one after another at `max`
-/// speed when arrival times are unknown.
+/// exactly the requests the capture node received), in sequence order within each stream, with
+/// at most one request of a stream in flight: the next is sent only once the endpoint
+/// acknowledged the one before, so a refused or failed record is never overtaken.
+///
+/// At `max` speed, up to ``ReplayOptions/connections`` streams are sent at once, each on its own
+/// connection; when one fails, the others finish the request they have in flight and start no
+/// other. When pacing (or with one connection), streams share one connection and are
+/// interleaved by arrival time (`receivedUnixNano`, or the newest data timestamp where the
+/// arrival time is unknown), one after another where arrival times are unknown.
 public enum ReplayEngine {
   /// Runs a replay. Never throws: a failure comes back in the report with what was done before it.
   public static func run(
@@ -249,6 +256,26 @@ struct StreamCursor {
   }
 }
 
+extension StreamCursor {
+  /// The bytes to send for the next record (already shifted when loaded), as JSON if asked.
+  func nextPayload(json: Bool) throws(ReplayError) -> (ArraySlice<UInt8>, UInt64) {
+    guard let segment else {
+      throw ReplayError(.bundleUnreadable, "no segment loaded", stream: key)
+    }
+    let record = segment.records[index]
+    let request = segment.bytes[record.request]
+    guard json else { return (request, record.seq) }
+    do {
+      return (try OTLPJSONEncoding.json(request: request, signal: key.signal)[...], record.seq)
+    } catch {
+      var located = error
+      located.stream = key
+      located.seq = record.seq
+      throw located
+    }
+  }
+}
+
 struct ReplayRun {
   let bundle: DeeplyVerifiedBundle
   let options: ReplayOptions
@@ -293,22 +320,32 @@ struct ReplayRun {
     guard cursors.contains(where: { !$0.isDone }) else { return }
 
     let reader = try ArchivedRecordReader(bundle)
-    let exporter: any OTLPExporter
-    switch options.wireProtocol {
-    case .httpProtobuf, .httpJSON:
-      exporter = HTTPExporter(
-        destination: destination, json: options.wireProtocol == .httpJSON,
-        timeoutSeconds: options.requestTimeoutSeconds, group: MultiThreadedEventLoopGroup.singleton)
-    case .grpc:
-      exporter = try GRPCExporter(destination: destination, timeoutSeconds: options.requestTimeoutSeconds)
-    }
+    let waiting = cursors.indices.filter { !cursors[$0].isDone }
+    let lanes = options.speed == .max ? min(max(options.connections, 1), waiting.count) : 1
+    var exporters: [any OTLPExporter] = []
     do {
-      try await sendAll(reader: reader, exporter: exporter, shift: shift ?? 0)
+      for _ in 0..<lanes { exporters.append(try makeExporter(destination)) }
+      if lanes > 1 {
+        try await sendInLanes(reader: reader, exporters: exporters, shift: shift ?? 0)
+      } else {
+        try await sendAll(reader: reader, exporter: exporters[0], shift: shift ?? 0)
+      }
     } catch {
-      await exporter.close()
+      for exporter in exporters { await exporter.close() }
       throw error
     }
-    await exporter.close()
+    for exporter in exporters { await exporter.close() }
+  }
+
+  func makeExporter(_ destination: SealedDestination) throws(ReplayError) -> any OTLPExporter {
+    switch options.wireProtocol {
+    case .httpProtobuf, .httpJSON:
+      HTTPExporter(
+        destination: destination, json: options.wireProtocol == .httpJSON,
+        timeoutSeconds: options.requestTimeoutSeconds)
+    case .grpc:
+      try GRPCExporter(destination: destination, timeoutSeconds: options.requestTimeoutSeconds)
+    }
   }
 
   /// Applies a checkpoint (if any) to the cursors, and fixes the time shift for this run.
@@ -394,7 +431,7 @@ struct ReplayRun {
       }
       guard !batch.isEmpty else { break }
 
-      let outcome = await exporter.exportAll(batch, retry: options.retry)
+      let outcome = await exporter.exportAll(batch, retry: options.retry, stop: ReplayStop())
       summary.retries += outcome.retries
       summary.rejectedItems += outcome.rejectedItems
       for position in 0..<outcome.accepted {
@@ -455,22 +492,6 @@ struct ReplayRun {
 
   /// The bytes to send for the next record of stream `index` (already shifted when loaded), converted as asked.
   func payloadOfNext(_ index: Int) throws(ReplayError) -> (ArraySlice<UInt8>, UInt64) {
-    let key = cursors[index].key
-    guard let segment = cursors[index].segment else {
-      throw ReplayError(.bundleUnreadable, "no segment loaded", stream: key)
-    }
-    let record = segment.records[cursors[index].index]
-    let request = segment.bytes[record.request]
-    if options.wireProtocol == .httpJSON {
-      do {
-        return (try OTLPJSONEncoding.json(request: request, signal: key.signal)[...], record.seq)
-      } catch {
-        var located = error
-        located.stream = key
-        located.seq = record.seq
-        throw located
-      }
-    }
-    return (request, record.seq)
+    try cursors[index].nextPayload(json: options.wireProtocol == .httpJSON)
   }
 }

@@ -93,6 +93,7 @@ struct BlobChecker<Source: ByteSource> {
     let declared = Int(entry.uncompressedSize)
     let decompressed = [UInt8](unsafeUninitializedCapacity: declared + 1) { output, initialized in
       initialized = 0
+      MemoryAdvice.preferHugePages(UnsafeMutableRawBufferPointer(output))
       blob.withUnsafeBytes { raw in
         do throws(ZstdError) {
           initialized = try Zstd.decompress(raw, into: UnsafeMutableRawBufferPointer(output))

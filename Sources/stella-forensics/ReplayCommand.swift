@@ -80,6 +80,12 @@ struct ReplayCommand: AsyncParsableCommand {
   @Option(name: .customLong("max-attempts"), help: "Attempts per request before giving up (exit 3).")
   var maxAttempts = 10
 
+  @Option(
+    help: ArgumentHelp(
+      "At --speed max, streams sent at once, each on its own connection (1: one after another).",
+      discussion: "Within a stream, one request is in flight at a time, so order is kept exactly."))
+  var connections = 4
+
   @Flag(help: "Print one JSON object instead of text.")
   var json = false
 
@@ -99,6 +105,7 @@ struct ReplayCommand: AsyncParsableCommand {
     }
     if batchRecords < 1 { throw ValidationError("--batch-records must be at least 1") }
     if maxAttempts < 1 { throw ValidationError("--max-attempts must be at least 1") }
+    if !(1...64).contains(connections) { throw ValidationError("--connections must be between 1 and 64") }
   }
 
   func run() async throws {
@@ -124,6 +131,7 @@ struct ReplayCommand: AsyncParsableCommand {
     options.batchRecords = batchRecords
     options.checkpointPath = checkpoint
     options.retry.maxAttempts = maxAttempts
+    options.connections = connections
 
     let display = json ? nil : ReplayProgressDisplay.ifTerminal()
     let report = await ReplayEngine.run(

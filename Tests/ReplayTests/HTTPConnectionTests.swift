@@ -1,0 +1,160 @@
+import Foundation
+import Testing
+
+@testable import Replay
+
+/// A one-connection HTTP server on 127.0.0.1 that reads one request (head and `Content-Length`
+/// body) and writes a scripted answer, so the client is tested against real sockets.
+final class ScriptedServer: @unchecked Sendable {
+  // @unchecked: `received` is written by the server thread before `done` is signalled and read after.
+  let port: Int
+  private let listener: Int32
+  private let done = DispatchSemaphore(value: 0)
+  private(set) var received: [UInt8] = []
+
+  /// `answer` is written once the whole request is read; `closeAfter` closes the connection then.
+  init(answer: [UInt8], closeAfter: Bool = false, readRequest: Bool = true) throws {
+    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    self.listener = listener
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr = in_addr(s_addr: UInt32(0x7f00_0001).bigEndian)
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) }
+    }
+    guard bound == 0, listen(listener, 4) == 0 else { throw POSIXError(.EADDRINUSE) }
+    _ = withUnsafeMutablePointer(to: &address) {
+      $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
+    }
+    port = Int(UInt16(bigEndian: address.sin_port))
+    Thread.detachNewThread { [self] in
+      let client = accept(listener, nil, nil)
+      defer {
+        close(client)
+        done.signal()
+      }
+      guard client >= 0 else { return }
+      if readRequest { received = Self.readRequest(client) }
+      answer.withUnsafeBytes { _ = send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+      if !closeAfter { Thread.sleep(forTimeInterval: 1.5) }
+    }
+  }
+
+  deinit { close(listener) }
+
+  /// Waits for the server thread to finish.
+  func finish() { done.wait() }
+
+  private static func readRequest(_ client: Int32) -> [UInt8] {
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+      if let end = HTTPConnection.find([13, 10, 13, 10], in: bytes, from: 0) {
+        let head = String(decoding: bytes[..<end], as: UTF8.self).lowercased()
+        let length =
+          head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
+          .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
+        if bytes.count >= end + 4 + length { return bytes }
+      }
+      let got = chunk.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
+      if got <= 0 { return bytes }
+      bytes += chunk[0..<got]
+    }
+  }
+}
+
+@Suite struct HTTPConnectionTests {
+  let loopback = IPAddress.v4(0x7f00_0001)
+
+  func exchange(_ server: ScriptedServer, body: [UInt8] = Array("payload".utf8)) throws -> HTTPResponse {
+    let connection = try HTTPConnection(address: loopback, port: server.port, timeoutSeconds: 1)
+    let head = Array("POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
+    return try body.withUnsafeBytes { raw throws(HTTPConnectionFailure) in
+      try connection.exchange(head: head, body: raw)
+    }
+  }
+
+  @Test func theRequestArrivesAsHeadThenBodyAndALengthDelimitedAnswerIsRead() throws {
+    let body = [UInt8]((0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) })
+    let server = try ScriptedServer(answer: Array("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc".utf8))
+    let response = try exchange(server, body: body)
+    server.finish()
+    #expect(response.status == 200 && response.keepAlive && response.body == Array("abc".utf8))
+    let head = Array("POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
+    #expect(server.received == head + body)
+  }
+
+  @Test func chunkedBodiesWithExtensionsAndTrailersAreReadWhole() throws {
+    let answer =
+      "HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n4;note=x\r\nbad \r\n7\r\nrequest\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    let server = try ScriptedServer(answer: Array(answer.utf8))
+    let response = try exchange(server)
+    server.finish()
+    #expect(response.status == 400 && response.body == Array("bad request".utf8) && response.keepAlive)
+  }
+
+  @Test func informationalHeadsAreSkippedAndRetryAfterIsKept() throws {
+    let answer = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\nRetry-After: 7\r\nContent-Length: 0\r\n\r\n"
+    let server = try ScriptedServer(answer: Array(answer.utf8))
+    let response = try exchange(server)
+    server.finish()
+    #expect(response.status == 503 && response.retryAfter == "7" && response.body.isEmpty)
+  }
+
+  @Test func anHTTP10AnswerWithoutLengthIsReadToTheCloseAndEndsTheConnection() throws {
+    let server = try ScriptedServer(answer: Array("HTTP/1.0 200 OK\r\n\r\nall of it".utf8), closeAfter: true)
+    let response = try exchange(server)
+    server.finish()
+    #expect(response.status == 200 && !response.keepAlive && response.body == Array("all of it".utf8))
+  }
+
+  @Test func aCloseBeforeTheAnswerAndASilentServerAreFailures() throws {
+    let closing = try ScriptedServer(answer: [], closeAfter: true)
+    #expect(throws: HTTPConnectionFailure.self) { try exchange(closing) }
+    closing.finish()
+    let silent = try ScriptedServer(answer: [])
+    let started = Date()
+    #expect(throws: HTTPConnectionFailure.self) { try exchange(silent) }
+    #expect(Date().timeIntervalSince(started) >= 0.9, "waited for the deadline")
+    silent.finish()
+  }
+
+  @Test func aGarbledAnswerIsRefused() throws {
+    let server = try ScriptedServer(answer: Array("SSH-2.0-OpenSSH\r\n\r\n".utf8), closeAfter: true)
+    #expect(throws: HTTPConnectionFailure.self) { try exchange(server) }
+    server.finish()
+  }
+
+  @Test func headsAreParsedAsRFC9112Says() throws {
+    func head(_ text: String) throws -> HTTPConnection.ResponseHead {
+      try HTTPConnection.parseHead(ArraySlice(text.utf8))
+    }
+    #expect(try head("HTTP/1.1 204 No Content").keepAlive)
+    #expect(try !head("HTTP/1.0 200 OK").keepAlive)
+    #expect(try head("HTTP/1.0 200 OK\r\nConnection: Keep-Alive").keepAlive)
+    #expect(try !head("HTTP/1.1 200 OK\r\nconnection: upgrade, close").keepAlive)
+    #expect(try head("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked").chunked)
+    #expect(try !head("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip").chunked)
+    #expect(try head("HTTP/1.1 200 OK\r\nContent-Length:  12 ").contentLength == 12)
+    #expect(throws: HTTPConnectionFailure.self) {
+      try head("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2")
+    }
+    #expect(throws: HTTPConnectionFailure.self) { try head("HTTP/1.1 200 OK\r\nContent-Length: -1") }
+    #expect(throws: HTTPConnectionFailure.self) { try head("HTTP/2 200") }
+  }
+
+  @Test func aTenantThatWouldBreakTheHeadIsRefused() throws {
+    let destination = try SealedDestination(
+      endpoint: EndpointURL("http://127.0.0.1:4318"), allowlist: Allowlist(rules: []))
+
+    let exporter = HTTPExporter(destination: destination, json: false, timeoutSeconds: 1)
+    #expect(throws: HTTPConnectionFailure.self) {
+      try exporter.requestHead(signal: .traces, tenant: "a\r\nX-Injected: 1", length: 1)
+    }
+    let head = String(decoding: try exporter.requestHead(signal: .logs, tenant: "acme", length: 5), as: UTF8.self)
+    #expect(head.hasPrefix("POST /v1/logs HTTP/1.1\r\n") && head.contains("\r\nX-Scope-OrgID: acme\r\n"))
+    #expect(
+      head.hasSuffix("Content-Length: 5\r\nUser-Agent: stella-forensics-replay/0.1.0\r\nX-Scope-OrgID: acme\r\n\r\n"))
+  }
+}
