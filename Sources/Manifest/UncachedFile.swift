@@ -61,6 +61,7 @@ public final class AlignedBuffer: @unchecked Sendable {
   public init(capacity: Int) {
     self.capacity = max(UncachedFile.alignment, UncachedFile.aligned(capacity))
     pointer = UnsafeMutableRawPointer.allocate(byteCount: self.capacity, alignment: UncachedFile.alignment)
+    MemoryAdvice.preferHugePages(UnsafeMutableRawBufferPointer(start: pointer, count: self.capacity))
   }
 
   deinit { pointer.deallocate() }
@@ -71,6 +72,7 @@ public final class AlignedBuffer: @unchecked Sendable {
     pointer.deallocate()
     capacity = UncachedFile.aligned(count)
     pointer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: UncachedFile.alignment)
+    MemoryAdvice.preferHugePages(UnsafeMutableRawBufferPointer(start: pointer, count: capacity))
   }
 }
 

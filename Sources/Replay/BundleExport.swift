@@ -1,4 +1,6 @@
+import Dispatch
 public import Manifest
+import Synchronization
 
 #if canImport(Glibc)
   import Glibc
@@ -79,48 +81,28 @@ public enum BundleExport {
     }
     try makeDirectory(directory)
     let reader = try ArchivedRecordReader(bundle)
+    // Files are independent, so they are written at once (one per core): while one file's
+    // bytes are hashed, another's go to the page cache. Each file's content is still made in
+    // its own fixed order, so the output does not depend on the interleaving.
+    let ordered = groups.keys.sorted()
+    let streamsOfGroup = ordered.map { groups[$0] ?? [] }
+    let written = Mutex([Result<WrittenGroup, ReplayError>?](repeating: nil, count: ordered.count))
+    DispatchQueue.concurrentPerform(iterations: ordered.count) { position in
+      let group = ordered[position]
+      let result = Result { () throws(ReplayError) in
+        try exportGroup(
+          group, streams: streamsOfGroup[position], reader: reader, format: format, directory: directory,
+          replacing: replacing)
+      }
+      written.withLock { $0[position] = result }
+    }
     var report = ExportReport()
-    for group in groups.keys.sorted() {
-      let name = fileName(signal: group.signal, tenant: group.tenant, format: format)
-      let file = try OutputFile(directory: directory, name: name, replacing: replacing)
-      var records: UInt64 = 0
-      var renderer = OpenMetricsRenderer()
-      for (_, blobs) in groups[group] ?? [] {
-        for blob in blobs {
-          let segment = try reader.segment(blob)
-          for index in segment.records.indices {
-            let request = segment.request(at: index)
-            do {
-              switch format {
-              case .otlpJSON:
-                try file.append(OTLPJSONEncoding.json(request: request, signal: group.signal))
-                try file.append([0x0A])
-              case .otlpProto:
-                // The length prefix and the archived bytes go straight from the segment into the
-                // file's buffer: no per-record array.
-                try file.appendLengthPrefixed(request)
-              case .openMetrics:
-                try renderer.add(request: request)
-              }
-            } catch {
-              var located = error
-              located.stream = blob.stream
-              located.seq = segment.records[index].seq
-              throw located
-            }
-            records += 1
-          }
-        }
-      }
-      if format == .openMetrics {
-        try file.append(renderer.render())
-        report.renderedPoints += renderer.renderedPoints
-        report.skippedPoints += renderer.skippedPoints
-      }
-      let (bytes, digest) = try file.commit()
-      report.files.append(
-        ExportedFile(
-          name: name, signal: group.signal, tenant: group.tenant, records: records, bytes: bytes, sha256: digest))
+    for result in written.withLock({ $0 }) {
+      guard let result else { continue }
+      let group = try result.get()
+      report.files.append(group.file)
+      report.renderedPoints += group.renderedPoints
+      report.skippedPoints += group.skippedPoints
     }
     let index = try OutputFile(directory: directory, name: indexName, replacing: replacing)
     try index.append(indexJSON(bundle: bundle, format: format, report: report) + [0x0A])
@@ -128,7 +110,64 @@ public enum BundleExport {
     return report
   }
 
-  struct GroupKey: Hashable, Comparable {
+  /// One file written, with the OpenMetrics point counts it added.
+  struct WrittenGroup: Sendable {
+    var file: ExportedFile
+    var renderedPoints: UInt64 = 0
+    var skippedPoints: UInt64 = 0
+  }
+
+  /// Writes the file of one signal and tenant: its streams in order, each in sequence order.
+  static func exportGroup(
+    _ group: GroupKey, streams: [(StreamKey, [BlobEntry])], reader: ArchivedRecordReader, format: ExportFormat,
+    directory: String, replacing: Bool
+  ) throws(ReplayError) -> WrittenGroup {
+    let name = fileName(signal: group.signal, tenant: group.tenant, format: format)
+    let file = try OutputFile(directory: directory, name: name, replacing: replacing)
+    var records: UInt64 = 0
+    var renderer = OpenMetricsRenderer()
+    for (_, blobs) in streams {
+      for blob in blobs {
+        let segment = try reader.segment(blob)
+        for index in segment.records.indices {
+          let request = segment.request(at: index)
+          do {
+            switch format {
+            case .otlpJSON:
+              try file.append(OTLPJSONEncoding.json(request: request, signal: group.signal))
+              try file.append([0x0A])
+            case .otlpProto:
+              // The length prefix and the archived bytes go straight from the segment into the
+              // file's buffer: no per-record array.
+              try file.appendLengthPrefixed(request)
+            case .openMetrics:
+              try renderer.add(request: request)
+            }
+          } catch {
+            var located = error
+            located.stream = blob.stream
+            located.seq = segment.records[index].seq
+            throw located
+          }
+          records += 1
+        }
+      }
+    }
+    var written = WrittenGroup(
+      file: ExportedFile(name: name, signal: group.signal, tenant: group.tenant, records: 0, bytes: 0, sha256: ""))
+    if format == .openMetrics {
+      try file.append(renderer.render())
+      written.renderedPoints = renderer.renderedPoints
+      written.skippedPoints = renderer.skippedPoints
+    }
+    let (bytes, digest) = try file.commit()
+    written.file.records = records
+    written.file.bytes = bytes
+    written.file.sha256 = digest
+    return written
+  }
+
+  struct GroupKey: Hashable, Comparable, Sendable {
     var signal: Signal
     var tenant: String
     static func < (lhs: GroupKey, rhs: GroupKey) -> Bool {

@@ -8,6 +8,12 @@ struct CheckedBlobFacts: Sendable {
   var keptReceiveTimes: [UInt64]?
 }
 
+/// Buffers one thread reuses from blob to blob while checking deeply.
+final class BlobScratch {
+  let compressed = AlignedBuffer(capacity: 1 << 20)
+  let decompressed = AlignedBuffer(capacity: 1 << 20)
+}
+
 /// Step 7 of §9 for one blob: size and digest, then (deep) the bomb limits, decompression,
 /// segment header, every record, and the counts, sequences and times the manifest declares.
 struct BlobChecker<Source: ByteSource> {
@@ -37,8 +43,10 @@ struct BlobChecker<Source: ByteSource> {
   }
 
   /// Checks one blob (step 7) and keeps what it found for the later checks.
-  mutating func check(_ entry: BlobEntry, member: TarMember) throws {
-    merge(try examine(entry, member: member, keepsReceiveTimes: mayKeepReceiveTimes(entry)), of: entry)
+  mutating func check(_ entry: BlobEntry, member: TarMember, scratch: BlobScratch) throws {
+    merge(
+      try examine(entry, member: member, keepsReceiveTimes: mayKeepReceiveTimes(entry), scratch: scratch),
+      of: entry)
   }
 
   /// Keeps one checked blob's facts. Blobs must be merged in manifest order, so the receive
@@ -55,7 +63,9 @@ struct BlobChecker<Source: ByteSource> {
   }
 
   /// Step 7 for one blob, changing nothing: safe to run for several blobs at once.
-  func examine(_ entry: BlobEntry, member: TarMember, keepsReceiveTimes: Bool) throws -> CheckedBlobFacts {
+  func examine(_ entry: BlobEntry, member: TarMember, keepsReceiveTimes: Bool, scratch: BlobScratch) throws
+    -> CheckedBlobFacts
+  {
     // 7.1
     guard UInt64(member.size) == entry.size else {
       throw Finding(.blobSizeMismatch, "\(entry.path): member is \(member.size) bytes, manifest says \(entry.size)")
@@ -64,8 +74,13 @@ struct BlobChecker<Source: ByteSource> {
       try checkDigestStreaming(entry, member: member)
       return CheckedBlobFacts()
     }
-    let blob = try source.bytes(at: member.dataOffset, count: member.size)
-    let digest = SHA256Digest.hex(of: blob)
+    // The compressed blob, and (when nobody keeps segments) the decompressed one, go into the
+    // worker's own buffers, reused from blob to blob: a fresh buffer of tens of megabytes per
+    // blob costs more in page faults than the SHA-256 of its bytes.
+    scratch.compressed.reserve(member.size)
+    let blob = UnsafeMutableRawBufferPointer(start: scratch.compressed.pointer, count: member.size)
+    try source.read(into: blob, at: member.dataOffset)
+    let digest = SHA256Digest.hex(of: UnsafeRawBufferPointer(blob))
     guard digest == entry.sha256 else {
       throw Finding(.blobDigestMismatch, "\(entry.path): SHA-256 is \(digest), manifest says \(entry.sha256)")
     }
@@ -89,37 +104,53 @@ struct BlobChecker<Source: ByteSource> {
       entry: entry, limits: limits,
       keepsRequests: entry.signal == AuditStream.signal && AuditStream.isReserved(tenant: entry.tenant),
       keepsReceiveTimes: keepsReceiveTimes)
-    var decompressError: ZstdError?
     let declared = Int(entry.uncompressedSize)
-    let decompressed = [UInt8](unsafeUninitializedCapacity: declared + 1) { output, initialized in
-      initialized = 0
-      MemoryAdvice.preferHugePages(UnsafeMutableRawBufferPointer(output))
-      blob.withUnsafeBytes { raw in
-        do throws(ZstdError) {
-          initialized = try Zstd.decompress(raw, into: UnsafeMutableRawBufferPointer(output))
-        } catch {
-          decompressError = error
+    let decompressed: [UInt8]?
+    let produced: Int
+    do throws(ZstdError) {
+      if segmentSink != nil {
+        // Handed over: the segment needs memory of its own.
+        var failure: ZstdError?
+        let kept = [UInt8](unsafeUninitializedCapacity: declared + 1) { output, initialized in
+          initialized = 0
+          MemoryAdvice.preferHugePages(UnsafeMutableRawBufferPointer(output))
+          do throws(ZstdError) {
+            initialized = try Zstd.decompress(UnsafeRawBufferPointer(blob), into: UnsafeMutableRawBufferPointer(output))
+          } catch {
+            failure = error
+          }
         }
+        if let failure { throw failure }
+        decompressed = kept
+        produced = kept.count
+      } else {
+        scratch.decompressed.reserve(declared + 1)
+        produced = try Zstd.decompress(
+          UnsafeRawBufferPointer(blob),
+          into: UnsafeMutableRawBufferPointer(start: scratch.decompressed.pointer, count: declared + 1))
+        decompressed = nil
       }
-    }
-    if let decompressError {
-      switch decompressError.kind {
+    } catch {
+      switch error.kind {
       case .outputLimitExceeded:
         throw Finding(
           .blobBomb, "\(entry.path): decompresses to more than the declared \(entry.uncompressedSize) bytes")
       case .corrupt, .windowTooLarge, .library:
-        throw Finding(.blobDecompressError, "\(entry.path): \(decompressError.message)")
+        throw Finding(.blobDecompressError, "\(entry.path): \(error.message)")
       }
     }
-    let produced = decompressed.count
     guard UInt64(produced) == entry.uncompressedSize else {
       throw Finding(
         .blobUncompressedSizeMismatch,
         "\(entry.path): decompresses to \(produced) bytes, manifest says \(entry.uncompressedSize)")
     }
-    decompressed.withUnsafeBytes { segment.consume($0) }
+    if let decompressed {
+      decompressed.withUnsafeBytes { segment.consume($0) }
+    } else {
+      segment.consume(UnsafeRawBufferPointer(start: scratch.decompressed.pointer, count: produced))
+    }
     try segment.finish()
-    segmentSink?(entry, decompressed)
+    if let decompressed { segmentSink?(entry, decompressed) }
     return CheckedBlobFacts(keptRequests: segment.keptRequests, keptReceiveTimes: segment.keptReceiveTimes)
   }
 
@@ -151,7 +182,7 @@ struct BlobChecker<Source: ByteSource> {
   }
 }
 
-/// Shared by the threads of a concurrent deep check, which only call ``examine(_:member:keepsReceiveTimes:)``.
+/// Shared by the threads of a concurrent deep check, which only call ``examine(_:member:keepsReceiveTimes:scratch:)``, each with its own scratch.
 extension BlobChecker: Sendable where Source: Sendable {}
 
 extension BlobChecker {

@@ -167,17 +167,19 @@ struct BundleCheck<Source: ByteSource> {
         now.bytesDone = bytes
         progress?(now)
       }
+      let scratch = BlobScratch()
       for (index, item) in work.enumerated() {
         // `nil` only after a failed blob, whose finding is thrown first.
         guard let result = results[index] else {
-          try blobChecker.check(item.entry, member: item.member)
+          try blobChecker.check(item.entry, member: item.member, scratch: scratch)
           continue
         }
         blobChecker.merge(try result.get(), of: item.entry)
       }
     } else {
+      let scratch = BlobScratch()
       for item in work {
-        try blobChecker.check(item.entry, member: item.member)
+        try blobChecker.check(item.entry, member: item.member, scratch: scratch)
         done.blobsDone += 1
         done.bytesDone += item.entry.size
         progress?(done)

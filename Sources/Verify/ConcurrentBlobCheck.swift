@@ -15,7 +15,8 @@ import Synchronization
 /// are independent, so on a machine with more than one core the blobs of a bundle are checked
 /// side by side. The result does not depend on the schedule:
 /// - the finding is the one of the first failing blob in manifest order (a blob after a known
-///   failure is not started; every blob before it is checked to the end);
+///   failure is not started; every blob before it is checked to the end), although blobs are
+///   started largest first;
 /// - blob facts (audit records, receive times) are merged in manifest order afterwards, so the
 ///   receive-time budget runs out at the same blob as in a sequential check.
 /// Memory: up to `workers` blobs (compressed and decompressed) are held at once instead of one.
@@ -39,13 +40,23 @@ enum ConcurrentBlobCheck {
     let firstFailure = Atomic<Int>(Int.max)
     let state = Mutex(
       (results: [Result<CheckedBlobFacts, any Error>?](repeating: nil, count: work.count), blobs: 0, bytes: UInt64(0)))
+    // Largest blobs first, so the threads finish together instead of one waiting on a big blob
+    // started last; results still go by manifest position.
+    let schedule = work.indices.sorted {
+      work[$0].entry.size > work[$1].entry.size || (work[$0].entry.size == work[$1].entry.size && $0 < $1)
+    }
     DispatchQueue.concurrentPerform(iterations: workers) { _ in
+      let scratch = BlobScratch()
       while true {
-        let index = next.wrappingAdd(1, ordering: .relaxed).oldValue
-        guard index < work.count, index < firstFailure.load(ordering: .acquiring) else { return }
+        let position = next.wrappingAdd(1, ordering: .relaxed).oldValue
+        guard position < schedule.count else { return }
+        let index = schedule[position]
+        // A blob after a known failure (in manifest order) is not started.
+        guard index < firstFailure.load(ordering: .acquiring) else { continue }
         let item = work[index]
         let result = Result { () throws -> CheckedBlobFacts in
-          try checker.examine(item.entry, member: item.member, keepsReceiveTimes: item.keepsReceiveTimes)
+          try checker.examine(
+            item.entry, member: item.member, keepsReceiveTimes: item.keepsReceiveTimes, scratch: scratch)
         }
         if case .failure = result {
           // Lower the mark to this blob unless an earlier one failed already.
