@@ -191,3 +191,66 @@ func code(_ result: VerificationResult) -> ReasonCode? {
     #expect(try verdict(Array("not a tar".utf8)) == .tarTruncated)
   }
 }
+
+@Suite struct ConcurrentCheckOrderTests {
+  /// Blobs are checked several at once, largest first; the finding must still be the one of the
+  /// first damaged blob in manifest order, for every pair of damaged blobs.
+  @Test func theFindingIsTheFirstDamagedBlobInManifestOrderWhateverTheSchedule() throws {
+    let lab = try BundleLab()
+    let header = SegmentHeader(signal: .traces, tenant: "acme", node: "node-a")
+    var segments: [SealedSegment] = []
+    var seq: UInt64 = 0
+    // Sizes out of step with any order the manifest could have.
+    for count in [1, 40, 3, 80, 2, 20] {
+      let records = (0..<count).map { index -> SegmentRecord in
+        defer { seq += 1 }
+        return SegmentRecord(
+          seq: seq, receivedUnixNano: 5, request: Wire.traces([(100 + seq, 200 + seq + UInt64(index) * 7)]))
+      }
+      segments.append(try SegmentSealer.seal(header: header, records: records))
+    }
+    let path = lab.path("many.sfb.tar")
+    try BundleSealer.seal(segments: segments, facts: BundleLab.facts, signingKeys: [lab.analyst], outputPath: path)
+    guard case .verified(let clean) = try lab.verify(path, trusting: [lab.analyst]) else {
+      Issue.record("the undamaged bundle must verify")
+      return
+    }
+    let original = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+    let blobs = clean.manifest.blobs
+    #expect(Set(blobs.map(\.size)).count > 3, "blobs of different sizes")
+    func dataOffset(_ blob: BlobEntry) throws -> Int {
+      let name = Array(blob.path.utf8)
+      let header = try #require(ByteSearch.find(name, in: original))
+      return header + 512
+    }
+    for first in blobs.indices {
+      for second in blobs.indices where second > first {
+        var damaged = original
+        for blob in [blobs[first], blobs[second]] {
+          damaged[try dataOffset(blob) + Int(blob.size) / 2] ^= 0x01
+        }
+        let damagedPath = lab.path("damaged.sfb.tar")
+        try Data(damaged).write(to: URL(fileURLWithPath: damagedPath))
+        let result = try lab.verify(damagedPath, trusting: [lab.analyst])
+        guard case .rejected(let finding) = result else {
+          Issue.record("damage in blobs \(first) and \(second) was accepted")
+          continue
+        }
+        #expect(finding.code == .blobDigestMismatch)
+        #expect(finding.detail.hasPrefix(blobs[first].path), "blobs \(first), \(second): \(finding.detail)")
+      }
+    }
+  }
+}
+
+/// Finds a tar member header by its name (headers start on 512-byte blocks; the same name also
+/// appears inside manifest.json).
+enum ByteSearch {
+  static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+    guard needle.count <= haystack.count else { return nil }
+    for start in stride(from: 0, through: haystack.count - needle.count, by: 512) {
+      if haystack[start..<(start + needle.count)].elementsEqual(needle) { return start }
+    }
+    return nil
+  }
+}
