@@ -78,6 +78,7 @@ fi
 rm -rf "$work" "$export_dir"
 mkdir -p "$work/extract" "$work/keys" "$work/sink"
 gcc -O2 -Wall -o "$work/replay-sink" bench/replay-sink.c
+gcc -O2 -Wall -pthread -o "$work/send-floor" bench/send-floor.c
 
 # --- data --------------------------------------------------------------------------------------
 if [[ -n ${BENCH_BUNDLE:-} ]]; then
@@ -93,12 +94,14 @@ else
   pub="$work/keys/bench.pub"
 fi
 
-read -r blob_count blob_bytes uncompressed_bytes < <(python3 - "$bundle" <<'PY2'
+read -r blob_count blob_bytes uncompressed_bytes streams < <(python3 - "$bundle" <<'PY2'
 import json, sys, tarfile
 with tarfile.open(sys.argv[1]) as tar:
     manifest = json.load(tar.extractfile("manifest.json"))
 blobs = manifest["blobs"]
-print(len(blobs), sum(b["size"] for b in blobs), sum(b["uncompressedSize"] for b in blobs))
+# Streams replay sends (the audit stream stays in the bundle).
+streams = {(b["node"], b["signal"], b["tenant"]) for b in blobs if b["tenant"] != "stella-forensics:audit"}
+print(len(blobs), sum(b["size"] for b in blobs), sum(b["uncompressedSize"] for b in blobs), len(streams))
 PY2
 )
 log "bundle: $blob_count blobs, $blob_bytes compressed / $uncompressed_bytes decompressed segment bytes"
@@ -152,10 +155,18 @@ replays=$((2 * (runs + 1)))
   || die "over $replays timed replays the sink read $((requests1 - requests0)) requests / $((bytes1 - bytes0)) bytes, expected $((replays * records)) / $((replays * payload_bytes))"
 log "over $replays replays (timed and warm-up) the sink read every body: $((requests1 - requests0)) requests, $((bytes1 - bytes0)) bytes"
 
-python3 - "$work/hyperfine.json" "$uncompressed_bytes" "$payload_bytes" <<'PY2'
+# The floor of replay's sending, for the notes: the same requests (count, average size) to the
+# same sink from a C sender with one buffer, on as many connections as replay uses (one per
+# stream, at most --connections 4), one request in flight on each. Median of BENCH_RUNS.
+lanes=$((streams < 4 ? streams : 4))
+floor=$(for _ in $(seq "$runs"); do "$work/send-floor" "$port" "$records" $((payload_bytes / records)) "$lanes" 1; done \
+  | sort -n | sed -n "$(((runs + 1) / 2))p")
+
+python3 - "$work/hyperfine.json" "$uncompressed_bytes" "$payload_bytes" "$floor" "$lanes" <<'PY2'
 import json, sys
 results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 uncompressed, payload = int(sys.argv[2]), int(sys.argv[3])
+floor, lanes = float(sys.argv[4]), int(sys.argv[5])
 zstd = results["zstd"]["median"]
 goals = {"replay-none": 0.7, "replay-now": 0.6, "verify-deep": 0.8, "export-proto": 0.7}
 keys = {"replay-none": "replay_none_vs_zstd", "replay-now": "replay_now_vs_zstd",
@@ -169,5 +180,8 @@ for name, goal in goals.items():
     verdict = "meets" if ratio >= goal else "misses"
     print(f"{name:28} {t:8.3f} s  {uncompressed / t / 1e6:8.1f} MB/s of segments  ratio {ratio:.3f} (goal >= {goal}: {verdict})")
     line.append(f"{keys[name]}={ratio:.3f}")
+sending = results["replay-none"]["median"] - results["verify-deep"]["median"]
+print(f"replay's sending (replay-none - verify-deep medians) {sending:.3f} s; "
+      f"floor (C sender, {lanes} connection(s), one request in flight) {floor:.3f} s")
 print("RESULT " + " ".join(line))
 PY2

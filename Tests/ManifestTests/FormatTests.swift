@@ -10,6 +10,37 @@ import WireTestSupport
     #expect(CRC32C.checksum([UInt8](repeating: 0, count: 32)) == 0x8A91_36AA)
   }
 
+  /// The fast path runs three lanes over blocks of 8 KiB and 256 bytes and joins them; every
+  /// length around those block sizes, and every way of splitting the input, must give what one
+  /// bit at a time gives.
+  @Test func crc32cEqualsTheBitwiseDefinitionAtEveryBlockBoundary() {
+    func bitwise(_ bytes: ArraySlice<UInt8>) -> UInt32 {
+      var crc: UInt32 = 0xFFFF_FFFF
+      for byte in bytes {
+        crc ^= UInt32(byte)
+        for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0x82F6_3B78 : crc >> 1 }
+      }
+      return crc ^ 0xFFFF_FFFF
+    }
+    var generator = SystemRandomNumberGenerator()
+    let data = (0..<(3 * 8192 * 2 + 3 * 256 * 2 + 64)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    var lengths = Array(0...40)
+    for block in [256, 8192] {
+      for multiple in [3, 6] { lengths += (-9...9).map { multiple * block + $0 } }
+    }
+    lengths.append(data.count)
+    for length in lengths where length >= 0 && length <= data.count {
+      let slice = data[0..<length]
+      let whole = slice.withUnsafeBytes { CRC32C.checksum($0) }
+      #expect(whole == bitwise(slice), "length \(length)")
+      let cut = length / 3
+      var state = CRC32C.start
+      state = data[0..<cut].withUnsafeBytes { CRC32C.update(state, $0) }
+      state = data[cut..<length].withUnsafeBytes { CRC32C.update(state, $0) }
+      #expect(CRC32C.finish(state) == whole, "length \(length) split at \(cut)")
+    }
+  }
+
   @Test func sha256KnownAnswers() {
     #expect(SHA256Digest.hex(of: []) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
     #expect(
