@@ -13,21 +13,33 @@ final class ScriptedServer: @unchecked Sendable {
   private(set) var received: [UInt8] = []
 
   /// `answer` is written once the whole request is read; `closeAfter` closes the connection then.
-  init(answer: [UInt8], closeAfter: Bool = false, readRequest: Bool = true) throws {
-    let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+  init(answer: [UInt8], closeAfter: Bool = false, readRequest: Bool = true, ipv6: Bool = false) throws {
+    let listener = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     self.listener = listener
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr = in_addr(s_addr: UInt32(0x7f00_0001).bigEndian)
-    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    let bound = withUnsafePointer(to: &address) {
+    var storage = sockaddr_storage()
+    var length: socklen_t
+    if ipv6 {
+      var address = sockaddr_in6()
+      address.sin6_family = sa_family_t(AF_INET6)
+      address.sin6_addr = in6addr_loopback
+      withUnsafeBytes(of: address) { source in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) } }
+      length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+    } else {
+      var address = sockaddr_in()
+      address.sin_family = sa_family_t(AF_INET)
+      address.sin_addr = in_addr(s_addr: UInt32(0x7f00_0001).bigEndian)
+      withUnsafeBytes(of: address) { source in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) } }
+      length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    }
+    let bound = withUnsafePointer(to: &storage) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) }
     }
-    guard bound == 0, listen(listener, 4) == 0 else { throw POSIXError(.EADDRINUSE) }
-    _ = withUnsafeMutablePointer(to: &address) {
+    guard bound == 0, listen(listener, 4) == 0 else { throw POSIXError(.EADDRNOTAVAIL) }
+    _ = withUnsafeMutablePointer(to: &storage) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) }
     }
-    port = Int(UInt16(bigEndian: address.sin_port))
+    // The port sits at the same place in both address forms.
+    port = Int(UInt16(bigEndian: withUnsafeBytes(of: storage) { $0.load(fromByteOffset: 2, as: UInt16.self) }))
     Thread.detachNewThread { [self] in
       let client = accept(listener, nil, nil)
       defer {
@@ -67,8 +79,10 @@ final class ScriptedServer: @unchecked Sendable {
 @Suite struct HTTPConnectionTests {
   let loopback = IPAddress.v4(0x7f00_0001)
 
-  func exchange(_ server: ScriptedServer, body: [UInt8] = Array("payload".utf8)) throws -> HTTPResponse {
-    let connection = try HTTPConnection(address: loopback, port: server.port, timeoutSeconds: 1)
+  func exchange(_ server: ScriptedServer, body: [UInt8] = Array("payload".utf8), address: IPAddress? = nil) throws
+    -> HTTPResponse
+  {
+    let connection = try HTTPConnection(address: address ?? loopback, port: server.port, timeoutSeconds: 1)
     let head = Array("POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
     return try body.withUnsafeBytes { raw throws(HTTPConnectionFailure) in
       try connection.exchange(head: head, body: raw)
@@ -83,6 +97,15 @@ final class ScriptedServer: @unchecked Sendable {
     #expect(response.status == 200 && response.keepAlive && response.body == Array("abc".utf8))
     let head = Array("POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
     #expect(server.received == head + body)
+  }
+
+  @Test func ipv6LoopbackWorksToo() throws {
+    guard
+      let server = try? ScriptedServer(answer: Array("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".utf8), ipv6: true)
+    else { return }  // no IPv6 on this machine
+    let response = try exchange(server, address: .v6([UInt8](repeating: 0, count: 15) + [1]))
+    server.finish()
+    #expect(response.status == 200 && server.received.count > 0)
   }
 
   @Test func chunkedBodiesWithExtensionsAndTrailersAreReadWhole() throws {
