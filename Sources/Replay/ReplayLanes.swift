@@ -66,7 +66,6 @@ extension ReplayRun {
       if outcome.accepted < batch.count { return }
     }
   }
-
 }
 
 /// What the sending lanes share: the streams not yet started, the summary and checkpoint they
