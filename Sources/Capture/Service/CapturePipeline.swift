@@ -55,17 +55,12 @@ public final class CapturePipeline: OTLPIngest {
   private let counters = Mutex(IngestCounters())
   /// Tenants the service takes at most (``CaptureConfiguration/maxTenants``).
   public let maxTenants: Int
-  /// Every tenant taken so far, including those the journal already held at start.
-  private let knownTenants: Mutex<KnownTenants>
+  /// Every tenant taken so far, including those the journal already held at start, with its
+  /// accepted-request counters once a request of it was admitted with metrics on (`nil` before,
+  /// or without metrics). Kept under the one lock admission takes per request anyway.
+  private let knownTenants: Mutex<[String: TenantIngestCounters?]>
   /// Where accepted requests are counted; `nil`: not counted.
   private let metrics: CaptureMetrics?
-
-  /// The tenants taken, and the accepted-request counters of those that had a request accepted
-  /// since start, kept under the one lock admission takes per request anyway.
-  private struct KnownTenants {
-    var names: Set<String>
-    var counters: [String: TenantIngestCounters] = [:]
-  }
 
   public init(
     journal: Journal, maxInFlightBytes: Int, maxRequestBytes: Int, tenants: TenantPolicy, redactor: Redactor? = nil,
@@ -75,7 +70,9 @@ public final class CapturePipeline: OTLPIngest {
     self.heldAfterAcknowledgement = heldAfterAcknowledgement
     self.maxTenants = maxTenants
     self.metrics = metrics
-    self.knownTenants = Mutex(KnownTenants(names: Set(journal.status().streams.map(\.tenant))))
+    var known: [String: TenantIngestCounters?] = [:]
+    for stream in journal.status().streams { known.updateValue(nil, forKey: stream.tenant) }
+    self.knownTenants = Mutex(known)
     self.redactor = redactor
     self.observer = observer
     self.journal = journal
@@ -214,28 +211,26 @@ public final class CapturePipeline: OTLPIngest {
   /// - Returns: the tenant's accepted-request counters (so their labels are bounded as tenants are).
   private func admitTenant(_ tenant: String) throws(RejectedRequest) -> TenantIngestCounters? {
     let metrics = self.metrics
-    let taken = knownTenants.withLock { known -> (Bool, TenantIngestCounters?) in
-      if !known.names.contains(tenant) {
-        guard known.names.count < maxTenants else { return (false, nil) }
-        known.names.insert(tenant)
+    let maxTenants = self.maxTenants
+    return try knownTenants.withLock { known throws(RejectedRequest) -> TenantIngestCounters? in
+      if let entry = known[tenant] {
+        if let counters = entry { return counters }
+        // Known, but without counters yet (held by the journal at start) or without metrics.
+        guard metrics != nil else { return nil }
+      } else if known.count >= maxTenants {
+        throw RejectedRequest(
+          .tenantRejected,
+          "tenant \"\(tenant)\" is new and this capture service already takes its limit of \(maxTenants) tenants (limits.max-tenants)",
+          reason: .tenantLimit)
       }
-      guard let metrics else { return (true, nil) }
-      if let counters = known.counters[tenant] { return (true, counters) }
-      let counters = metrics.tenantCounters(tenant)
-      known.counters[tenant] = counters
-      return (true, counters)
+      let counters = metrics?.tenantCounters(tenant)
+      known.updateValue(counters, forKey: tenant)
+      return counters
     }
-    guard taken.0 else {
-      throw RejectedRequest(
-        .tenantRejected,
-        "tenant \"\(tenant)\" is new and this capture service already takes its limit of \(maxTenants) tenants (limits.max-tenants)",
-        reason: .tenantLimit)
-    }
-    return taken.1
   }
 
   /// Tenants taken so far.
-  public var tenantCount: Int { knownTenants.withLock { $0.names.count } }
+  public var tenantCount: Int { knownTenants.withLock { $0.count } }
 
   private func reject(
     _ rejection: RejectedRequest, _ completion: @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void
