@@ -41,7 +41,11 @@ import WireTestSupport
     #expect((try? await export(pipeline, tenant: "acme").get())?.seq == 1)
     #expect((try? await export(pipeline, tenant: "globex").get())?.seq == 1)
     #expect(pipeline.tenantCount == 2)
-    #expect(pipeline.counterSnapshot.rejected["tenantRejected"] == 1)
+    let counted = pipeline.counterSnapshot
+    #expect(counted.rejected["tenantRejected"] == 1)
+    // Four acknowledged trace requests, no other signal.
+    #expect(counted.accepted == [.traces: 4])
+    #expect(counted.acceptedBytes == 4 * UInt64(Wire.traces([(100, 200)]).count))
     await journal.stop()
   }
 

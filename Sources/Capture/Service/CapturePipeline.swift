@@ -52,7 +52,13 @@ public final class CapturePipeline: OTLPIngest {
   /// same kind, so they count against ``maxInFlightBytes``.
   private let heldAfterAcknowledgement: (@Sendable () -> Int)?
   private let inFlight = Mutex(0)
+  /// Refusals and redaction totals; accepted requests are counted in the atomics below, so an
+  /// acknowledgement takes no lock to be counted.
   private let counters = Mutex(IngestCounters())
+  private let acceptedTraces = Atomic<UInt64>(0)
+  private let acceptedLogs = Atomic<UInt64>(0)
+  private let acceptedMetrics = Atomic<UInt64>(0)
+  private let acceptedBytes = Atomic<UInt64>(0)
   /// Tenants the service takes at most (``CaptureConfiguration/maxTenants``).
   public let maxTenants: Int
   /// Every tenant taken so far, including those the journal already held at start, with its
@@ -106,7 +112,16 @@ public final class CapturePipeline: OTLPIngest {
   /// against ``maxInFlightBytes`` beside ``inFlightBytes``.
   public var heldAfterAcknowledgementBytes: Int { heldAfterAcknowledgement?() ?? 0 }
 
-  public var counterSnapshot: IngestCounters { counters.withLock { $0 } }
+  public var counterSnapshot: IngestCounters {
+    var snapshot = counters.withLock { $0 }
+    let accepted: [(Signal, UInt64)] = [
+      (.traces, acceptedTraces.load(ordering: .relaxed)), (.logs, acceptedLogs.load(ordering: .relaxed)),
+      (.metrics, acceptedMetrics.load(ordering: .relaxed)),
+    ]
+    for (signal, count) in accepted where count > 0 { snapshot.accepted[signal] = count }
+    snapshot.acceptedBytes = acceptedBytes.load(ordering: .relaxed)
+    return snapshot
+  }
 
   public func admissionProblem() -> RejectedRequest? {
     guard let problem = journal.admissionProblem() else { return nil }
@@ -192,10 +207,12 @@ public final class CapturePipeline: OTLPIngest {
     journal.append(admitted) { [self] result in
       switch result {
       case .success(let receipt):
-        counters.withLock { counters in
-          counters.accepted[signal, default: 0] += 1
-          counters.acceptedBytes += UInt64(request.count)
+        switch signal {
+        case .traces: acceptedTraces.wrappingAdd(1, ordering: .relaxed)
+        case .logs: acceptedLogs.wrappingAdd(1, ordering: .relaxed)
+        case .metrics: acceptedMetrics.wrappingAdd(1, ordering: .relaxed)
         }
+        acceptedBytes.wrappingAdd(UInt64(request.count), ordering: .relaxed)
         if let transport { tenantCounters?.accepted(signal: signal, transport: transport, items: items) }
         completion(.success(IngestReceipt(seq: receipt.seq, signal: signal, tenant: tenant)))
         observer?(admitted)
