@@ -56,6 +56,9 @@ let package = Package(
     // what swift-protobuf decodes and the §6.3 time walk accepts, plus span/log facts and splicing.
     // No dependencies at all, not even Foundation.
     .target(name: "OTLPWire"),
+    // A small blocking HTTP/1.1 client (one socket, poll against a deadline), for webhooks and
+    // replay: both send from their own threads and want no event loop in between.
+    .target(name: "BlockingHTTP"),
 
     // The pure evidence model: canonical JSON, manifest, segment framing, tar codec, digests, zstd.
     .target(name: "Manifest", dependencies: ["OTLPWire", "CZstd", "CCrypto", "CCRC32C"]),
@@ -71,7 +74,7 @@ let package = Package(
     .target(
       name: "Capture",
       dependencies: [
-        "Audit", "Manifest", "OTLPProto", "OTLPWire",
+        "Audit", "BlockingHTTP", "Manifest", "OTLPProto", "OTLPWire",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
@@ -98,11 +101,8 @@ let package = Package(
     .target(
       name: "Replay",
       dependencies: [
-        "Audit", "Manifest", "Verify", "OTLPProto", "OTLPWire",
+        "Audit", "BlockingHTTP", "Manifest", "Verify", "OTLPProto", "OTLPWire",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
-        .product(name: "NIOCore", package: "swift-nio"),
-        .product(name: "NIOPosix", package: "swift-nio"),
-        .product(name: "NIOHTTP1", package: "swift-nio"),
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
       ]
@@ -122,6 +122,7 @@ let package = Package(
     .target(name: "WireTestSupport", path: "Tests/WireTestSupport"),
     .testTarget(name: "ManifestTests", dependencies: ["Manifest", "WireTestSupport"]),
     .testTarget(name: "SigningTests", dependencies: ["Signing"]),
+    .testTarget(name: "BlockingHTTPTests", dependencies: ["BlockingHTTP"]),
     .testTarget(
       name: "OTLPWireTests",
       dependencies: [

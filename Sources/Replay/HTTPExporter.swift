@@ -1,3 +1,4 @@
+import BlockingHTTP
 import Dispatch
 import Manifest
 import OTLPWire
@@ -69,16 +70,22 @@ final class HTTPExporter: OTLPExporter {
     return ledger.outcome
   }
 
+  /// Error bodies are kept only this long; success bodies are small OTLP responses.
+  static let maxKeptBody = 1 << 20
+
   /// One attempt at one record, on ``worker``.
   private func export(_ record: PreparedRecord) -> ExportOutcome {
+    let deadline = HTTPConnection.monotonicMillis() + max(timeoutSeconds, 1) * 1000
     let connection: HTTPConnection
     if let open = link.connection {
       connection = open
     } else {
       let address = destination.addresses[link.addressIndex % destination.addresses.count]
       do {
-        connection = try HTTPConnection(
-          address: address, port: destination.endpoint.port, timeoutSeconds: timeoutSeconds)
+        connection = try address.withSocketAddress(port: destination.endpoint.port) {
+          (socketAddress, length) throws(HTTPConnectionFailure) in
+          try HTTPConnection(address: socketAddress, length: length, deadline: deadline, maxKeptBody: Self.maxKeptBody)
+        }
       } catch {
         link.addressIndex += 1
         return .retryable(reason: "cannot connect to \(destination.endpoint): \(error)", retryAfterSeconds: nil)
@@ -94,7 +101,7 @@ final class HTTPExporter: OTLPExporter {
     let response: HTTPResponse
     do {
       response = try record.payload.withUnsafeBytes { body throws(HTTPConnectionFailure) in
-        try connection.exchange(head: head, body: body)
+        try connection.exchange(head: head, body: body, deadline: deadline)
       }
     } catch {
       link.connection = nil
@@ -107,18 +114,18 @@ final class HTTPExporter: OTLPExporter {
     case 429, 502, 503, 504:
       return .retryable(
         reason: "HTTP \(response.status)\(Self.detail(response.body))",
-        retryAfterSeconds: response.retryAfter.flatMap(Self.retryAfterSeconds))
+        retryAfterSeconds: response.headers["retry-after"].flatMap(Self.retryAfterSeconds))
     default:
       return .rejected(reason: "HTTP \(response.status)\(Self.detail(response.body))")
     }
   }
 
   /// The request line and fields of one export request.
-  func requestHead(signal: Signal, tenant: String, length: Int) throws(HTTPConnectionFailure) -> [UInt8] {
+  func requestHead(signal: Signal, tenant: String, length: Int) throws(RequestHeadError) -> [UInt8] {
     // A field value with a line break would end the head early and let bundle content write
     // fields of its own.
     guard tenant.utf8.allSatisfy({ $0 == UInt8(ascii: "\t") || ($0 >= 0x20 && $0 != 0x7F) }) else {
-      throw HTTPConnectionFailure("tenant \(tenant.debugDescription) cannot travel in an HTTP header field")
+      throw RequestHeadError(description: "tenant \(tenant.debugDescription) cannot travel in an HTTP header field")
     }
     let text =
       "POST \(destination.endpoint.path(for: signal.rawValue)) HTTP/1.1\r\n"
@@ -128,6 +135,11 @@ final class HTTPExporter: OTLPExporter {
       + "User-Agent: stella-forensics-replay/0.1.0\r\n"
       + "\(tenantHeader): \(tenant)\r\n\r\n"
     return Array(text.utf8)
+  }
+
+  /// A request head that cannot be written (the record is refused for good).
+  struct RequestHeadError: Error, CustomStringConvertible {
+    let description: String
   }
 
   /// Waits `seconds`, in short steps so a raised `stop` ends the wait early.

@@ -65,6 +65,37 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
   }
 }
 
+extension IPAddress {
+  /// Calls `body` with this address and `port` as a C socket address.
+  func withSocketAddress<Result, Failure: Error>(
+    port: Int, _ body: (UnsafePointer<sockaddr>, socklen_t) throws(Failure) -> Result
+  ) throws(Failure) -> Result {
+    var storage = sockaddr_storage()
+    let length: socklen_t
+    switch self {
+    case .v4(let value):
+      var address = sockaddr_in()
+      address.sin_family = sa_family_t(AF_INET)
+      address.sin_port = in_port_t(UInt16(truncatingIfNeeded: port)).bigEndian
+      address.sin_addr = in_addr(s_addr: value.bigEndian)
+      withUnsafeBytes(of: address) { source in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) } }
+      length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    case .v6(let bytes):
+      var address = sockaddr_in6()
+      address.sin6_family = sa_family_t(AF_INET6)
+      address.sin6_port = in_port_t(UInt16(truncatingIfNeeded: port)).bigEndian
+      withUnsafeMutableBytes(of: &address.sin6_addr) { $0.copyBytes(from: bytes.prefix(16)) }
+      withUnsafeBytes(of: address) { source in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) } }
+      length = socklen_t(MemoryLayout<sockaddr_in6>.size)
+    }
+    return try withUnsafePointer(to: &storage) { pointer throws(Failure) in
+      try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address throws(Failure) in
+        try body(address, length)
+      }
+    }
+  }
+}
+
 /// An OTLP endpoint URL, as `OTEL_EXPORTER_OTLP_ENDPOINT` gives it: `http://HOST[:PORT][/BASE]`.
 public struct EndpointURL: Sendable, Equatable, CustomStringConvertible {
   /// The host as written, without IPv6 brackets.

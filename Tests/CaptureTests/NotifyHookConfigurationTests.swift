@@ -184,16 +184,6 @@ import Testing
     #expect(WebhookRetryPolicy.parseRetryAfter("-1", nowUnixSeconds: now) == nil)
     #expect(WebhookRetryPolicy.parseRetryAfter("soon", nowUnixSeconds: now) == nil)
   }
-
-  @Test func statusLinesAndHeadersAreParsed() throws {
-    let head = try HookHTTPClient.parseHead(
-      Array("HTTP/1.0 503 Service Unavailable\r\nRetry-After: 2\r\nX-A: 1\r\nx-a: 2\r\n\r\n".utf8))
-    #expect(head.status == 503)
-    #expect(head.headers["retry-after"] == "2")
-    #expect(head.headers["x-a"] == "1")
-    #expect(throws: HookHTTPError.self) { try HookHTTPClient.parseHead(Array("SSH-2.0-OpenSSH\r\n\r\n".utf8)) }
-    #expect(throws: HookHTTPError.self) { try HookHTTPClient.parseHead(Array("HTTP/1.1 20 OK\r\n\r\n".utf8)) }
-  }
 }
 
 @Suite struct NotifyEventBodyTests {

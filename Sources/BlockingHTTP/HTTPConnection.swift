@@ -1,119 +1,134 @@
 #if canImport(Glibc)
-  import Glibc
+  public import Glibc
 #elseif canImport(Musl)
-  import Musl
+  public import Musl
 #endif
 
-/// Why an exchange on an ``HTTPConnection`` failed. Every case is worth a new connection and
-/// another attempt: the endpoint did not give a usable answer.
-struct HTTPConnectionFailure: Error, CustomStringConvertible {
-  let description: String
-  init(_ description: String) { self.description = description }
+/// Why connecting or an exchange on an ``HTTPConnection`` failed. Every case is worth a new
+/// connection and another attempt: the endpoint did not give a usable answer.
+public struct HTTPConnectionFailure: Error, CustomStringConvertible, Sendable {
+  public enum Kind: Sendable, Equatable {
+    /// The connection was refused, reset or could not be made.
+    case connect
+    /// The deadline passed.
+    case timeout
+    /// The connection broke while sending or receiving.
+    case io
+    /// The answer was not HTTP/1.x, or broke its own framing.
+    case malformedResponse
+  }
+
+  public let kind: Kind
+  public let description: String
+
+  init(_ kind: Kind, _ description: String) {
+    self.kind = kind
+    self.description = description
+  }
 }
 
-/// An HTTP/1.1 response, as replay needs it.
-struct HTTPResponse {
-  var status: Int
+/// A final HTTP/1.1 response.
+public struct HTTPResponse: Sendable, Equatable {
+  public var status: Int
   /// Whether the connection may carry the next request.
-  var keepAlive: Bool
-  var retryAfter: String?
-  /// The body, cut at ``HTTPConnection/maxKeptBody`` bytes (the rest is read and dropped).
-  var body: [UInt8]
+  public var keepAlive: Bool
+  /// Field names lowercased; a repeated field keeps its first value.
+  public var headers: [String: String]
+  /// The body, cut at the connection's `maxKeptBody` bytes.
+  public var body: [UInt8]
+
+  public init(status: Int, keepAlive: Bool, headers: [String: String], body: [UInt8]) {
+    self.status = status
+    self.keepAlive = keepAlive
+    self.headers = headers
+    self.body = body
+  }
 }
 
 /// One HTTP/1.1 client connection on a socket of its own, used by one thread at a time.
 ///
-/// Replay sends hundreds of megabytes to a local endpoint, so the request body goes from the
-/// decompressed segment to the kernel in one `sendmsg` with the head, never copied into a
-/// buffer of its own, and the calling thread waits in `poll` for the answer: no event loop, no
-/// thread hop per request. Every wait has the connection's deadline.
-final class HTTPConnection {
-  /// Error bodies are kept only this long; success bodies are small OTLP responses.
-  static let maxKeptBody = 1 << 20
-  /// A response head longer than this is refused (the endpoint is not speaking OTLP/HTTP).
-  static let maxHead = 64 << 10
+/// Why blocking: its callers (a webhook's own thread, a replay lane) send one request at a time
+/// and wait for the answer, so a straight line of `sendmsg`, `poll` and `recv` is both the
+/// cheapest and the easiest to audit. The request body goes to the kernel from where the caller
+/// holds it, in one `sendmsg` with the head, never copied into a buffer of its own. The socket is
+/// non-blocking underneath, so every wait is a `poll` against the caller's deadline.
+public final class HTTPConnection {
+  /// A response head longer than this is refused.
+  public static let maxHead = 64 << 10
 
   private let descriptor: Int32
-  private let timeoutMillis: Int32
+  /// Body bytes kept per response; the rest is read (or, with `readWholeBody: false`, left).
+  private let maxKeptBody: Int
   /// Bytes read but not yet parsed; `inboxStart` is where the unparsed part begins.
   private var inbox: [UInt8] = []
   private var inboxStart = 0
   /// What one `recv` reads into, allocated once per connection.
   private var receiveBuffer = [UInt8](repeating: 0, count: 64 << 10)
 
-  /// Connects to `address:port` within `timeoutSeconds`.
-  init(address: IPAddress, port: Int, timeoutSeconds: Int64) throws(HTTPConnectionFailure) {
-    timeoutMillis = Int32(clamping: max(timeoutSeconds, 1) * 1000)
-    var storage = sockaddr_storage()
-    let length: socklen_t
-    let family: Int32
-    switch address {
-    case .v4(let value):
-      family = AF_INET
-      var socketAddress = sockaddr_in()
-      socketAddress.sin_family = sa_family_t(AF_INET)
-      socketAddress.sin_port = in_port_t(UInt16(truncatingIfNeeded: port)).bigEndian
-      socketAddress.sin_addr = in_addr(s_addr: value.bigEndian)
-      withUnsafeBytes(of: socketAddress) { source in
-        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) }
-      }
-      length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    case .v6(let bytes):
-      family = AF_INET6
-      var socketAddress = sockaddr_in6()
-      socketAddress.sin6_family = sa_family_t(AF_INET6)
-      socketAddress.sin6_port = in_port_t(UInt16(truncatingIfNeeded: port)).bigEndian
-      withUnsafeMutableBytes(of: &socketAddress.sin6_addr) { $0.copyBytes(from: bytes.prefix(16)) }
-      withUnsafeBytes(of: socketAddress) { source in
-        withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) }
-      }
-      length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-    }
+  /// Connects to the socket address `address` (`length` bytes) before `deadline`
+  /// (``monotonicMillis()``), with `TCP_NODELAY`.
+  public init(address: UnsafePointer<sockaddr>, length: socklen_t, deadline: Int64, maxKeptBody: Int)
+    throws(HTTPConnectionFailure)
+  {
+    self.maxKeptBody = maxKeptBody
+    // The descriptor is stored only once connected: a failed initializer that had stored it
+    // would run `deinit`, and a second `close` could hit a number another thread reuses.
+    descriptor = try Self.connected(to: address, length: length, deadline: deadline)
+  }
+
+  /// A connected non-blocking socket, or a failure with nothing left open.
+  private static func connected(to address: UnsafePointer<sockaddr>, length: socklen_t, deadline: Int64)
+    throws(HTTPConnectionFailure) -> Int32
+  {
     let fd = socket(
-      family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-    guard fd >= 0 else { throw HTTPConnectionFailure("socket: \(Self.errnoText())") }
-    descriptor = fd
+      Int32(address.pointee.sa_family),
+      Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+    guard fd >= 0 else { throw HTTPConnectionFailure(.connect, "socket: \(errnoText())") }
     var one: Int32 = 1
     _ = setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-    let connected = withUnsafePointer(to: &storage) { pointer in
-      pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) }
-    }
-    if connected != 0 {
+    if connect(fd, address, length) != 0 {
       guard errno == EINPROGRESS else {
-        let why = Self.errnoText()
+        let why = errnoText()
         closeDescriptor(fd)
-        throw HTTPConnectionFailure("connect: \(why)")
+        throw HTTPConnectionFailure(.connect, "connect: \(why)")
       }
       do {
-        try wait(for: Int16(POLLOUT), deadline: deadline())
+        try wait(fd, for: Int16(POLLOUT), deadline: deadline)
       } catch {
         closeDescriptor(fd)
-        throw HTTPConnectionFailure("connect: \(error.description)")
+        throw HTTPConnectionFailure(error.kind, "connect: \(error.description)")
       }
       var failure: Int32 = 0
       var size = socklen_t(MemoryLayout<Int32>.size)
       _ = getsockopt(fd, SOL_SOCKET, SO_ERROR, &failure, &size)
       guard failure == 0 else {
         closeDescriptor(fd)
-        throw HTTPConnectionFailure("connect: \(String(cString: strerror(failure)))")
+        throw HTTPConnectionFailure(.connect, "connect: \(String(cString: strerror(failure)))")
       }
     }
+    return fd
   }
 
   deinit { closeDescriptor(descriptor) }
 
-  /// Sends `head` and `body` as one request and reads the final response to it.
-  func exchange(head: [UInt8], body: UnsafeRawBufferPointer) throws(HTTPConnectionFailure) -> HTTPResponse {
-    let deadline = deadline()
+  /// Sends `head` and `body` as one request and reads the final response to it, all before
+  /// `deadline` (``monotonicMillis()``).
+  /// - Parameter readWholeBody: `false` when the connection is not used again: reading stops
+  ///   once the kept part of the body is in.
+  public func exchange(head: [UInt8], body: UnsafeRawBufferPointer, deadline: Int64, readWholeBody: Bool = true)
+    throws(HTTPConnectionFailure) -> HTTPResponse
+  {
     do {
       try send(head: head, body: body, deadline: deadline)
     } catch {
       // An endpoint may answer (413, 400) and close before it read the whole body; that answer
       // is the outcome, when it arrived complete.
-      if let early = try? readResponse(deadline: Self.monotonicMillis()) { return early }
+      if let early = try? readResponse(deadline: Self.monotonicMillis(), readWholeBody: readWholeBody) {
+        return early
+      }
       throw error
     }
-    return try readResponse(deadline: deadline)
+    return try readResponse(deadline: deadline, readWholeBody: readWholeBody)
   }
 
   private func send(head: [UInt8], body: UnsafeRawBufferPointer, deadline: Int64) throws(HTTPConnectionFailure) {
@@ -138,8 +153,10 @@ final class HTTPConnection {
       }
       if sent < 0 {
         if errno == EINTR { continue }
-        guard errno == EAGAIN || errno == EWOULDBLOCK else { throw HTTPConnectionFailure("send: \(Self.errnoText())") }
-        try wait(for: Int16(POLLOUT), deadline: deadline)
+        guard errno == EAGAIN || errno == EWOULDBLOCK else {
+          throw HTTPConnectionFailure(.io, "send: \(Self.errnoText())")
+        }
+        try Self.wait(descriptor, for: Int16(POLLOUT), deadline: deadline)
         continue
       }
       let fromHead = min(sent, head.count - headSent)
@@ -149,21 +166,24 @@ final class HTTPConnection {
   }
 
   /// Reads one final response (1xx heads are skipped).
-  private func readResponse(deadline: Int64) throws(HTTPConnectionFailure) -> HTTPResponse {
+  private func readResponse(deadline: Int64, readWholeBody: Bool) throws(HTTPConnectionFailure) -> HTTPResponse {
     while true {
       let head = try Self.parseHead(readHead(deadline: deadline))
       if head.status < 200 { continue }
-      var response = HTTPResponse(status: head.status, keepAlive: head.keepAlive, retryAfter: head.retryAfter, body: [])
+      var response = HTTPResponse(status: head.status, keepAlive: head.keepAlive, headers: head.headers, body: [])
+      // Reading stops at the kept part only when nothing else will use the connection.
+      let limit = readWholeBody ? Int.max : maxKeptBody
       if head.status == 204 || head.status == 304 {
         // No body, whatever the head says.
       } else if head.chunked {
-        response.body = try readChunkedBody(deadline: deadline)
+        response.body = try readChunkedBody(deadline: deadline, stopAfter: limit)
       } else if let length = head.contentLength {
-        response.body = try readBody(length: length, deadline: deadline)
+        response.body = try readBody(length: min(length, limit), deadline: deadline)
       } else {
         response.keepAlive = false
-        response.body = try readUntilClose(deadline: deadline)
+        response.body = try readUntilClose(deadline: deadline, stopAfter: limit)
       }
+      if !readWholeBody { response.keepAlive = false }
       compactInbox()
       return response
     }
@@ -173,7 +193,7 @@ final class HTTPConnection {
   struct ResponseHead: Equatable {
     var status: Int
     var keepAlive: Bool
-    var retryAfter: String?
+    var headers: [String: String] = [:]
     var contentLength: Int?
     var chunked = false
   }
@@ -188,11 +208,11 @@ final class HTTPConnection {
         return bytes
       }
       guard inbox.count - inboxStart <= Self.maxHead else {
-        throw HTTPConnectionFailure("response head longer than \(Self.maxHead) bytes")
+        throw HTTPConnectionFailure(.malformedResponse, "response head longer than \(Self.maxHead) bytes")
       }
       searched = inbox.count
       guard try fill(deadline: deadline) else {
-        throw HTTPConnectionFailure("connection closed before the response")
+        throw HTTPConnectionFailure(.io, "connection closed before the response")
       }
     }
   }
@@ -204,11 +224,11 @@ final class HTTPConnection {
       if inbox.count == inboxStart {
         compactInbox()
         guard try fill(deadline: deadline) else {
-          throw HTTPConnectionFailure("connection closed inside the response body")
+          throw HTTPConnectionFailure(.io, "connection closed inside the response body")
         }
       }
       let take = min(left, inbox.count - inboxStart)
-      let keep = min(take, Self.maxKeptBody - kept.count)
+      let keep = min(take, maxKeptBody - kept.count)
       if keep > 0 { kept.append(contentsOf: inbox[inboxStart..<(inboxStart + keep)]) }
       inboxStart += take
       left -= take
@@ -216,13 +236,13 @@ final class HTTPConnection {
     return kept
   }
 
-  private func readChunkedBody(deadline: Int64) throws(HTTPConnectionFailure) -> [UInt8] {
+  private func readChunkedBody(deadline: Int64, stopAfter limit: Int) throws(HTTPConnectionFailure) -> [UInt8] {
     var kept: [UInt8] = []
-    while true {
+    while kept.count < limit {
       let line = try readLine(deadline: deadline)
       let sizeText = line.prefix { $0 != UInt8(ascii: ";") }
       guard let size = Int(String(decoding: Self.trimmed(sizeText), as: UTF8.self), radix: 16), size >= 0 else {
-        throw HTTPConnectionFailure("response has an invalid chunk size")
+        throw HTTPConnectionFailure(.malformedResponse, "response has an invalid chunk size")
       }
       if size == 0 {
         // Trailer fields, up to the empty line.
@@ -230,18 +250,20 @@ final class HTTPConnection {
         return kept
       }
       let chunk = try readBody(length: size, deadline: deadline)
-      kept.append(contentsOf: chunk.prefix(Self.maxKeptBody - kept.count))
+      kept.append(contentsOf: chunk.prefix(maxKeptBody - kept.count))
       guard try readLine(deadline: deadline).isEmpty else {
-        throw HTTPConnectionFailure("response chunk is not followed by CRLF")
+        throw HTTPConnectionFailure(.malformedResponse, "response chunk is not followed by CRLF")
       }
     }
+    return kept
   }
 
-  private func readUntilClose(deadline: Int64) throws(HTTPConnectionFailure) -> [UInt8] {
+  private func readUntilClose(deadline: Int64, stopAfter limit: Int) throws(HTTPConnectionFailure) -> [UInt8] {
     var kept: [UInt8] = []
     while true {
       let available = inbox[inboxStart...]
-      kept.append(contentsOf: available.prefix(Self.maxKeptBody - kept.count))
+      kept.append(contentsOf: available.prefix(maxKeptBody - kept.count))
+      if kept.count >= limit { return kept }
       inboxStart = inbox.count
       compactInbox()
       guard try fill(deadline: deadline) else { return kept }
@@ -255,8 +277,12 @@ final class HTTPConnection {
         inboxStart = end + 2
         return line
       }
-      guard inbox.count - inboxStart <= Self.maxHead else { throw HTTPConnectionFailure("response line too long") }
-      guard try fill(deadline: deadline) else { throw HTTPConnectionFailure("connection closed inside a chunked body") }
+      guard inbox.count - inboxStart <= Self.maxHead else {
+        throw HTTPConnectionFailure(.malformedResponse, "response line too long")
+      }
+      guard try fill(deadline: deadline) else {
+        throw HTTPConnectionFailure(.io, "connection closed inside a chunked body")
+      }
     }
   }
 
@@ -273,9 +299,9 @@ final class HTTPConnection {
       if got == 0 { return false }
       if failure == EINTR { continue }
       guard failure == EAGAIN || failure == EWOULDBLOCK else {
-        throw HTTPConnectionFailure("recv: \(String(cString: strerror(failure)))")
+        throw HTTPConnectionFailure(.io, "recv: \(String(cString: strerror(failure)))")
       }
-      try wait(for: Int16(POLLIN), deadline: deadline)
+      try Self.wait(descriptor, for: Int16(POLLIN), deadline: deadline)
     }
   }
 
@@ -286,20 +312,19 @@ final class HTTPConnection {
     }
   }
 
-  private func wait(for events: Int16, deadline: Int64) throws(HTTPConnectionFailure) {
+  private static func wait(_ fd: Int32, for events: Int16, deadline: Int64) throws(HTTPConnectionFailure) {
     while true {
-      let left = deadline - Self.monotonicMillis()
-      guard left > 0 else { throw HTTPConnectionFailure("no response in time") }
-      var entry = pollfd(fd: descriptor, events: events, revents: 0)
+      let left = deadline - monotonicMillis()
+      guard left > 0 else { throw HTTPConnectionFailure(.timeout, "no response in time") }
+      var entry = pollfd(fd: fd, events: events, revents: 0)
       let ready = poll(&entry, 1, Int32(clamping: left))
       if ready > 0 { return }
-      if ready < 0 && errno != EINTR { throw HTTPConnectionFailure("poll: \(Self.errnoText())") }
+      if ready < 0 && errno != EINTR { throw HTTPConnectionFailure(.io, "poll: \(errnoText())") }
     }
   }
 
-  private func deadline() -> Int64 { Self.monotonicMillis() + Int64(timeoutMillis) }
-
-  static func monotonicMillis() -> Int64 {
+  /// `CLOCK_MONOTONIC` in milliseconds: the clock deadlines are given in.
+  public static func monotonicMillis() -> Int64 {
     var now = timespec()
     clock_gettime(CLOCK_MONOTONIC, &now)
     return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
@@ -307,15 +332,16 @@ final class HTTPConnection {
 
   private static func errnoText() -> String { String(cString: strerror(errno)) }
 
-  /// Reads a response head: status line, then the fields replay needs.
+  /// Reads a response head: status line, framing, keep-alive and every field.
   static func parseHead(_ head: ArraySlice<UInt8>) throws(HTTPConnectionFailure) -> ResponseHead {
     var lines = headerLines(head).makeIterator()
-    guard let statusLine = lines.next() else { throw HTTPConnectionFailure("empty response head") }
+    guard let statusLine = lines.next() else { throw HTTPConnectionFailure(.malformedResponse, "empty response head") }
     let parts = statusLine.split(separator: UInt8(ascii: " "), maxSplits: 2, omittingEmptySubsequences: true)
     guard parts.count >= 2, parts[0].starts(with: "HTTP/1.".utf8), parts[0].count == 8,
       parts[1].count == 3, let status = Int(String(decoding: parts[1], as: UTF8.self)), status >= 100
     else {
-      throw HTTPConnectionFailure("not an HTTP/1.x response: \(String(decoding: statusLine.prefix(80), as: UTF8.self))")
+      throw HTTPConnectionFailure(
+        .malformedResponse, "not an HTTP/1.x response: \(String(decoding: statusLine.prefix(80), as: UTF8.self))")
     }
     var result = ResponseHead(status: status, keepAlive: parts[0].last == UInt8(ascii: "1"))
     while let line = lines.next() {
@@ -326,16 +352,16 @@ final class HTTPConnection {
       if name.elementsEqual("connection".utf8) {
         if tokens.contains(where: { $0.elementsEqual("close".utf8) }) { result.keepAlive = false }
         if tokens.contains(where: { $0.elementsEqual("keep-alive".utf8) }) { result.keepAlive = true }
-      } else if name.elementsEqual("retry-after".utf8) {
-        result.retryAfter = String(decoding: value, as: UTF8.self)
       } else if name.elementsEqual("content-length".utf8) {
         guard let length = Int(String(decoding: value, as: UTF8.self)), length >= 0,
           result.contentLength == nil || result.contentLength == length
-        else { throw HTTPConnectionFailure("response has an invalid Content-Length") }
+        else { throw HTTPConnectionFailure(.malformedResponse, "response has an invalid Content-Length") }
         result.contentLength = length
       } else if name.elementsEqual("transfer-encoding".utf8) {
         result.chunked = tokens.last?.elementsEqual("chunked".utf8) ?? false
       }
+      let key = String(decoding: name, as: UTF8.self)
+      if result.headers[key] == nil { result.headers[key] = String(decoding: value, as: UTF8.self) }
     }
     return result
   }
@@ -385,6 +411,6 @@ final class HTTPConnection {
 }
 
 private let crlf: [UInt8] = [13, 10]
+private let crlfcrlf: [UInt8] = [13, 10, 13, 10]
 
 private func closeDescriptor(_ fd: Int32) { _ = close(fd) }
-private let crlfcrlf: [UInt8] = [13, 10, 13, 10]
