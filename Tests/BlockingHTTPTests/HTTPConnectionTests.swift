@@ -16,21 +16,7 @@ final class ScriptedServer: @unchecked Sendable {
   init(answer: [UInt8], closeAfter: Bool = false, readRequest: Bool = true, ipv6: Bool = false) throws {
     let listener = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     self.listener = listener
-    var storage = sockaddr_storage()
-    var length: socklen_t
-    if ipv6 {
-      var address = sockaddr_in6()
-      address.sin6_family = sa_family_t(AF_INET6)
-      address.sin6_addr = in6addr_loopback
-      withUnsafeBytes(of: address) { source in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) } }
-      length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-    } else {
-      var address = sockaddr_in()
-      address.sin_family = sa_family_t(AF_INET)
-      address.sin_addr = in_addr(s_addr: UInt32(0x7f00_0001).bigEndian)
-      withUnsafeBytes(of: address) { source in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) } }
-      length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    }
+    var (storage, length) = loopback(ipv6: ipv6, port: 0)
     let bound = withUnsafePointer(to: &storage) {
       $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) }
     }
@@ -82,23 +68,7 @@ final class ScriptedServer: @unchecked Sendable {
     -> HTTPResponse
   {
     let deadline = HTTPConnection.monotonicMillis() + 1000
-    var storage = sockaddr_storage()
-    let length: socklen_t
-    if ipv6 {
-      var address = sockaddr_in6()
-      address.sin6_family = sa_family_t(AF_INET6)
-      address.sin6_port = in_port_t(UInt16(server.port)).bigEndian
-      address.sin6_addr = in6addr_loopback
-      withUnsafeBytes(of: address) { source in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) } }
-      length = socklen_t(MemoryLayout<sockaddr_in6>.size)
-    } else {
-      var address = sockaddr_in()
-      address.sin_family = sa_family_t(AF_INET)
-      address.sin_port = in_port_t(UInt16(server.port)).bigEndian
-      address.sin_addr = in_addr(s_addr: UInt32(0x7f00_0001).bigEndian)
-      withUnsafeBytes(of: address) { source in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) } }
-      length = socklen_t(MemoryLayout<sockaddr_in>.size)
-    }
+    var (storage, length) = loopback(ipv6: ipv6, port: server.port)
     let connection = try withUnsafePointer(to: &storage) { pointer throws(HTTPConnectionFailure) in
       try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address throws(HTTPConnectionFailure) in
         try HTTPConnection(address: address, length: length, deadline: deadline, maxKeptBody: 1 << 20)
@@ -201,4 +171,23 @@ final class ScriptedServer: @unchecked Sendable {
       try HTTPConnection.parseHead(ArraySlice("HTTP/1.1 20 OK\r\n\r\n".utf8))
     }
   }
+}
+
+/// The loopback address of either family with `port`, as a C socket address.
+func loopback(ipv6: Bool, port: Int) -> (sockaddr_storage, socklen_t) {
+  var storage = sockaddr_storage()
+  if ipv6 {
+    var address = sockaddr_in6()
+    address.sin6_family = sa_family_t(AF_INET6)
+    address.sin6_port = in_port_t(UInt16(port)).bigEndian
+    address.sin6_addr = in6addr_loopback
+    withUnsafeBytes(of: address) { source in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) } }
+    return (storage, socklen_t(MemoryLayout<sockaddr_in6>.size))
+  }
+  var address = sockaddr_in()
+  address.sin_family = sa_family_t(AF_INET)
+  address.sin_port = in_port_t(UInt16(port)).bigEndian
+  address.sin_addr = in_addr(s_addr: UInt32(0x7f00_0001).bigEndian)
+  withUnsafeBytes(of: address) { source in withUnsafeMutableBytes(of: &storage) { $0.copyMemory(from: source) } }
+  return (storage, socklen_t(MemoryLayout<sockaddr_in>.size))
 }
