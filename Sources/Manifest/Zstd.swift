@@ -180,6 +180,25 @@ public enum Zstd {
     return produced
   }
 
+  /// A segment decompressed into a new array of its declared size plus one byte (so longer
+  /// data is noticed as `.outputLimitExceeded`), for a caller that keeps it; the array asks for
+  /// huge pages before it is written (``MemoryAdvice/preferHugePages(_:)``). The returned
+  /// array's count is what the frame held, which the caller compares with `declaredSize`.
+  public static func decompress(_ input: UnsafeRawBufferPointer, declaredSize: Int) throws(ZstdError) -> [UInt8] {
+    var failure: ZstdError?
+    let output = [UInt8](unsafeUninitializedCapacity: declaredSize + 1) { buffer, initialized in
+      initialized = 0
+      MemoryAdvice.preferHugePages(UnsafeMutableRawBufferPointer(buffer))
+      do throws(ZstdError) {
+        initialized = try decompress(input, into: UnsafeMutableRawBufferPointer(buffer))
+      } catch {
+        failure = error
+      }
+    }
+    if let failure { throw failure }
+    return output
+  }
+
   /// Decompresses all frames of `input` straight into `output`, refusing output that does not
   /// fit, and returns the number of bytes produced.
   ///

@@ -90,20 +90,13 @@ public struct ArchivedRecordReader: Sendable {
     // Decompressed in one pass straight into the segment's own array (sized from the verified
     // manifest, plus one byte to notice longer data), which the records then slice: no piece
     // of the segment is copied on its way to the network.
-    var failure: ZstdError?
-    let bytes = [UInt8](unsafeUninitializedCapacity: expected + 1) { output, initialized in
-      initialized = 0
-      MemoryAdvice.preferHugePages(UnsafeMutableRawBufferPointer(output))
-      compressed.withUnsafeBytes { input in
-        do throws(ZstdError) {
-          initialized = try Zstd.decompress(input, into: UnsafeMutableRawBufferPointer(output))
-        } catch {
-          failure = error
-        }
-      }
+    let decompressed = compressed.withUnsafeBytes { input in
+      Result { () throws(ZstdError) in try Zstd.decompress(input, declaredSize: expected) }
     }
-    if let failure {
-      throw ReplayError(.bundleChanged, "\(bundle.path): \(blob.path): \(failure.message)")
+    let bytes: [UInt8]
+    switch decompressed {
+    case .success(let segment): bytes = segment
+    case .failure(let error): throw ReplayError(.bundleChanged, "\(bundle.path): \(blob.path): \(error.message)")
     }
     guard bytes.count == expected else {
       throw ReplayError(.bundleChanged, "\(bundle.path): \(blob.path): decompressed size differs from the manifest")

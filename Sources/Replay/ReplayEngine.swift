@@ -392,6 +392,8 @@ struct ReplayRun {
     var pacingStart: (instant: ContinuousClock.Instant, timeline: UInt64)?
     var sinceCheckpoint = 0
     let batchSize = max(options.batchRecords, 1)
+    // One sequence on one connection: nothing else can stop it.
+    let neverStopped = ReplayStop()
     for index in cursors.indices { cursors[index].startPrefetch(reader, shift: shift) }
     while true {
       // Up to a batch of records in replay order, handed to the exporter at once, so that at
@@ -431,7 +433,7 @@ struct ReplayRun {
       }
       guard !batch.isEmpty else { break }
 
-      let outcome = await exporter.exportAll(batch, retry: options.retry, stop: ReplayStop())
+      let outcome = await exporter.exportAll(batch, retry: options.retry, stop: neverStopped)
       summary.retries += outcome.retries
       summary.rejectedItems += outcome.rejectedItems
       for position in 0..<outcome.accepted {

@@ -102,7 +102,7 @@ final class LaneLedger: Sendable {
   /// Adds a delivered batch: counts, the stream's checkpoint position (made durable now), and
   /// the failure that ended it, if any.
   func record(_ acknowledged: ArraySlice<PreparedRecord>, of outcome: BatchOutcome) {
-    let report = state.withLock { state -> ReplayProgress in
+    let (report, failed) = state.withLock { state -> (ReplayProgress, Bool) in
       state.summary.retries += outcome.retries
       state.summary.rejectedItems += outcome.rejectedItems
       for record in acknowledged {
@@ -119,11 +119,12 @@ final class LaneLedger: Sendable {
         }
       }
       if let failure = outcome.failure, state.failure == nil { state.failure = failure }
-      return ReplayProgress(
+      let progress = ReplayProgress(
         recordsDone: state.summary.recordsAlreadyDone + state.summary.recordsSent,
         recordsTotal: state.summary.recordsTotal, recordsSentThisRun: state.summary.recordsSent)
+      return (progress, state.failure != nil)
     }
-    if state.withLock({ $0.failure != nil }) { stop.raise() }
+    if failed { stop.raise() }
     progress?(report)
   }
 

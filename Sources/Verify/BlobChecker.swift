@@ -110,17 +110,7 @@ struct BlobChecker<Source: ByteSource> {
     do throws(ZstdError) {
       if segmentSink != nil {
         // Handed over: the segment needs memory of its own.
-        var failure: ZstdError?
-        let kept = [UInt8](unsafeUninitializedCapacity: declared + 1) { output, initialized in
-          initialized = 0
-          MemoryAdvice.preferHugePages(UnsafeMutableRawBufferPointer(output))
-          do throws(ZstdError) {
-            initialized = try Zstd.decompress(UnsafeRawBufferPointer(blob), into: UnsafeMutableRawBufferPointer(output))
-          } catch {
-            failure = error
-          }
-        }
-        if let failure { throw failure }
+        let kept = try Zstd.decompress(UnsafeRawBufferPointer(blob), declaredSize: declared)
         decompressed = kept
         produced = kept.count
       } else {
