@@ -20,6 +20,9 @@
 # non-2xx count. Figures:
 #   small batches: capture requests/s ÷ nginx requests/s   (nginx 1.22 on 127.0.0.1, `return 200`,
 #                  same bodies, same wrk settings)                               goal >= 0.5
+#                  Also printed, the floors on the same load ÷ nginx: a bare SwiftNIO server
+#                  answering 200, and the same server appending each body to a file with one
+#                  fdatasync per writer pass before answering (bench/Sources/nio-http-floor).
 #   large batches: capture payload MB/s ÷ `zstd -3 -T1` MB/s over a file of the same bytes (the
 #                  acknowledged bodies concatenated, same total size but >= 256 MiB, page cache) goal >= 0.5
 #                  The window ends when every acknowledged record is in a sealed segment (wrk's
@@ -86,6 +89,12 @@ if [[ -z ${BENCH_BIN:-} && ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
     | grep -Ev '^\[[0-9]+/[0-9]+\]' >&2
 fi
 [[ -x $bin ]] || die "missing $bin"
+# The small-batch floor (bench/Sources/nio-http-floor) is built beside it unless a binary is given.
+floor_bin=$scratch/release/nio-http-floor
+if [[ ! -x $floor_bin && -z ${BENCH_BIN:-} ]]; then
+  swift build -c release --package-path bench --scratch-path "$scratch" --product nio-http-floor 2>&1 \
+    | grep -Ev '^\[[0-9]+/[0-9]+\]' >&2
+fi
 
 rm -rf "$work"
 mkdir -p "$work"
@@ -162,6 +171,28 @@ run_wrk nginx-small-16 "$nginx_port" small 2 16; nginx_lat_p50=$W_p50_us; nginx_
 run_wrk nginx-large "$nginx_port" large 2 16; nginx_large_rps=$W_rps
 nginx -c "$work/nginx.conf" -p "$work" -s quit
 rm -f "$work/nginx.pid"
+
+# The floors under the small-batch figure (informational), on capture's event-loop layout:
+# bench/Sources/nio-http-floor, a bare SwiftNIO HTTP/1.1 server that reads each body and answers
+# 200 (no OTLP check, no journal, no fsync), and the same server making each body durable first
+# (appended to one file, one fdatasync per writer pass, the simplest group commit). Capture cannot
+# be faster than the second on the same durability.
+floor_small_rps=0; floor_durable_rps=0
+if [[ -x $floor_bin ]]; then
+  # run_floor NAME [FILE] -> W_rps
+  run_floor() {
+    local port; port=$(free_port)
+    sync
+    "$floor_bin" "$port" "${@:2}" >"$work/floor-$1.out" 2>&1 &
+    local pid=$!
+    for _ in $(seq 1 100); do grep -q ready "$work/floor-$1.out" && break; sleep 0.05; done
+    run_wrk "nio-floor-$1" "$port" small 2 64
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+  }
+  run_floor bare; floor_small_rps=$W_rps
+  run_floor durable "$work/floor-journal"; floor_durable_rps=$W_rps
+  rm -f "$work/floor-journal"
+fi
 fi
 
 # --- capture ---------------------------------------------------------------------------------------
@@ -412,6 +443,10 @@ print(f"  bodies: small {small_b:.0f} B / {small_s:.1f} spans, large {large_b:.0
 print(f"  small batches, 64 conns: capture {$cap_small_rps:.0f} req/s = records/s ({$cap_small_rps*small_s:.0f} spans/s, "
       f"{$cap_small_rps*small_b/1e6:.1f} MB/s; non-2xx {$cap_small_non2xx})")
 print(f"      nginx {$nginx_small_rps:.0f} req/s  ->  capture/nginx requests/s = {r($cap_small_rps, $nginx_small_rps):.3f}  (goal >= 0.5)")
+if $floor_small_rps:
+    print(f"      floors (informational): bare SwiftNIO 200 {$floor_small_rps:.0f} req/s = {r($floor_small_rps, $nginx_small_rps):.3f} of nginx; "
+          f"SwiftNIO + append + group fdatasync {$floor_durable_rps:.0f} req/s = {r($floor_durable_rps, $nginx_small_rps):.3f} of nginx; "
+          f"capture/durable floor = {r($cap_small_rps, $floor_durable_rps):.3f}")
 print(f"  large batches, 16 conns: capture {$cap_large_mbs:.1f} MB/s payload, {$cap_large_rps:.1f} req/s = records/s, "
       f"{$cap_large_rps*large_s:.0f} spans/s (non-2xx {$cap_large_non2xx})")
 print(f"      zstd -3 -T1 {$zstd_mbs:.1f} MB/s on {$zbytes} bytes of the same bodies  ->  capture/zstd = {r($cap_large_mbs, $zstd_mbs):.3f}  (goal >= 0.5)")

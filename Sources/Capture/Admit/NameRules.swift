@@ -3,16 +3,30 @@
 /// keeps them safe in every tool an auditor might use; none of them is ever a file path.
 public enum NameRules {
   /// Why `name` is not 1...`maxBytes` bytes of letters, digits and `punctuation`, or `nil`.
-  public static func problem(with name: String, maxBytes: Int, punctuation: String) -> String? {
-    let bytes = Array(name.utf8)
-    guard (1...maxBytes).contains(bytes.count) else { return "must be 1...\(maxBytes) bytes long" }
-    let extra = Set(punctuation.utf8)
-    let allowed = bytes.allSatisfy { byte in
-      (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
-        || extra.contains(byte)
+  ///
+  /// Every admitted request checks its tenant here, so a valid name costs one pass over its
+  /// bytes and allocates nothing; the message is only built for a name that fails.
+  public static func problem(with name: String, maxBytes: Int, punctuation: StaticString) -> String? {
+    var count = 0
+    var allowed = true
+    for byte in name.utf8 {
+      count += 1
+      if allowed && !isAllowed(byte, punctuation: punctuation) { allowed = false }
     }
-    let listed = punctuation.map { String($0) }.joined(separator: " ")
-    return allowed ? nil : "\"\(name)\" may hold only letters, digits and \(listed)"
+    guard (1...maxBytes).contains(count) else { return "must be 1...\(maxBytes) bytes long" }
+    guard allowed else {
+      let listed = punctuation.description.map { String($0) }.joined(separator: " ")
+      return "\"\(name)\" may hold only letters, digits and \(listed)"
+    }
+    return nil
+  }
+
+  private static func isAllowed(_ byte: UInt8, punctuation: StaticString) -> Bool {
+    switch byte {
+    case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
+    default:
+      return punctuation.withUTF8Buffer { $0.contains(byte) }
+    }
   }
 }
 

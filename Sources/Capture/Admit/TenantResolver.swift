@@ -52,7 +52,7 @@ public struct TenantResolver: Sendable {
   ) throws(RejectedRequest) -> String {
     var resourceTenants: [String] = []
     var more = false
-    if transportTenant?.trimmingCharacters(in: .whitespaces).isEmpty ?? true, let attribute = policy.resourceAttribute {
+    if transportTenant.map(Self.trimmed)?.isEmpty ?? true, let attribute = policy.resourceAttribute {
       let decoded = try OTLPRequestDecoder.check(
         body: request, signal: signal, encoding: .protobuf, tenantAttribute: attribute)
       resourceTenants = decoded.resourceTenants
@@ -61,6 +61,16 @@ public struct TenantResolver: Sendable {
     return try resolve(
       transportTenant: transportTenant, resourceTenants: resourceTenants, moreResourceTenants: more,
       clientIdentity: clientIdentity)
+  }
+
+  /// `value` without surrounding whitespace; a header that has none (nearly all) is returned as
+  /// it is, without Foundation's trimming pass, which runs for every request otherwise.
+  private static func trimmed(_ value: String) -> String {
+    let whitespace = CharacterSet.whitespaces
+    guard let first = value.unicodeScalars.first, let last = value.unicodeScalars.last,
+      !whitespace.contains(first), !whitespace.contains(last)
+    else { return value.trimmingCharacters(in: whitespace) }
+    return value
   }
 
   /// The tenant, given the transport's tenant value and the distinct values of
@@ -72,7 +82,7 @@ public struct TenantResolver: Sendable {
   ) throws(RejectedRequest) -> String {
     // Checked before anything the request says, so an unauthorized client learns nothing more.
     let identityTenants = try tenantsOfIdentity(clientIdentity)
-    var tenant = transportTenant.map { $0.trimmingCharacters(in: .whitespaces) }.flatMap { $0.isEmpty ? nil : $0 }
+    var tenant = transportTenant.map(Self.trimmed).flatMap { $0.isEmpty ? nil : $0 }
     if tenant == nil, let attribute = policy.resourceAttribute {
       guard resourceTenants.count <= 1, !moreResourceTenants else {
         let shown = resourceTenants.sorted().joined(separator: ", ") + (moreResourceTenants ? ", ..." : "")

@@ -7,24 +7,40 @@ enum OTLPHTTPProtocol {
   /// The signal an OTLP/HTTP path is for (`/v1/traces`, `/v1/logs`, `/v1/metrics`); `nil` for any
   /// other path. A query string is ignored, as exporters never send one.
   static func signal(forURI uri: String) -> Signal? {
-    let path = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-    switch path {
-    case "/v1/traces": return .traces
-    case "/v1/logs": return .logs
-    case "/v1/metrics": return .metrics
-    default: return nil
-    }
+    // Compared as bytes: this runs for every request, and splitting the URI allocates.
+    var path = Substring(uri).utf8
+    if let query = path.firstIndex(of: UInt8(ascii: "?")) { path = path[..<query] }
+    if path.elementsEqual("/v1/traces".utf8) { return .traces }
+    if path.elementsEqual("/v1/logs".utf8) { return .logs }
+    if path.elementsEqual("/v1/metrics".utf8) { return .metrics }
+    return nil
   }
 
   /// The body encoding a `Content-Type` value names, parameters (`; charset=utf-8`) ignored;
   /// `nil` for anything else.
   static func encoding(forContentType value: String?) -> OTLPEncoding? {
     guard let value else { return nil }
-    let mediaType = value.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-    switch mediaType.trimmingASCIISpaces().lowercased() {
-    case "application/x-protobuf": return .protobuf
-    case "application/json": return .json
-    default: return nil
+    // Compared as bytes, case-insensitively, without building new strings: this runs for every
+    // request.
+    var mediaType = Substring(value).utf8
+    if let parameters = mediaType.firstIndex(of: UInt8(ascii: ";")) {
+      mediaType = mediaType[..<parameters]
+    }
+    let space = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+    while let first = mediaType.first, space(first) { mediaType = mediaType.dropFirst() }
+    while let last = mediaType.last, space(last) { mediaType = mediaType.dropLast() }
+    if equalsIgnoringASCIICase(mediaType, "application/x-protobuf") { return .protobuf }
+    if equalsIgnoringASCIICase(mediaType, "application/json") { return .json }
+    return nil
+  }
+
+  /// Whether `bytes` spell `lowercased` in any ASCII case.
+  private static func equalsIgnoringASCIICase(_ bytes: Substring.UTF8View, _ lowercased: StaticString) -> Bool {
+    lowercased.withUTF8Buffer { expected in
+      bytes.count == expected.count
+        && zip(bytes, expected).allSatisfy { byte, want in
+          (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte) ? byte | 0x20 == want : byte == want
+        }
     }
   }
 
@@ -195,15 +211,5 @@ struct OTLPHTTPRejection: Sendable, Equatable {
     static let unimplemented: Int32 = 12
     static let `internal`: Int32 = 13
     static let unavailable: Int32 = 14
-  }
-}
-
-extension Substring {
-  /// Drops leading and trailing spaces and tabs (HTTP's optional whitespace).
-  func trimmingASCIISpaces() -> Substring {
-    var slice = self
-    while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
-    while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }
-    return slice
   }
 }
