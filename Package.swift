@@ -62,8 +62,11 @@ let package = Package(
 
     // The pure evidence model: canonical JSON, manifest, segment framing, tar codec, digests, zstd.
     .target(name: "Manifest", dependencies: ["OTLPWire", "CZstd", "CCrypto", "CCRC32C"]),
-    // Ed25519 keys and signatures, key files, DSSE envelopes.
-    .target(name: "Signing", dependencies: ["Manifest", "CSodium"]),
+    // What a verifier needs of signatures and nothing more: Ed25519 public keys and key ids, DSSE
+    // envelopes, PEM, reading public key files.
+    .target(name: "Keys", dependencies: ["Manifest", "CSodium"]),
+    // The private half: generating, reading and writing Ed25519 private keys, signing envelopes.
+    .target(name: "Signing", dependencies: ["Keys", "Manifest", "CSodium"]),
     // The audit stream's record layout and hash chain, shared by the capture node that writes it
     // and the verifier that checks it.
     .target(
@@ -91,12 +94,15 @@ let package = Package(
         .product(name: "Prometheus", package: "swift-prometheus"),
       ]
     ),
-    // The offline verifier, the only place a `VerifiedBundle` is made, and sealing/co-signing.
-    .target(name: "Verify", dependencies: ["Audit", "Manifest", "Signing"]),
+    // The offline verifier, the only place a `VerifiedBundle` is made, and inspection. Public keys
+    // only: it cannot sign.
+    .target(name: "Verify", dependencies: ["Audit", "Manifest", "Keys"]),
+    // Sealing segments into a signed bundle, and co-signing a bundle that verifies.
+    .target(name: "Seal", dependencies: ["Keys", "Manifest", "Signing", "Verify"]),
     // Building the signed offline kit an air-gapped site installs from (its verifier is in Verify).
-    .target(name: "Kit", dependencies: ["Manifest", "Signing"]),
+    .target(name: "Kit", dependencies: ["Keys", "Manifest", "Signing"]),
     // The self-contained HTML report of a verification: no script, nothing fetched.
-    .target(name: "Report", dependencies: ["Audit", "Manifest", "Signing", "Verify"]),
+    .target(name: "Report", dependencies: ["Audit", "Keys", "Manifest", "Verify"]),
     // Sending a verified bundle to an OTLP endpoint, or writing it as files other tools read.
     .target(
       name: "Replay",
@@ -111,7 +117,7 @@ let package = Package(
     .executableTarget(
       name: "StellaForensicsCLI",
       dependencies: [
-        "Audit", "Manifest", "Signing", "Capture", "Verify", "Replay", "Kit", "Report",
+        "Audit", "Manifest", "Keys", "Signing", "Capture", "Seal", "Verify", "Replay", "Kit", "Report",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -121,8 +127,10 @@ let package = Package(
     // Hand-encoded OTLP protobuf for tests that must not depend on generated code.
     .target(name: "WireTestSupport", path: "Tests/WireTestSupport"),
     .testTarget(name: "ManifestTests", dependencies: ["Manifest", "WireTestSupport"]),
-    .testTarget(name: "SigningTests", dependencies: ["Signing"]),
+    .testTarget(name: "SigningTests", dependencies: ["Keys", "Signing"]),
     .testTarget(name: "BlockingHTTPTests", dependencies: ["BlockingHTTP"]),
+    // Reads Sources/ as text: the dependency rules of docs/architecture.md.
+    .testTarget(name: "ArchitectureTests"),
     .testTarget(
       name: "OTLPWireTests",
       dependencies: [
@@ -132,16 +140,19 @@ let package = Package(
     .testTarget(
       name: "CaptureTests",
       dependencies: [
-        "Audit", "Capture", "Manifest", "OTLPProto", "OTLPWire", "Signing", "Verify", "WireTestSupport",
+        "Audit", "Capture", "Keys", "Manifest", "OTLPProto", "OTLPWire", "Seal", "Signing", "Verify", "WireTestSupport",
         .product(name: "NIOHTTP2", package: "swift-nio-http2"),
         .product(name: "NIOHPACK", package: "swift-nio-http2"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
       ]),
-    .testTarget(name: "VerifyTests", dependencies: ["Audit", "Verify", "Manifest", "Signing", "WireTestSupport"]),
-    .testTarget(name: "KitTests", dependencies: ["Kit", "Verify", "Manifest", "Signing"]),
     .testTarget(
-      name: "ReportTests", dependencies: ["Audit", "Report", "Verify", "Manifest", "Signing", "WireTestSupport"]),
-    .testTarget(name: "ReplayTests", dependencies: ["Replay", "Verify", "Manifest", "Signing", "WireTestSupport"]),
+      name: "VerifyTests", dependencies: ["Audit", "Keys", "Seal", "Verify", "Manifest", "Signing", "WireTestSupport"]),
+    .testTarget(name: "KitTests", dependencies: ["Keys", "Kit", "Verify", "Manifest", "Signing"]),
+    .testTarget(
+      name: "ReportTests",
+      dependencies: ["Audit", "Keys", "Report", "Seal", "Verify", "Manifest", "Signing", "WireTestSupport"]),
+    .testTarget(
+      name: "ReplayTests", dependencies: ["Keys", "Replay", "Seal", "Verify", "Manifest", "Signing", "WireTestSupport"]),
   ]
 )
 

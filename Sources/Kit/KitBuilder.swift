@@ -1,4 +1,5 @@
 import Foundation
+public import Keys
 public import Manifest
 public import Signing
 

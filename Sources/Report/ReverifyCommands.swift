@@ -1,4 +1,4 @@
-import Signing
+import Keys
 
 /// The commands a reader can run to check the bundle again without trusting this report: with
 /// this tool, with OpenSSL and coreutils (BUNDLE-FORMAT.md §11), and with Python's

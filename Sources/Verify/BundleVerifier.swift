@@ -1,5 +1,5 @@
+import Keys
 public import Manifest
-import Signing
 
 /// How far verification goes (BUNDLE-FORMAT.md §9).
 public enum VerificationDepth: Sendable {

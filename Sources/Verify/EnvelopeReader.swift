@@ -1,5 +1,5 @@
+import Keys
 import Manifest
-import Signing
 
 /// Step 3 of §9: reads `manifest.dsse.json` strictly, checking it against `manifest.json`. The
 /// offline kit's `kit.dsse.json` follows the same rules with its own payload type.

@@ -1,5 +1,5 @@
+import Keys
 import Manifest
-import Signing
 
 /// Step 4 of §9, shared by bundles and offline kits: every signature is by a trusted key (or,
 /// with ``TrustPolicy/ignoresUntrustedSignatures``, untrusted ones are skipped), verifies over

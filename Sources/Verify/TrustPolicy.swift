@@ -1,4 +1,4 @@
-public import Signing
+public import Keys
 
 /// The verifier was configured wrongly (exit 2): no keys, or a threshold outside 1...|T|.
 public struct VerifyConfigurationError: Error, CustomStringConvertible, Sendable {

@@ -3,6 +3,7 @@ import Capture
 import Foundation
 import Logging
 import Manifest
+import Seal
 import Verify
 
 struct BundleCommand: AsyncParsableCommand {

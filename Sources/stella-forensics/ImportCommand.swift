@@ -2,6 +2,7 @@ import ArgumentParser
 import Capture
 import Foundation
 import Manifest
+import Seal
 import Verify
 
 struct ImportCommand: ParsableCommand {

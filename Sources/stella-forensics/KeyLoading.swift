@@ -1,4 +1,5 @@
 import ArgumentParser
+import Keys
 import Signing
 
 /// Loading keys named on the command line; any problem is a configuration error (exit 2).

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Keys
 import Signing
 
 struct KeygenCommand: ParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
+import Keys
 import Manifest
 import Report
-import Signing
 import Verify
 
 struct ReportCommand: ParsableCommand {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Manifest
+import Seal
 import Verify
 
 struct VerifyCommand: ParsableCommand {

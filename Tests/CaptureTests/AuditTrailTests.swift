@@ -1,8 +1,10 @@
 import Audit
 import Foundation
+import Keys
 import Logging
 import Manifest
 import OTLPProto
+import Seal
 import Signing
 import Testing
 import Verify

@@ -1,6 +1,8 @@
 import Foundation
+import Keys
 import Logging
 import Manifest
+import Seal
 import Signing
 import Synchronization
 import Testing

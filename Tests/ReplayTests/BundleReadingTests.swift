@@ -1,5 +1,7 @@
 import Foundation
+import Keys
 import Manifest
+import Seal
 import Signing
 import Testing
 import Verify

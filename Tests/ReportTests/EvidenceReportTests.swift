@@ -1,6 +1,8 @@
 import Audit
 import Foundation
+import Keys
 import Manifest
+import Seal
 import Signing
 import Testing
 import Verify

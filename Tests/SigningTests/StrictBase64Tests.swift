@@ -1,5 +1,5 @@
 import Foundation
-import Signing
+import Keys
 import Testing
 
 @Suite struct StrictBase64Tests {

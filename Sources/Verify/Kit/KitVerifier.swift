@@ -1,5 +1,5 @@
+import Keys
 public import Manifest
-import Signing
 
 /// An offline kit that passed ``KitVerifier``: every file is exactly what trusted keys signed.
 /// Only the verifier makes one.

@@ -1,9 +1,9 @@
 internal import Manifest
 
 /// One PEM block (RFC 7468): its label and the DER bytes of its body.
-struct PEMBlock {
-  var label: String
-  var der: [UInt8]
+package struct PEMBlock {
+  package var label: String
+  package var der: [UInt8]
 
   /// Parses text holding exactly one PEM block.
   ///
@@ -11,7 +11,7 @@ struct PEMBlock {
   /// similar there), CRLF line ends are accepted, and the body may be wrapped at any width. The
   /// body itself must be canonical base64 once line breaks are removed; encapsulated headers
   /// (`Proc-Type: 4,ENCRYPTED`, the legacy OpenSSL encryption) are refused.
-  static func parse(_ text: String, source: String) throws(SigningError) -> PEMBlock {
+  package static func parse(_ text: String, source: String) throws(SigningError) -> PEMBlock {
     // "\r\n" is a single Character in Swift, so it must be named as a separator of its own.
     let lines = text.split(
       omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }
@@ -72,7 +72,7 @@ struct PEMBlock {
 
   /// The PEM text: `-----BEGIN label-----`, base64 in 64-column lines, `-----END label-----`,
   /// each line ending in `\n` (the form OpenSSL writes).
-  static func format(label: String, der: [UInt8]) -> String {
+  package static func format(label: String, der: [UInt8]) -> String {
     let base64 = Array(StrictBase64.encode(der).utf8)
     var text = "-----BEGIN \(label)-----\n"
     var start = 0
@@ -89,12 +89,12 @@ struct PEMBlock {
 /// A minimal DER reader for the two key structures this module reads (SubjectPublicKeyInfo and
 /// PKCS#8 OneAsymmetricKey). It accepts only definite, minimally encoded lengths and one-byte
 /// tags, and returns `nil` on anything else, so callers turn `nil` into a format error.
-struct DERReader {
+package struct DERReader {
   private let bytes: [UInt8]
   private var index: Int
   private let end: Int
 
-  init(_ bytes: [UInt8]) {
+  package init(_ bytes: [UInt8]) {
     self.bytes = bytes
     self.index = 0
     self.end = bytes.count
@@ -106,13 +106,13 @@ struct DERReader {
     self.end = range.upperBound
   }
 
-  var isAtEnd: Bool { index == end }
+  package var isAtEnd: Bool { index == end }
 
   /// The tag of the next element without consuming it, or `nil` at the end.
-  var peekTag: UInt8? { index < end ? bytes[index] : nil }
+  package var peekTag: UInt8? { index < end ? bytes[index] : nil }
 
   /// Reads one element: its tag and a reader over its contents.
-  mutating func read() -> (tag: UInt8, contents: DERReader)? {
+  package mutating func read() -> (tag: UInt8, contents: DERReader)? {
     guard index + 2 <= end else { return nil }
     let tag = bytes[index]
     // High-tag-number form is never used by these structures.
@@ -140,22 +140,22 @@ struct DERReader {
   }
 
   /// Reads one element that must have `tag` and returns its contents.
-  mutating func read(tag expected: UInt8) -> DERReader? {
+  package mutating func read(tag expected: UInt8) -> DERReader? {
     guard peekTag == expected, let (_, contents) = read() else { return nil }
     return contents
   }
 
   /// The remaining bytes of this reader.
-  var remainingBytes: [UInt8] { Array(bytes[index..<end]) }
+  package var remainingBytes: [UInt8] { Array(bytes[index..<end]) }
 }
 
 /// Object identifiers this module can name in messages.
-enum KnownAlgorithm {
+package enum KnownAlgorithm {
   /// Contents of the OBJECT IDENTIFIER 1.3.101.112 (id-Ed25519, RFC 8410).
-  static let ed25519: [UInt8] = [0x2b, 0x65, 0x70]
+  package static let ed25519: [UInt8] = [0x2b, 0x65, 0x70]
 
   /// A human name for an algorithm OID's contents, e.g. "RSA" or "OID 1.2.3.4".
-  static func name(of oid: [UInt8]) -> String {
+  package static func name(of oid: [UInt8]) -> String {
     switch oid {
     case [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01]: return "RSA"
     case [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a]: return "RSA-PSS"

@@ -1,5 +1,7 @@
+public import Keys
 public import Manifest
 public import Signing
+public import Verify
 
 /// Seals segments into a signed bundle: manifest (sorted, content-addressed, canonical), DSSE
 /// envelope signed by every key, canonical tar. The same inputs and keys give the same bytes.
@@ -92,15 +94,9 @@ public enum BundleCoSigner {
   public static func coSign(bundlePath: String, key: Ed25519PrivateKey, limits: VerificationLimits = .init())
     throws(SealError) -> Result<Outcome, Finding>
   {
-    let source: FileByteSource
+    let checked: IntegrityCheckedBundle
     do {
-      source = try FileByteSource(path: bundlePath)
-    } catch {
-      throw SealError("\(error)", kind: .io)
-    }
-    let checked: CheckedBundle
-    do {
-      switch try BundleCheck(source: source, limits: limits, depth: .deep).run(trust: nil) {
+      switch try BundleInspector.checkIntegrity(path: bundlePath, limits: limits) {
       case .success(let value): checked = value
       case .failure(let finding): return .failure(finding)
       }
@@ -131,34 +127,5 @@ public enum BundleCoSigner {
       throw SealError("\(error)", kind: .io)
     }
     return .success(.added(keyID: keyID))
-  }
-}
-
-/// A bundle read for display: integrity checked, signatures listed but *not* trusted.
-public struct InspectedBundle: Sendable {
-  public let manifest: BundleManifest
-  /// Lowercase hex SHA-256 of `manifest.json`.
-  public let manifestSHA256: String
-  /// Key ids that claim to have signed (not verified: inspect has no trusted keys).
-  public let claimedSignerKeyIDs: [String]
-  /// The records of the bundle's audit streams in time order (empty without one); the chain
-  /// linking them is checked by `verify --deep`, not here.
-  public let custodyTimeline: [CustodyEvent]
-}
-
-/// Reads a bundle for `inspect`: every structural and digest check of a quick verification,
-/// but no signature trust, so the result must never be presented as verified.
-public enum BundleInspector {
-  public static func inspect(path: String, limits: VerificationLimits = .init()) throws(BundleIOError)
-    -> Result<InspectedBundle, Finding>
-  {
-    let source = try FileByteSource(path: path)
-    return try BundleCheck(source: source, limits: limits, depth: .quick).run(trust: nil).map { checked in
-      InspectedBundle(
-        manifest: checked.manifest, manifestSHA256: SHA256Digest.hex(of: checked.manifestBytes),
-        claimedSignerKeyIDs: checked.envelopeSignatures.map(\.keyID),
-        custodyTimeline: CustodyTimeline.read(
-          source: source, manifest: checked.manifest, members: checked.blobMembers, limits: limits))
-    }
   }
 }

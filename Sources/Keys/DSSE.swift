@@ -58,16 +58,9 @@ public struct DSSEEnvelope: Sendable, Equatable {
     DSSE.preAuthenticationEncoding(payloadType: payloadType, payload: payload)
   }
 
-  /// Signs the PAE with `key` and adds the signature in key-id order. Signing again with the
-  /// same key replaces its entry (with identical bytes, Ed25519 being deterministic), so it never
-  /// duplicates.
-  public mutating func sign(with key: Ed25519PrivateKey) {
-    insert(
-      DSSESignature(
-        keyID: key.publicKey.keyID, signature: key.signature(for: preAuthenticationEncoding)))
-  }
-
-  private mutating func insert(_ signature: DSSESignature) {
+  /// Adds `signature` in key-id order; an entry with the same key id is replaced, so a key id
+  /// never appears twice.
+  package mutating func insert(_ signature: DSSESignature) {
     let key = Array(signature.keyID.utf8)
     // Binary search for the first entry whose key id is not below the new one.
     var low = 0

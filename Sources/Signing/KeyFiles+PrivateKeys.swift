@@ -1,3 +1,4 @@
+public import Keys
 import Manifest
 
 #if canImport(Glibc)
@@ -8,12 +9,8 @@ import Manifest
   import Darwin
 #endif
 
-/// Reading and writing key files: `NAME.key` (PKCS#8 PEM, mode 0600) and `NAME.pub`
-/// (SubjectPublicKeyInfo PEM, mode 0644).
-public enum KeyFiles {
-  /// Key files are a few hundred bytes; anything far larger is not a key and is not read whole.
-  static let maximumKeyFileSize = 64 * 1024
-
+/// Writing key pairs and reading private keys: the half of key files only a signer needs.
+extension KeyFiles {
   /// Writes `DIR/NAME.key` (mode 0600) and `DIR/NAME.pub` (mode 0644), creating `directory`
   /// (and its parents, mode 0700) if missing.
   ///
@@ -74,24 +71,7 @@ public enum KeyFiles {
     return try Ed25519PrivateKey(pkcs8PEM: text, source: path)
   }
 
-  /// Reads a PEM SubjectPublicKeyInfo Ed25519 public key.
-  public static func loadPublicKey(path: String) throws(SigningError) -> Ed25519PublicKey {
-    let text = try readKeyFile(path) { _ throws(SigningError) in }
-    return try Ed25519PublicKey(pem: text, source: path)
-  }
-
   // MARK: - POSIX helpers
-
-  private static func errnoText(_ code: Int32) -> String {
-    guard let text = strerror(code) else { return "errno \(code)" }
-    return String(cString: text)
-  }
-
-  /// `0644`-style octal, at least four digits.
-  static func octal(_ mode: UInt32) -> String {
-    let digits = String(mode, radix: 8)
-    return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
-  }
 
   private static func pathExists(_ path: String) -> Bool {
     var info = stat()
@@ -158,59 +138,5 @@ public enum KeyFiles {
     guard fd >= 0 else { return }
     _ = fsync(fd)
     _ = close(fd)
-  }
-
-  /// Opens `path`, checks it is a regular file of reasonable size, lets `checkMode` inspect its
-  /// permission bits, and returns its contents as UTF-8 text.
-  private static func readKeyFile(
-    _ path: String, checkMode: (UInt32) throws(SigningError) -> Void
-  ) throws(SigningError) -> String {
-    guard !path.contains("\0") else {
-      throw SigningError(.keyFileUnreadable, "path contains a NUL byte", path: path)
-    }
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    if fd < 0 {
-      let code = errno
-      throw SigningError(.keyFileUnreadable, "cannot open: \(errnoText(code))", path: path)
-    }
-    defer { _ = close(fd) }
-    var info = stat()
-    guard fstat(fd, &info) == 0 else {
-      let code = errno
-      throw SigningError(.keyFileUnreadable, "cannot stat: \(errnoText(code))", path: path)
-    }
-    guard info.st_mode & 0o170000 == 0o100000 else {
-      throw SigningError(.keyFileUnreadable, "not a regular file", path: path)
-    }
-    try checkMode(UInt32(info.st_mode))
-    guard info.st_size <= maximumKeyFileSize else {
-      throw SigningError(
-        .keyFormat,
-        "file is \(info.st_size) bytes; a key file is at most \(maximumKeyFileSize)", path: path)
-    }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-      let count = chunk.withUnsafeMutableBytes { buffer in
-        read(fd, buffer.baseAddress, buffer.count)
-      }
-      if count < 0 {
-        if errno == EINTR { continue }
-        let code = errno
-        throw SigningError(.keyFileUnreadable, "cannot read: \(errnoText(code))", path: path)
-      }
-      if count == 0 { break }
-      bytes += chunk[0..<count]
-      // The file may grow after fstat; keep the bound.
-      guard bytes.count <= maximumKeyFileSize else {
-        throw SigningError(
-          .keyFormat, "file is larger than \(maximumKeyFileSize) bytes; not a key file",
-          path: path)
-      }
-    }
-    guard let text = String(validating: bytes, as: UTF8.self) else {
-      throw SigningError(.keyFormat, "not UTF-8 text (expected a PEM file)", path: path)
-    }
-    return text
   }
 }
