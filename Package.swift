@@ -73,11 +73,17 @@ let package = Package(
       name: "Audit",
       dependencies: ["Manifest", "OTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
     ),
-    // Receiving OTLP (files, OTLP/HTTP, OTLP/gRPC), admission, the segment journal, the capture service.
+    // The segment journal: admitted requests appended as framed records with group commit, segments
+    // rotated and sealed, recovery after a crash, the ring, selection of a window for a bundle.
+    .target(
+      name: "Journal",
+      dependencies: ["Audit", "Manifest", .product(name: "Logging", package: "swift-log")]
+    ),
+    // Receiving OTLP (files, OTLP/HTTP, OTLP/gRPC), admission, the capture service.
     .target(
       name: "Capture",
       dependencies: [
-        "Audit", "BlockingHTTP", "Manifest", "OTLPProto", "OTLPWire",
+        "Audit", "BlockingHTTP", "Journal", "Manifest", "OTLPProto", "OTLPWire",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
@@ -117,7 +123,7 @@ let package = Package(
     .executableTarget(
       name: "StellaForensicsCLI",
       dependencies: [
-        "Audit", "Manifest", "Keys", "Signing", "Capture", "Seal", "Verify", "Replay", "Kit", "Report",
+        "Audit", "Manifest", "Keys", "Signing", "Capture", "Journal", "Seal", "Verify", "Replay", "Kit", "Report",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -140,7 +146,7 @@ let package = Package(
     .testTarget(
       name: "CaptureTests",
       dependencies: [
-        "Audit", "Capture", "Keys", "Manifest", "OTLPProto", "OTLPWire", "Seal", "Signing", "Verify", "WireTestSupport",
+        "Audit", "Capture", "Journal", "Keys", "Manifest", "OTLPProto", "OTLPWire", "Seal", "Signing", "Verify", "WireTestSupport",
         .product(name: "NIOHTTP2", package: "swift-nio-http2"),
         .product(name: "NIOHPACK", package: "swift-nio-http2"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),

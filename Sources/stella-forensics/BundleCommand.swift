@@ -1,6 +1,7 @@
 import ArgumentParser
 import Capture
 import Foundation
+import Journal
 import Logging
 import Manifest
 import Seal

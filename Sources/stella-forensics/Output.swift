@@ -1,6 +1,7 @@
 import Audit
 import Capture
 import Foundation
+import Journal
 import Manifest
 import Verify
 

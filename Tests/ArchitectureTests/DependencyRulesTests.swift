@@ -15,14 +15,16 @@ enum DependencyRules {
     "Keys": ["Manifest", "CSodium"],
     "Signing": ["Keys", "Manifest", "CSodium"],
     "Audit": ["Manifest", "OTLPProto"],
-    "Capture": ["Audit", "BlockingHTTP", "Manifest", "OTLPProto", "OTLPWire"],
+    "Journal": ["Audit", "Manifest"],
+    "Capture": ["Audit", "BlockingHTTP", "Journal", "Manifest", "OTLPProto", "OTLPWire"],
     "Verify": ["Audit", "Keys", "Manifest"],
     "Seal": ["Keys", "Manifest", "Signing", "Verify"],
     "Kit": ["Keys", "Manifest", "Signing"],
     "Report": ["Audit", "Keys", "Manifest", "Verify"],
     "Replay": ["Audit", "BlockingHTTP", "Manifest", "OTLPProto", "OTLPWire", "Verify"],
     "StellaForensicsCLI": [
-      "Audit", "Capture", "Keys", "Kit", "Manifest", "OTLPProto", "OTLPWire", "Replay", "Report", "Seal", "Signing",
+      "Audit", "Capture", "Journal", "Keys", "Kit", "Manifest", "OTLPProto", "OTLPWire", "Replay", "Report", "Seal",
+      "Signing",
       "Verify",
     ],
   ]
@@ -30,7 +32,9 @@ enum DependencyRules {
   static let firstParty: Set<String> = Set(allowedFirstParty.keys).union(["CSodium", "CZstd", "CCrypto", "CCRC32C"])
 
   /// Modules that must work on an offline laptop: no networking stack at all.
-  static let offline: Set<String> = ["Manifest", "Keys", "Signing", "Audit", "Verify", "Seal", "Kit", "Report"]
+  static let offline: Set<String> = [
+    "Manifest", "Keys", "Signing", "Audit", "Journal", "Verify", "Seal", "Kit", "Report",
+  ]
 
   /// Modules an auditor's verification runs on: no private key can be loaded or used there.
   static let publicKeysOnly: Set<String> = ["Keys", "Verify", "Report"]

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import Capture
+@testable import Journal
 
 @Suite struct CaptureConfigurationTests {
   static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

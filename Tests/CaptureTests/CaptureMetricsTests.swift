@@ -5,6 +5,7 @@ import Testing
 import WireTestSupport
 
 @testable import Capture
+@testable import Journal
 
 @Suite struct CaptureMetricsTests {
   private func exposition(_ metrics: CaptureMetrics, _ snapshot: CaptureMetricsSnapshot = .init()) -> String {

@@ -5,6 +5,7 @@ import Testing
 import WireTestSupport
 
 @testable import Capture
+@testable import Journal
 
 /// What the journal leaves on disk: owner-only modes, and bundle windows no wider than what it
 /// held.

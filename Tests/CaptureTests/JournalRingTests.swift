@@ -6,6 +6,7 @@ import Testing
 import WireTestSupport
 
 @testable import Capture
+@testable import Journal
 
 /// The flight recorder's ring, judged on an injected clock: these tests pin down what ring
 /// pruning deletes and what it must never delete, whatever the journal's internals become.

@@ -10,6 +10,7 @@ import Verify
 import WireTestSupport
 
 @testable import Capture
+@testable import Journal
 
 @Suite struct JournalTests {
   let logger = Logger(label: "journal-tests")

@@ -4,6 +4,7 @@ import Testing
 import WireTestSupport
 
 @testable import Capture
+@testable import Journal
 
 /// A temporary directory removed when the test ends.
 final class ScratchDirectory {

@@ -4,6 +4,8 @@ import OTLPProto
 import Synchronization
 import Testing
 
+@testable import Journal
+
 #if canImport(Glibc)
   import Glibc
 #endif

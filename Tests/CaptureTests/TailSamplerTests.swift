@@ -7,6 +7,7 @@ import Testing
 import WireTestSupport
 
 @testable import Capture
+@testable import Journal
 
 /// Builds real OTLP requests with the generated messages.
 enum SampleOTLP {

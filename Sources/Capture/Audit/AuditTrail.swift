@@ -1,5 +1,6 @@
 public import Audit
 import Dispatch
+public import Journal
 public import Logging
 import Manifest
 import Synchronization
@@ -75,11 +76,11 @@ public final class AuditTrail: Sendable {
     self.logger = logger
     self.clock = clock
     self.budget = refusalBudget
-    let last = try Self.lastRecordRequest(layout: journal.layout)
+    let last = try journal.layout.lastRecordRequest(signal: AuditStream.signal, tenant: AuditStream.tenant)
     self.state = Mutex(
       ChainState(
         lastHash: last.map(AuditStream.chainHash(ofRequest:)) ?? AuditStream.genesisSHA256,
-        tokens: Double(refusalBudget.burst), refilledAt: Journal.monotonicNanos()))
+        tokens: Double(refusalBudget.burst), refilledAt: JournalClock.monotonicNanos()))
   }
 
   /// The chain hash the next record will name as its predecessor.
@@ -98,7 +99,7 @@ public final class AuditTrail: Sendable {
       }
       let queued: Queued = state.withLock { chain in
         if draft.result == .refused && draft.principal == nil {
-          let now = Journal.monotonicNanos()
+          let now = JournalClock.monotonicNanos()
           let refill = Double(now &- chain.refilledAt) / 1e9 * budget.perSecond
           chain.tokens = min(Double(budget.burst), chain.tokens + refill)
           chain.refilledAt = now
@@ -159,36 +160,5 @@ public final class AuditTrail: Sendable {
       }
       continuation.resume(returning: .failed(error))
     }
-  }
-
-  /// The `request` bytes of the last record of the audit stream in `layout`, or `nil` when the
-  /// stream has none. Segments are read newest first: the open segment (already recovered,
-  /// so it ends in a whole record), then sealed ones.
-  static func lastRecordRequest(layout: JournalLayout) throws(JournalError) -> [UInt8]? {
-    let directory = layout.streamDirectory(signal: AuditStream.signal, tenant: AuditStream.tenant)
-    let files = JournalLayout.listStream(directory)
-    let candidates =
-      (files.open.map { (firstSeq: $0, sealed: false) } + files.sealed.map { (firstSeq: $0, sealed: true) })
-      .sorted { ($0.firstSeq, $0.sealed ? 0 : 1) > ($1.firstSeq, $1.sealed ? 0 : 1) }
-    for candidate in candidates {
-      let path =
-        candidate.sealed
-        ? JournalLayout.sealedPath(in: directory, firstSeq: candidate.firstSeq)
-        : JournalLayout.openPath(in: directory, firstSeq: candidate.firstSeq)
-      let segment: [UInt8]
-      do {
-        let source = try FileByteSource(path: path)
-        let bytes = try source.bytes(at: 0, count: source.count)
-        segment = candidate.sealed ? try Zstd.decompress(bytes, maxOutputBytes: 1 << 30) : bytes
-      } catch {
-        throw JournalError(.io, "audit stream: cannot read \(path) to continue its hash chain: \(error)")
-      }
-      var parser = SegmentStreamParser()
-      var last: [UInt8]?
-      // A torn tail after the last whole record is what a crash leaves; the records before it stand.
-      try? segment.withUnsafeBytes { raw in try parser.consume(raw) { last = Array($0.request) } }
-      if let last { return last }
-    }
-    return nil
   }
 }

@@ -1,4 +1,5 @@
 import Audit
+import Journal
 
 /// Where a scrape reads the service's state: the same objects `/status` reads, asked only when
 /// Prometheus scrapes, so mirroring state into gauges costs the request path nothing.
@@ -21,7 +22,7 @@ struct CaptureMetricsSources: Sendable {
     snapshot.segments = [(.open, ring.openSegments), (.sealing, ring.sealingSegments), (.sealed, ring.sealedSegments)]
     snapshot.ringBytes = ring.sealedBytes
     snapshot.ringPinnedBytes = ring.pinnedBytes
-    let now = CapturePipeline.wallClockNanos()
+    let now = JournalClock.wallNanos()
     if let since = ring.holdsEverythingSinceUnixNano, since < now {
       snapshot.ringOldestAgeSeconds = Double(now - since) / 1e9
     }

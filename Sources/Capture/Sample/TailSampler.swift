@@ -1,4 +1,5 @@
 import Foundation
+public import Journal
 import Synchronization
 
 #if canImport(Glibc)
@@ -56,7 +57,7 @@ public final class TailSampler: @unchecked Sendable {
     policy: SamplingPolicy,
     isKeptInFull: @escaping @Sendable (String) -> Bool,
     output: @escaping @Sendable (AdmittedRequest) -> Void,
-    clock: @escaping @Sendable () -> UInt64 = TailSampler.monotonicNanos
+    clock: @escaping @Sendable () -> UInt64 = JournalClock.monotonicNanos
   ) {
     self.currentPolicy = policy
     self.isKeptInFull = isKeptInFull
@@ -138,13 +139,6 @@ public final class TailSampler: @unchecked Sendable {
     snapshot.requestsSkipped = skipped
     condition.unlock()
     return snapshot
-  }
-
-  /// `CLOCK_MONOTONIC` in nanoseconds.
-  public static func monotonicNanos() -> UInt64 {
-    var spec = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &spec)
-    return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
   }
 
   // MARK: - Processing

@@ -1,4 +1,5 @@
 internal import Foundation
+import Journal
 internal import Manifest
 internal import OTLPWire
 

@@ -1,3 +1,4 @@
+import Journal
 internal import Manifest
 internal import OTLPWire
 

@@ -1,5 +1,7 @@
 import Audit
 import Foundation
+public import Journal
+import Manifest
 import Yams
 
 /// A `HOST:PORT` a listener binds to.

@@ -1,4 +1,5 @@
 import Foundation
+public import Journal
 public import Manifest
 import Synchronization
 
@@ -162,7 +163,7 @@ public final class CapturePipeline: OTLPIngest {
     body: [UInt8], signal: Signal, encoding: OTLPEncoding, tenantHeader: String?, clientIdentity: ClientIdentity?,
     transport: IngestTransport?, completion: @escaping @Sendable (Result<IngestReceipt, RejectedRequest>) -> Void
   ) {
-    let receivedUnixNano = Self.wallClockNanos()
+    let receivedUnixNano = JournalClock.wallNanos()
     let request: [UInt8]
     let tenant: String
     var times: Manifest.OTLPTimeSummary?
@@ -275,11 +276,5 @@ public final class CapturePipeline: OTLPIngest {
         .unavailable, "journal write failed: \(error.message)", retryAfterSeconds: retryAfterSeconds,
         reason: .journalError)
     }
-  }
-
-  static func wallClockNanos() -> UInt64 {
-    var spec = timespec()
-    clock_gettime(CLOCK_REALTIME, &spec)
-    return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
   }
 }

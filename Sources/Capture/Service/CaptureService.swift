@@ -1,6 +1,7 @@
 import Audit
 import Dispatch
 import Foundation
+public import Journal
 public import Logging
 import Manifest
 import NIOCore
@@ -539,9 +540,11 @@ public final class CaptureService: Sendable {
 
 /// Keeps signal sources alive for the life of the process.
 private enum SignalSources {
-  private static let held = Mutex<[UncheckedSendable<any DispatchSourceSignal>]>([])
+  /// A dispatch source is not Sendable; once kept here nothing touches it again.
+  private struct Kept: @unchecked Sendable { let source: any DispatchSourceSignal }
+  private static let held = Mutex<[Kept]>([])
   static func keep(_ sources: [any DispatchSourceSignal]) {
-    held.withLock { $0 += sources.map { UncheckedSendable($0) } }
+    held.withLock { $0 += sources.map(Kept.init) }
   }
 }
 

@@ -267,10 +267,10 @@ public struct AdminTokens: Sendable {
   }
 
   /// Writes `contents` to `path` as a 0600 file, atomically and durably (see
-  /// `JournalFiles.writeAtomically`).
+  /// `EvidenceFiles.writeAtomically`).
   static func writePrivateFile(_ path: String, contents: [UInt8]) throws(AdminTokensError) {
     do {
-      try JournalFiles.writeAtomically(contents, to: path, mode: 0o600)
+      try EvidenceFiles.writeAtomically(contents, to: path, mode: 0o600)
     } catch {
       throw AdminTokensError(.io, path: path, error.message)
     }

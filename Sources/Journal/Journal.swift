@@ -1127,12 +1127,6 @@ public final class Journal: @unchecked Sendable {
       throw JournalError(.corrupt, "\(path): \(error)")
     }
   }
-
-  static func monotonicNanos() -> UInt64 {
-    var spec = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &spec)
-    return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
-  }
 }
 
 /// Moves a non-Sendable value to exactly one other thread, which then owns it alone.

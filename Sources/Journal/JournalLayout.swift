@@ -289,3 +289,36 @@ enum JournalPolicyFile {
     try JournalFiles.writeAtomically(bytes, to: layout.redactionPolicyPath)
   }
 }
+
+extension JournalLayout {
+  /// The `request` bytes of the last record of the stream of `signal` and `tenant`, or `nil` when
+  /// the stream has none (the audit trail continues its hash chain from it). Segments are read newest first: the open segment (already recovered,
+  /// so it ends in a whole record), then sealed ones.
+  public func lastRecordRequest(signal: Signal, tenant: String) throws(JournalError) -> [UInt8]? {
+    let directory = streamDirectory(signal: signal, tenant: tenant)
+    let files = JournalLayout.listStream(directory)
+    let candidates =
+      (files.open.map { (firstSeq: $0, sealed: false) } + files.sealed.map { (firstSeq: $0, sealed: true) })
+      .sorted { ($0.firstSeq, $0.sealed ? 0 : 1) > ($1.firstSeq, $1.sealed ? 0 : 1) }
+    for candidate in candidates {
+      let path =
+        candidate.sealed
+        ? JournalLayout.sealedPath(in: directory, firstSeq: candidate.firstSeq)
+        : JournalLayout.openPath(in: directory, firstSeq: candidate.firstSeq)
+      let segment: [UInt8]
+      do {
+        let source = try FileByteSource(path: path)
+        let bytes = try source.bytes(at: 0, count: source.count)
+        segment = candidate.sealed ? try Zstd.decompress(bytes, maxOutputBytes: 1 << 30) : bytes
+      } catch {
+        throw JournalError(.io, "cannot read \(path) for the last record of its stream: \(error)")
+      }
+      var parser = SegmentStreamParser()
+      var last: [UInt8]?
+      // A torn tail after the last whole record is what a crash leaves; the records before it stand.
+      try? segment.withUnsafeBytes { raw in try parser.consume(raw) { last = Array($0.request) } }
+      if let last { return last }
+    }
+    return nil
+  }
+}

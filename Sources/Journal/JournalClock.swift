@@ -1,3 +1,11 @@
+#if canImport(Glibc)
+  import Glibc
+#elseif canImport(Musl)
+  import Musl
+#elseif canImport(Darwin)
+  import Darwin
+#endif
+
 /// Where the journal reads time, so tests can drive ring ages and segment rotation without
 /// sleeping.
 ///
@@ -17,5 +25,19 @@ public struct JournalClock: Sendable {
 
   /// `CLOCK_REALTIME` and `CLOCK_MONOTONIC`, as the journal read them before it had a clock.
   public static let system = JournalClock(
-    wall: { CapturePipeline.wallClockNanos() }, monotonic: { Journal.monotonicNanos() })
+    wall: { JournalClock.wallNanos() }, monotonic: { JournalClock.monotonicNanos() })
+
+  /// `CLOCK_REALTIME` in Unix nanoseconds: the one wall clock capture stamps arrivals with.
+  public static func wallNanos() -> UInt64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_REALTIME, &spec)
+    return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+  }
+
+  /// `CLOCK_MONOTONIC` in nanoseconds from an arbitrary origin: for durations and deadlines.
+  public static func monotonicNanos() -> UInt64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &spec)
+    return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+  }
 }
