@@ -14,8 +14,12 @@ let package = Package(
     .library(name: "Manifest", targets: ["Manifest"]),
     .library(name: "OTLPWire", targets: ["OTLPWire"]),
     .library(name: "OTLPProto", targets: ["OTLPProto"]),
+    .library(name: "Keys", targets: ["Keys"]),
     .library(name: "Signing", targets: ["Signing"]),
+    .library(name: "Journal", targets: ["Journal"]),
+    .library(name: "Ingest", targets: ["Ingest"]),
     .library(name: "Capture", targets: ["Capture"]),
+    .library(name: "Seal", targets: ["Seal"]),
     .library(name: "Audit", targets: ["Audit"]),
     .library(name: "Verify", targets: ["Verify"]),
     .library(name: "Replay", targets: ["Replay"]),
@@ -79,11 +83,21 @@ let package = Package(
       name: "Journal",
       dependencies: ["Audit", "Manifest", .product(name: "Logging", package: "swift-log")]
     ),
-    // Receiving OTLP (files, OTLP/HTTP, OTLP/gRPC), admission, the capture service.
+    // Admission: checking an OTLP request (protobuf through OTLPWire, JSON through swift-protobuf),
+    // resolving its tenant, redacting it. No networking: receivers and import call it.
+    .target(
+      name: "Ingest",
+      dependencies: [
+        "Audit", "Manifest", "OTLPProto", "OTLPWire",
+        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        .product(name: "Yams", package: "Yams"),
+      ]
+    ),
+    // Receiving OTLP (files, OTLP/HTTP, OTLP/gRPC), sampling, incidents and hooks, the capture service.
     .target(
       name: "Capture",
       dependencies: [
-        "Audit", "BlockingHTTP", "Journal", "Manifest", "OTLPProto", "OTLPWire",
+        "Audit", "BlockingHTTP", "Ingest", "Journal", "Manifest", "OTLPProto", "OTLPWire",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
@@ -123,7 +137,7 @@ let package = Package(
     .executableTarget(
       name: "StellaForensicsCLI",
       dependencies: [
-        "Audit", "Manifest", "Keys", "Signing", "Capture", "Journal", "Seal", "Verify", "Replay", "Kit", "Report",
+        "Audit", "Manifest", "Keys", "Signing", "Capture", "Ingest", "Journal", "Seal", "Verify", "Replay", "Kit", "Report",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -146,7 +160,7 @@ let package = Package(
     .testTarget(
       name: "CaptureTests",
       dependencies: [
-        "Audit", "Capture", "Journal", "Keys", "Manifest", "OTLPProto", "OTLPWire", "Seal", "Signing", "Verify", "WireTestSupport",
+        "Audit", "Capture", "Ingest", "Journal", "Keys", "Manifest", "OTLPProto", "OTLPWire", "Seal", "Signing", "Verify", "WireTestSupport",
         .product(name: "NIOHTTP2", package: "swift-nio-http2"),
         .product(name: "NIOHPACK", package: "swift-nio-http2"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -25,8 +25,10 @@ let package = Package(
       dependencies: [
         "CFuzzerDriver",
         .product(name: "Manifest", package: "stella-forensics"),
+        .product(name: "Keys", package: "stella-forensics"),
         .product(name: "Signing", package: "stella-forensics"),
         .product(name: "Verify", package: "stella-forensics"),
+        .product(name: "Ingest", package: "stella-forensics"),
         .product(name: "Capture", package: "stella-forensics"),
       ]
     ),
@@ -39,18 +41,23 @@ let package = Package(
       dependencies: [
         "FuzzSupport",
         .product(name: "Capture", package: "stella-forensics"),
+        .product(name: "Ingest", package: "stella-forensics"),
         .product(name: "Manifest", package: "stella-forensics"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOEmbedded", package: "swift-nio"),
         .product(name: "Logging", package: "swift-log"),
       ]
     ),
-    .executableTarget(name: "FuzzOTLPRequestDecoder", dependencies: ["FuzzSupport"]),
+    .executableTarget(
+      name: "FuzzOTLPRequestDecoder",
+      dependencies: ["FuzzSupport", .product(name: "Ingest", package: "stella-forensics")]
+    ),
     // swift-protobuf's decoder is one of its oracles: every redacted request must decode.
     .executableTarget(
       name: "FuzzRedactor",
       dependencies: [
         "FuzzSupport",
+        .product(name: "Ingest", package: "stella-forensics"),
         .product(name: "OTLPProto", package: "stella-forensics"),
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
       ]

@@ -15,15 +15,17 @@ enum DependencyRules {
     "Keys": ["Manifest", "CSodium"],
     "Signing": ["Keys", "Manifest", "CSodium"],
     "Audit": ["Manifest", "OTLPProto"],
+    "Ingest": ["Audit", "Manifest", "OTLPProto", "OTLPWire"],
     "Journal": ["Audit", "Manifest"],
-    "Capture": ["Audit", "BlockingHTTP", "Journal", "Manifest", "OTLPProto", "OTLPWire"],
+    "Capture": ["Audit", "BlockingHTTP", "Ingest", "Journal", "Manifest", "OTLPProto", "OTLPWire"],
     "Verify": ["Audit", "Keys", "Manifest"],
     "Seal": ["Keys", "Manifest", "Signing", "Verify"],
     "Kit": ["Keys", "Manifest", "Signing"],
     "Report": ["Audit", "Keys", "Manifest", "Verify"],
     "Replay": ["Audit", "BlockingHTTP", "Manifest", "OTLPProto", "OTLPWire", "Verify"],
     "StellaForensicsCLI": [
-      "Audit", "Capture", "Journal", "Keys", "Kit", "Manifest", "OTLPProto", "OTLPWire", "Replay", "Report", "Seal",
+      "Audit", "Capture", "Ingest", "Journal", "Keys", "Kit", "Manifest", "OTLPProto", "OTLPWire", "Replay", "Report",
+      "Seal",
       "Signing",
       "Verify",
     ],
@@ -33,7 +35,7 @@ enum DependencyRules {
 
   /// Modules that must work on an offline laptop: no networking stack at all.
   static let offline: Set<String> = [
-    "Manifest", "Keys", "Signing", "Audit", "Journal", "Verify", "Seal", "Kit", "Report",
+    "Manifest", "Keys", "Signing", "Audit", "Ingest", "Journal", "Verify", "Seal", "Kit", "Report",
   ]
 
   /// Modules an auditor's verification runs on: no private key can be loaded or used there.

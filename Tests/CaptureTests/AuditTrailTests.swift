@@ -10,6 +10,7 @@ import Testing
 import Verify
 
 @testable import Capture
+@testable import Ingest
 @testable import Journal
 
 /// The audit stream: the record layout the README documents, the hash chain, the trail's

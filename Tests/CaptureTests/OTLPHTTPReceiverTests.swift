@@ -8,6 +8,8 @@ import NIOPosix
 import Synchronization
 import Testing
 
+@testable import Ingest
+
 // MARK: - Test support shared by the HTTP and admin server tests
 
 /// An ingest that runs the real ``OTLPRequestDecoder`` and records what it was given; the

@@ -4,6 +4,8 @@ import OTLPProto
 import Testing
 import WireTestSupport
 
+@testable import Ingest
+
 private func rejection(_ body: () throws(RejectedRequest) -> Void) -> RejectedRequest? {
   do {
     try body()

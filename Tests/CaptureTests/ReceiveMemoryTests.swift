@@ -7,6 +7,7 @@ import NIOHTTP2
 import Testing
 
 @testable import Capture
+@testable import Ingest
 
 /// What the receivers hold in memory per connection and per call, beyond the bodies the
 /// in-flight bound counts.

@@ -6,6 +6,7 @@ import Testing
 import WireTestSupport
 
 @testable import Capture
+@testable import Ingest
 
 private typealias KeyValue = Opentelemetry_Proto_Common_V1_KeyValue
 private typealias AnyValue = Opentelemetry_Proto_Common_V1_AnyValue

@@ -2,6 +2,7 @@ import Manifest
 import Testing
 
 @testable import Capture
+@testable import Ingest
 
 /// The per-request classifiers that compare bytes instead of building strings (they run for every
 /// request): they must still accept exactly what the string-based versions accepted.

@@ -5,6 +5,7 @@ import Testing
 import WireTestSupport
 
 @testable import Capture
+@testable import Ingest
 @testable import Journal
 
 /// Bounds that keep one client from taking what others need: tenants, connections, descriptors.

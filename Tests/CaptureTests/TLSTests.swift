@@ -8,6 +8,8 @@ import NIOSSL
 import Synchronization
 import Testing
 
+@testable import Ingest
+
 /// A CA, server and client certificates made by `openssl` in a fresh directory.
 private struct TestPKI {
   let directory: String

@@ -2,6 +2,7 @@ import Audit
 import Testing
 
 @testable import Capture
+@testable import Ingest
 
 /// `tenancy.identities`: tenants tied to verified client certificates.
 @Suite struct TenantIdentityTests {

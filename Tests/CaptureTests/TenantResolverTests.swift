@@ -4,6 +4,7 @@ import SwiftProtobuf
 import Testing
 
 @testable import Capture
+@testable import Ingest
 
 @Suite struct TenantResolverTests {
   func traces(resourceTenants: [String?]) throws -> [UInt8] {

@@ -1,3 +1,4 @@
+internal import Ingest
 internal import Manifest
 
 /// OTLP/JSON input: a sequence of top-level JSON objects, each one `Export…ServiceRequest`.

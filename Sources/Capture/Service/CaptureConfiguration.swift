@@ -1,5 +1,6 @@
 import Audit
 import Foundation
+public import Ingest
 public import Journal
 import Manifest
 import Yams

@@ -1,4 +1,5 @@
 import Foundation
+public import Ingest
 public import Journal
 public import Manifest
 import Synchronization

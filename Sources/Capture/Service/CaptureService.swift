@@ -1,6 +1,7 @@
 import Audit
 import Dispatch
 import Foundation
+public import Ingest
 public import Journal
 public import Logging
 import Manifest

@@ -1,5 +1,6 @@
 import Capture
 import FuzzSupport
+import Ingest
 import Logging
 import Manifest
 import NIOCore

@@ -1,5 +1,6 @@
 import Capture
 import FuzzSupport
+import Ingest
 import Manifest
 
 // Fuzz target: OTLPRequestDecoder.decode(body:signal:encoding:) directly, for every signal and

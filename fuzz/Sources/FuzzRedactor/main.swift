@@ -1,6 +1,7 @@
 import Capture
 import Foundation
 import FuzzSupport
+import Ingest
 import Manifest
 import OTLPProto
 import SwiftProtobuf

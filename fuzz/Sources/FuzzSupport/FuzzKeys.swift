@@ -1,3 +1,4 @@
+import Keys
 import Manifest
 import Signing
 import Verify

@@ -1,3 +1,4 @@
+import Ingest
 internal import Synchronization
 
 /// Client certificate identities of gRPC calls, handed from the in-flight gate (which sits in the

@@ -1,4 +1,5 @@
 internal import Foundation
+import Ingest
 internal import Manifest
 internal import NIOCore
 internal import NIOHPACK

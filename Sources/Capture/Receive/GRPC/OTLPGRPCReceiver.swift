@@ -1,5 +1,6 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2Posix
+public import Ingest
 public import Logging
 import Manifest
 import NIOCore

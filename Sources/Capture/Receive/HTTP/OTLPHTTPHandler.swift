@@ -1,3 +1,4 @@
+import Ingest
 internal import Logging
 internal import Manifest
 internal import NIOCore

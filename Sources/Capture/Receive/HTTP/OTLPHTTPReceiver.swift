@@ -1,3 +1,4 @@
+public import Ingest
 public import Logging
 public import NIOCore
 internal import NIOHTTP1

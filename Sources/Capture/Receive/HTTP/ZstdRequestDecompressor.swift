@@ -1,3 +1,4 @@
+import Ingest
 internal import Manifest
 internal import NIOCore
 internal import NIOHTTP1

@@ -1,3 +1,4 @@
+public import Ingest
 public import NIOCore
 public import NIOSSL
 import Synchronization

@@ -1,10 +1,10 @@
-internal import Manifest
+package import Manifest
 internal import OTLPProto
 internal import SwiftProtobuf
 
 /// Why one OTLP/JSON document could not be turned into a protobuf request.
-struct OTLPJSONError: Error, Sendable, Equatable {
-  enum Kind: Sendable, Equatable {
+package struct OTLPJSONError: Error, Sendable, Equatable {
+  package enum Kind: Sendable, Equatable {
     /// Not well-formed JSON, or not a single JSON object.
     case syntax
     /// A trace or span id that is not hex of the right length.
@@ -17,10 +17,10 @@ struct OTLPJSONError: Error, Sendable, Equatable {
     case schema
   }
 
-  var kind: Kind
+  package var kind: Kind
   /// 1-based byte column in the document where the problem was found, when known.
-  var column: Int?
-  var message: String
+  package var column: Int?
+  package var message: String
 }
 
 /// OTLP/JSON ("JSON Protobuf Encoding" in the OTLP specification) to protobuf.
@@ -33,10 +33,10 @@ struct OTLPJSONError: Error, Sendable, Equatable {
 /// So a first pass walks the document along the OTLP schema, finds every id field, checks its hex
 /// and splices the base64 of the decoded bytes in its place; every other byte of the document is
 /// passed through untouched, so numbers and strings reach swift-protobuf exactly as written.
-enum OTLPJSON {
+package enum OTLPJSON {
   /// JSON nesting deeper than this is refused before swift-protobuf sees it; its own message
   /// depth limit (100) is reached earlier for any real OTLP document.
-  static let maxNesting = 512
+  package static let maxNesting = 512
 
   /// Decodes one OTLP/JSON `Export*ServiceRequest` document and serializes it deterministically.
   ///
@@ -45,7 +45,7 @@ enum OTLPJSON {
   ///   - expected: the signal the caller requires (an HTTP path, say), or `nil` to take it from
   ///     the top-level key.
   /// - Returns: the signal and the deterministic protobuf serialization of the request.
-  static func decodeRequest(
+  package static func decodeRequest(
     _ document: ArraySlice<UInt8>,
     expected: Signal? = nil
   ) throws(OTLPJSONError) -> (signal: Signal, request: [UInt8]) {
