@@ -18,6 +18,8 @@ let package = Package(
     .library(name: "Signing", targets: ["Signing"]),
     .library(name: "Journal", targets: ["Journal"]),
     .library(name: "Ingest", targets: ["Ingest"]),
+    .library(name: "Sampling", targets: ["Sampling"]),
+    .library(name: "Settings", targets: ["Settings"]),
     .library(name: "Capture", targets: ["Capture"]),
     .library(name: "Seal", targets: ["Seal"]),
     .library(name: "Audit", targets: ["Audit"]),
@@ -77,6 +79,8 @@ let package = Package(
       name: "Audit",
       dependencies: ["Manifest", "OTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
     ),
+    // The value syntax shared by every configuration file and flag (sizes, durations).
+    .target(name: "Settings"),
     // The segment journal: admitted requests appended as framed records with group commit, segments
     // rotated and sealed, recovery after a crash, the ring, selection of a window for a bundle.
     .target(
@@ -93,11 +97,19 @@ let package = Package(
         .product(name: "Yams", package: "Yams"),
       ]
     ),
-    // Receiving OTLP (files, OTLP/HTTP, OTLP/gRPC), sampling, incidents and hooks, the capture service.
+    // Tail sampling into the long-term archive: spans and log records read off the wire (OTLPWire),
+    // whole traces kept or dropped by policy, the client's bytes of kept items spliced together.
+    .target(
+      name: "Sampling",
+      dependencies: [
+        "Journal", "Manifest", "OTLPWire", "Settings", .product(name: "Yams", package: "Yams"),
+      ]
+    ),
+    // Receiving OTLP (files, OTLP/HTTP, OTLP/gRPC), incidents and hooks, the capture service.
     .target(
       name: "Capture",
       dependencies: [
-        "Audit", "BlockingHTTP", "Ingest", "Journal", "Manifest", "OTLPProto", "OTLPWire",
+        "Audit", "BlockingHTTP", "Ingest", "Journal", "Manifest", "OTLPProto", "OTLPWire", "Sampling", "Settings",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
@@ -137,7 +149,7 @@ let package = Package(
     .executableTarget(
       name: "StellaForensicsCLI",
       dependencies: [
-        "Audit", "Manifest", "Keys", "Signing", "Capture", "Ingest", "Journal", "Seal", "Verify", "Replay", "Kit", "Report",
+        "Audit", "Manifest", "Keys", "Signing", "Capture", "Ingest", "Journal", "Sampling", "Seal", "Settings", "Verify", "Replay", "Kit", "Report",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -160,7 +172,7 @@ let package = Package(
     .testTarget(
       name: "CaptureTests",
       dependencies: [
-        "Audit", "Capture", "Ingest", "Journal", "Keys", "Manifest", "OTLPProto", "OTLPWire", "Seal", "Signing", "Verify", "WireTestSupport",
+        "Audit", "Capture", "Ingest", "Journal", "Keys", "Manifest", "OTLPProto", "Sampling", "Settings", "OTLPWire", "Seal", "Signing", "Verify", "WireTestSupport",
         .product(name: "NIOHTTP2", package: "swift-nio-http2"),
         .product(name: "NIOHPACK", package: "swift-nio-http2"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),

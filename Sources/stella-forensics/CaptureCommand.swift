@@ -3,6 +3,7 @@ import Capture
 import Foundation
 import Journal
 import Logging
+import Settings
 
 struct CaptureCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(

@@ -16,15 +16,20 @@ enum DependencyRules {
     "Signing": ["Keys", "Manifest", "CSodium"],
     "Audit": ["Manifest", "OTLPProto"],
     "Ingest": ["Audit", "Manifest", "OTLPProto", "OTLPWire"],
+    "Settings": [],
     "Journal": ["Audit", "Manifest"],
-    "Capture": ["Audit", "BlockingHTTP", "Ingest", "Journal", "Manifest", "OTLPProto", "OTLPWire"],
+    "Sampling": ["Journal", "Manifest", "OTLPWire", "Settings"],
+    "Capture": [
+      "Audit", "BlockingHTTP", "Ingest", "Journal", "Manifest", "OTLPProto", "OTLPWire", "Sampling", "Settings",
+    ],
     "Verify": ["Audit", "Keys", "Manifest"],
     "Seal": ["Keys", "Manifest", "Signing", "Verify"],
     "Kit": ["Keys", "Manifest", "Signing"],
     "Report": ["Audit", "Keys", "Manifest", "Verify"],
     "Replay": ["Audit", "BlockingHTTP", "Manifest", "OTLPProto", "OTLPWire", "Verify"],
     "StellaForensicsCLI": [
-      "Audit", "Capture", "Ingest", "Journal", "Keys", "Kit", "Manifest", "OTLPProto", "OTLPWire", "Replay", "Report",
+      "Audit", "Capture", "Ingest", "Journal", "Keys", "Kit", "Manifest", "Sampling", "Settings", "OTLPProto",
+      "OTLPWire", "Replay", "Report",
       "Seal",
       "Signing",
       "Verify",
@@ -35,7 +40,8 @@ enum DependencyRules {
 
   /// Modules that must work on an offline laptop: no networking stack at all.
   static let offline: Set<String> = [
-    "Manifest", "Keys", "Signing", "Audit", "Ingest", "Journal", "Verify", "Seal", "Kit", "Report",
+    "Settings", "Manifest", "Keys", "Signing", "Audit", "Ingest", "Journal", "Sampling", "Verify", "Seal", "Kit",
+    "Report",
   ]
 
   /// Modules an auditor's verification runs on: no private key can be loaded or used there.

@@ -3,6 +3,7 @@ import Testing
 
 @testable import Capture
 @testable import Journal
+@testable import Settings
 
 @Suite struct CaptureConfigurationTests {
   static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

@@ -5,6 +5,7 @@ import Synchronization
 import Testing
 
 @testable import Journal
+@testable import Sampling
 
 #if canImport(Glibc)
   import Glibc

@@ -8,6 +8,7 @@ import WireTestSupport
 
 @testable import Capture
 @testable import Journal
+@testable import Sampling
 
 /// Builds real OTLP requests with the generated messages.
 enum SampleOTLP {

@@ -1,4 +1,5 @@
 import Foundation
+import Settings
 import Yams
 
 /// An `http://` endpoint a webhook posts to, split the way a request needs it.

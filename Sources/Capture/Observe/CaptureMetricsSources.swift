@@ -1,5 +1,6 @@
 import Audit
 import Journal
+import Sampling
 
 /// Where a scrape reads the service's state: the same objects `/status` reads, asked only when
 /// Prometheus scrapes, so mirroring state into gauges costs the request path nothing.

@@ -1,5 +1,6 @@
 import Journal
 import Manifest
+import Sampling
 import Synchronization
 
 /// Whether the service is ready to take requests (set once every listener is bound).

@@ -7,6 +7,7 @@ public import Logging
 import Manifest
 import NIOCore
 import NIOPosix
+public import Sampling
 import Synchronization
 
 /// The addresses the service's listeners are bound to (ports resolved when 0 was asked for).

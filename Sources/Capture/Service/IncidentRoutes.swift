@@ -1,4 +1,5 @@
 import Manifest
+import Settings
 
 /// The incident endpoints of the admin API.
 ///

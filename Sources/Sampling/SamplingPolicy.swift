@@ -1,4 +1,5 @@
 import Foundation
+import Settings
 import Yams
 
 /// A sampling policy that cannot be used: the file, the key and what is wrong with it.
