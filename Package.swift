@@ -19,6 +19,7 @@ let package = Package(
     .library(name: "Journal", targets: ["Journal"]),
     .library(name: "Ingest", targets: ["Ingest"]),
     .library(name: "Sampling", targets: ["Sampling"]),
+    .library(name: "Incidents", targets: ["Incidents"]),
     .library(name: "Settings", targets: ["Settings"]),
     .library(name: "Capture", targets: ["Capture"]),
     .library(name: "Seal", targets: ["Seal"]),
@@ -105,11 +106,22 @@ let package = Package(
         "Journal", "Manifest", "OTLPWire", "Settings", .product(name: "Yams", package: "Yams"),
       ]
     ),
-    // Receiving OTLP (files, OTLP/HTTP, OTLP/gRPC), incidents and hooks, the capture service.
+    // Incidents (the durable incident log, start/stop/TTL, the ring pins they hold) and the notify
+    // hooks that tell people about them (webhooks, commands).
+    .target(
+      name: "Incidents",
+      dependencies: [
+        "BlockingHTTP", "Journal", "Manifest", "Settings",
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Yams", package: "Yams"),
+      ]
+    ),
+    // Receiving OTLP (files, OTLP/HTTP, OTLP/gRPC), metrics, the capture service.
     .target(
       name: "Capture",
       dependencies: [
         "Audit", "BlockingHTTP", "Ingest", "Journal", "Manifest", "OTLPProto", "OTLPWire", "Sampling", "Settings",
+        "Incidents",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
@@ -149,7 +161,7 @@ let package = Package(
     .executableTarget(
       name: "StellaForensicsCLI",
       dependencies: [
-        "Audit", "Manifest", "Keys", "Signing", "Capture", "Ingest", "Journal", "Sampling", "Seal", "Settings", "Verify", "Replay", "Kit", "Report",
+        "Audit", "Manifest", "Keys", "Signing", "Capture", "Incidents", "Ingest", "Journal", "Sampling", "Seal", "Settings", "Verify", "Replay", "Kit", "Report",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -172,7 +184,7 @@ let package = Package(
     .testTarget(
       name: "CaptureTests",
       dependencies: [
-        "Audit", "Capture", "Ingest", "Journal", "Keys", "Manifest", "OTLPProto", "Sampling", "Settings", "OTLPWire", "Seal", "Signing", "Verify", "WireTestSupport",
+        "Audit", "Capture", "Incidents", "Ingest", "Journal", "Keys", "Manifest", "OTLPProto", "Sampling", "Settings", "OTLPWire", "Seal", "Signing", "Verify", "WireTestSupport",
         .product(name: "NIOHTTP2", package: "swift-nio-http2"),
         .product(name: "NIOHPACK", package: "swift-nio-http2"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),

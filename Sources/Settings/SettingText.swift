@@ -52,3 +52,10 @@ public enum DurationText {
     return product
   }
 }
+
+/// A configuration that cannot be used, with what and where.
+public struct CaptureConfigurationError: Error, Sendable, CustomStringConvertible {
+  public var message: String
+  public init(_ message: String) { self.message = message }
+  public var description: String { message }
+}

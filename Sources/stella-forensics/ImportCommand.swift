@@ -1,6 +1,7 @@
 import ArgumentParser
 import Capture
 import Foundation
+import Incidents
 import Manifest
 import Seal
 import Verify

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Capture
 import Foundation
+import Incidents
 import Journal
 import Manifest
 

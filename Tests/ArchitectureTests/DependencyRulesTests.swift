@@ -19,8 +19,10 @@ enum DependencyRules {
     "Settings": [],
     "Journal": ["Audit", "Manifest"],
     "Sampling": ["Journal", "Manifest", "OTLPWire", "Settings"],
+    "Incidents": ["BlockingHTTP", "Journal", "Manifest", "Settings"],
     "Capture": [
-      "Audit", "BlockingHTTP", "Ingest", "Journal", "Manifest", "OTLPProto", "OTLPWire", "Sampling", "Settings",
+      "Audit", "BlockingHTTP", "Incidents", "Ingest", "Journal", "Manifest", "OTLPProto", "OTLPWire", "Sampling",
+      "Settings",
     ],
     "Verify": ["Audit", "Keys", "Manifest"],
     "Seal": ["Keys", "Manifest", "Signing", "Verify"],
@@ -28,7 +30,8 @@ enum DependencyRules {
     "Report": ["Audit", "Keys", "Manifest", "Verify"],
     "Replay": ["Audit", "BlockingHTTP", "Manifest", "OTLPProto", "OTLPWire", "Verify"],
     "StellaForensicsCLI": [
-      "Audit", "Capture", "Ingest", "Journal", "Keys", "Kit", "Manifest", "Sampling", "Settings", "OTLPProto",
+      "Audit", "Capture", "Incidents", "Ingest", "Journal", "Keys", "Kit", "Manifest", "Sampling", "Settings",
+      "OTLPProto",
       "OTLPWire", "Replay", "Report",
       "Seal",
       "Signing",

@@ -7,6 +7,8 @@ import NIOPosix
 import Synchronization
 import Testing
 
+@testable import Incidents
+
 /// Records the requests the admin handler saw.
 private final class SeenRequests: Sendable {
   let requests = Mutex<[AdminRequest]>([])

@@ -3,6 +3,7 @@ import Manifest
 import Testing
 
 @testable import Capture
+@testable import Settings
 
 @Suite struct AdminTokensTests {
   private func write(_ text: String, mode: mode_t, in scratch: ScratchDirectory) throws -> String {

@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 
 @testable import Capture
+@testable import Incidents
 
 /// A clock the test moves by hand.
 private final class ManualClock: Sendable {

@@ -3,6 +3,7 @@ import Manifest
 import Testing
 
 @testable import Capture
+@testable import Incidents
 
 @Suite struct NotifyHookConfigurationTests {
   private let fullYAML = """

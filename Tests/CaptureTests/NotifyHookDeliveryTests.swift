@@ -5,6 +5,8 @@ import Manifest
 import Synchronization
 import Testing
 
+@testable import Incidents
+
 #if canImport(Glibc)
   import Glibc
 #endif

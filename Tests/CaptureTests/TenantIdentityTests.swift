@@ -3,6 +3,7 @@ import Testing
 
 @testable import Capture
 @testable import Ingest
+@testable import Settings
 
 /// `tenancy.identities`: tenants tied to verified client certificates.
 @Suite struct TenantIdentityTests {

@@ -1,5 +1,6 @@
 public import Audit
 import Dispatch
+public import Incidents
 public import Journal
 public import Logging
 import Manifest

@@ -1,4 +1,5 @@
 import Audit
+import Incidents
 import Journal
 import Sampling
 

@@ -1,3 +1,4 @@
+import Incidents
 import Journal
 import Manifest
 import Sampling

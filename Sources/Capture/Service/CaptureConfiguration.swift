@@ -1,5 +1,6 @@
 import Audit
 import Foundation
+public import Incidents
 public import Ingest
 public import Journal
 import Manifest
@@ -40,13 +41,6 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
   public var isLoopback: Bool {
     host == "localhost" || host == "::1" || host.hasPrefix("127.")
   }
-}
-
-/// A configuration that cannot be used, with what and where.
-public struct CaptureConfigurationError: Error, Sendable, CustomStringConvertible {
-  public var message: String
-  public init(_ message: String) { self.message = message }
-  public var description: String { message }
 }
 
 /// Documented presets of durability, limits and listeners (`--profile`).

@@ -1,6 +1,7 @@
 import Audit
 import Dispatch
 import Foundation
+public import Incidents
 public import Ingest
 public import Journal
 public import Logging
@@ -8,6 +9,7 @@ import Manifest
 import NIOCore
 import NIOPosix
 public import Sampling
+public import Settings
 import Synchronization
 
 /// The addresses the service's listeners are bound to (ports resolved when 0 was asked for).
@@ -588,27 +590,4 @@ public struct CaptureServiceError: Error, Sendable, CustomStringConvertible {
   }
 
   public var description: String { message }
-}
-
-extension NotifyEvent {
-  /// The hook event for an incident change.
-  public init(change: IncidentChange, nodeID: String) {
-    let kind: Kind
-    switch change.kind {
-    case .started: kind = .incidentStarted
-    case .stopped: kind = .incidentStopped
-    case .expired: kind = .incidentExpired
-    }
-    self.init(kind: kind, incident: Incident(change.incident), nodeID: nodeID)
-  }
-}
-
-extension NotifyEvent.Incident {
-  /// The hook body's view of an incident.
-  public init(_ incident: Capture.Incident) {
-    self.init(
-      id: incident.id, reason: incident.reason, declaredBy: incident.declaredBy, tenants: incident.tenants,
-      startedAtUnixNano: incident.startUnixNano, stoppedAtUnixNano: incident.endUnixNano,
-      expiresAtUnixNano: incident.expiresAtUnixNano)
-  }
 }

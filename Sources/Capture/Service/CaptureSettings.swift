@@ -1,4 +1,6 @@
 import Foundation
+import Incidents
+import Settings
 import Yams
 
 /// Where one setting of the effective configuration came from.

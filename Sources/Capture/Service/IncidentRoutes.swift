@@ -1,3 +1,4 @@
+public import Incidents
 import Manifest
 import Settings
 

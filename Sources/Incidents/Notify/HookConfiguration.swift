@@ -1,6 +1,6 @@
 import Foundation
-import Settings
-import Yams
+public import Settings
+package import Yams
 
 /// An `http://` endpoint a webhook posts to, split the way a request needs it.
 public struct HookURL: Sendable, Equatable, CustomStringConvertible {
@@ -141,7 +141,7 @@ public struct HookConfiguration: Sendable, Equatable {
   }
 
   /// Reads a `hooks:` section already parsed, `field` being its name in error messages.
-  init(node: Node, path: String, field: String) throws(CaptureConfigurationError) {
+  package init(node: Node, path: String, field: String) throws(CaptureConfigurationError) {
     if case .scalar(let scalar) = node, scalar.string.isEmpty || scalar.string == "null" || scalar.string == "~" {
       return
     }

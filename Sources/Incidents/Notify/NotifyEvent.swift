@@ -138,3 +138,26 @@ public struct NotifyEvent: Sendable, Equatable {
   /// The `"schema"` field: bumped only for changes a receiver could trip over.
   public static let schema = "stella-forensics.notify.v1"
 }
+
+extension NotifyEvent {
+  /// The hook event for an incident change.
+  public init(change: IncidentChange, nodeID: String) {
+    let kind: Kind
+    switch change.kind {
+    case .started: kind = .incidentStarted
+    case .stopped: kind = .incidentStopped
+    case .expired: kind = .incidentExpired
+    }
+    self.init(kind: kind, incident: Incident(change.incident), nodeID: nodeID)
+  }
+}
+
+extension NotifyEvent.Incident {
+  /// The hook body's view of an incident.
+  public init(_ incident: Incidents.Incident) {
+    self.init(
+      id: incident.id, reason: incident.reason, declaredBy: incident.declaredBy, tenants: incident.tenants,
+      startedAtUnixNano: incident.startUnixNano, stoppedAtUnixNano: incident.endUnixNano,
+      expiresAtUnixNano: incident.expiresAtUnixNano)
+  }
+}
