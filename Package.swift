@@ -141,8 +141,14 @@ let package = Package(
     // The offline verifier, the only place a `VerifiedBundle` is made, and inspection. Public keys
     // only: it cannot sign.
     .target(name: "Verify", dependencies: ["Audit", "Manifest", "Keys"]),
-    // Sealing segments into a signed bundle, and co-signing a bundle that verifies.
-    .target(name: "Seal", dependencies: ["Keys", "Manifest", "Signing", "Verify"]),
+    // Sealing segments into a signed bundle, co-signing a bundle that verifies, and reading archived
+    // OTLP files into segments (import).
+    .target(
+      name: "Seal",
+      dependencies: [
+        "Audit", "Ingest", "Keys", "Manifest", "OTLPWire", "Signing", "Verify",
+      ]
+    ),
     // Building the signed offline kit an air-gapped site installs from (its verifier is in Verify).
     .target(name: "Kit", dependencies: ["Keys", "Manifest", "Signing"]),
     // The self-contained HTML report of a verification: no script, nothing fetched.

@@ -29,7 +29,7 @@ let package = Package(
         .product(name: "Signing", package: "stella-forensics"),
         .product(name: "Verify", package: "stella-forensics"),
         .product(name: "Ingest", package: "stella-forensics"),
-        .product(name: "Capture", package: "stella-forensics"),
+        .product(name: "Seal", package: "stella-forensics"),
       ]
     ),
     .executableTarget(name: "FuzzBundleVerify", dependencies: ["FuzzSupport"]),

@@ -25,7 +25,7 @@ enum DependencyRules {
       "Settings",
     ],
     "Verify": ["Audit", "Keys", "Manifest"],
-    "Seal": ["Keys", "Manifest", "Signing", "Verify"],
+    "Seal": ["Audit", "Ingest", "Keys", "Manifest", "OTLPWire", "Signing", "Verify"],
     "Kit": ["Keys", "Manifest", "Signing"],
     "Report": ["Audit", "Keys", "Manifest", "Verify"],
     "Replay": ["Audit", "BlockingHTTP", "Manifest", "OTLPProto", "OTLPWire", "Verify"],

@@ -3,6 +3,7 @@ import Manifest
 import Testing
 
 @testable import Capture
+@testable import Seal
 
 @Suite struct EvidenceImportTests {
   static let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()

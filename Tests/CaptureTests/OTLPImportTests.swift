@@ -4,6 +4,8 @@ import Manifest
 import OTLPProto
 import Testing
 
+@testable import Seal
+
 private typealias TraceRequest = Opentelemetry_Proto_Collector_Trace_V1_ExportTraceServiceRequest
 private typealias LogsRequest = Opentelemetry_Proto_Collector_Logs_V1_ExportLogsServiceRequest
 private typealias MetricsRequest =

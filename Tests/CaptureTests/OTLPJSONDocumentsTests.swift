@@ -3,6 +3,8 @@ import Foundation
 import Manifest
 import Testing
 
+@testable import Seal
+
 /// OTLP/JSON laid out as people and the OTLP specification write it: indented documents over
 /// several lines, several in a row; the records must be those of the one-line forms.
 @Suite("OTLP file import: JSON documents over several lines")

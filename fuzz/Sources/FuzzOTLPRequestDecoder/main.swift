@@ -1,4 +1,3 @@
-import Capture
 import FuzzSupport
 import Ingest
 import Manifest

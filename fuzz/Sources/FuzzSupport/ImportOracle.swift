@@ -1,5 +1,5 @@
-import Capture
 import Manifest
+import Seal
 
 /// Runs the OTLP file importer on fuzz input and checks what it returns.
 ///
