@@ -20,6 +20,7 @@ let package = Package(
     .library(name: "Ingest", targets: ["Ingest"]),
     .library(name: "Sampling", targets: ["Sampling"]),
     .library(name: "Incidents", targets: ["Incidents"]),
+    .library(name: "Receivers", targets: ["Receivers"]),
     .library(name: "Settings", targets: ["Settings"]),
     .library(name: "Capture", targets: ["Capture"]),
     .library(name: "Seal", targets: ["Seal"]),
@@ -111,18 +112,17 @@ let package = Package(
     .target(
       name: "Incidents",
       dependencies: [
-        "BlockingHTTP", "Journal", "Manifest", "Settings",
+        "Audit", "BlockingHTTP", "Journal", "Manifest", "Settings",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Yams", package: "Yams"),
       ]
     ),
-    // Receiving OTLP (files, OTLP/HTTP, OTLP/gRPC), metrics, the capture service.
+    // The listeners: OTLP/HTTP (gzip, deflate, zstd), OTLP/gRPC, the admin API with its tokens and
+    // gate, the metrics endpoint, TLS, the connection budget; and the metrics they count.
     .target(
-      name: "Capture",
+      name: "Receivers",
       dependencies: [
-        "Audit", "BlockingHTTP", "Ingest", "Journal", "Manifest", "OTLPProto", "OTLPWire", "Sampling", "Settings",
-        "Incidents",
-        .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+        "Audit", "Incidents", "Ingest", "Manifest", "Settings",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -136,6 +136,20 @@ let package = Package(
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
         .product(name: "CoreMetrics", package: "swift-metrics"),
         .product(name: "Prometheus", package: "swift-prometheus"),
+      ]
+    ),
+    // The capture service: the composition root that wires receivers, admission, sampling,
+    // incidents and the journal together; its configuration; the admin routes; the admin client.
+    .target(
+      name: "Capture",
+      dependencies: [
+        "Audit", "Incidents", "Ingest", "Journal", "Manifest", "Receivers", "Sampling", "Settings",
+        .product(name: "NIOCore", package: "swift-nio"),
+        .product(name: "NIOPosix", package: "swift-nio"),
+        .product(name: "NIOHTTP1", package: "swift-nio"),
+        .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        .product(name: "Logging", package: "swift-log"),
+        .product(name: "Yams", package: "Yams"),
       ]
     ),
     // The offline verifier, the only place a `VerifiedBundle` is made, and inspection. Public keys
@@ -167,7 +181,7 @@ let package = Package(
     .executableTarget(
       name: "StellaForensicsCLI",
       dependencies: [
-        "Audit", "Manifest", "Keys", "Signing", "Capture", "Incidents", "Ingest", "Journal", "Sampling", "Seal", "Settings", "Verify", "Replay", "Kit", "Report",
+        "Audit", "Manifest", "Keys", "Signing", "Capture", "Incidents", "Ingest", "Journal", "Receivers", "Sampling", "Seal", "Settings", "Verify", "Replay", "Kit", "Report",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -190,7 +204,7 @@ let package = Package(
     .testTarget(
       name: "CaptureTests",
       dependencies: [
-        "Audit", "Capture", "Incidents", "Ingest", "Journal", "Keys", "Manifest", "OTLPProto", "Sampling", "Settings", "OTLPWire", "Seal", "Signing", "Verify", "WireTestSupport",
+        "Audit", "Capture", "Incidents", "Ingest", "Journal", "Keys", "Manifest", "OTLPProto", "Receivers", "Sampling", "Settings", "OTLPWire", "Seal", "Signing", "Verify", "WireTestSupport",
         .product(name: "NIOHTTP2", package: "swift-nio-http2"),
         .product(name: "NIOHPACK", package: "swift-nio-http2"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),

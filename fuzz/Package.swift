@@ -40,7 +40,7 @@ let package = Package(
       name: "FuzzOTLPHTTP",
       dependencies: [
         "FuzzSupport",
-        .product(name: "Capture", package: "stella-forensics"),
+        .product(name: "Receivers", package: "stella-forensics"),
         .product(name: "Ingest", package: "stella-forensics"),
         .product(name: "Manifest", package: "stella-forensics"),
         .product(name: "NIOCore", package: "swift-nio"),

@@ -10,6 +10,12 @@ public enum JSONValue: Sendable, Equatable {
   /// Members in input order; the parser guarantees keys are unique.
   case object([(key: String, value: JSONValue)])
 
+  /// The string, if this is one.
+  public var stringValue: String? {
+    if case .string(let text) = self { return text }
+    return nil
+  }
+
   public static func == (lhs: JSONValue, rhs: JSONValue) -> Bool {
     switch (lhs, rhs) {
     case (.null, .null): return true

@@ -3,6 +3,7 @@ import Capture
 import Foundation
 import Journal
 import Logging
+import Receivers
 import Settings
 
 struct CaptureCommand: AsyncParsableCommand {

@@ -4,6 +4,7 @@ import Foundation
 import Incidents
 import Journal
 import Manifest
+import Receivers
 
 struct IncidentCommand: AsyncParsableCommand {
   static let configuration = CommandConfiguration(

@@ -19,18 +19,17 @@ enum DependencyRules {
     "Settings": [],
     "Journal": ["Audit", "Manifest"],
     "Sampling": ["Journal", "Manifest", "OTLPWire", "Settings"],
-    "Incidents": ["BlockingHTTP", "Journal", "Manifest", "Settings"],
-    "Capture": [
-      "Audit", "BlockingHTTP", "Incidents", "Ingest", "Journal", "Manifest", "OTLPProto", "OTLPWire", "Sampling",
-      "Settings",
-    ],
+    "Incidents": ["Audit", "BlockingHTTP", "Journal", "Manifest", "Settings"],
+    "Receivers": ["Audit", "Incidents", "Ingest", "Manifest", "Settings"],
+    "Capture": ["Audit", "Incidents", "Ingest", "Journal", "Manifest", "Receivers", "Sampling", "Settings"],
     "Verify": ["Audit", "Keys", "Manifest"],
     "Seal": ["Audit", "Ingest", "Keys", "Manifest", "OTLPWire", "Signing", "Verify"],
     "Kit": ["Keys", "Manifest", "Signing"],
     "Report": ["Audit", "Keys", "Manifest", "Verify"],
     "Replay": ["Audit", "BlockingHTTP", "Manifest", "OTLPProto", "OTLPWire", "Verify"],
     "StellaForensicsCLI": [
-      "Audit", "Capture", "Incidents", "Ingest", "Journal", "Keys", "Kit", "Manifest", "Sampling", "Settings",
+      "Audit", "Capture", "Incidents", "Ingest", "Journal", "Keys", "Kit", "Manifest", "Receivers", "Sampling",
+      "Settings",
       "OTLPProto",
       "OTLPWire", "Replay", "Report",
       "Seal",
@@ -99,6 +98,9 @@ enum DependencyRules {
       }
       if publicKeysOnly.contains(module), name == "Signing" || name == "Seal" {
         found.append("\(file): \(module) holds public keys only, but imports \(name) (private keys)")
+      }
+      if module == "Receivers", name == "Journal" || name == "Sampling" {
+        found.append("\(file): receivers hand requests to admission (Ingest) and never reach into \(name)")
       }
       if offline.contains(module), isNetworking(name) {
         found.append("\(file): \(module) works offline, but imports \(name)")
@@ -173,6 +175,11 @@ enum DependencyRules {
           "R.swift: nothing imports the CLI",
           "R.swift: Replay may not import StellaForensicsCLI (docs/architecture.md)",
         ])
+    #expect(
+      DependencyRules.violations(module: "Receivers", file: "H.swift", text: "import Journal\n") == [
+        "H.swift: receivers hand requests to admission (Ingest) and never reach into Journal",
+        "H.swift: Receivers may not import Journal (docs/architecture.md)",
+      ])
     #expect(
       DependencyRules.violations(module: "Capture", file: "C.swift", text: "import Capture\nimport Verify\n") == [
         "C.swift: Capture may not import Verify (docs/architecture.md)"

@@ -8,6 +8,7 @@ import Synchronization
 import Testing
 
 @testable import Incidents
+@testable import Receivers
 
 /// Records the requests the admin handler saw.
 private final class SeenRequests: Sendable {

@@ -3,6 +3,7 @@ import Manifest
 import Testing
 
 @testable import Capture
+@testable import Receivers
 @testable import Settings
 
 @Suite struct AdminTokensTests {

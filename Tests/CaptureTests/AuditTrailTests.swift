@@ -10,8 +10,10 @@ import Testing
 import Verify
 
 @testable import Capture
+@testable import Incidents
 @testable import Ingest
 @testable import Journal
+@testable import Receivers
 
 /// The audit stream: the record layout the README documents, the hash chain, the trail's
 /// journaling through the admin gate, its restart, and the verifier's chain check.

@@ -7,6 +7,7 @@ import WireTestSupport
 @testable import Capture
 @testable import Ingest
 @testable import Journal
+@testable import Receivers
 @testable import Settings
 
 @Suite struct CaptureMetricsTests {

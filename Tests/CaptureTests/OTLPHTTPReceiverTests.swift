@@ -9,6 +9,7 @@ import Synchronization
 import Testing
 
 @testable import Ingest
+@testable import Receivers
 @testable import Seal
 
 // MARK: - Test support shared by the HTTP and admin server tests

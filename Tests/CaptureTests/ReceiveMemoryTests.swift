@@ -8,6 +8,7 @@ import Testing
 
 @testable import Capture
 @testable import Ingest
+@testable import Receivers
 
 /// What the receivers hold in memory per connection and per call, beyond the bodies the
 /// in-flight bound counts.

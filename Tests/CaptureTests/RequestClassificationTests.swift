@@ -3,6 +3,7 @@ import Testing
 
 @testable import Capture
 @testable import Ingest
+@testable import Receivers
 
 /// The per-request classifiers that compare bytes instead of building strings (they run for every
 /// request): they must still accept exactly what the string-based versions accepted.

@@ -9,6 +9,7 @@ import Synchronization
 import Testing
 
 @testable import Ingest
+@testable import Receivers
 @testable import Settings
 
 /// A CA, server and client certificates made by `openssl` in a fresh directory.

@@ -1,6 +1,7 @@
 import Audit
 import Incidents
 import Journal
+import Receivers
 import Sampling
 
 /// Where a scrape reads the service's state: the same objects `/status` reads, asked only when

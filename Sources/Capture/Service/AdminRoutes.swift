@@ -1,6 +1,7 @@
 import Incidents
 import Journal
 import Manifest
+import Receivers
 import Sampling
 import Synchronization
 
@@ -200,18 +201,5 @@ struct AdminRoutes: Sendable {
       ("ingest", ingestValue),
       ("connections", connectionsValue),
     ])
-  }
-}
-
-extension AdminResponse {
-  /// A JSON response: canonical JSON and a newline.
-  static func json(_ status: Int, _ value: JSONValue) -> AdminResponse {
-    let body = (try? CanonicalJSON.serialize(value)) ?? Array("{}".utf8)
-    return AdminResponse(status: status, contentType: "application/json", body: body + [0x0A])
-  }
-
-  /// A JSON error body `{"error": message}`.
-  static func error(_ status: Int, _ message: String) -> AdminResponse {
-    json(status, .object([("error", .string(message))]))
   }
 }

@@ -4,44 +4,9 @@ public import Incidents
 public import Ingest
 public import Journal
 import Manifest
+public import Receivers
 public import Settings
 import Yams
-
-/// A `HOST:PORT` a listener binds to.
-public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
-  public var host: String
-  /// 0 picks a free port.
-  public var port: Int
-
-  public init(host: String, port: Int) {
-    self.host = host
-    self.port = port
-  }
-
-  /// Parses `HOST:PORT` (`[::1]:4318` for IPv6).
-  public init(parsing text: String) throws(CaptureConfigurationError) {
-    guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-      (0...65535).contains(port)
-    else {
-      throw CaptureConfigurationError("\"\(text)\" is not HOST:PORT with a port from 0 to 65535")
-    }
-    var host = String(text[..<colon])
-    if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-    guard !host.isEmpty else { throw CaptureConfigurationError("\"\(text)\" has no host") }
-    self.host = host
-    self.port = port
-  }
-
-  public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
-
-  /// The word that turns an optional listener off instead of naming an address (`--metrics off`).
-  public static let off = "off"
-
-  /// Whether the host is a loopback address (`127.0.0.0/8`, `::1`, `localhost`).
-  public var isLoopback: Bool {
-    host == "localhost" || host == "::1" || host.hasPrefix("127.")
-  }
-}
 
 /// Documented presets of durability, limits and listeners (`--profile`).
 public enum CaptureProfile: String, Sendable, CaseIterable {

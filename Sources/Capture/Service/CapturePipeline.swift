@@ -2,6 +2,7 @@ import Foundation
 public import Ingest
 public import Journal
 public import Manifest
+public import Receivers
 import Synchronization
 
 /// Counts of what admission did, for `/status`.

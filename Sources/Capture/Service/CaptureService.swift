@@ -8,6 +8,7 @@ public import Logging
 import Manifest
 import NIOCore
 import NIOPosix
+public import Receivers
 public import Sampling
 public import Settings
 import Synchronization

@@ -1,5 +1,6 @@
 public import Incidents
 import Manifest
+public import Receivers
 import Settings
 
 /// The incident endpoints of the admin API.
@@ -120,13 +121,5 @@ public struct IncidentRoutes: Sendable {
     case .conflict: .error(409, error.message)
     case .io: .error(500, error.message)
     }
-  }
-}
-
-extension JSONValue {
-  /// The string, if this is one.
-  var stringValue: String? {
-    if case .string(let text) = self { return text }
-    return nil
   }
 }

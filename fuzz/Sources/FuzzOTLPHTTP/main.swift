@@ -1,10 +1,10 @@
-import Capture
 import FuzzSupport
 import Ingest
 import Logging
 import Manifest
 import NIOCore
 import NIOEmbedded
+import Receivers
 import Synchronization
 
 // Fuzz target: arbitrary bytes as the byte stream of one OTLP/HTTP connection, through the

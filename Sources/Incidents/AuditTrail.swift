@@ -1,6 +1,5 @@
 public import Audit
 import Dispatch
-public import Incidents
 public import Journal
 public import Logging
 import Manifest

@@ -1,4 +1,5 @@
 public import Logging
+package import Manifest
 public import NIOCore
 internal import NIOHTTP1
 
@@ -350,3 +351,16 @@ extension AdminRequestHandler {
 
 @available(*, unavailable)
 extension AdminRequestHandler: Sendable {}
+
+extension AdminResponse {
+  /// A JSON response: canonical JSON and a newline.
+  package static func json(_ status: Int, _ value: JSONValue) -> AdminResponse {
+    let body = (try? CanonicalJSON.serialize(value)) ?? Array("{}".utf8)
+    return AdminResponse(status: status, contentType: "application/json", body: body + [0x0A])
+  }
+
+  /// A JSON error body `{"error": message}`.
+  package static func error(_ status: Int, _ message: String) -> AdminResponse {
+    json(status, .object([("error", .string(message))]))
+  }
+}

@@ -1,5 +1,6 @@
 public import Audit
 import Foundation
+public import Incidents
 public import Logging
 import Manifest
 
