@@ -23,9 +23,11 @@ struct TransientRecvByteBufferAllocator: RecvByteBufferAllocator {
 
   /// - Parameters:
   ///   - minimum: the smallest buffer size for a connection that reads little.
-  ///   - initial: the size of a connection's first read, the only buffer its pool keeps.
+  ///   - initial: the size of a connection's first read, the only buffer its pool keeps for the
+  ///     life of the connection. Small, because every open connection (an idle one too) holds
+  ///     it: the size grows from the second read on when requests are larger.
   ///   - maximum: the largest buffer size, for bulk transfers.
-  init(minimum: Int = 256, initial: Int = 2048, maximum: Int = 64 << 10) {
+  init(minimum: Int = 256, initial: Int = 512, maximum: Int = 64 << 10) {
     sizes = AdaptiveRecvByteBufferAllocator(minimum: minimum, initial: initial, maximum: maximum)
   }
 
