@@ -181,7 +181,8 @@ let package = Package(
     .executableTarget(
       name: "StellaForensicsCLI",
       dependencies: [
-        "Audit", "Manifest", "Keys", "Signing", "Capture", "Incidents", "Ingest", "Journal", "Receivers", "Sampling", "Seal", "Settings", "Verify", "Replay", "Kit", "Report",
+        "Audit", "Capture", "Incidents", "Ingest", "Journal", "Keys", "Kit", "Manifest", "Receivers", "Replay",
+        "Report", "Sampling", "Seal", "Settings", "Signing", "Verify",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
       ],
@@ -204,7 +205,8 @@ let package = Package(
     .testTarget(
       name: "CaptureTests",
       dependencies: [
-        "Audit", "Capture", "Incidents", "Ingest", "Journal", "Keys", "Manifest", "OTLPProto", "Receivers", "Sampling", "Settings", "OTLPWire", "Seal", "Signing", "Verify", "WireTestSupport",
+        "Audit", "Capture", "Incidents", "Ingest", "Journal", "Keys", "Manifest", "OTLPProto", "OTLPWire",
+        "Receivers", "Sampling", "Seal", "Settings", "Signing", "Verify", "WireTestSupport",
         .product(name: "NIOHTTP2", package: "swift-nio-http2"),
         .product(name: "NIOHPACK", package: "swift-nio-http2"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
