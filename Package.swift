@@ -12,6 +12,7 @@ let package = Package(
   products: [
     .executable(name: "stella-forensics", targets: ["StellaForensicsCLI"]),
     .library(name: "Manifest", targets: ["Manifest"]),
+    .library(name: "EvidenceIO", targets: ["EvidenceIO"]),
     .library(name: "OTLPWire", targets: ["OTLPWire"]),
     .library(name: "OTLPProto", targets: ["OTLPProto"]),
     .library(name: "Keys", targets: ["Keys"]),
@@ -68,18 +69,22 @@ let package = Package(
     // replay: both send from their own threads and want no event loop in between.
     .target(name: "BlockingHTTP"),
 
-    // The pure evidence model: canonical JSON, manifest, segment framing, tar codec, digests, zstd.
-    .target(name: "Manifest", dependencies: ["OTLPWire", "CZstd", "CCrypto", "CCRC32C"]),
+    // The pure evidence model: canonical JSON, the manifest and its schema, segment framing, name
+    // rules, limits and reason codes, the §6.3 time walk. No files, no compression.
+    .target(name: "Manifest", dependencies: ["OTLPWire", "CCRC32C"]),
+    // Evidence I/O: the bundle's tar codec and writer, zstd, SHA-256, safe file handling, and the
+    // one routine that turns framed records into a sealed, compressed, hashed segment.
+    .target(name: "EvidenceIO", dependencies: ["Manifest", "CZstd", "CCrypto"]),
     // What a verifier needs of signatures and nothing more: Ed25519 public keys and key ids, DSSE
     // envelopes, PEM, reading public key files.
-    .target(name: "Keys", dependencies: ["Manifest", "CSodium"]),
+    .target(name: "Keys", dependencies: ["EvidenceIO", "Manifest", "CSodium"]),
     // The private half: generating, reading and writing Ed25519 private keys, signing envelopes.
-    .target(name: "Signing", dependencies: ["Keys", "Manifest", "CSodium"]),
+    .target(name: "Signing", dependencies: ["Keys", "EvidenceIO", "Manifest", "CSodium"]),
     // The audit stream's record layout and hash chain, shared by the capture node that writes it
     // and the verifier that checks it.
     .target(
       name: "Audit",
-      dependencies: ["Manifest", "OTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
+      dependencies: ["EvidenceIO", "Manifest", "OTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
     ),
     // The value syntax shared by every configuration file and flag (sizes, durations).
     .target(name: "Settings"),
@@ -87,14 +92,14 @@ let package = Package(
     // rotated and sealed, recovery after a crash, the ring, selection of a window for a bundle.
     .target(
       name: "Journal",
-      dependencies: ["Audit", "Manifest", .product(name: "Logging", package: "swift-log")]
+      dependencies: ["Audit", "EvidenceIO", "Manifest", .product(name: "Logging", package: "swift-log")]
     ),
     // Admission: checking an OTLP request (protobuf through OTLPWire, JSON through swift-protobuf),
     // resolving its tenant, redacting it. No networking: receivers and import call it.
     .target(
       name: "Ingest",
       dependencies: [
-        "Audit", "Manifest", "OTLPProto", "OTLPWire",
+        "Audit", "EvidenceIO", "Manifest", "OTLPProto", "OTLPWire",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "Yams", package: "Yams"),
       ]
@@ -112,7 +117,7 @@ let package = Package(
     .target(
       name: "Incidents",
       dependencies: [
-        "Audit", "BlockingHTTP", "Journal", "Manifest", "Settings",
+        "Audit", "BlockingHTTP", "Journal", "EvidenceIO", "Manifest", "Settings",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Yams", package: "Yams"),
       ]
@@ -122,7 +127,7 @@ let package = Package(
     .target(
       name: "Receivers",
       dependencies: [
-        "Audit", "Incidents", "Ingest", "Manifest", "Settings",
+        "Audit", "Incidents", "Ingest", "EvidenceIO", "Manifest", "Settings",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
         .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -154,24 +159,24 @@ let package = Package(
     ),
     // The offline verifier, the only place a `VerifiedBundle` is made, and inspection. Public keys
     // only: it cannot sign.
-    .target(name: "Verify", dependencies: ["Audit", "Manifest", "Keys"]),
+    .target(name: "Verify", dependencies: ["Audit", "EvidenceIO", "Manifest", "Keys"]),
     // Sealing segments into a signed bundle, co-signing a bundle that verifies, and reading archived
     // OTLP files into segments (import).
     .target(
       name: "Seal",
       dependencies: [
-        "Audit", "Ingest", "Keys", "Manifest", "OTLPWire", "Signing", "Verify",
+        "Audit", "Ingest", "Keys", "EvidenceIO", "Manifest", "OTLPWire", "Signing", "Verify",
       ]
     ),
     // Building the signed offline kit an air-gapped site installs from (its verifier is in Verify).
-    .target(name: "Kit", dependencies: ["Keys", "Manifest", "Signing"]),
+    .target(name: "Kit", dependencies: ["Keys", "EvidenceIO", "Manifest", "Signing"]),
     // The self-contained HTML report of a verification: no script, nothing fetched.
     .target(name: "Report", dependencies: ["Audit", "Keys", "Manifest", "Verify"]),
     // Sending a verified bundle to an OTLP endpoint, or writing it as files other tools read.
     .target(
       name: "Replay",
       dependencies: [
-        "Audit", "BlockingHTTP", "Manifest", "Verify", "OTLPProto", "OTLPWire",
+        "Audit", "BlockingHTTP", "EvidenceIO", "Manifest", "Verify", "OTLPProto", "OTLPWire",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "GRPCCore", package: "grpc-swift-2"),
         .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
@@ -181,7 +186,8 @@ let package = Package(
     .executableTarget(
       name: "StellaForensicsCLI",
       dependencies: [
-        "Audit", "Capture", "Incidents", "Ingest", "Journal", "Keys", "Kit", "Manifest", "Receivers", "Replay",
+        "Audit", "Capture", "Incidents", "Ingest", "Journal", "Keys", "Kit", "EvidenceIO", "Manifest", "Receivers",
+        "Replay",
         "Report", "Sampling", "Seal", "Settings", "Signing", "Verify",
         .product(name: "ArgumentParser", package: "swift-argument-parser"),
         .product(name: "Logging", package: "swift-log"),
@@ -191,7 +197,7 @@ let package = Package(
 
     // Hand-encoded OTLP protobuf for tests that must not depend on generated code.
     .target(name: "WireTestSupport", path: "Tests/WireTestSupport"),
-    .testTarget(name: "ManifestTests", dependencies: ["Manifest", "WireTestSupport"]),
+    .testTarget(name: "ManifestTests", dependencies: ["EvidenceIO", "Manifest", "WireTestSupport"]),
     .testTarget(name: "SigningTests", dependencies: ["Keys", "Signing"]),
     .testTarget(name: "BlockingHTTPTests", dependencies: ["BlockingHTTP"]),
     // Reads Sources/ as text: the dependency rules of docs/architecture.md.
@@ -205,20 +211,24 @@ let package = Package(
     .testTarget(
       name: "CaptureTests",
       dependencies: [
-        "Audit", "Capture", "Incidents", "Ingest", "Journal", "Keys", "Manifest", "OTLPProto", "OTLPWire",
+        "Audit", "Capture", "Incidents", "Ingest", "Journal", "Keys", "EvidenceIO", "Manifest", "OTLPProto", "OTLPWire",
         "Receivers", "Sampling", "Seal", "Settings", "Signing", "Verify", "WireTestSupport",
         .product(name: "NIOHTTP2", package: "swift-nio-http2"),
         .product(name: "NIOHPACK", package: "swift-nio-http2"),
         .product(name: "NIOSSL", package: "swift-nio-ssl"),
       ]),
     .testTarget(
-      name: "VerifyTests", dependencies: ["Audit", "Keys", "Seal", "Verify", "Manifest", "Signing", "WireTestSupport"]),
-    .testTarget(name: "KitTests", dependencies: ["Keys", "Kit", "Verify", "Manifest", "Signing"]),
+      name: "VerifyTests",
+      dependencies: ["Audit", "Keys", "Seal", "Verify", "EvidenceIO", "Manifest", "Signing", "WireTestSupport"]),
+    .testTarget(name: "KitTests", dependencies: ["Keys", "Kit", "Verify", "EvidenceIO", "Manifest", "Signing"]),
     .testTarget(
       name: "ReportTests",
-      dependencies: ["Audit", "Keys", "Report", "Seal", "Verify", "Manifest", "Signing", "WireTestSupport"]),
+      dependencies: [
+        "Audit", "Keys", "Report", "Seal", "Verify", "EvidenceIO", "Manifest", "Signing", "WireTestSupport",
+      ]),
     .testTarget(
-      name: "ReplayTests", dependencies: ["Keys", "Replay", "Seal", "Verify", "Manifest", "Signing", "WireTestSupport"]),
+      name: "ReplayTests",
+      dependencies: ["Keys", "Replay", "Seal", "Verify", "EvidenceIO", "Manifest", "Signing", "WireTestSupport"]),
   ]
 )
 

@@ -14,7 +14,10 @@ let package = Package(
   targets: [
     .executableTarget(
       name: "bundle-write-bench",
-      dependencies: [.product(name: "Manifest", package: "stella-forensics")]
+      dependencies: [
+        .product(name: "EvidenceIO", package: "stella-forensics"),
+        .product(name: "Manifest", package: "stella-forensics"),
+      ]
     ),
     .executableTarget(
       name: "nio-http-floor",

@@ -24,6 +24,7 @@ let package = Package(
       name: "FuzzSupport",
       dependencies: [
         "CFuzzerDriver",
+        .product(name: "EvidenceIO", package: "stella-forensics"),
         .product(name: "Manifest", package: "stella-forensics"),
         .product(name: "Keys", package: "stella-forensics"),
         .product(name: "Signing", package: "stella-forensics"),

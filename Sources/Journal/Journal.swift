@@ -1,4 +1,5 @@
 import Dispatch
+import EvidenceIO
 import Foundation
 public import Logging
 public import Manifest

@@ -1,4 +1,5 @@
 import Audit
+public import EvidenceIO
 public import Manifest
 
 #if canImport(Glibc)

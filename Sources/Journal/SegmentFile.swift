@@ -1,3 +1,4 @@
+public import EvidenceIO
 public import Manifest
 
 #if canImport(Glibc)

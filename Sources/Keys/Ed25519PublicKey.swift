@@ -1,4 +1,5 @@
 internal import CSodium
+internal import EvidenceIO
 internal import Manifest
 
 /// An Ed25519 public key (RFC 8032), as used for DSSE signatures on bundles.

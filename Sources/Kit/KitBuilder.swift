@@ -1,5 +1,6 @@
+import EvidenceIO
 import Foundation
-public import Keys
+import Keys
 public import Manifest
 public import Signing
 
@@ -104,7 +105,7 @@ public struct KitBuilder: Sendable {
     }
     var members: [(path: String, origin: KitFileOrigin)] = files.map { ($0.path, .file($0.source)) }
     for (path, contents) in generatedFiles {
-      guard BundleTar.isSafeMemberName(path), !files.contains(where: { $0.path == path }) else {
+      guard NameRules.isSafeMemberPath(path), !files.contains(where: { $0.path == path }) else {
         throw KitBuildError("generated kit file \(path) has an unsafe name or is also in the source tree")
       }
       members.append((path, .generated(contents)))
@@ -194,7 +195,7 @@ public struct KitBuilder: Sendable {
       case S_IFDIR:
         try collect(directory: relative, into: &files)
       case S_IFREG:
-        guard BundleTar.isSafeMemberName(relative), relative.utf8.count <= 100 else {
+        guard NameRules.isSafeMemberPath(relative), relative.utf8.count <= 100 else {
           throw KitBuildError(
             "\(source): the kit's member names allow only [A-Za-z0-9._-] components and 100 bytes; rename the file")
         }

@@ -108,7 +108,7 @@ public struct KitManifest: Sendable, Equatable {
   private static func checkPaths(_ paths: [String]) throws(KitManifestError) {
     var seen: Set<String> = []
     for path in paths {
-      guard BundleTar.isSafeMemberName(path), Array(path.utf8).count <= 100 else {
+      guard NameRules.isSafeMemberPath(path), Array(path.utf8).count <= 100 else {
         throw KitManifestError(
           "kit path \"\(path)\" is not a member name of at most 100 bytes of [A-Za-z0-9._-] components")
       }

@@ -1,7 +1,22 @@
 /// Names that travel into manifests, headers, logs and command lines: tenants, node ids,
 /// incident ids. One conservative alphabet (ASCII letters, digits and a few punctuation marks)
-/// keeps them safe in every tool an auditor might use; none of them is ever a file path.
+/// keeps them safe in every tool an auditor might use; none of them is ever a file path. Bundle
+/// member paths follow the same alphabet, joined by slashes.
 public enum NameRules {
+  /// Whether `name` obeys the bundle member-name rule of BUNDLE-FORMAT.md §2.1: `[A-Za-z0-9._-]`
+  /// components joined by single slashes, none of them `.` or `..`.
+  public static func isSafeMemberPath(_ name: String) -> Bool {
+    let components = name.split(separator: "/", omittingEmptySubsequences: false)
+    return !name.isEmpty
+      && components.allSatisfy { component in
+        !component.isEmpty && component != "." && component != ".."
+          && component.utf8.allSatisfy { byte in
+            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
+              || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
+          }
+      }
+  }
+
   /// Why `name` is not 1...`maxBytes` bytes of letters, digits and `punctuation`, or `nil`.
   ///
   /// Every admitted request checks its tenant here, so a valid name costs one pass over its

@@ -1,4 +1,5 @@
 import Dispatch
+import EvidenceIO
 public import Manifest
 import Synchronization
 

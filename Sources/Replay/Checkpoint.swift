@@ -1,3 +1,4 @@
+import EvidenceIO
 public import Manifest
 
 #if canImport(Glibc)

@@ -1,5 +1,5 @@
 import Audit
-public import Manifest
+import Manifest
 public import Verify
 
 /// The HTML report of one verification: a single self-contained page (no script, no external

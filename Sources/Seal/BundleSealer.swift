@@ -1,7 +1,8 @@
-public import Keys
+public import EvidenceIO
+import Keys
 public import Manifest
 public import Signing
-public import Verify
+import Verify
 
 /// Seals segments into a signed bundle: manifest (sorted, content-addressed, canonical), DSSE
 /// envelope signed by every key, canonical tar. The same inputs and keys give the same bytes.

@@ -1,4 +1,5 @@
 import Audit
+import EvidenceIO
 import Manifest
 
 /// What one blob's check keeps for the checks after step 7.

@@ -1,4 +1,5 @@
 import Dispatch
+import EvidenceIO
 import Manifest
 import Synchronization
 

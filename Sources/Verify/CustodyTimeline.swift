@@ -1,4 +1,5 @@
 public import Audit
+import EvidenceIO
 import Manifest
 
 /// One record of a bundle's audit stream, as `inspect` shows it.

@@ -1,3 +1,4 @@
+public import EvidenceIO
 public import Manifest
 
 /// A bundle that passed verification. Only ``BundleVerifier`` can make one, so code that takes

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Capture
+import EvidenceIO
 import Foundation
 import Incidents
 import Journal

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EvidenceIO
 import Manifest
 
 /// A failure the CLI reports as one line on standard error, with its exit code.

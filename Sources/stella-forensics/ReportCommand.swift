@@ -1,4 +1,5 @@
 import ArgumentParser
+import EvidenceIO
 import Keys
 import Manifest
 import Report

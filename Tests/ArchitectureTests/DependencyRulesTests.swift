@@ -11,24 +11,26 @@ enum DependencyRules {
     "OTLPWire": [],
     "OTLPProto": [],
     "BlockingHTTP": [],
-    "Manifest": ["OTLPWire", "CZstd", "CCrypto", "CCRC32C"],
-    "Keys": ["Manifest", "CSodium"],
-    "Signing": ["Keys", "Manifest", "CSodium"],
-    "Audit": ["Manifest", "OTLPProto"],
-    "Ingest": ["Audit", "Manifest", "OTLPProto", "OTLPWire"],
+    "Manifest": ["OTLPWire", "CCRC32C"],
+    "EvidenceIO": ["Manifest", "CZstd", "CCrypto"],
+    "Keys": ["EvidenceIO", "Manifest", "CSodium"],
+    "Signing": ["Keys", "EvidenceIO", "Manifest", "CSodium"],
+    "Audit": ["EvidenceIO", "Manifest", "OTLPProto"],
+    "Ingest": ["Audit", "EvidenceIO", "Manifest", "OTLPProto", "OTLPWire"],
     "Settings": [],
-    "Journal": ["Audit", "Manifest"],
+    "Journal": ["Audit", "EvidenceIO", "Manifest"],
     "Sampling": ["Journal", "Manifest", "OTLPWire", "Settings"],
-    "Incidents": ["Audit", "BlockingHTTP", "Journal", "Manifest", "Settings"],
-    "Receivers": ["Audit", "Incidents", "Ingest", "Manifest", "Settings"],
+    "Incidents": ["Audit", "BlockingHTTP", "Journal", "EvidenceIO", "Manifest", "Settings"],
+    "Receivers": ["Audit", "Incidents", "Ingest", "EvidenceIO", "Manifest", "Settings"],
     "Capture": ["Audit", "Incidents", "Ingest", "Journal", "Manifest", "Receivers", "Sampling", "Settings"],
-    "Verify": ["Audit", "Keys", "Manifest"],
-    "Seal": ["Audit", "Ingest", "Keys", "Manifest", "OTLPWire", "Signing", "Verify"],
-    "Kit": ["Keys", "Manifest", "Signing"],
+    "Verify": ["Audit", "Keys", "EvidenceIO", "Manifest"],
+    "Seal": ["Audit", "Ingest", "Keys", "EvidenceIO", "Manifest", "OTLPWire", "Signing", "Verify"],
+    "Kit": ["Keys", "EvidenceIO", "Manifest", "Signing"],
     "Report": ["Audit", "Keys", "Manifest", "Verify"],
-    "Replay": ["Audit", "BlockingHTTP", "Manifest", "OTLPProto", "OTLPWire", "Verify"],
+    "Replay": ["Audit", "BlockingHTTP", "EvidenceIO", "Manifest", "OTLPProto", "OTLPWire", "Verify"],
     "StellaForensicsCLI": [
-      "Audit", "Capture", "Incidents", "Ingest", "Journal", "Keys", "Kit", "Manifest", "Receivers", "Sampling",
+      "Audit", "Capture", "EvidenceIO", "Incidents", "Ingest", "Journal", "Keys", "Kit", "Manifest", "Receivers",
+      "Sampling",
       "Settings",
       "OTLPProto",
       "OTLPWire", "Replay", "Report",
@@ -40,9 +42,14 @@ enum DependencyRules {
 
   static let firstParty: Set<String> = Set(allowedFirstParty.keys).union(["CSodium", "CZstd", "CCrypto", "CCRC32C"])
 
+  /// All the pure evidence model may import: the wire walk and the CRC32C computation. Not even
+  /// Foundation, so no file, clock or process call can hide in it.
+  static let pureModelImports: Set<String> = ["OTLPWire", "CCRC32C"]
+
   /// Modules that must work on an offline laptop: no networking stack at all.
   static let offline: Set<String> = [
-    "Settings", "Manifest", "Keys", "Signing", "Audit", "Ingest", "Journal", "Sampling", "Verify", "Seal", "Kit",
+    "Settings", "Manifest", "EvidenceIO", "Keys", "Signing", "Audit", "Ingest", "Journal", "Sampling", "Verify", "Seal",
+    "Kit",
     "Report",
   ]
 
@@ -91,6 +98,9 @@ enum DependencyRules {
     var found: [String] = []
     if module == "OTLPWire", !imported.isEmpty {
       found.append("\(file): OTLPWire is pure and imports nothing, but imports \(imported.joined(separator: ", "))")
+    }
+    for name in imported where module == "Manifest" && !pureModelImports.contains(name) {
+      found.append("\(file): Manifest is the pure evidence model and does no I/O, but imports \(name)")
     }
     for name in imported {
       if name == "StellaForensicsCLI" {
@@ -162,8 +172,8 @@ enum DependencyRules {
         "V.swift: Verify may not import Signing (docs/architecture.md)",
       ])
     #expect(
-      DependencyRules.violations(module: "Manifest", file: "M.swift", text: "internal import NIOCore\n") == [
-        "M.swift: Manifest works offline, but imports NIOCore"
+      DependencyRules.violations(module: "EvidenceIO", file: "E.swift", text: "internal import NIOCore\n") == [
+        "E.swift: EvidenceIO works offline, but imports NIOCore"
       ])
     #expect(
       DependencyRules.violations(module: "OTLPWire", file: "W.swift", text: "import Foundation\n") == [
@@ -184,6 +194,17 @@ enum DependencyRules {
       DependencyRules.violations(module: "Capture", file: "C.swift", text: "import Capture\nimport Verify\n") == [
         "C.swift: Capture may not import Verify (docs/architecture.md)"
       ])
+  }
+
+  @Test func thePureEvidenceModelImportsNoIO() {
+    #expect(
+      DependencyRules.violations(module: "Manifest", file: "M.swift", text: "import Foundation\nimport EvidenceIO\n")
+        == [
+          "M.swift: Manifest is the pure evidence model and does no I/O, but imports Foundation",
+          "M.swift: Manifest is the pure evidence model and does no I/O, but imports EvidenceIO",
+          "M.swift: Manifest may not import EvidenceIO (docs/architecture.md)",
+        ])
+    #expect(DependencyRules.violations(module: "Manifest", file: "M.swift", text: "public import OTLPWire\n").isEmpty)
   }
 
   @Test func onlyTheFileHeaderIsReadForImports() {

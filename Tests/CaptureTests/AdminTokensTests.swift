@@ -1,3 +1,4 @@
+import EvidenceIO
 import Foundation
 import Manifest
 import Testing

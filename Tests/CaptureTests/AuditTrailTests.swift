@@ -1,4 +1,5 @@
 import Audit
+import EvidenceIO
 import Foundation
 import Keys
 import Logging

@@ -1,4 +1,5 @@
 import Capture
+import EvidenceIO
 import Foundation
 import Manifest
 import OTLPProto

@@ -1,3 +1,4 @@
+import EvidenceIO
 import Foundation
 import Testing
 import WireTestSupport

@@ -1,5 +1,5 @@
 import Foundation
-public import Journal
+import Journal
 public import Manifest
 
 /// Something a notify hook is told about: an incident starting, stopping or expiring, or a

@@ -5,7 +5,7 @@ public import Logging
 import Manifest
 import NIOCore
 public import NIOPosix
-public import Settings
+import Settings
 import Synchronization
 
 /// The OTLP/gRPC receiver: the three `Export` services of OTLP v1 over gRPC Swift 2's HTTP/2

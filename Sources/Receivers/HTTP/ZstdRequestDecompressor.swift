@@ -1,3 +1,4 @@
+internal import EvidenceIO
 import Ingest
 internal import Manifest
 internal import NIOCore

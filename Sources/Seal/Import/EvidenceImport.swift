@@ -1,5 +1,6 @@
 import Audit
 import Dispatch
+public import EvidenceIO
 public import Manifest
 import Synchronization
 

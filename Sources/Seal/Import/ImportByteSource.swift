@@ -1,3 +1,4 @@
+internal import EvidenceIO
 internal import Manifest
 
 #if canImport(Glibc)

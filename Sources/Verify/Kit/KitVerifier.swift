@@ -1,3 +1,4 @@
+public import EvidenceIO
 import Keys
 public import Manifest
 

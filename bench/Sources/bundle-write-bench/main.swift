@@ -1,3 +1,4 @@
+import EvidenceIO
 // Writes a bundle archive from files with the product's BundleArchiveWriter, so its cost can be
 // compared with `bsdtar` writing the same members (bench/bundle-bench.sh).
 //

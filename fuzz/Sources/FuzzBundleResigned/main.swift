@@ -1,3 +1,4 @@
+import EvidenceIO
 import FuzzSupport
 import Manifest
 import Verify

@@ -1,3 +1,4 @@
+import EvidenceIO
 import Keys
 import Manifest
 import Signing

@@ -1,3 +1,5 @@
+public import Manifest
+
 /// A segment ready to be a bundle blob: its compressed bytes and the manifest entry describing them.
 ///
 /// A sealed segment already *is* a blob, so sealing a bundle is hashing and copying, never

@@ -1,4 +1,5 @@
 internal import CCrypto
+import Manifest
 
 /// SHA-256 through libcrypto's EVP interface, which uses the CPU's SHA extensions where present
 /// (libsodium's portable SHA-256 runs at about a quarter of that speed; see BUILD-NOTES.md).

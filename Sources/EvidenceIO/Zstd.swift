@@ -1,4 +1,5 @@
 internal import CZstd
+import Manifest
 import Synchronization
 
 /// Why a zstd operation failed.

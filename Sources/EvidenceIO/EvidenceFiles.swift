@@ -1,3 +1,5 @@
+import Manifest
+
 #if canImport(Glibc)
   import Glibc
 #elseif canImport(Darwin)

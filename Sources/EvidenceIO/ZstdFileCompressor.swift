@@ -1,4 +1,5 @@
 internal import CZstd
+import Manifest
 
 #if canImport(Glibc)
   import Glibc

@@ -1,3 +1,5 @@
+public import Manifest
+
 /// The member names and header bytes of a bundle's ustar archive (BUNDLE-FORMAT.md §2).
 public enum BundleTar {
   public static let blockSize = 512
@@ -33,20 +35,6 @@ public enum BundleTar {
   static func octal(_ value: UInt64, digits: Int) -> String {
     let text = String(value, radix: 8)
     return String(repeating: "0", count: max(0, digits - text.count)) + text
-  }
-
-  /// Whether `name` obeys the member-name rule of §2.1: `[A-Za-z0-9._-]` components joined by
-  /// single slashes, none of them `.` or `..`.
-  public static func isSafeMemberName(_ name: String) -> Bool {
-    let components = name.split(separator: "/", omittingEmptySubsequences: false)
-    return !name.isEmpty
-      && components.allSatisfy { component in
-        !component.isEmpty && component != "." && component != ".."
-          && component.utf8.allSatisfy { byte in
-            (0x30...0x39).contains(byte) || (0x41...0x5A).contains(byte) || (0x61...0x7A).contains(byte)
-              || byte == UInt8(ascii: ".") || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-")
-          }
-      }
   }
 }
 
@@ -209,7 +197,7 @@ public struct TarStructureChecker {
     let name = fieldText(block[0..<100])
     let prefix = fieldText(block[345..<500])
     let fullName = prefix.isEmpty ? name : prefix + "/" + name
-    guard BundleTar.isSafeMemberName(fullName) else {
+    guard NameRules.isSafeMemberPath(fullName) else {
       throw Finding(.tarUnsafePath, "unsafe member name \(quoted(fullName)) in the header at byte \(position)")
     }
     guard let size = parseOctal(block[124..<136]),
