@@ -165,7 +165,7 @@ let package = Package(
     .target(
       name: "Seal",
       dependencies: [
-        "Audit", "Ingest", "Keys", "EvidenceIO", "Manifest", "OTLPWire", "Signing", "Verify",
+        "Audit", "EvidenceIO", "Ingest", "Journal", "Keys", "Manifest", "OTLPWire", "Signing", "Verify",
       ]
     ),
     // Building the signed offline kit an air-gapped site installs from (its verifier is in Verify).

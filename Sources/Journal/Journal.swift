@@ -1100,7 +1100,7 @@ public final class Journal: @unchecked Sendable {
   }
 
   /// Describes a sealed segment whose sidecar is missing by reading it in full.
-  static func describeSealed(
+  package static func describeSealed(
     path: String, firstSeq: UInt64, limits: VerificationLimits, policy: RedactionPolicyReference
   ) throws(JournalError) -> JournalSegment {
     do {

@@ -54,20 +54,20 @@ public struct JournalLayout: Sendable {
     return String(repeating: "0", count: max(0, 20 - digits.count)) + digits
   }
 
-  static func openPath(in directory: String, firstSeq: UInt64) -> String {
+  package static func openPath(in directory: String, firstSeq: UInt64) -> String {
     "\(directory)/\(fileStem(firstSeq: firstSeq)).open"
   }
 
-  static func sealedPath(in directory: String, firstSeq: UInt64) -> String {
+  package static func sealedPath(in directory: String, firstSeq: UInt64) -> String {
     "\(directory)/\(fileStem(firstSeq: firstSeq)).zst"
   }
 
-  static func sidecarPath(in directory: String, firstSeq: UInt64) -> String {
+  package static func sidecarPath(in directory: String, firstSeq: UInt64) -> String {
     "\(directory)/\(fileStem(firstSeq: firstSeq)).json"
   }
 
   /// Every stream directory that exists, as paths.
-  func streamDirectories() -> [String] {
+  package func streamDirectories() -> [String] {
     var result: [String] = []
     for signal in Signal.allCases {
       let signalDirectory = "\(journalDirectory)/\(signal.rawValue)"
@@ -79,7 +79,7 @@ public struct JournalLayout: Sendable {
   }
 
   /// The files of one stream directory, grouped by kind and sorted by first seq.
-  static func listStream(_ directory: String) -> StreamFiles {
+  package static func listStream(_ directory: String) -> StreamFiles {
     var files = StreamFiles()
     for name in directoryEntries(directory) {
       if name.hasSuffix(".partial") {
@@ -105,11 +105,11 @@ public struct JournalLayout: Sendable {
 }
 
 /// The files found in one stream directory.
-struct StreamFiles {
-  var open: [UInt64] = []
-  var sealed: [UInt64] = []
-  var sidecars: Set<UInt64> = []
-  var partial: [String] = []
+package struct StreamFiles {
+  package var open: [UInt64] = []
+  package var sealed: [UInt64] = []
+  package var sidecars: Set<UInt64> = []
+  package var partial: [String] = []
 }
 
 /// A sealed segment of the journal as its sidecar describes it.
@@ -151,7 +151,7 @@ public struct JournalSegment: Sendable, Equatable {
   }
 
   /// Reads a sidecar written by ``sidecarBytes()``.
-  static func read(sidecar: String, sealedPath: String) throws(JournalError) -> JournalSegment {
+  package static func read(sidecar: String, sealedPath: String) throws(JournalError) -> JournalSegment {
     let bytes: [UInt8]
     do {
       let source = try FileByteSource(path: sidecar)
@@ -251,7 +251,7 @@ extension JournalError {
 
 /// The redaction policy reference as the journal stores it (`DATA/redaction-policy.json`, and in
 /// every sidecar): `{"id": ..., "sha256": ...}`.
-enum JournalPolicyFile {
+package enum JournalPolicyFile {
   static func jsonValue(_ policy: RedactionPolicyReference) -> JSONValue {
     .object([("id", .string(policy.id)), ("sha256", .string(policy.sha256))])
   }
@@ -267,7 +267,7 @@ enum JournalPolicyFile {
   }
 
   /// The policy the data directory's open segments were journaled under (`none` if never set).
-  static func read(_ layout: JournalLayout) throws(JournalError) -> RedactionPolicyReference {
+  package static func read(_ layout: JournalLayout) throws(JournalError) -> RedactionPolicyReference {
     let path = layout.redactionPolicyPath
     guard FileManager.default.fileExists(atPath: path) else { return .none }
     do {

@@ -88,39 +88,21 @@ struct BundleCommand: AsyncParsableCommand {
     guard FileManager.default.fileExists(atPath: JournalLayout(dataDirectory: journalData).journalDirectory) else {
       throw CLIFailure.usage("--data: \(data) holds no capture \(archive ? "archive" : "journal")")
     }
-    var (window, facts, scopeTenants) = try incident.map(incidentScope) ?? rangeScope()
-    let tenants = scopeTenants
+    let scope = try incident.map(incidentScope) ?? rangeScope()
     let signingKey = try KeyLoading.privateKey(key)
-    let selection: JournalSelection.Selection
-    do {
-      // An incident bundle of the flight recorder carries the node's audit stream (README, "The
-      // audit stream"); a time-range bundle holds the captured telemetry, and the audit stream
-      // only when --tenant names it.
-      if incident != nil && !archive {
-        selection = try JournalSelection.selectWithAudit(
-          dataDirectory: journalData, fromUnixNano: window.lowerBound, toUnixNano: window.upperBound, tenants: tenants)
-      } else {
-        selection = try JournalSelection.select(
-          dataDirectory: journalData, fromUnixNano: window.lowerBound, toUnixNano: window.upperBound, tenants: tenants,
-          excludingAudit: tenants == nil)
-      }
-    } catch {
-      throw error.kind == .io ? CLIFailure.runtime(error.message) : CLIFailure.usage(error.message)
-    }
-    let segments = selection.segments
-    facts.redactionPolicy = selection.redactionPolicy
-    facts.captureStartUnixNano = selection.captureStart(requested: facts.captureStartUnixNano)
-    guard !segments.isEmpty else {
-      throw CLIFailure.usage(
-        "no captured records arrived between \(RFC3339Time.format(window.lowerBound)) and \(RFC3339Time.format(window.upperBound))\(tenants.map { " for tenant(s) \($0.joined(separator: ", "))" } ?? "") in \(data)"
-      )
-    }
     let manifest: BundleManifest
     do {
-      manifest = try BundleSealer.seal(
-        segments: segments, facts: facts, signingKeys: [signingKey], outputPath: out, replacing: force)
+      manifest = try JournalBundler.seal(
+        dataDirectory: journalData, scope: scope, signingKeys: [signingKey], outputPath: out, replacing: force)
     } catch {
-      throw CLIFailure.sealing(error, out: out)
+      switch error.code {
+      case .unreadableJournal: throw CLIFailure.runtime(error.message)
+      case .unusableWindow: throw CLIFailure.usage(error.message)
+      case .emptyWindow: throw CLIFailure.usage("\(error.message) in \(data)")
+      case .sealing:
+        guard let sealError = error.sealError else { throw CLIFailure.runtime(error.message) }
+        throw CLIFailure.sealing(sealError, out: out)
+      }
     }
     let records = manifest.blobs.reduce(UInt64(0)) { $0 + $1.recordCount }
     if let hooks {
@@ -129,7 +111,7 @@ struct BundleCommand: AsyncParsableCommand {
         incidentRecord.map { NotifyEvent.Incident($0) }
         ?? NotifyEvent.Incident(
           id: manifest.incident.id, reason: manifest.incident.reason, declaredBy: manifest.incident.declaredBy,
-          tenants: tenants ?? [], startedAtUnixNano: manifest.incident.declaredAtUnixNano,
+          tenants: scope.tenants ?? [], startedAtUnixNano: manifest.incident.declaredAtUnixNano,
           stoppedAtUnixNano: manifest.capture.endUnixNano)
       await Self.announce(manifest, incident: described, out: out, records: records, through: hooks)
     }
@@ -188,8 +170,8 @@ struct BundleCommand: AsyncParsableCommand {
     await hooks.drain(timeout: .seconds(30))
   }
 
-  /// The window, facts and tenants of a `--from`/`--to` bundle.
-  private func rangeScope() throws -> (ClosedRange<UInt64>, BundleFacts, [String]?) {
+  /// The scope of a `--from`/`--to` bundle.
+  private func rangeScope() throws -> BundleScope {
     let fromText = from ?? ""
     let toText = to ?? ""
     guard let fromNano = RFC3339Time.unixNano(fromText) else {
@@ -199,17 +181,11 @@ struct BundleCommand: AsyncParsableCommand {
       throw CLIFailure.usage("--to: \"\(toText)\" is not an RFC 3339 time (like 2026-11-25T11:00:00Z)")
     }
     guard fromNano <= toNano else { throw CLIFailure.usage("--from \(fromText) is after --to \(toText)") }
-    let facts = BundleFacts(
-      incident: IncidentFacts(
-        id: id ?? "capture-\(Self.compact(fromNano))-\(Self.compact(toNano))",
-        reason: reason ?? "captured OTLP from \(RFC3339Time.format(fromNano)) to \(RFC3339Time.format(toNano))",
-        declaredBy: declaredBy ?? "stella-forensics bundle", declaredAtUnixNano: toNano),
-      captureStartUnixNano: fromNano, captureEndUnixNano: toNano, redactionPolicy: .none, tool: .current)
-    return (fromNano...toNano, facts, tenant.map { [$0] })
+    return .timeRange(from: fromNano, to: toNano, id: id, reason: reason, declaredBy: declaredBy, tenant: tenant)
   }
 
-  /// The window, facts and tenants of an incident bundle.
-  private func incidentScope(_ incidentID: String) throws -> (ClosedRange<UInt64>, BundleFacts, [String]?) {
+  /// The scope of an incident's bundle.
+  private func incidentScope(_ incidentID: String) throws -> BundleScope {
     let incidents = try Self.readIncidents(data)
     guard let incident = incidents.first(where: { $0.id == incidentID }) else {
       throw CLIFailure.usage(
@@ -224,20 +200,12 @@ struct BundleCommand: AsyncParsableCommand {
       }
       tenants = [tenant]
     }
-    let facts = BundleFacts(
-      incident: IncidentFacts(
+    // An incident bundle of the flight recorder carries the node's audit stream (README, "The
+    // audit stream"); the archive holds no audit stream of its own.
+    return .incident(
+      IncidentFacts(
         id: incident.id, reason: incident.reason, declaredBy: incident.declaredBy,
         declaredAtUnixNano: incident.startUnixNano),
-      captureStartUnixNano: incident.windowStartUnixNano, captureEndUnixNano: end, redactionPolicy: .none,
-      tool: .current)
-    return (incident.windowStartUnixNano...end, facts, tenants)
-  }
-
-  /// `20261125T100000Z`-style UTC, fit for an id.
-  static func compact(_ unixNano: UInt64) -> String {
-    let full = RFC3339Time.format(unixNano).filter { $0 != "-" && $0 != ":" }
-    // 20261125T100000.000000000Z: drop an all-zero fraction.
-    return full.hasSuffix(".000000000Z")
-      ? String(full.dropLast(11)) + "Z" : full.replacingOccurrences(of: ".", with: "")
+      windowStart: incident.windowStartUnixNano, end: end, tenants: tenants, carriesAuditStream: !archive)
   }
 }

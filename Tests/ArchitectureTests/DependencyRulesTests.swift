@@ -24,7 +24,7 @@ enum DependencyRules {
     "Receivers": ["Audit", "Incidents", "Ingest", "EvidenceIO", "Manifest", "Settings"],
     "Capture": ["Audit", "Incidents", "Ingest", "Journal", "Manifest", "Receivers", "Sampling", "Settings"],
     "Verify": ["Audit", "Keys", "EvidenceIO", "Manifest"],
-    "Seal": ["Audit", "Ingest", "Keys", "EvidenceIO", "Manifest", "OTLPWire", "Signing", "Verify"],
+    "Seal": ["Audit", "EvidenceIO", "Ingest", "Journal", "Keys", "Manifest", "OTLPWire", "Signing", "Verify"],
     "Kit": ["Keys", "EvidenceIO", "Manifest", "Signing"],
     "Report": ["Audit", "Keys", "Manifest", "Verify"],
     "Replay": ["Audit", "BlockingHTTP", "EvidenceIO", "Manifest", "OTLPProto", "OTLPWire", "Verify"],

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Manifest
+import Seal
 import Testing
 import WireTestSupport
 

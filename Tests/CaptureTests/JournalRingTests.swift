@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Manifest
+import Seal
 import Synchronization
 import Testing
 import WireTestSupport

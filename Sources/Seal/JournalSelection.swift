@@ -1,5 +1,6 @@
 import Audit
 public import EvidenceIO
+public import Journal
 public import Manifest
 
 #if canImport(Glibc)
