@@ -11,6 +11,7 @@ let package = Package(
   name: "stella-forensics",
   products: [
     .executable(name: "stella-forensics", targets: ["StellaForensicsCLI"]),
+    .library(name: "CodedErrors", targets: ["CodedErrors"]),
     .library(name: "Manifest", targets: ["Manifest"]),
     .library(name: "EvidenceIO", targets: ["EvidenceIO"]),
     .library(name: "OTLPWire", targets: ["OTLPWire"]),
@@ -68,6 +69,8 @@ let package = Package(
     // A small blocking HTTP/1.1 client (one socket, poll against a deadline), for webhooks and
     // replay: both send from their own threads and want no event loop in between.
     .target(name: "BlockingHTTP"),
+    // The one error convention: a stable code, the message with its context, the cause.
+    .target(name: "CodedErrors"),
 
     // The pure evidence model: canonical JSON, the manifest and its schema, segment framing, name
     // rules, limits and reason codes, the §6.3 time walk. No files, no compression.
@@ -92,7 +95,7 @@ let package = Package(
     // rotated and sealed, recovery after a crash, the ring, selection of a window for a bundle.
     .target(
       name: "Journal",
-      dependencies: ["Audit", "EvidenceIO", "Manifest", .product(name: "Logging", package: "swift-log")]
+      dependencies: ["CodedErrors", "Audit", "EvidenceIO", "Manifest", .product(name: "Logging", package: "swift-log")]
     ),
     // Admission: checking an OTLP request (protobuf through OTLPWire, JSON through swift-protobuf),
     // resolving its tenant, redacting it. No networking: receivers and import call it.
@@ -117,6 +120,7 @@ let package = Package(
     .target(
       name: "Incidents",
       dependencies: [
+        "CodedErrors",
         "Audit", "BlockingHTTP", "Journal", "EvidenceIO", "Manifest", "Settings",
         .product(name: "Logging", package: "swift-log"),
         .product(name: "Yams", package: "Yams"),
@@ -127,6 +131,7 @@ let package = Package(
     .target(
       name: "Receivers",
       dependencies: [
+        "CodedErrors",
         "Audit", "Incidents", "Ingest", "EvidenceIO", "Manifest", "Settings",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
@@ -148,6 +153,7 @@ let package = Package(
     .target(
       name: "Capture",
       dependencies: [
+        "CodedErrors",
         "Audit", "Incidents", "Ingest", "Journal", "Manifest", "Receivers", "Sampling", "Settings",
         .product(name: "NIOCore", package: "swift-nio"),
         .product(name: "NIOPosix", package: "swift-nio"),
@@ -165,6 +171,7 @@ let package = Package(
     .target(
       name: "Seal",
       dependencies: [
+        "CodedErrors",
         "Audit", "EvidenceIO", "Ingest", "Journal", "Keys", "Manifest", "OTLPWire", "Signing", "Verify",
       ]
     ),
@@ -211,6 +218,7 @@ let package = Package(
     .testTarget(
       name: "CaptureTests",
       dependencies: [
+        "CodedErrors",
         "Audit", "Capture", "Incidents", "Ingest", "Journal", "Keys", "EvidenceIO", "Manifest", "OTLPProto", "OTLPWire",
         "Receivers", "Sampling", "Seal", "Settings", "Signing", "Verify", "WireTestSupport",
         .product(name: "NIOHTTP2", package: "swift-nio-http2"),

@@ -1,3 +1,4 @@
+public import CodedErrors
 public import Manifest
 
 /// When the journal makes appended records durable, and so when a client is acknowledged.
@@ -56,31 +57,22 @@ public struct JournalOptions: Sendable, Equatable {
 }
 
 /// Why the journal could not open or take a record.
-public struct JournalError: Error, Sendable, CustomStringConvertible {
-  public enum Kind: Sendable, Equatable {
-    /// The disk bound or the free-space floor is reached, or a write hit a full disk; retryable.
-    case full
-    /// The journal is stopping or stopped.
-    case stopped
-    /// The request cannot be journaled (not valid on the §6.3 path, or too large a record).
-    case invalidRecord
-    /// The data directory is in use by another capture process.
-    case locked
-    /// A segment file is damaged in a way recovery must not cut (not a torn tail).
-    case corrupt
-    /// The data directory belongs to another node id, or an option is out of range.
-    case configuration
-    /// Any other failure of the operating system.
-    case io
-  }
+public typealias JournalError = CodedError<JournalErrorCode>
 
-  public var kind: Kind
-  public var message: String
-
-  public init(_ kind: Kind, _ message: String) {
-    self.kind = kind
-    self.message = message
-  }
-
-  public var description: String { message }
+/// The codes of ``JournalError``: what kind of failure it is.
+public enum JournalErrorCode: Sendable, Hashable {
+  /// The disk bound or the free-space floor is reached, or a write hit a full disk; retryable.
+  case full
+  /// The journal is stopping or stopped.
+  case stopped
+  /// The request cannot be journaled (not valid on the §6.3 path, or too large a record).
+  case invalidRecord
+  /// The data directory is in use by another capture process.
+  case locked
+  /// A segment file is damaged in a way recovery must not cut (not a torn tail).
+  case corrupt
+  /// The data directory belongs to another node id, or an option is out of range.
+  case configuration
+  /// Any other failure of the operating system.
+  case io
 }

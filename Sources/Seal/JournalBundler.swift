@@ -1,3 +1,4 @@
+public import CodedErrors
 public import EvidenceIO
 import Journal
 public import Manifest
@@ -62,24 +63,18 @@ public struct BundleScope: Sendable {
 }
 
 /// Why a journal could not be bundled.
-public struct JournalBundleError: Error, Sendable, CustomStringConvertible {
-  public enum Code: Sendable, Equatable {
-    /// The journal could not be read (an operating-system failure).
-    case unreadableJournal
-    /// The window cannot make one bundle (two redaction policies, a damaged segment).
-    case unusableWindow
-    /// No captured record arrived in the window.
-    case emptyWindow
-    /// Writing or signing the bundle failed; ``sealError`` says how.
-    case sealing
-  }
+public typealias JournalBundleError = CodedError<JournalBundleErrorCode>
 
-  public var code: Code
-  public var message: String
-  /// The sealing failure behind a ``Code/sealing`` error.
-  public var sealError: SealError?
-
-  public var description: String { message }
+/// The codes of ``JournalBundleError``: what kind of failure it is.
+public enum JournalBundleErrorCode: Sendable, Hashable {
+  /// The journal could not be read (an operating-system failure).
+  case unreadableJournal
+  /// The window cannot make one bundle (two redaction policies, a damaged segment).
+  case unusableWindow
+  /// No captured record arrived in the window.
+  case emptyWindow
+  /// Writing or signing the bundle failed; the cause is the ``SealError``.
+  case sealing
 }
 
 /// The `bundle` step for a capture journal: selects the window's segments from a data directory
@@ -104,14 +99,13 @@ public enum JournalBundler {
           tenants: scope.tenants, excludingAudit: scope.tenants == nil)
       }
     } catch {
-      throw JournalBundleError(code: error.kind == .io ? .unreadableJournal : .unusableWindow, message: error.message)
+      throw JournalBundleError(error.kind == .io ? .unreadableJournal : .unusableWindow, error.message, cause: error)
     }
     guard !selection.segments.isEmpty else {
       let tenantNote = scope.tenants.map { " for tenant(s) \($0.joined(separator: ", "))" } ?? ""
       throw JournalBundleError(
-        code: .emptyWindow,
-        message:
-          "no captured records arrived between \(RFC3339Time.format(scope.window.lowerBound)) and \(RFC3339Time.format(scope.window.upperBound))\(tenantNote)"
+        .emptyWindow,
+        "no captured records arrived between \(RFC3339Time.format(scope.window.lowerBound)) and \(RFC3339Time.format(scope.window.upperBound))\(tenantNote)"
       )
     }
     var facts = scope.facts
@@ -122,7 +116,7 @@ public enum JournalBundler {
         segments: selection.segments, facts: facts, signingKeys: signingKeys, outputPath: outputPath,
         replacing: replacing)
     } catch {
-      throw JournalBundleError(code: .sealing, message: error.message, sealError: error)
+      throw JournalBundleError(.sealing, error.message, cause: error)
     }
   }
 }

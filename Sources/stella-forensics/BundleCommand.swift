@@ -100,7 +100,7 @@ struct BundleCommand: AsyncParsableCommand {
       case .unusableWindow: throw CLIFailure.usage(error.message)
       case .emptyWindow: throw CLIFailure.usage("\(error.message) in \(data)")
       case .sealing:
-        guard let sealError = error.sealError else { throw CLIFailure.runtime(error.message) }
+        guard let sealError = error.cause as? SealError else { throw CLIFailure.runtime(error.message) }
         throw CLIFailure.sealing(sealError, out: out)
       }
     }

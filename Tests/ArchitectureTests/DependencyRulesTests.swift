@@ -11,6 +11,7 @@ enum DependencyRules {
     "OTLPWire": [],
     "OTLPProto": [],
     "BlockingHTTP": [],
+    "CodedErrors": [],
     "Manifest": ["OTLPWire", "CCRC32C"],
     "EvidenceIO": ["Manifest", "CZstd", "CCrypto"],
     "Keys": ["EvidenceIO", "Manifest", "CSodium"],
@@ -18,18 +19,23 @@ enum DependencyRules {
     "Audit": ["EvidenceIO", "Manifest", "OTLPProto"],
     "Ingest": ["Audit", "EvidenceIO", "Manifest", "OTLPProto", "OTLPWire"],
     "Settings": [],
-    "Journal": ["Audit", "EvidenceIO", "Manifest"],
+    "Journal": ["CodedErrors", "Audit", "EvidenceIO", "Manifest"],
     "Sampling": ["Journal", "Manifest", "OTLPWire", "Settings"],
-    "Incidents": ["Audit", "BlockingHTTP", "Journal", "EvidenceIO", "Manifest", "Settings"],
-    "Receivers": ["Audit", "Incidents", "Ingest", "EvidenceIO", "Manifest", "Settings"],
-    "Capture": ["Audit", "Incidents", "Ingest", "Journal", "Manifest", "Receivers", "Sampling", "Settings"],
+    "Incidents": ["CodedErrors", "Audit", "BlockingHTTP", "Journal", "EvidenceIO", "Manifest", "Settings"],
+    "Receivers": ["CodedErrors", "Audit", "Incidents", "Ingest", "EvidenceIO", "Manifest", "Settings"],
+    "Capture": [
+      "CodedErrors", "Audit", "Incidents", "Ingest", "Journal", "Manifest", "Receivers", "Sampling", "Settings",
+    ],
     "Verify": ["Audit", "Keys", "EvidenceIO", "Manifest"],
-    "Seal": ["Audit", "EvidenceIO", "Ingest", "Journal", "Keys", "Manifest", "OTLPWire", "Signing", "Verify"],
+    "Seal": [
+      "CodedErrors", "Audit", "EvidenceIO", "Ingest", "Journal", "Keys", "Manifest", "OTLPWire", "Signing", "Verify",
+    ],
     "Kit": ["Keys", "EvidenceIO", "Manifest", "Signing"],
     "Report": ["Audit", "Keys", "Manifest", "Verify"],
     "Replay": ["Audit", "BlockingHTTP", "EvidenceIO", "Manifest", "OTLPProto", "OTLPWire", "Verify"],
     "StellaForensicsCLI": [
-      "Audit", "Capture", "EvidenceIO", "Incidents", "Ingest", "Journal", "Keys", "Kit", "Manifest", "Receivers",
+      "CodedErrors", "Audit", "Capture", "EvidenceIO", "Incidents", "Ingest", "Journal", "Keys", "Kit", "Manifest",
+      "Receivers",
       "Sampling",
       "Settings",
       "OTLPProto",
@@ -48,7 +54,8 @@ enum DependencyRules {
 
   /// Modules that must work on an offline laptop: no networking stack at all.
   static let offline: Set<String> = [
-    "Settings", "Manifest", "EvidenceIO", "Keys", "Signing", "Audit", "Ingest", "Journal", "Sampling", "Verify", "Seal",
+    "CodedErrors", "Settings", "Manifest", "EvidenceIO", "Keys", "Signing", "Audit", "Ingest", "Journal", "Sampling",
+    "Verify", "Seal",
     "Kit",
     "Report",
   ]

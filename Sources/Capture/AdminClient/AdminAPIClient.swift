@@ -1,3 +1,4 @@
+public import CodedErrors
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -77,23 +78,14 @@ public struct AdminClientTLSFiles: Sendable, Equatable {
 }
 
 /// Why an admin API call failed before an answer came.
-public struct AdminClientError: Error, Sendable, CustomStringConvertible {
-  public enum Code: Sendable, Equatable {
-    /// A bad endpoint or bad TLS files: the caller's to fix.
-    case usage
-    /// The endpoint could not be reached, the TLS handshake failed, or no complete answer came.
-    case connection
-  }
+public typealias AdminClientError = CodedError<AdminClientErrorCode>
 
-  public var code: Code
-  public var message: String
-
-  public init(_ code: Code, _ message: String) {
-    self.code = code
-    self.message = message
-  }
-
-  public var description: String { message }
+/// The codes of ``AdminClientError``: what kind of failure it is.
+public enum AdminClientErrorCode: Sendable, Hashable {
+  /// A bad endpoint or bad TLS files: the caller's to fix.
+  case usage
+  /// The endpoint could not be reached, the TLS handshake failed, or no complete answer came.
+  case connection
 }
 
 /// One answer of the admin API.

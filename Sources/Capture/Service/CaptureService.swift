@@ -1,4 +1,5 @@
 import Audit
+public import CodedErrors
 import Dispatch
 import Foundation
 public import Incidents
@@ -572,23 +573,14 @@ public struct ReloadOutcome: Sendable, Equatable {
 }
 
 /// Why the capture service could not start.
-public struct CaptureServiceError: Error, Sendable, CustomStringConvertible {
-  public enum Kind: Sendable, Equatable {
-    /// A bad option or configuration file, or a data directory in use or of another node.
-    case configuration
-    /// The journal could not be opened or recovered.
-    case journal
-    /// A listener could not bind.
-    case listen
-  }
+public typealias CaptureServiceError = CodedError<CaptureServiceErrorCode>
 
-  public var kind: Kind
-  public var message: String
-
-  public init(_ kind: Kind, _ message: String) {
-    self.kind = kind
-    self.message = message
-  }
-
-  public var description: String { message }
+/// The codes of ``CaptureServiceError``: what kind of failure it is.
+public enum CaptureServiceErrorCode: Sendable, Hashable {
+  /// A bad option or configuration file, or a data directory in use or of another node.
+  case configuration
+  /// The journal could not be opened or recovered.
+  case journal
+  /// A listener could not bind.
+  case listen
 }

@@ -1,3 +1,4 @@
+public import CodedErrors
 import EvidenceIO
 import Foundation
 public import Manifest
@@ -135,27 +136,18 @@ public struct Incident: Sendable, Equatable {
 }
 
 /// Why an incident operation failed; each kind maps to one admin HTTP status.
-public struct IncidentError: Error, Sendable, CustomStringConvertible {
-  public enum Kind: Sendable, Equatable {
-    /// A bad field: empty reason, bad id, unknown tenant... (400)
-    case invalid
-    /// No incident with that id (404).
-    case notFound
-    /// The id is taken, or the incident already ended (409).
-    case conflict
-    /// The incident log could not be written (500): the operation did not happen.
-    case io
-  }
+public typealias IncidentError = CodedError<IncidentErrorCode>
 
-  public var kind: Kind
-  public var message: String
-
-  public init(_ kind: Kind, _ message: String) {
-    self.kind = kind
-    self.message = message
-  }
-
-  public var description: String { message }
+/// The codes of ``IncidentError``: what kind of failure it is.
+public enum IncidentErrorCode: Sendable, Hashable {
+  /// A bad field: empty reason, bad id, unknown tenant... (400)
+  case invalid
+  /// No incident with that id (404).
+  case notFound
+  /// The id is taken, or the incident already ended (409).
+  case conflict
+  /// The incident log could not be written (500): the operation did not happen.
+  case io
 }
 
 /// The incident log: one canonical-JSON line per change (start, stop, expiry), appended and

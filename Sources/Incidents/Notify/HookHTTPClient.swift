@@ -1,4 +1,5 @@
 import BlockingHTTP
+import CodedErrors
 import Foundation
 
 #if canImport(Glibc)
@@ -15,23 +16,20 @@ struct HookHTTPResponse: Sendable, Equatable {
 }
 
 /// Why a POST did not produce a response.
-struct HookHTTPError: Error, Sendable, CustomStringConvertible {
-  enum Kind: Sendable, Equatable {
-    /// Name resolution failed.
-    case resolve
-    /// The connection was refused, reset or could not be made.
-    case connect
-    /// The attempt ran past its deadline.
-    case timeout
-    /// The connection broke while sending or receiving.
-    case io
-    /// The answer was not HTTP/1.x.
-    case malformedResponse
-  }
+typealias HookHTTPError = CodedError<HookHTTPErrorCode>
 
-  var kind: Kind
-  var message: String
-  var description: String { message }
+/// The codes of ``HookHTTPError``: what kind of failure it is.
+enum HookHTTPErrorCode: Sendable, Hashable {
+  /// Name resolution failed.
+  case resolve
+  /// The connection was refused, reset or could not be made.
+  case connect
+  /// The attempt ran past its deadline.
+  case timeout
+  /// The connection broke while sending or receiving.
+  case io
+  /// The answer was not HTTP/1.x.
+  case malformedResponse
 }
 
 /// Webhook POSTs: one per connection (`Connection: close`), the whole exchange (resolving,
@@ -84,10 +82,10 @@ enum HookHTTPClient {
     let status = getaddrinfo(host, String(port), &hints, &list)
     guard status == 0, let first = list else {
       let reason = status == 0 ? "no address" : String(cString: gai_strerror(status))
-      throw HookHTTPError(kind: .resolve, message: "cannot resolve \(host): \(reason)")
+      throw HookHTTPError(.resolve, "cannot resolve \(host): \(reason)")
     }
     defer { freeaddrinfo(first) }
-    var lastError = HookHTTPError(kind: .connect, message: "no address for \(host)")
+    var lastError = HookHTTPError(.connect, "no address for \(host)")
     var entry: UnsafeMutablePointer<addrinfo>? = first
     while let current = entry {
       entry = current.pointee.ai_next
@@ -106,6 +104,8 @@ enum HookHTTPClient {
 }
 
 extension HookHTTPError {
+  init(kind: HookHTTPErrorCode, message: String) { self.init(kind, message) }
+
   /// The hook's view of a failed exchange.
   init(_ failure: HTTPConnectionFailure, doing what: String) {
     let kind: Kind =
@@ -115,6 +115,6 @@ extension HookHTTPError {
       case .io: .io
       case .malformedResponse: .malformedResponse
       }
-    self.init(kind: kind, message: "\(what): \(failure.description)")
+    self.init(kind, "\(what): \(failure.description)", cause: failure)
   }
 }

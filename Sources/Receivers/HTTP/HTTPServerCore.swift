@@ -1,3 +1,4 @@
+public import CodedErrors
 internal import Logging
 internal import NIOCore
 internal import NIOPosix
@@ -5,23 +6,14 @@ internal import NIOSSL
 internal import Synchronization
 
 /// Why an HTTP server could not start or be used.
-public struct HTTPServerError: Error, Sendable, CustomStringConvertible {
-  public enum Code: Sendable, Equatable {
-    /// `start()` was called on a server that is running or was stopped.
-    case alreadyStarted
-    /// Binding the listening socket failed (address in use, permission, bad host).
-    case bindFailed
-  }
+public typealias HTTPServerError = CodedError<HTTPServerErrorCode>
 
-  public var code: Code
-  public var message: String
-
-  public init(_ code: Code, _ message: String) {
-    self.code = code
-    self.message = message
-  }
-
-  public var description: String { message }
+/// The codes of ``HTTPServerError``: what kind of failure it is.
+public enum HTTPServerErrorCode: Sendable, Hashable {
+  /// `start()` was called on a server that is running or was stopped.
+  case alreadyStarted
+  /// Binding the listening socket failed (address in use, permission, bad host).
+  case bindFailed
 }
 
 /// The listening socket and the set of open connections of one HTTP server: binding, the

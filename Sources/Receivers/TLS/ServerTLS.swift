@@ -1,3 +1,4 @@
+public import CodedErrors
 public import Ingest
 public import NIOCore
 public import NIOSSL
@@ -23,23 +24,14 @@ public struct TLSFiles: Sendable, Equatable {
 }
 
 /// Why a TLS context could not be built from its files, naming the file.
-public struct TLSSetupError: Error, Sendable, CustomStringConvertible {
-  public enum Code: Sendable, Equatable {
-    /// A certificate, key or CA file could not be read or holds no usable PEM.
-    case unreadableFile
-    /// The files were read but BoringSSL refused them together (key not matching the certificate...).
-    case invalidConfiguration
-  }
+public typealias TLSSetupError = CodedError<TLSSetupErrorCode>
 
-  public var code: Code
-  public var message: String
-
-  public init(_ code: Code, _ message: String) {
-    self.code = code
-    self.message = message
-  }
-
-  public var description: String { message }
+/// The codes of ``TLSSetupError``: what kind of failure it is.
+public enum TLSSetupErrorCode: Sendable, Hashable {
+  /// A certificate, key or CA file could not be read or holds no usable PEM.
+  case unreadableFile
+  /// The files were read but BoringSSL refused them together (key not matching the certificate...).
+  case invalidConfiguration
 }
 
 /// Which application protocol a TLS listener speaks; it is negotiated with ALPN, so a client
