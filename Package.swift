@@ -77,7 +77,7 @@ let package = Package(
     .target(name: "Manifest", dependencies: ["OTLPWire", "CCRC32C"]),
     // Evidence I/O: the bundle's tar codec and writer, zstd, SHA-256, safe file handling, and the
     // one routine that turns framed records into a sealed, compressed, hashed segment.
-    .target(name: "EvidenceIO", dependencies: ["Manifest", "CZstd", "CCrypto"]),
+    .target(name: "EvidenceIO", dependencies: ["CodedErrors", "Manifest", "CZstd", "CCrypto"]),
     // What a verifier needs of signatures and nothing more: Ed25519 public keys and key ids, DSSE
     // envelopes, PEM, reading public key files.
     .target(name: "Keys", dependencies: ["EvidenceIO", "Manifest", "CSodium"]),
@@ -204,7 +204,7 @@ let package = Package(
 
     // Hand-encoded OTLP protobuf for tests that must not depend on generated code.
     .target(name: "WireTestSupport", path: "Tests/WireTestSupport"),
-    .testTarget(name: "ManifestTests", dependencies: ["EvidenceIO", "Manifest", "WireTestSupport"]),
+    .testTarget(name: "ManifestTests", dependencies: ["CodedErrors", "EvidenceIO", "Manifest", "WireTestSupport"]),
     .testTarget(name: "SigningTests", dependencies: ["Keys", "Signing"]),
     .testTarget(name: "BlockingHTTPTests", dependencies: ["BlockingHTTP"]),
     // Reads Sources/ as text: the dependency rules of docs/architecture.md.

@@ -1,3 +1,4 @@
+public import CodedErrors
 import Manifest
 
 #if canImport(Glibc)
@@ -7,33 +8,21 @@ import Manifest
 #endif
 
 /// A file operation on evidence or another output that failed, naming the path and why.
-public struct FileSafetyError: Error, Sendable, CustomStringConvertible {
-  public enum Kind: Sendable, Equatable {
-    /// The output already exists and the caller did not ask to replace it.
-    case exists
-    /// The file system is full (`ENOSPC`, `EDQUOT`).
-    case full
-    /// A secret file that others may read or change, or that another user owns.
-    case insecure
-    /// Any other file-system failure.
-    case io
-  }
+public typealias FileSafetyError = FileError<FileSafetyErrorCode>
 
-  public var kind: Kind
-  public var path: String
-  public var message: String
-  /// The operating system's error number, for failures it reported.
-  public var osError: Int32?
+/// The codes of ``FileSafetyError``: what kind of failure it is.
+public enum FileSafetyErrorCode: Sendable, Hashable {
+  /// The output already exists and the caller did not ask to replace it.
+  case exists
+  /// The file system is full (`ENOSPC`, `EDQUOT`).
+  case full
+  /// A secret file that others may read or change, or that another user owns.
+  case insecure
+  /// Any other file-system failure.
+  case io
+}
 
-  public init(_ kind: Kind, path: String, _ message: String, osError: Int32? = nil) {
-    self.kind = kind
-    self.path = path
-    self.message = message
-    self.osError = osError
-  }
-
-  public var description: String { "\(path): \(message)" }
-
+extension FileSafetyError {
   /// The failure `errno` describes now.
   static func system(_ path: String, _ what: String) -> FileSafetyError {
     let code = errno

@@ -1,3 +1,4 @@
+public import CodedErrors
 public import EvidenceIO
 public import Manifest
 
@@ -8,38 +9,23 @@ public import Manifest
 #endif
 
 /// A segment file could not be written, read or recovered.
-public struct SegmentFileError: Error, CustomStringConvertible, Sendable {
-  public enum Kind: Sendable, Equatable {
-    /// The operating system refused (open, write, fsync, rename...).
-    case io
-    /// A request that is not valid OTLP on the walked path (§6.3): never journaled, because a
-    /// verifier would reject the segment.
-    case invalidRecord
-    /// Damage that is not a torn tail: a bad header, or a broken record with valid data after
-    /// it. Recovery refuses to cut it, because cutting would silently drop evidence.
-    case corruptMiddle
-    /// The segment file is already sealed or closed.
-    case closed
-  }
+public typealias SegmentFileError = FileError<SegmentFileErrorCode>
 
-  public var kind: Kind
-  public var path: String
-  public var message: String
-  /// The operating system's error number, for failures it reported (`ENOSPC`, say).
-  public var osError: Int32?
+/// The codes of ``SegmentFileError``: what kind of failure it is.
+public enum SegmentFileErrorCode: Sendable, Hashable {
+  /// The operating system refused (open, write, fsync, rename...).
+  case io
+  /// A request that is not valid OTLP on the walked path (§6.3): never journaled, because a
+  /// verifier would reject the segment.
+  case invalidRecord
+  /// Damage that is not a torn tail: a bad header, or a broken record with valid data after
+  /// it. Recovery refuses to cut it, because cutting would silently drop evidence.
+  case corruptMiddle
+  /// The segment file is already sealed or closed.
+  case closed
+}
 
-  public init(_ kind: Kind, path: String, _ message: String, osError: Int32? = nil) {
-    self.kind = kind
-    self.path = path
-    self.message = message
-    self.osError = osError
-  }
-
-  /// Whether the failure was a full disk or quota.
-  public var isNoSpace: Bool { osError == ENOSPC || osError == EDQUOT }
-
-  public var description: String { "\(path): \(message)" }
-
+extension SegmentFileError {
   static func errno(_ kind: Kind = .io, path: String, _ what: String) -> SegmentFileError {
     let code = Glibc.errno
     return SegmentFileError(kind, path: path, "\(what): \(String(cString: strerror(code)))", osError: code)

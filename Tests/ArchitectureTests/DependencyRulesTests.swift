@@ -13,7 +13,7 @@ enum DependencyRules {
     "BlockingHTTP": [],
     "CodedErrors": [],
     "Manifest": ["OTLPWire", "CCRC32C"],
-    "EvidenceIO": ["Manifest", "CZstd", "CCrypto"],
+    "EvidenceIO": ["CodedErrors", "Manifest", "CZstd", "CCrypto"],
     "Keys": ["EvidenceIO", "Manifest", "CSodium"],
     "Signing": ["Keys", "EvidenceIO", "Manifest", "CSodium"],
     "Audit": ["EvidenceIO", "Manifest", "OTLPProto"],

@@ -3,14 +3,14 @@ public import CodedErrors
 import Dispatch
 import Foundation
 public import Incidents
-public import Ingest
-public import Journal
+import Ingest
+import Journal
 public import Logging
 import Manifest
 import NIOCore
 import NIOPosix
 public import Receivers
-public import Sampling
+import Sampling
 public import Settings
 import Synchronization
 
