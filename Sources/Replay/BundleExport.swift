@@ -195,17 +195,7 @@ public enum BundleExport {
     var fields: [(key: String, value: JSONValue)] = [
       ("bundleManifestSha256", .string(bundle.manifestSHA256)), ("format", .string(format.rawValue)),
       ("incident", .string(bundle.manifest.incident.id)),
-      (
-        "files",
-        .array(
-          report.files.map { file in
-            .object([
-              ("name", .string(file.name)), ("signal", .string(file.signal.rawValue)),
-              ("tenant", .string(file.tenant)), ("records", .number(String(file.records))),
-              ("bytes", .number(String(file.bytes))), ("sha256", .string(file.sha256)),
-            ])
-          })
-      ),
+      ("files", report.filesJSON),
     ]
     if format == .openMetrics {
       fields.append(("renderedPoints", .number(String(report.renderedPoints))))
@@ -320,5 +310,19 @@ final class OutputFile {
     var finished = SHA256Hasher()
     swap(&finished, &hasher)
     return (written, Hex.encode(finished.finalize()))
+  }
+}
+
+extension ExportReport {
+  /// The written files as the export's `index.json` and `export --json` list them.
+  public var filesJSON: JSONValue {
+    .array(
+      files.map { file in
+        .object([
+          ("name", .string(file.name)), ("signal", .string(file.signal.rawValue)),
+          ("tenant", .string(file.tenant)), ("records", .number(String(file.records))),
+          ("bytes", .number(String(file.bytes))), ("sha256", .string(file.sha256)),
+        ])
+      })
   }
 }

@@ -59,17 +59,7 @@ struct ExportCommand: ParsableCommand {
       var fields: [(key: String, value: JSONValue)] = [
         ("result", .string("exported")), ("bundle", .string(bundle)), ("format", .string(format)),
         ("out", .string(out)), ("manifestSha256", .string(verified.manifestSHA256)),
-        (
-          "files",
-          .array(
-            report.files.map { file in
-              .object([
-                ("name", .string(file.name)), ("signal", .string(file.signal.rawValue)),
-                ("tenant", .string(file.tenant)), ("records", .number(String(file.records))),
-                ("bytes", .number(String(file.bytes))), ("sha256", .string(file.sha256)),
-              ])
-            })
-        ),
+        ("files", report.filesJSON),
       ]
       if format == ExportFormat.openMetrics.rawValue {
         fields.append(("renderedPoints", .number(String(report.renderedPoints))))
