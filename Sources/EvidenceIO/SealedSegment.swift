@@ -1,3 +1,4 @@
+public import CodedErrors
 public import Manifest
 
 /// A segment ready to be a bundle blob: its compressed bytes and the manifest entry describing them.
@@ -17,26 +18,16 @@ public struct SealedSegment: Sendable {
 }
 
 /// Building a segment or a manifest failed.
-public struct SealError: Error, CustomStringConvertible, Sendable {
-  /// Whose fault it is.
-  public enum Kind: Sendable, Equatable {
-    /// The evidence or facts cannot make a valid bundle (the caller's input).
-    case invalidInput
-    /// Reading or writing files failed.
-    case io
-    /// The output file already exists and replacing it was not asked for.
-    case outputExists
-  }
+public typealias SealError = CodedError<SealErrorCode>
 
-  public var kind: Kind
-  public var message: String
-
-  public init(_ message: String, kind: Kind = .invalidInput) {
-    self.kind = kind
-    self.message = message
-  }
-
-  public var description: String { message }
+/// The codes of ``SealError``: whose fault it is.
+public enum SealErrorCode: Sendable, Hashable {
+  /// The evidence or facts cannot make a valid bundle (the caller's input).
+  case invalidInput
+  /// Reading or writing files failed.
+  case io
+  /// The output file already exists and replacing it was not asked for.
+  case outputExists
 }
 
 /// Frames, scans and compresses records into a ``SealedSegment``.
@@ -47,20 +38,21 @@ public enum SegmentSealer {
     throws(SealError) -> SealedSegment
   {
     guard let first = records.first, let last = records.last else {
-      throw SealError("a segment needs at least one record")
+      throw SealError(.invalidInput, "a segment needs at least one record")
     }
     var segment = header.encoded()
     var times = OTLPTimeSummary()
     for (index, record) in records.enumerated() {
       guard record.seq == first.seq &+ UInt64(index) else {
         throw SealError(
+          .invalidInput,
           "record \(index) of \(header.signal.rawValue)/\(header.tenant) has seq \(record.seq), expected \(first.seq &+ UInt64(index))"
         )
       }
       do {
         times.merge(try checkRequest(record.request, signal: header.signal, limits: limits))
       } catch {
-        throw SealError("record seq \(record.seq): \(error.message)")
+        throw SealError(.invalidInput, "record seq \(record.seq): \(error.message)", cause: error)
       }
       segment.append(contentsOf: record.framed())
     }
@@ -75,12 +67,13 @@ public enum SegmentSealer {
     throws(SealError) -> OTLPTimeSummary
   {
     guard request.count + SegmentRecord.bodyPrefixSize <= limits.maxRecordSize else {
-      throw SealError("request of \(request.count) bytes exceeds the record limit of \(limits.maxRecordSize)")
+      throw SealError(
+        .invalidInput, "request of \(request.count) bytes exceeds the record limit of \(limits.maxRecordSize)")
     }
     do {
       return try OTLPTimeScan.scan(request, signal: signal)
     } catch {
-      throw SealError("request is not valid OTLP \(signal.rawValue): \(error)")
+      throw SealError(.invalidInput, "request is not valid OTLP \(signal.rawValue): \(error)", cause: error)
     }
   }
 
@@ -106,7 +99,7 @@ public enum SegmentSealer {
     times: OTLPTimeSummary, limits: VerificationLimits = .init(), reusing output: inout [UInt8]
   ) throws(SealError) -> (entry: BlobEntry, count: Int) {
     guard recordCount >= 1, lastSeq >= firstSeq, lastSeq - firstSeq == recordCount - 1 else {
-      throw SealError("segment of \(recordCount) records cannot span seqs \(firstSeq)...\(lastSeq)")
+      throw SealError(.invalidInput, "segment of \(recordCount) records cannot span seqs \(firstSeq)...\(lastSeq)")
     }
     var count: Int
     do {
@@ -123,12 +116,13 @@ public enum SegmentSealer {
         count = output.count
       }
     } catch {
-      throw SealError("compressing segment: \(error)")
+      throw SealError(.invalidInput, "compressing segment: \(error)", cause: error)
     }
     guard UInt64(segment.count) <= limits.maxUncompressedSize,
       UInt64(segment.count) <= limits.maxRatio * UInt64(count)
     else {
       throw SealError(
+        .invalidInput,
         "segment of \(segment.count) bytes exceeds the blob limits (\(limits.maxUncompressedSize) bytes, ratio \(limits.maxRatio)); use smaller segments"
       )
     }

@@ -1,27 +1,21 @@
 internal import CZstd
+public import CodedErrors
 import Manifest
 import Synchronization
 
-/// Why a zstd operation failed.
-public struct ZstdError: Error, CustomStringConvertible, Equatable, Sendable {
-  /// What kind of failure this is.
-  public enum Kind: Sendable, Equatable {
-    /// Not zstd, a corrupt or truncated frame, or skippable/trailing data.
-    case corrupt
-    /// The output grew past the cap the caller set.
-    case outputLimitExceeded
-    /// The frame needs a window larger than the format allows (2^27).
-    case windowTooLarge
-    /// libzstd failed for a reason that is not the input's fault (for example out of memory).
-    case library
-  }
+/// Why a zstd operation failed: the code, and what libzstd or the checker said.
+public typealias ZstdError = CodedError<ZstdErrorCode>
 
-  /// The kind of failure.
-  public var kind: Kind
-  /// What libzstd or the checker said.
-  public var message: String
-
-  public var description: String { message }
+/// The codes of ``ZstdError``: what kind of failure it is.
+public enum ZstdErrorCode: Sendable, Hashable {
+  /// Not zstd, a corrupt or truncated frame, or skippable/trailing data.
+  case corrupt
+  /// The output grew past the cap the caller set.
+  case outputLimitExceeded
+  /// The frame needs a window larger than the format allows (2^27).
+  case windowTooLarge
+  /// libzstd failed for a reason that is not the input's fault (for example out of memory).
+  case library
 }
 
 /// zstd compression and bounded decompression (BUNDLE-FORMAT.md §6.1, §7).
@@ -38,7 +32,7 @@ public enum Zstd {
   /// size and checksum in the frame, single-threaded. The caller frees it (`ZSTD_freeCCtx`).
   static func evidenceCompressionContext() throws(ZstdError) -> OpaquePointer {
     guard let context = ZSTD_createCCtx() else {
-      throw ZstdError(kind: .library, message: "zstd: cannot allocate a compression context")
+      throw ZstdError(.library, "zstd: cannot allocate a compression context")
     }
     // ZSTD_CCtx_setParameter returns an error code only for out-of-range values; these are fixed.
     _ = ZSTD_CCtx_setParameter(context, ZSTD_c_compressionLevel, 3)
@@ -73,7 +67,7 @@ public enum Zstd {
       }
     }
     if ZSTD_isError(written) != 0 {
-      throw ZstdError(kind: .library, message: "zstd: \(String(cString: ZSTD_getErrorName(written)))")
+      throw ZstdError(.library, "zstd: \(String(cString: ZSTD_getErrorName(written)))")
     }
     return written
   }
@@ -139,7 +133,7 @@ public enum Zstd {
   ) throws(ZstdError) -> Int {
     try validateFrames(input)
     guard let context = ZSTD_createDCtx() else {
-      throw ZstdError(kind: .library, message: "zstd: cannot allocate a decompression context")
+      throw ZstdError(.library, "zstd: cannot allocate a decompression context")
     }
     defer { ZSTD_freeDCtx(context) }
     _ = ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, maxWindowLog)
@@ -158,13 +152,12 @@ public enum Zstd {
         lastResult = ZSTD_decompressStream(context, &outBuffer, &inBuffer)
         if ZSTD_isError(lastResult) != 0 {
           throw ZstdError(
-            kind: .corrupt, message: "zstd: \(String(cString: ZSTD_getErrorName(lastResult)))")
+            .corrupt, "zstd: \(String(cString: ZSTD_getErrorName(lastResult)))")
         }
         produced += outBuffer.pos
         if produced > maxOutputBytes {
           throw ZstdError(
-            kind: .outputLimitExceeded,
-            message: "zstd: output exceeds the limit of \(maxOutputBytes) bytes")
+            .outputLimitExceeded, "zstd: output exceeds the limit of \(maxOutputBytes) bytes")
         }
         if outBuffer.pos > 0 {
           sink(UnsafeRawBufferPointer(rebasing: chunk[0..<outBuffer.pos]))
@@ -176,7 +169,7 @@ public enum Zstd {
     }
     // ZSTD_decompressStream returns 0 exactly when a frame is complete and fully flushed.
     if lastResult != 0 {
-      throw ZstdError(kind: .corrupt, message: "zstd: truncated frame (input ends inside a frame)")
+      throw ZstdError(.corrupt, "zstd: truncated frame (input ends inside a frame)")
     }
     return produced
   }
@@ -220,13 +213,13 @@ public enum Zstd {
   ) throws(ZstdError) -> Int {
     try validateFrames(input)
     guard let context = ZSTD_createDCtx() else {
-      throw ZstdError(kind: .library, message: "zstd: cannot allocate a decompression context")
+      throw ZstdError(.library, "zstd: cannot allocate a decompression context")
     }
     defer { ZSTD_freeDCtx(context) }
     _ = ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, maxWindowLog)
     guard let inputBase = input.baseAddress else { return 0 }
     let limitExceeded = ZstdError(
-      kind: .outputLimitExceeded, message: "zstd: output exceeds the limit of \(max(output.count - 1, 0)) bytes")
+      .outputLimitExceeded, "zstd: output exceeds the limit of \(max(output.count - 1, 0)) bytes")
     guard let outputBase = output.baseAddress, !output.isEmpty else { throw limitExceeded }
     var inBuffer = ZSTD_inBuffer(src: inputBase, size: input.count, pos: 0)
     var outBuffer = ZSTD_outBuffer(dst: outputBase, size: output.count, pos: 0)
@@ -238,7 +231,7 @@ public enum Zstd {
         if outBuffer.pos == outBuffer.size || ZSTD_getErrorCode(result) == ZSTD_error_dstSize_tooSmall {
           throw limitExceeded
         }
-        throw ZstdError(kind: .corrupt, message: "zstd: \(String(cString: ZSTD_getErrorName(result)))")
+        throw ZstdError(.corrupt, "zstd: \(String(cString: ZSTD_getErrorName(result)))")
       }
       if outBuffer.pos == outBuffer.size { throw limitExceeded }
       // 0 exactly when the last frame is complete and fully flushed.
@@ -246,7 +239,7 @@ public enum Zstd {
       // With room left and input left libzstd always moves; no movement means it wants input
       // that is not there.
       if before == (inBuffer.pos, outBuffer.pos) {
-        throw ZstdError(kind: .corrupt, message: "zstd: truncated frame (input ends inside a frame)")
+        throw ZstdError(.corrupt, "zstd: truncated frame (input ends inside a frame)")
       }
     }
   }
@@ -254,31 +247,28 @@ public enum Zstd {
   /// Checks that `input` is one or more complete standard zstd frames and nothing else.
   public static func validateFrames(_ input: UnsafeRawBufferPointer) throws(ZstdError) {
     guard let base = input.baseAddress, !input.isEmpty else {
-      throw ZstdError(kind: .corrupt, message: "zstd: empty input (no frame)")
+      throw ZstdError(.corrupt, "zstd: empty input (no frame)")
     }
     var offset = 0
     while offset < input.count {
       let remaining = UnsafeRawBufferPointer(start: base + offset, count: input.count - offset)
       guard hasFrameMagic(remaining) else {
         throw ZstdError(
-          kind: .corrupt,
-          message: "zstd: no zstd frame at byte \(offset) (skippable frame or trailing data)")
+          .corrupt, "zstd: no zstd frame at byte \(offset) (skippable frame or trailing data)")
       }
       var header = ZSTD_frameHeader()
       let headerResult = ZSTD_getFrameHeader(&header, remaining.baseAddress, remaining.count)
       if headerResult != 0 {
-        throw ZstdError(kind: .corrupt, message: "zstd: truncated or invalid frame header at byte \(offset)")
+        throw ZstdError(.corrupt, "zstd: truncated or invalid frame header at byte \(offset)")
       }
       if header.windowSize > UInt64(1) << UInt64(maxWindowLog) {
         throw ZstdError(
-          kind: .windowTooLarge,
-          message: "zstd: frame at byte \(offset) needs a \(header.windowSize)-byte window (max 2^27)")
+          .windowTooLarge, "zstd: frame at byte \(offset) needs a \(header.windowSize)-byte window (max 2^27)")
       }
       let frameSize = ZSTD_findFrameCompressedSize(remaining.baseAddress, remaining.count)
       if ZSTD_isError(frameSize) != 0 {
         throw ZstdError(
-          kind: .corrupt,
-          message: "zstd: frame at byte \(offset): \(String(cString: ZSTD_getErrorName(frameSize)))")
+          .corrupt, "zstd: frame at byte \(offset): \(String(cString: ZSTD_getErrorName(frameSize)))")
       }
       offset += frameSize
     }
@@ -333,13 +323,13 @@ public final class ZstdStreamDecompressor {
   /// - Throws: ``ZstdError/Kind/library`` when libzstd cannot allocate or configure a context.
   public init(maxOutputBytes: Int) throws(ZstdError) {
     guard let context = ZSTD_createDCtx() else {
-      throw ZstdError(kind: .library, message: "zstd: cannot allocate a decompression context")
+      throw ZstdError(.library, "zstd: cannot allocate a decompression context")
     }
     let set = ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, Zstd.maxWindowLog)
     if ZSTD_isError(set) != 0 {
       ZSTD_freeDCtx(context)
       throw ZstdError(
-        kind: .library, message: "zstd: cannot limit the window: \(String(cString: ZSTD_getErrorName(set)))")
+        .library, "zstd: cannot limit the window: \(String(cString: ZSTD_getErrorName(set)))")
     }
     self.context = context
     self.maxOutputBytes = max(0, maxOutputBytes)
@@ -396,7 +386,7 @@ public final class ZstdStreamDecompressor {
         if producedBytes > maxOutputBytes {
           throw fail(
             ZstdError(
-              kind: .outputLimitExceeded, message: "zstd: output exceeds the limit of \(maxOutputBytes) bytes"))
+              .outputLimitExceeded, "zstd: output exceeds the limit of \(maxOutputBytes) bytes"))
         }
         sink(UnsafeRawBufferPointer(rebasing: scratch[0..<outBuffer.pos]))
       }
@@ -411,12 +401,12 @@ public final class ZstdStreamDecompressor {
   public func finish() throws(ZstdError) {
     if let failure { throw failure }
     if consumedBytes == 0 {
-      throw fail(ZstdError(kind: .corrupt, message: "zstd: empty input (no frame)"))
+      throw fail(ZstdError(.corrupt, "zstd: empty input (no frame)"))
     }
     if lastHint != 0 {
       throw fail(
         ZstdError(
-          kind: .corrupt, message: "zstd: truncated frame (input ends inside a frame after \(consumedBytes) bytes)"))
+          .corrupt, "zstd: truncated frame (input ends inside a frame after \(consumedBytes) bytes)"))
     }
   }
 
@@ -430,12 +420,11 @@ public final class ZstdStreamDecompressor {
     switch ZSTD_getErrorCode(code) {
     case ZSTD_error_frameParameter_windowTooLarge:
       return ZstdError(
-        kind: .windowTooLarge,
-        message: "zstd: a frame needs a window larger than 2^\(Zstd.maxWindowLog) bytes (\(name))")
+        .windowTooLarge, "zstd: a frame needs a window larger than 2^\(Zstd.maxWindowLog) bytes (\(name))")
     case ZSTD_error_memory_allocation:
-      return ZstdError(kind: .library, message: "zstd: \(name)")
+      return ZstdError(.library, "zstd: \(name)")
     default:
-      return ZstdError(kind: .corrupt, message: "zstd: \(name) (near compressed byte \(offset))")
+      return ZstdError(.corrupt, "zstd: \(name) (near compressed byte \(offset))")
     }
   }
 }

@@ -151,10 +151,10 @@ public enum ZstdFileCompressor {
 
   private static func ioError(_ what: String, code: Int32 = errno) -> ZstdError {
     let reason = code != 0 ? ": " + String(cString: strerror(code)) : ""
-    return ZstdError(kind: .library, message: "zstd file compression: \(what)\(reason)")
+    return ZstdError(.library, "zstd file compression: \(what)\(reason)")
   }
 
   private static func libraryError(_ code: Int) -> ZstdError {
-    ZstdError(kind: .library, message: "zstd: \(String(cString: ZSTD_getErrorName(code)))")
+    ZstdError(.library, "zstd: \(String(cString: ZSTD_getErrorName(code)))")
   }
 }

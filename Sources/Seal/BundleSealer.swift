@@ -10,18 +10,20 @@ public enum BundleSealer {
   /// The manifest for `segments` and `facts`: blobs sorted by path, identical blobs stored once,
   /// nodes sorted and unique.
   public static func manifest(for segments: [SealedSegment], facts: BundleFacts) throws(SealError) -> BundleManifest {
-    guard !segments.isEmpty else { throw SealError("nothing to seal: no segments") }
+    guard !segments.isEmpty else { throw SealError(.invalidInput, "nothing to seal: no segments") }
     var byPath: [String: BlobEntry] = [:]
     for segment in segments {
       if let existing = byPath[segment.entry.path], existing != segment.entry {
-        throw SealError("two different entries claim blob \(segment.entry.path)")
+        throw SealError(.invalidInput, "two different entries claim blob \(segment.entry.path)")
       }
       byPath[segment.entry.path] = segment.entry
     }
     let blobs = byPath.values.sorted { Array($0.path.utf8).lexicographicallyPrecedes(Array($1.path.utf8)) }
     let nodes = Set(blobs.map(\.node)).sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
     guard facts.captureStartUnixNano <= facts.captureEndUnixNano else {
-      throw SealError("capture window start \(facts.captureStartUnixNano) is after its end \(facts.captureEndUnixNano)")
+      throw SealError(
+        .invalidInput, "capture window start \(facts.captureStartUnixNano) is after its end \(facts.captureEndUnixNano)"
+      )
     }
     return BundleManifest(
       incident: facts.incident,
@@ -39,14 +41,14 @@ public enum BundleSealer {
     segments: [SealedSegment], facts: BundleFacts, signingKeys: [Ed25519PrivateKey], outputPath: String,
     replacing: Bool = false
   ) throws(SealError) -> BundleManifest {
-    guard !signingKeys.isEmpty else { throw SealError("at least one signing key is needed") }
+    guard !signingKeys.isEmpty else { throw SealError(.invalidInput, "at least one signing key is needed") }
     let manifest = try manifest(for: segments, facts: facts)
     try checkSchema(manifest)
     let manifestBytes: [UInt8]
     do {
       manifestBytes = try manifest.canonicalBytes()
     } catch {
-      throw SealError("manifest cannot be serialized: \(error)")
+      throw SealError(.invalidInput, "manifest cannot be serialized: \(error)", cause: error)
     }
     var envelope = DSSEEnvelope(payload: manifestBytes, payloadType: DSSE.manifestPayloadType, signatures: [])
     for key in signingKeys { envelope.sign(with: key) }
@@ -57,13 +59,13 @@ public enum BundleSealer {
       (BundleTar.envelopeName, .bytes(envelope.canonicalJSON())),
     ]
     for blob in manifest.blobs {
-      guard let data = dataByPath[blob.path] else { throw SealError("no data for \(blob.path)") }
+      guard let data = dataByPath[blob.path] else { throw SealError(.invalidInput, "no data for \(blob.path)") }
       members.append((blob.path, data))
     }
     do {
       try BundleArchiveWriter.write(members: members, to: outputPath, replacing: replacing)
     } catch {
-      throw SealError("\(error)", kind: error.outputExists ? .outputExists : .io)
+      throw SealError(error.outputExists ? .outputExists : .io, "\(error)", cause: error)
     }
     return manifest
   }
@@ -74,7 +76,7 @@ public enum BundleSealer {
     do {
       _ = try BundleManifest(validating: manifest.jsonValue)
     } catch {
-      throw SealError("manifest would be invalid: \(error)")
+      throw SealError(.invalidInput, "manifest would be invalid: \(error)", cause: error)
     }
   }
 }
@@ -102,7 +104,7 @@ public enum BundleCoSigner {
       case .failure(let finding): return .failure(finding)
       }
     } catch {
-      throw SealError("\(error)", kind: .io)
+      throw SealError(.io, "\(error)", cause: error)
     }
     let keyID = key.publicKey.keyID
     var envelope = DSSEEnvelope(
@@ -125,7 +127,7 @@ public enum BundleCoSigner {
       // Co-signing rewrites the bundle in place: replacing it is the point.
       try BundleArchiveWriter.write(members: members, to: bundlePath, replacing: true)
     } catch {
-      throw SealError("\(error)", kind: .io)
+      throw SealError(.io, "\(error)", cause: error)
     }
     return .success(.added(keyID: keyID))
   }
