@@ -153,7 +153,8 @@ public final class Journal: @unchecked Sendable {
 
   // Writer thread only.
   private var streams: [StreamID: StreamState] = [:]
-  private var lastIntervalSync: UInt64 = 0
+  /// When to sync, rotate, prune and acknowledge; the writer loop does the I/O.
+  private var writerState: JournalWriterStateMachine
   private var dirtyForInterval: [StreamState] = []
 
   /// Ring pruning, seal retries and the callbacks that wait for queued seals.
@@ -166,9 +167,6 @@ public final class Journal: @unchecked Sendable {
   /// ring and the archive): each holds a zstd context of a few MiB, and more of them than the
   /// two lanes of one journal would only share the same cores.
   private static let compressionSlots = DispatchSemaphore(value: 2)
-  /// How appends are synced: the durability policy, or `nil` for a journal of copies, which is
-  /// made durable by its seals alone (``JournalOptions/syncsAppends``).
-  private var appendSync: DurabilityPolicy? { options.syncsAppends ? options.durability : nil }
   /// Writer thread only: the lane the next rotated segment goes to.
   private var nextSealLane = 0
   /// Serializes ``pruneRing()``, which seals on every lane and the ring tick may start at once.
@@ -190,8 +188,6 @@ public final class Journal: @unchecked Sendable {
   /// The newest record time of any segment pruning deleted: the ring holds everything after it.
   private var prunedThroughUnixNano: UInt64?
   private var retentionPin: (@Sendable (_ tenant: String, _ from: UInt64, _ to: UInt64) -> Bool)?
-  // Writer thread only.
-  private var lastPruneAt: UInt64 = 0
 
   /// Sets what pins sealed segments against ring pruning (incidents); unpinned by default.
   public func setRetentionPin(_ pin: @escaping @Sendable (_ tenant: String, _ from: UInt64, _ to: UInt64) -> Bool) {
@@ -228,6 +224,7 @@ public final class Journal: @unchecked Sendable {
     self.lockDescriptor = fd
     self.layout = layout
     self.options = options
+    self.writerState = JournalWriterStateMachine(options: options)
     self.redactionPolicy = redactionPolicy
     self.logger = logger
     self.clock = clock
@@ -397,7 +394,7 @@ public final class Journal: @unchecked Sendable {
       // whose retries then cost more than waiting does. At most a second at a time, so aged
       // segments still rotate.
       let throttleDeadline = Date(timeIntervalSinceNow: 1)
-      while sealBacklogBytes > options.maxSealBacklogBytes / 2 && sealRequests.isEmpty && !stopping {
+      while writerState.holdsAppendsBack(sealBacklogBytes: sealBacklogBytes) && sealRequests.isEmpty && !stopping {
         if !condition.wait(until: throttleDeadline) { break }
       }
       let batch = pending
@@ -416,18 +413,11 @@ public final class Journal: @unchecked Sendable {
         unwrittenBytes.subtract(batchBytes, ordering: .relaxed)
       }
       let now = clock.monotonic()
-      if appendSync == .interval,
-        now &- lastIntervalSync >= UInt64(options.syncIntervalMillis) * 1_000_000 || isStopping
-      {
-        syncInterval()
-        lastIntervalSync = now
-      }
-      rotateAged(now: now, force: isStopping || !sealWaiters.isEmpty)
+      let actions = writerState.tick(now: now, stopping: isStopping, sealRequested: !sealWaiters.isEmpty)
+      if actions.contains(.syncWrittenFiles) { syncInterval() }
+      rotateAged(now: now, force: actions.contains(.rotateEverySegment))
       suspendIdle(now: now)
-      if options.ringMaxAgeSeconds != nil || options.ringMaxBytes != nil, now &- lastPruneAt >= 1_000_000_000 {
-        lastPruneAt = now
-        sealQueue.async { [self] in pruneRing() }
-      }
+      if actions.contains(.pruneRing) { sealQueue.async { [self] in pruneRing() } }
       if !sealWaiters.isEmpty {
         afterQueuedSeals { for waiter in sealWaiters { waiter() } }
       }
@@ -446,7 +436,8 @@ public final class Journal: @unchecked Sendable {
   }
 
   private func write(_ batch: [Pending]) {
-    if appendSync == .fsyncPerBatch {
+    let commit = writerState.commit
+    if commit == .syncEachRequest {
       for item in batch { item.completion(appendAndSync([item])[0]) }
       return
     }
@@ -466,7 +457,7 @@ public final class Journal: @unchecked Sendable {
       if case .success(let writer) = outcome.written { touched.append(writer) }
       results += zip(items, outcome.results).map { ($0, $1) }
     }
-    if appendSync == .groupCommit {
+    if commit == .syncEachFile {
       var failed: [ObjectIdentifier: JournalError] = [:]
       for writer in touched {
         do {
@@ -477,22 +468,18 @@ public final class Journal: @unchecked Sendable {
       }
       countSyncs(touched.count)
       if !failed.isEmpty {
-        // An unsynced write is not acknowledged: its client retries, and at worst the journal
-        // holds the record twice, never zero times.
         results = results.map { item, result in
-          guard case .success = result,
-            let writer = streams[StreamID(signal: item.request.signal, tenant: item.request.tenant)]?.writer,
-            let failure = failed[ObjectIdentifier(writer)]
-          else { return (item, result) }
-          return (item, .failure(failure))
+          let writer = streams[StreamID(signal: item.request.signal, tenant: item.request.tenant)]?.writer
+          let failure = writer.flatMap { failed[ObjectIdentifier($0)] }
+          return (item, JournalWriterStateMachine.acknowledgement(result, syncFailure: failure))
         }
         for stream in streams.values {
           if let writer = stream.writer, let failure = failed[ObjectIdentifier(writer)] {
-            poison(stream, error: failure, cutToLastSync: true)
+            poison(stream, error: failure, cutToLastSync: writerState.cutsToLastSync(after: .afterWrite))
           }
         }
       }
-    } else if appendSync == .interval {
+    } else if commit == .syncOnTick {
       for writer in touched where !dirtyForInterval.contains(where: { $0.writer === writer }) {
         if let stream = streams.values.first(where: { $0.writer === writer }) { dirtyForInterval.append(stream) }
       }
@@ -511,7 +498,9 @@ public final class Journal: @unchecked Sendable {
       return outcome.results
     } catch {
       let failure = JournalError(.io, error.description)
-      if let stream = streams[id] { poison(stream, error: failure, cutToLastSync: true) }
+      if let stream = streams[id] {
+        poison(stream, error: failure, cutToLastSync: writerState.cutsToLastSync(after: .afterWrite))
+      }
       return items.map { _ in .failure(failure) }
     }
   }
@@ -537,7 +526,9 @@ public final class Journal: @unchecked Sendable {
     } catch {
       return failAll(error)
     }
-    if let writer = stream.writer, writer.recordCount > 0, writer.byteCount + incoming > options.maxSegmentBytes {
+    if let writer = stream.writer,
+      writerState.rotatesBeforeAppend(records: writer.recordCount, bytes: writer.byteCount, incoming: incoming)
+    {
       rotate(stream)
     }
     let writer: SegmentFileWriter
@@ -635,7 +626,9 @@ public final class Journal: @unchecked Sendable {
         try timedSync(writer)
         count += 1
       } catch {
-        poison(stream, error: JournalError(.io, error.description), cutToLastSync: false)
+        poison(
+          stream, error: JournalError(.io, error.description), cutToLastSync: writerState.cutsToLastSync(after: .onTick)
+        )
       }
     }
     dirtyForInterval.removeAll()
@@ -657,18 +650,18 @@ public final class Journal: @unchecked Sendable {
     condition.unlock()
   }
 
-  /// Streams quiet for this long give their descriptor back until their next record.
-  static let idleDescriptorNanos: UInt64 = 5_000_000_000
-
   private func suspendIdle(now: UInt64) {
     for stream in streams.values {
-      guard let writer = stream.writer, !writer.isSuspended, now &- stream.lastAppendAt >= Self.idleDescriptorNanos
+      guard let writer = stream.writer, !writer.isSuspended,
+        writerState.suspendsIdle(lastAppendAt: stream.lastAppendAt, now: now)
       else { continue }
       do {
         try writer.suspend()
         dirtyForInterval.removeAll { $0 === stream }
       } catch {
-        poison(stream, error: JournalError(.io, error.description), cutToLastSync: options.durability != .interval)
+        poison(
+          stream, error: JournalError(.io, error.description),
+          cutToLastSync: writerState.cutsToLastSync(after: .beforeSuspend))
       }
     }
   }
@@ -721,10 +714,11 @@ public final class Journal: @unchecked Sendable {
   }
 
   private func rotateAged(now: UInt64, force: Bool) {
-    let maxAge = UInt64(options.maxSegmentAgeSeconds) * 1_000_000_000
     for stream in streams.values {
-      guard let writer = stream.writer, writer.recordCount > 0 else { continue }
-      if force || now &- stream.openedAt >= maxAge { rotate(stream) }
+      guard let writer = stream.writer,
+        writerState.rotatesAged(records: writer.recordCount, openedAt: stream.openedAt, now: now, force: force)
+      else { continue }
+      rotate(stream)
     }
   }
 
