@@ -153,7 +153,8 @@ public final class Journal: @unchecked Sendable {
 
   // Writer thread only.
   private var streams: [StreamID: StreamState] = [:]
-  private var lastIntervalSync: UInt64 = 0
+  /// When to sync, rotate, prune and acknowledge; the writer loop does the I/O.
+  private var writerState: JournalWriterStateMachine
   private var dirtyForInterval: [StreamState] = []
 
   /// Ring pruning, seal retries and the callbacks that wait for queued seals.
@@ -166,9 +167,6 @@ public final class Journal: @unchecked Sendable {
   /// ring and the archive): each holds a zstd context of a few MiB, and more of them than the
   /// two lanes of one journal would only share the same cores.
   private static let compressionSlots = DispatchSemaphore(value: 2)
-  /// How appends are synced: the durability policy, or `nil` for a journal of copies, which is
-  /// made durable by its seals alone (``JournalOptions/syncsAppends``).
-  private var appendSync: DurabilityPolicy? { options.syncsAppends ? options.durability : nil }
   /// Writer thread only: the lane the next rotated segment goes to.
   private var nextSealLane = 0
   /// Serializes ``pruneRing()``, which seals on every lane and the ring tick may start at once.
@@ -190,8 +188,6 @@ public final class Journal: @unchecked Sendable {
   /// The newest record time of any segment pruning deleted: the ring holds everything after it.
   private var prunedThroughUnixNano: UInt64?
   private var retentionPin: (@Sendable (_ tenant: String, _ from: UInt64, _ to: UInt64) -> Bool)?
-  // Writer thread only.
-  private var lastPruneAt: UInt64 = 0
 
   /// Sets what pins sealed segments against ring pruning (incidents); unpinned by default.
   public func setRetentionPin(_ pin: @escaping @Sendable (_ tenant: String, _ from: UInt64, _ to: UInt64) -> Bool) {
@@ -228,28 +224,27 @@ public final class Journal: @unchecked Sendable {
     self.lockDescriptor = fd
     self.layout = layout
     self.options = options
+    self.writerState = JournalWriterStateMachine(options: options)
     self.redactionPolicy = redactionPolicy
     self.logger = logger
     self.clock = clock
     do {
       self.nodeID = try Journal.resolveNodeID(configured: nodeID, layout: layout)
       let previousPolicy = try JournalPolicyFile.read(layout)
-      var reports: [RecoveryReport] = []
-      var bytes: Int64 = 0
+      var recovery = Recovery(
+        nodeID: self.nodeID, options: options, logger: logger, policy: previousPolicy,
+        continuesOpen: previousPolicy == redactionPolicy, now: clock.monotonic())
       var found: [StreamID: StreamState] = [:]
       for directory in layout.streamDirectories() {
-        if let stream = try Journal.recoverStream(
-          directory: directory, nodeID: self.nodeID, options: options, logger: logger, reports: &reports,
-          bytes: &bytes, ring: &ring, policy: previousPolicy, continueOpen: previousPolicy == redactionPolicy,
-          now: clock.monotonic())
-        {
+        if let stream = try recovery.recoverStream(directory: directory) {
           found[StreamID(signal: stream.signal, tenant: stream.tenant)] = stream
         }
       }
       if previousPolicy != redactionPolicy { try JournalPolicyFile.write(redactionPolicy, layout) }
-      self.recovery = reports
+      self.recovery = recovery.reports
       self.streams = found
-      self.diskBytes = bytes
+      self.diskBytes = recovery.bytes
+      self.ring = recovery.ring
     } catch {
       close(fd)
       throw error
@@ -399,7 +394,7 @@ public final class Journal: @unchecked Sendable {
       // whose retries then cost more than waiting does. At most a second at a time, so aged
       // segments still rotate.
       let throttleDeadline = Date(timeIntervalSinceNow: 1)
-      while sealBacklogBytes > options.maxSealBacklogBytes / 2 && sealRequests.isEmpty && !stopping {
+      while writerState.holdsAppendsBack(sealBacklogBytes: sealBacklogBytes) && sealRequests.isEmpty && !stopping {
         if !condition.wait(until: throttleDeadline) { break }
       }
       let batch = pending
@@ -418,18 +413,11 @@ public final class Journal: @unchecked Sendable {
         unwrittenBytes.subtract(batchBytes, ordering: .relaxed)
       }
       let now = clock.monotonic()
-      if appendSync == .interval,
-        now &- lastIntervalSync >= UInt64(options.syncIntervalMillis) * 1_000_000 || isStopping
-      {
-        syncInterval()
-        lastIntervalSync = now
-      }
-      rotateAged(now: now, force: isStopping || !sealWaiters.isEmpty)
+      let actions = writerState.tick(now: now, stopping: isStopping, sealRequested: !sealWaiters.isEmpty)
+      if actions.contains(.syncWrittenFiles) { syncInterval() }
+      rotateAged(now: now, force: actions.contains(.rotateEverySegment))
       suspendIdle(now: now)
-      if options.ringMaxAgeSeconds != nil || options.ringMaxBytes != nil, now &- lastPruneAt >= 1_000_000_000 {
-        lastPruneAt = now
-        sealQueue.async { [self] in pruneRing() }
-      }
+      if actions.contains(.pruneRing) { sealQueue.async { [self] in pruneRing() } }
       if !sealWaiters.isEmpty {
         afterQueuedSeals { for waiter in sealWaiters { waiter() } }
       }
@@ -448,7 +436,8 @@ public final class Journal: @unchecked Sendable {
   }
 
   private func write(_ batch: [Pending]) {
-    if appendSync == .fsyncPerBatch {
+    let commit = writerState.commit
+    if commit == .syncEachRequest {
       for item in batch { item.completion(appendAndSync([item])[0]) }
       return
     }
@@ -468,7 +457,7 @@ public final class Journal: @unchecked Sendable {
       if case .success(let writer) = outcome.written { touched.append(writer) }
       results += zip(items, outcome.results).map { ($0, $1) }
     }
-    if appendSync == .groupCommit {
+    if commit == .syncEachFile {
       var failed: [ObjectIdentifier: JournalError] = [:]
       for writer in touched {
         do {
@@ -479,22 +468,18 @@ public final class Journal: @unchecked Sendable {
       }
       countSyncs(touched.count)
       if !failed.isEmpty {
-        // An unsynced write is not acknowledged: its client retries, and at worst the journal
-        // holds the record twice, never zero times.
         results = results.map { item, result in
-          guard case .success = result,
-            let writer = streams[StreamID(signal: item.request.signal, tenant: item.request.tenant)]?.writer,
-            let failure = failed[ObjectIdentifier(writer)]
-          else { return (item, result) }
-          return (item, .failure(failure))
+          let writer = streams[StreamID(signal: item.request.signal, tenant: item.request.tenant)]?.writer
+          let failure = writer.flatMap { failed[ObjectIdentifier($0)] }
+          return (item, JournalWriterStateMachine.acknowledgement(result, syncFailure: failure))
         }
         for stream in streams.values {
           if let writer = stream.writer, let failure = failed[ObjectIdentifier(writer)] {
-            poison(stream, error: failure, cutToLastSync: true)
+            poison(stream, error: failure, cutToLastSync: writerState.cutsToLastSync(after: .afterWrite))
           }
         }
       }
-    } else if appendSync == .interval {
+    } else if commit == .syncOnTick {
       for writer in touched where !dirtyForInterval.contains(where: { $0.writer === writer }) {
         if let stream = streams.values.first(where: { $0.writer === writer }) { dirtyForInterval.append(stream) }
       }
@@ -513,7 +498,9 @@ public final class Journal: @unchecked Sendable {
       return outcome.results
     } catch {
       let failure = JournalError(.io, error.description)
-      if let stream = streams[id] { poison(stream, error: failure, cutToLastSync: true) }
+      if let stream = streams[id] {
+        poison(stream, error: failure, cutToLastSync: writerState.cutsToLastSync(after: .afterWrite))
+      }
       return items.map { _ in .failure(failure) }
     }
   }
@@ -539,7 +526,9 @@ public final class Journal: @unchecked Sendable {
     } catch {
       return failAll(error)
     }
-    if let writer = stream.writer, writer.recordCount > 0, writer.byteCount + incoming > options.maxSegmentBytes {
+    if let writer = stream.writer,
+      writerState.rotatesBeforeAppend(records: writer.recordCount, bytes: writer.byteCount, incoming: incoming)
+    {
       rotate(stream)
     }
     let writer: SegmentFileWriter
@@ -637,7 +626,9 @@ public final class Journal: @unchecked Sendable {
         try timedSync(writer)
         count += 1
       } catch {
-        poison(stream, error: JournalError(.io, error.description), cutToLastSync: false)
+        poison(
+          stream, error: JournalError(.io, error.description), cutToLastSync: writerState.cutsToLastSync(after: .onTick)
+        )
       }
     }
     dirtyForInterval.removeAll()
@@ -659,18 +650,18 @@ public final class Journal: @unchecked Sendable {
     condition.unlock()
   }
 
-  /// Streams quiet for this long give their descriptor back until their next record.
-  static let idleDescriptorNanos: UInt64 = 5_000_000_000
-
   private func suspendIdle(now: UInt64) {
     for stream in streams.values {
-      guard let writer = stream.writer, !writer.isSuspended, now &- stream.lastAppendAt >= Self.idleDescriptorNanos
+      guard let writer = stream.writer, !writer.isSuspended,
+        writerState.suspendsIdle(lastAppendAt: stream.lastAppendAt, now: now)
       else { continue }
       do {
         try writer.suspend()
         dirtyForInterval.removeAll { $0 === stream }
       } catch {
-        poison(stream, error: JournalError(.io, error.description), cutToLastSync: options.durability != .interval)
+        poison(
+          stream, error: JournalError(.io, error.description),
+          cutToLastSync: writerState.cutsToLastSync(after: .beforeSuspend))
       }
     }
   }
@@ -723,10 +714,11 @@ public final class Journal: @unchecked Sendable {
   }
 
   private func rotateAged(now: UInt64, force: Bool) {
-    let maxAge = UInt64(options.maxSegmentAgeSeconds) * 1_000_000_000
     for stream in streams.values {
-      guard let writer = stream.writer, writer.recordCount > 0 else { continue }
-      if force || now &- stream.openedAt >= maxAge { rotate(stream) }
+      guard let writer = stream.writer,
+        writerState.rotatesAged(records: writer.recordCount, openedAt: stream.openedAt, now: now, force: force)
+      else { continue }
+      rotate(stream)
     }
   }
 
@@ -781,41 +773,69 @@ public final class Journal: @unchecked Sendable {
   // MARK: - Sealing
 
   private func seal(_ writer: SegmentFileWriter) {
-    let directory = String(writer.path[..<(writer.path.lastIndex(of: "/") ?? writer.path.endIndex)])
-    let sealedPath = JournalLayout.sealedPath(in: directory, firstSeq: writer.firstSeq)
-    let sidecarPath = JournalLayout.sidecarPath(in: directory, firstSeq: writer.firstSeq)
-    let firstReceived = writer.firstReceivedUnixNano ?? 0
-    let lastReceived = writer.lastReceivedUnixNano
-    let openBytes = JournalFiles.size(of: writer.path)
     do {
-      let sealed = try writer.seal(to: sealedPath)
-      let segment = JournalSegment(
-        entry: sealed.entry, path: sealedPath, firstReceivedUnixNano: firstReceived,
-        lastReceivedUnixNano: lastReceived, redactionPolicy: redactionPolicy)
-      let sidecar = try segment.sidecarBytes()
-      try JournalFiles.writeAtomically(sidecar, to: sidecarPath)
-      unlink(writer.path)
-      try JournalFiles.syncDirectory(of: writer.path)
+      let sealed = try Journal.sealOpenSegment(writer, policy: redactionPolicy)
       condition.lock()
-      diskBytes += Int64(sealed.entry.size) + Int64(sidecar.count) - openBytes
+      diskBytes += sealed.diskBytesDelta
       sealedSegments += 1
-      ring.append(
-        RingSegment(
-          sealedPath: sealedPath, sidecarPath: sidecarPath, tenant: sealed.entry.tenant,
-          firstReceivedUnixNano: firstReceived, lastReceivedUnixNano: lastReceived,
-          bytes: Int64(sealed.entry.size) + Int64(sidecar.count)))
+      ring.append(sealed.ringSegment)
       condition.unlock()
       // Each seal may take the ring over its byte bound: prune now rather than at the next tick,
       // so a fast stream overshoots by at most the segments still open.
       if options.ringMaxBytes != nil { pruneRing() }
       logger.debug(
         "sealed segment",
-        metadata: ["path": "\(sealedPath)", "records": "\(sealed.entry.recordCount)", "bytes": "\(sealed.entry.size)"])
-    } catch let error as SegmentFileError {
-      scheduleSealRetry(path: writer.path, firstSeq: writer.firstSeq, error: error.description)
+        metadata: [
+          "path": "\(sealed.ringSegment.sealedPath)", "records": "\(sealed.entry.recordCount)",
+          "bytes": "\(sealed.entry.size)",
+        ])
     } catch {
-      scheduleSealRetry(path: writer.path, firstSeq: writer.firstSeq, error: "\(error)")
+      scheduleSealRetry(path: writer.path, firstSeq: writer.firstSeq, error: error.description)
     }
+  }
+
+  /// What sealing one open segment produced.
+  private struct SealedOpenSegment {
+    var entry: BlobEntry
+    var ringSegment: RingSegment
+    /// How the bytes on disk changed: the sealed blob and its sidecar came, the open file went.
+    var diskBytesDelta: Int64
+  }
+
+  /// Seals an open segment as a bundle blob: compresses it next to the open file, writes its
+  /// sidecar, removes the open file. The one sealing path, for the writer's rotations and for
+  /// recovery, so both leave the same files and count the same bytes.
+  ///
+  /// - Parameter policy: the redaction policy the segment's records went through.
+  private static func sealOpenSegment(_ writer: SegmentFileWriter, policy: RedactionPolicyReference)
+    throws(JournalError) -> SealedOpenSegment
+  {
+    let directory = String(writer.path[..<(writer.path.lastIndex(of: "/") ?? writer.path.endIndex)])
+    let sealedPath = JournalLayout.sealedPath(in: directory, firstSeq: writer.firstSeq)
+    let sidecarPath = JournalLayout.sidecarPath(in: directory, firstSeq: writer.firstSeq)
+    let firstReceived = writer.firstReceivedUnixNano ?? 0
+    let lastReceived = writer.lastReceivedUnixNano
+    let openBytes = JournalFiles.size(of: writer.path)
+    let sealed: SealedSegment
+    do {
+      sealed = try writer.seal(to: sealedPath)
+    } catch {
+      throw JournalError(.io, error.description)
+    }
+    let segment = JournalSegment(
+      entry: sealed.entry, path: sealedPath, firstReceivedUnixNano: firstReceived,
+      lastReceivedUnixNano: lastReceived, redactionPolicy: policy)
+    let sidecar = try segment.sidecarBytes()
+    try JournalFiles.writeAtomically(sidecar, to: sidecarPath)
+    unlink(writer.path)
+    try JournalFiles.syncDirectory(of: writer.path)
+    let sealedBytes = Int64(sealed.entry.size) + Int64(sidecar.count)
+    return SealedOpenSegment(
+      entry: sealed.entry,
+      ringSegment: RingSegment(
+        sealedPath: sealedPath, sidecarPath: sidecarPath, tenant: sealed.entry.tenant,
+        firstReceivedUnixNano: firstReceived, lastReceivedUnixNano: lastReceived, bytes: sealedBytes),
+      diskBytesDelta: sealedBytes - openBytes)
   }
 
   /// A segment that could not be sealed (a full disk, say) stays open on disk, complete and
@@ -963,33 +983,93 @@ public final class Journal: @unchecked Sendable {
     return generated
   }
 
-  /// Recovers one stream directory: removes leftovers of interrupted seals, finishes seals that
-  /// completed, cuts torn tails, seals all but the newest open segment, and finds the next seq.
-  private static func recoverStream(
-    directory: String, nodeID: String, options: JournalOptions, logger: Logger, reports: inout [RecoveryReport],
-    bytes: inout Int64, ring: inout [RingSegment], policy: RedactionPolicyReference, continueOpen: Bool,
-    now: UInt64
-  ) throws(JournalError) -> StreamState? {
-    let files = JournalLayout.listStream(directory)
-    for partial in files.partial { unlink(partial) }
-    var header: SegmentHeader?
-    var nextSeq: UInt64 = 0
-    let sealedSet = Set(files.sealed)
-    for firstSeq in files.sealed {
+  /// What recovering the stream directories at opening needs and adds up.
+  private struct Recovery {
+    let nodeID: String
+    let options: JournalOptions
+    let logger: Logger
+    /// The redaction policy the previous run captured under: segments sealed now were written
+    /// under it.
+    let policy: RedactionPolicyReference
+    /// Whether each stream's newest open segment stays open (the redaction policy is unchanged).
+    let continuesOpen: Bool
+    /// Monotonic time of opening: the age of the segments that stay open starts now.
+    let now: UInt64
+    var reports: [RecoveryReport] = []
+    /// Bytes of segment files on disk, open and sealed.
+    var bytes: Int64 = 0
+    var ring: [RingSegment] = []
+
+    /// Recovers one stream directory: removes leftovers of interrupted seals, adopts sealed
+    /// segments, cuts torn tails, seals all but the newest open segment, and finds the next seq.
+    mutating func recoverStream(directory: String) throws(JournalError) -> StreamState? {
+      let files = JournalLayout.listStream(directory)
+      for partial in files.partial { unlink(partial) }
+      var header: SegmentHeader?
+      var nextSeq: UInt64 = 0
+      for firstSeq in files.sealed {
+        let entry = try adoptSealed(in: directory, firstSeq: firstSeq, hasSidecar: files.sidecars.contains(firstSeq))
+        header = SegmentHeader(signal: entry.signal, tenant: entry.tenant, node: entry.node)
+        nextSeq = max(nextSeq, entry.lastSeq + 1)
+      }
+      var continuing: SegmentFileWriter?
+      let sealedSet = Set(files.sealed)
+      for (index, firstSeq) in files.open.enumerated() {
+        let openPath = JournalLayout.openPath(in: directory, firstSeq: firstSeq)
+        if sealedSet.contains(firstSeq) {
+          // The seal finished (the rename is atomic) but the open file was not yet removed.
+          unlink(openPath)
+          continue
+        }
+        guard let recovered = try recoverOpen(openPath, firstSeq: firstSeq) else { continue }
+        header = recovered.header
+        guard recovered.recordCount > 0 else {
+          unlink(openPath)
+          nextSeq = max(nextSeq, firstSeq)
+          continue
+        }
+        nextSeq = max(nextSeq, recovered.firstSeq + recovered.recordCount)
+        bytes += Int64(recovered.validLength)
+        let writer: SegmentFileWriter
+        do {
+          writer = try SegmentFileWriter(continuing: recovered, limits: options.limits)
+        } catch {
+          throw JournalError(.io, error.description)
+        }
+        if index == files.open.count - 1 && continuesOpen {
+          continuing = writer
+        } else {
+          // Only the newest segment of a stream stays open (older ones were mid-seal), and only
+          // when the redaction policy is unchanged. Sealed exactly as the writer seals.
+          let sealed = try Journal.sealOpenSegment(writer, policy: policy)
+          bytes += sealed.diskBytesDelta
+          ring.append(sealed.ringSegment)
+        }
+      }
+      guard let header else { return nil }
+      let stream = StreamState(directory: directory, signal: header.signal, tenant: header.tenant, nextSeq: nextSeq)
+      stream.writer = continuing
+      stream.openedAt = now
+      return stream
+    }
+
+    /// Reads (or rebuilds) the sidecar of a sealed segment and counts it into the ring.
+    private mutating func adoptSealed(in directory: String, firstSeq: UInt64, hasSidecar: Bool) throws(JournalError)
+      -> BlobEntry
+    {
       let sealedPath = JournalLayout.sealedPath(in: directory, firstSeq: firstSeq)
       let sidecarPath = JournalLayout.sidecarPath(in: directory, firstSeq: firstSeq)
       let segment: JournalSegment
-      if files.sidecars.contains(firstSeq) {
+      if hasSidecar {
         segment = try JournalSegment.read(sidecar: sidecarPath, sealedPath: sealedPath)
       } else {
-        segment = try rebuildSidecar(
-          sealedPath: sealedPath, sidecarPath: sidecarPath, firstSeq: firstSeq, options: options, policy: policy)
+        segment = try Journal.describeSealed(
+          path: sealedPath, firstSeq: firstSeq, limits: options.limits, policy: policy)
+        try JournalFiles.writeAtomically(try segment.sidecarBytes(), to: sidecarPath)
       }
       if segment.entry.node != nodeID {
         throw JournalError(.corrupt, "\(sealedPath) was captured by node \"\(segment.entry.node)\", not \"\(nodeID)\"")
       }
-      header = SegmentHeader(signal: segment.entry.signal, tenant: segment.entry.tenant, node: segment.entry.node)
-      nextSeq = max(nextSeq, segment.entry.lastSeq + 1)
       let segmentBytes = JournalFiles.size(of: sealedPath) + JournalFiles.size(of: sidecarPath)
       bytes += segmentBytes
       ring.append(
@@ -997,22 +1077,19 @@ public final class Journal: @unchecked Sendable {
           sealedPath: sealedPath, sidecarPath: sidecarPath, tenant: segment.entry.tenant,
           firstReceivedUnixNano: segment.firstReceivedUnixNano, lastReceivedUnixNano: segment.lastReceivedUnixNano,
           bytes: segmentBytes))
+      return segment.entry
     }
-    var continuing: SegmentFileWriter?
-    for (index, firstSeq) in files.open.enumerated() {
-      let openPath = JournalLayout.openPath(in: directory, firstSeq: firstSeq)
-      if sealedSet.contains(firstSeq) {
-        // The seal finished (the rename is atomic) but the open file was not yet removed.
-        unlink(openPath)
-        continue
-      }
+
+    /// Cuts the torn tail of an open segment and reports it; `nil` for a header-only leftover
+    /// (removed). Damage that is not a torn tail stops the opening.
+    private mutating func recoverOpen(_ openPath: String, firstSeq: UInt64) throws(JournalError) -> RecoveredSegment? {
       let recovered: RecoveredSegment
       do {
         recovered = try SegmentFileRecovery.recover(path: openPath, expectedFirstSeq: firstSeq, limits: options.limits)
       } catch {
         if error.kind == .corruptMiddle, Journal.isHeaderOnlyLeftover(openPath) {
           unlink(openPath)
-          continue
+          return nil
         }
         throw JournalError(
           .corrupt,
@@ -1030,52 +1107,8 @@ public final class Journal: @unchecked Sendable {
       if recovered.header.node != nodeID {
         throw JournalError(.corrupt, "\(openPath) was captured by node \"\(recovered.header.node)\", not \"\(nodeID)\"")
       }
-      header = recovered.header
-      guard recovered.recordCount > 0 else {
-        unlink(openPath)
-        nextSeq = max(nextSeq, firstSeq)
-        continue
-      }
-      nextSeq = max(nextSeq, recovered.firstSeq + recovered.recordCount)
-      bytes += Int64(recovered.validLength)
-      let writer: SegmentFileWriter
-      do {
-        writer = try SegmentFileWriter(continuing: recovered, limits: options.limits)
-      } catch {
-        throw JournalError(.io, error.description)
-      }
-      if index == files.open.count - 1 && continueOpen {
-        continuing = writer
-      } else {
-        // Only the newest segment of a stream stays open (older ones were mid-seal), and only
-        // when the redaction policy is unchanged.
-        let sealedPath = JournalLayout.sealedPath(in: directory, firstSeq: firstSeq)
-        do {
-          let sealed = try writer.seal(to: sealedPath)
-          let segment = JournalSegment(
-            entry: sealed.entry, path: sealedPath, firstReceivedUnixNano: recovered.firstReceivedUnixNano ?? 0,
-            lastReceivedUnixNano: recovered.lastReceivedUnixNano, redactionPolicy: policy)
-          try JournalFiles.writeAtomically(
-            try segment.sidecarBytes(), to: JournalLayout.sidecarPath(in: directory, firstSeq: firstSeq))
-          unlink(openPath)
-          bytes += Int64(sealed.entry.size) - Int64(recovered.validLength)
-          ring.append(
-            RingSegment(
-              sealedPath: sealedPath, sidecarPath: JournalLayout.sidecarPath(in: directory, firstSeq: firstSeq),
-              tenant: sealed.entry.tenant, firstReceivedUnixNano: segment.firstReceivedUnixNano,
-              lastReceivedUnixNano: segment.lastReceivedUnixNano, bytes: Int64(sealed.entry.size)))
-        } catch let error as JournalError {
-          throw error
-        } catch {
-          throw JournalError(.io, "\(error)")
-        }
-      }
+      return recovered
     }
-    guard let header else { return nil }
-    let stream = StreamState(directory: directory, signal: header.signal, tenant: header.tenant, nextSeq: nextSeq)
-    stream.writer = continuing
-    stream.openedAt = now
-    return stream
   }
 
   /// An open file that ends inside its segment header: creation crashed before the header was
@@ -1089,14 +1122,6 @@ public final class Journal: @unchecked Sendable {
     } catch {
       return false
     }
-  }
-
-  private static func rebuildSidecar(
-    sealedPath: String, sidecarPath: String, firstSeq: UInt64, options: JournalOptions, policy: RedactionPolicyReference
-  ) throws(JournalError) -> JournalSegment {
-    let rebuilt = try describeSealed(path: sealedPath, firstSeq: firstSeq, limits: options.limits, policy: policy)
-    try JournalFiles.writeAtomically(try rebuilt.sidecarBytes(), to: sidecarPath)
-    return rebuilt
   }
 
   /// Describes a sealed segment whose sidecar is missing by reading it in full.

@@ -21,60 +21,20 @@ struct OTLPHTTPHandlerConfiguration: Sendable {
 /// Serves OTLP/HTTP export requests on one connection, behind NIO's HTTP/1.1 decoder, pipelining
 /// handler (one request at a time, responses in order) and request decompressor.
 ///
-/// States (`Phase`):
-/// - `idle`: between requests; the idle timer runs and closes the connection when it fires.
-/// - `awaitingHead`: bytes of a request arrived, its head is not parsed yet; the read deadline
-///   runs (it started with the first byte).
-/// - `receiving`: the head was accepted and in-flight memory reserved; the body is buffered, the
-///   read deadline still runs.
-/// - `discarding`: an answer was already written before the request ended; the rest of the
-///   request is dropped (deadline still runs), then the connection is idle again.
-/// - `exporting`: the body is with the ingest; no timer runs, the response is written when the
-///   completion arrives (hopped onto this event loop).
-/// - `closed`: the connection is closing; everything is ignored.
+/// A thin shell around ``OTLPHTTPConnectionStateMachine``, which holds the connection's phase and
+/// decides every answer: this class feeds it the channel's events and performs the actions it
+/// returns (writes, closes, timers, asking the ingest, logging and counting refusals).
 ///
 /// In-flight memory: reserved before buffering and grown as the body arrives; released exactly
-/// once, by the export completion once the ingest is done with the body, or here when the request
-/// is abandoned (rejected mid-body, deadline, connection closed).
+/// once, by the export completion once the ingest is done with the body, or here when the state
+/// machine says the request is abandoned (rejected mid-body, deadline, connection closed).
 final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
   typealias InboundIn = HTTPServerRequestPart
   typealias OutboundOut = HTTPServerResponsePart
 
-  /// The granularity of in-flight reservations for bodies without a usable `Content-Length`,
-  /// so a chunked or compressed body costs one reservation per 64 KiB, not one per chunk.
-  static let reservationStep = 64 << 10
-
-  private struct Receiving {
-    var signal: Signal
-    var encoding: OTLPEncoding
-    var tenant: String?
-    var keepAlive: Bool
-    var version: HTTPVersion
-    var maxBytes: Int
-    var body: [UInt8]
-    var reserved: Int
-  }
-
-  private struct Exporting {
-    var id: UInt64
-    var signal: Signal
-    var encoding: OTLPEncoding
-    var keepAlive: Bool
-    var version: HTTPVersion
-  }
-
-  private enum Phase {
-    case idle
-    case awaitingHead
-    case receiving(Receiving)
-    case discarding(closeAtEnd: Bool)
-    case exporting(Exporting)
-    case closed
-  }
-
   private let configuration: OTLPHTTPHandlerConfiguration
   private var logger: Logger
-  private var phase: Phase = .idle
+  private var state: OTLPHTTPConnectionStateMachine
   private var timer: Scheduled<Void>?
   /// When the scheduled task fires, and the deadline it enforces (which may be later: the task
   /// then re-arms itself).
@@ -82,7 +42,6 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
   private var deadline: NIODeadline?
   /// Bumped on every rescheduling so a stale firing does nothing.
   private var timerGeneration: UInt64 = 0
-  private var nextExportID: UInt64 = 0
   private var context: ChannelHandlerContext?
   /// What the connection's verified client certificate names, read at the first request (the TLS
   /// handshake is over by then) and kept: it cannot change on an open connection. The outer
@@ -92,6 +51,9 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
   init(configuration: OTLPHTTPHandlerConfiguration) {
     self.configuration = configuration
     self.logger = configuration.logger
+    self.state = OTLPHTTPConnectionStateMachine(
+      tenantHeader: configuration.tenantHeader,
+      overloadedRetryAfterSeconds: configuration.overloadedRetryAfterSeconds)
   }
 
   // MARK: - Lifecycle
@@ -101,46 +63,29 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     if let remote = context.channel.remoteAddress {
       logger[metadataKey: "otlp.http.peer"] = "\(remote)"
     }
-    if context.channel.isActive { armIdleTimer(context: context) }
+    if context.channel.isActive { perform(state.channelActive(), context: context) }
   }
 
   func channelActive(context: ChannelHandlerContext) {
-    if case .idle = phase { armIdleTimer(context: context) }
+    perform(state.channelActive(), context: context)
     context.fireChannelActive()
   }
 
   func handlerRemoved(context: ChannelHandlerContext) {
-    abandon()
+    perform(state.channelClosed(), context: context)
     self.context = nil
   }
 
   func channelInactive(context: ChannelHandlerContext) {
-    abandon()
+    perform(state.channelClosed(), context: context)
     context.fireChannelInactive()
-  }
-
-  /// Forgets the current request: releases its reservation if the body was still ours, cancels
-  /// the timer. An export in progress releases its own reservation when it completes.
-  private func abandon() {
-    if case .receiving(let request) = phase, request.reserved > 0 {
-      configuration.ingest.releaseInFlight(request.reserved)
-    }
-    phase = .closed
-    cancelTimer()
-    // The connection is going: drop the task too, so it does not keep this handler alive.
-    timer?.cancel()
-    timer = nil
-    timerFiresAt = nil
   }
 
   // MARK: - Inbound
 
   func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
     if event is ConnectionBytesReceived {
-      if case .idle = phase {
-        phase = .awaitingHead
-        armDeadline(context: context)
-      }
+      perform(state.bytesReceived(), context: context)
       return
     }
     context.fireUserInboundEventTriggered(event)
@@ -148,9 +93,21 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
 
   func channelRead(context: ChannelHandlerContext, data: NIOAny) {
     switch unwrapInboundIn(data) {
-    case .head(let head): receivedHead(head, context: context)
-    case .body(let buffer): receivedBody(buffer, context: context)
-    case .end: receivedEnd(context: context)
+    case .head(let head):
+      // A request queued by the pipelining handler arrives without new bytes: its head starts
+      // the read deadline as the first bytes of a request do.
+      perform(state.bytesReceived(), context: context)
+      perform(state.receivedHead(head, maxRequestBytes: maxRequestBytes), context: context)
+    case .body(let buffer):
+      var action = state.receivedBody(buffer)
+      if case .reserveInFlight(let more) = action {
+        action =
+          configuration.ingest.reserveInFlight(more)
+          ? state.inFlightReserved(more, body: buffer) : state.inFlightRefused()
+      }
+      perform(action, context: context)
+    case .end:
+      perform(state.receivedEnd(), context: context)
     }
   }
 
@@ -158,11 +115,7 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     if error is HTTPParserError {
       // HTTPServerProtocolErrorHandler already answered 400 and the decoder closes the channel.
       logger.debug("rejected malformed HTTP", metadata: ["error": "\(error)"])
-      var signal: Signal?
-      if case .receiving(let request) = phase { signal = request.signal }
-      configuration.metrics?.refused(signal: signal, reason: .malformed)
-      abandon()
-      context.close(promise: nil)
+      perform(state.malformedRequest(), context: context)
       return
     }
     let rejection: OTLPHTTPRejection
@@ -179,164 +132,74 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
       rejection = error.rejection(limit: maxRequestBytes)
     default:
       logger.debug("closing connection after error", metadata: ["error": "\(error)"])
-      abandon()
-      context.close(promise: nil)
+      perform(state.connectionFailed(), context: context)
       return
     }
-    switch phase {
-    case .receiving(let request):
-      releaseReservation(request.reserved)
-      phase = .closed
-      reject(
-        rejection, signal: request.signal, encoding: request.encoding, version: request.version, keepAlive: false,
-        context: context)
-    case .closed:
-      // An answer is already on its way and closes the connection after it (the decompressor
-      // can report more than one error for one body).
-      break
-    case .idle, .awaitingHead, .discarding, .exporting:
-      abandon()
-      context.close(promise: nil)
-    }
+    perform(state.bodyUndecodable(rejection), context: context)
   }
 
   private var maxRequestBytes: Int { configuration.ingest.maxRequestBytes }
 
-  private func receivedHead(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-    switch phase {
-    case .idle:
-      armDeadline(context: context)
-    case .awaitingHead:
+  // MARK: - Actions
+
+  private func perform(_ action: OTLPHTTPConnectionStateMachine.Action, context: ChannelHandlerContext) {
+    switch action {
+    case .none:
       break
-    case .receiving, .discarding, .exporting, .closed:
-      // NIO's pipelining handler delivers one request at a time; nothing to do if it did not.
-      return
-    }
-    let encoding = OTLPHTTPProtocol.encoding(forContentType: head.headers.first(name: "Content-Type"))
-    let expectsContinue = head.headers[canonicalForm: "Expect"].contains { $0.lowercased() == "100-continue" }
-    // A client waiting for 100 Continue sends no body after a final answer, so the request's end
-    // never comes: such an exchange can only end by closing.
-    let keepAliveAfterRejection = head.isKeepAlive && !expectsContinue
-    let answerEncoding = encoding ?? .protobuf
-
-    guard let signal = OTLPHTTPProtocol.signal(forURI: head.uri) else {
-      return reject(
-        OTLPHTTPRejection(
-          status: .notFound, grpcCode: OTLPHTTPRejection.GRPCCode.notFound,
-          message: "no OTLP endpoint at \(Self.printable(head.uri)); use /v1/traces, /v1/logs or /v1/metrics",
-          reason: .notFound),
-        signal: nil, encoding: answerEncoding, version: head.version, keepAlive: keepAliveAfterRejection,
-        context: context)
-    }
-    guard head.method == .POST else {
-      return reject(
-        OTLPHTTPRejection(
-          status: .methodNotAllowed, grpcCode: OTLPHTTPRejection.GRPCCode.unimplemented,
-          message: "method \(head.method) not allowed on \(Self.printable(head.uri)); use POST",
-          reason: .methodNotAllowed, headers: [("Allow", "POST")]),
-        signal: signal, encoding: answerEncoding, version: head.version, keepAlive: keepAliveAfterRejection,
-        context: context)
-    }
-    guard let encoding else {
-      let given = head.headers.first(name: "Content-Type").map { "\"\(Self.printable($0))\"" } ?? "none"
-      return reject(
-        OTLPHTTPRejection(
-          RejectedRequest(
-            .unsupportedMediaType,
-            "unsupported Content-Type \(given); use application/x-protobuf or application/json")),
-        signal: signal, encoding: answerEncoding, version: head.version, keepAlive: keepAliveAfterRejection,
-        context: context)
-    }
-    if case .unsupported(let coding) = OTLPHTTPProtocol.contentCoding(head.headers) {
-      return reject(
-        OTLPHTTPRejection(
-          RejectedRequest(
-            .unsupportedMediaType,
-            "unsupported Content-Encoding \"\(Self.printable(coding))\"; use gzip, deflate, zstd or identity")),
-        signal: signal, encoding: encoding, version: head.version, keepAlive: keepAliveAfterRejection, context: context)
-    }
-    let limit = maxRequestBytes
-    var contentLength = 0
-    if let value = head.headers.first(name: "Content-Length") {
-      // The HTTP decoder has already refused values that are not a decimal number.
-      contentLength = Int(value) ?? Int.max
-    }
-    if contentLength > limit {
-      // Reading a body known to be too large only wastes bandwidth: answer and close at once.
-      return reject(
-        OTLPHTTPRejection(
-          RejectedRequest(
-            .payloadTooLarge, "Content-Length \(contentLength) exceeds the request limit of \(limit) bytes"),
-          closeConnection: true),
-        signal: signal, encoding: encoding, version: head.version, keepAlive: false, context: context)
-    }
-    if let problem = configuration.ingest.admissionProblem() {
-      return reject(
-        OTLPHTTPRejection(problem), signal: signal, encoding: encoding, version: head.version,
-        keepAlive: keepAliveAfterRejection, context: context)
-    }
-    if contentLength > 0, !configuration.ingest.reserveInFlight(contentLength) {
-      return reject(
-        overloaded(), signal: signal, encoding: encoding, version: head.version, keepAlive: keepAliveAfterRejection,
-        context: context)
-    }
-    var body: [UInt8] = []
-    body.reserveCapacity(contentLength)
-    phase = .receiving(
-      Receiving(
-        signal: signal, encoding: encoding, tenant: head.headers.first(name: configuration.tenantHeader),
-        keepAlive: head.isKeepAlive, version: head.version, maxBytes: limit, body: body, reserved: contentLength))
-    if expectsContinue {
-      context.writeAndFlush(
-        wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))), promise: nil)
-    }
-  }
-
-  private func receivedBody(_ buffer: ByteBuffer, context: ChannelHandlerContext) {
-    guard case .receiving(var request) = phase else { return }
-    let total = request.body.count + buffer.readableBytes
-    if total > request.maxBytes {
-      releaseReservation(request.reserved)
-      phase = .closed
-      return reject(
-        OTLPHTTPRejection(
-          RejectedRequest(.payloadTooLarge, "body exceeds the request limit of \(request.maxBytes) bytes"),
-          closeConnection: true),
-        signal: request.signal, encoding: request.encoding, version: request.version, keepAlive: false,
-        context: context)
-    }
-    if total > request.reserved {
-      let target = min(
-        request.maxBytes, (total + Self.reservationStep - 1) / Self.reservationStep * Self.reservationStep)
-      let more = max(target, total) - request.reserved
-      guard configuration.ingest.reserveInFlight(more) else {
-        releaseReservation(request.reserved)
-        phase = .discarding(closeAtEnd: false)
-        return reject(
-          overloaded(), signal: request.signal, encoding: request.encoding, version: request.version,
-          keepAlive: request.keepAlive, context: context)
-      }
-      request.reserved += more
-    }
-    // Avoid a copy-on-write of the body: take it out of the enum before appending.
-    phase = .closed
-    buffer.withUnsafeReadableBytes { request.body.append(contentsOf: $0) }
-    phase = .receiving(request)
-  }
-
-  private func receivedEnd(context: ChannelHandlerContext) {
-    switch phase {
-    case .receiving(let request):
-      startExport(request, context: context)
-    case .discarding(let closeAtEnd):
-      if closeAtEnd {
-        phase = .closed
-        cancelTimer()
+    case .armReadDeadline:
+      schedule(after: configuration.requestReadTimeout, context: context)
+    case .armIdleTimer:
+      schedule(after: configuration.idleTimeout, context: context)
+    case .admit(let bytes):
+      let ingest = configuration.ingest
+      let decision: OTLPHTTPConnectionStateMachine.AdmissionDecision
+      if let problem = ingest.admissionProblem() {
+        decision = .refused(problem)
+      } else if bytes > 0, !ingest.reserveInFlight(bytes) {
+        decision = .overloaded
       } else {
-        becomeIdle(context: context)
+        decision = .admitted
       }
-    case .idle, .awaitingHead, .exporting, .closed:
+      perform(state.admissionDecided(decision), context: context)
+    case .reserveInFlight:
+      // Answered in `channelRead`, which holds the body part the reservation is for.
       break
+    case .sendContinue(let version):
+      context.writeAndFlush(
+        wrapOutboundOut(.head(HTTPResponseHead(version: version, status: .continue))), promise: nil)
+    case .reject(let answer):
+      releaseReservation(answer.release)
+      reject(answer, context: context)
+    case .export(let export):
+      cancelTimer()
+      startExport(export, context: context)
+    case .respond(let response):
+      respond(response, context: context)
+    case .forget(let release):
+      releaseReservation(release)
+      stopTimers()
+    case .closeMalformed(let signal, let release):
+      configuration.metrics?.refused(signal: signal, reason: .malformed)
+      releaseReservation(release)
+      stopTimers()
+      context.close(promise: nil)
+    case .closeAfterError(let release):
+      releaseReservation(release)
+      stopTimers()
+      context.close(promise: nil)
+    case .closeIdle:
+      logger.debug("closing idle OTLP/HTTP connection")
+      context.close(promise: nil)
+    case .answerTimeoutAndClose(let signal, let release):
+      logger.info("OTLP/HTTP request not received within the read deadline; answering 408")
+      configuration.metrics?.refused(signal: signal, reason: .timeout)
+      releaseReservation(release)
+      stopTimers()
+      context.triggerUserOutboundEvent(SendRawAnswerAndClose(answer: .requestTimeout), promise: nil)
+    case .closeDiscarding:
+      logger.info("OTLP/HTTP request not received within the read deadline; closing")
+      stopTimers()
+      context.close(promise: nil)
     }
   }
 
@@ -349,20 +212,14 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     return identity
   }
 
-  private func startExport(_ request: Receiving, context: ChannelHandlerContext) {
-    cancelTimer()
-    nextExportID &+= 1
-    let exporting = Exporting(
-      id: nextExportID, signal: request.signal, encoding: request.encoding, keepAlive: request.keepAlive,
-      version: request.version)
-    phase = .exporting(exporting)
+  private func startExport(_ export: OTLPHTTPConnectionStateMachine.Export, context: ChannelHandlerContext) {
     let ingest = configuration.ingest
-    let reserved = request.reserved
+    let reserved = export.reserved
     let eventLoop = context.eventLoop
     let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
-    let id = exporting.id
+    let id = export.id
     ingest.export(
-      body: request.body, signal: request.signal, encoding: request.encoding, tenantHeader: request.tenant,
+      body: export.body, signal: export.signal, encoding: export.encoding, tenantHeader: export.tenant,
       clientIdentity: peerIdentity(context: context), transport: .http
     ) { result in
       // The ingest no longer holds the body once it has answered.
@@ -374,62 +231,47 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
   }
 
   private func exportFinished(id: UInt64, result: Result<IngestReceipt, RejectedRequest>) {
-    guard case .exporting(let exporting) = phase, exporting.id == id, let context else { return }
-    switch result {
-    case .success:
-      let close = !exporting.keepAlive
-      // The next state is set before `.end` is written: writing it lets the pipelining handler
-      // deliver a queued request re-entrantly.
-      if close { phase = .closed } else { becomeIdle(context: context) }
+    guard let context else { return }
+    perform(state.exportFinished(id: id, result: result), context: context)
+  }
+
+  private func respond(_ response: OTLPHTTPConnectionStateMachine.Response, context: ChannelHandlerContext) {
+    // The state machine is already in its next phase; the idle timer is armed before `.end` is
+    // written: writing it lets the pipelining handler deliver a queued request re-entrantly.
+    if !response.close { schedule(after: configuration.idleTimeout, context: context) }
+    switch response.outcome {
+    case .accepted:
       writeResponse(
-        status: .ok, contentType: OTLPHTTPProtocol.contentType(exporting.encoding),
-        body: OTLPHTTPProtocol.successBody(exporting.encoding), headers: [], version: exporting.version,
-        close: close, context: context)
-    case .failure(let rejected):
-      let rejection = OTLPHTTPRejection(rejected)
-      log(rejection, signal: exporting.signal)
-      configuration.metrics?.refused(signal: exporting.signal, reason: rejection.reason)
-      let close = !exporting.keepAlive || rejection.closeConnection
-      if close { phase = .closed } else { becomeIdle(context: context) }
+        status: .ok, contentType: OTLPHTTPProtocol.contentType(response.encoding),
+        body: OTLPHTTPProtocol.successBody(response.encoding), headers: [], version: response.version,
+        close: response.close, context: context)
+    case .rejected(let rejection):
+      log(rejection, signal: response.signal)
+      configuration.metrics?.refused(signal: response.signal, reason: rejection.reason)
       writeRejection(
-        rejection, encoding: exporting.encoding, version: exporting.version, close: close, context: context)
+        rejection, encoding: response.encoding, version: response.version, close: response.close, context: context)
     }
   }
 
   // MARK: - Answers
 
-  private func overloaded() -> OTLPHTTPRejection {
-    OTLPHTTPRejection(
-      RejectedRequest(
-        .overloaded, "in-flight memory bound reached; retry later",
-        retryAfterSeconds: configuration.overloadedRetryAfterSeconds))
-  }
-
   /// Answers before the request has ended; the rest of it is then discarded, or the connection
-  /// closed.
+  /// closed (as the state machine decided).
   ///
   /// The answer is written from a new event loop task, not from inside this read: writing a
   /// response's end makes NIO's pipelining handler deliver the next queued request at once, so
   /// answering synchronously would nest one call level per queued request (thousands for a
   /// single read full of tiny pipelined requests behind an export) and could exhaust the stack.
-  private func reject(
-    _ rejection: OTLPHTTPRejection, signal: Signal?, encoding: OTLPEncoding, version: HTTPVersion, keepAlive: Bool,
-    context: ChannelHandlerContext
-  ) {
-    log(rejection, signal: signal)
-    configuration.metrics?.refused(signal: signal, reason: rejection.reason)
-    let close = rejection.closeConnection || !keepAlive
-    if close {
-      phase = .closed
-      cancelTimer()
-    } else {
-      phase = .discarding(closeAtEnd: false)
-    }
+  private func reject(_ answer: OTLPHTTPConnectionStateMachine.Rejection, context: ChannelHandlerContext) {
+    log(answer.rejection, signal: answer.signal)
+    configuration.metrics?.refused(signal: answer.signal, reason: answer.rejection.reason)
+    if answer.close { cancelTimer() }
     context.eventLoop.assumeIsolated().execute {
       // Malformed HTTP closes the connection at once (NIO's protocol error handler has answered
       // 400 by then): the pending answer must not follow it.
       guard let context = self.context, context.channel.isActive else { return }
-      self.writeRejection(rejection, encoding: encoding, version: version, close: close, context: context)
+      self.writeRejection(
+        answer.rejection, encoding: answer.encoding, version: answer.version, close: answer.close, context: context)
     }
   }
 
@@ -488,26 +330,15 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     if bytes > 0 { configuration.ingest.releaseInFlight(bytes) }
   }
 
-  /// A request line can hold any bytes the decoder let through; keep log lines and answers short
-  /// and printable.
-  static func printable(_ text: String) -> String {
-    let cut = text.unicodeScalars.prefix(200).map { $0.value >= 0x20 && $0.value < 0x7F ? Character($0) : "?" }
-    return String(cut) + (text.unicodeScalars.count > 200 ? "…" : "")
-  }
-
   // MARK: - Timers
 
-  private func becomeIdle(context: ChannelHandlerContext) {
-    phase = .idle
-    armIdleTimer(context: context)
-  }
-
-  private func armIdleTimer(context: ChannelHandlerContext) {
-    schedule(after: configuration.idleTimeout, context: context)
-  }
-
-  private func armDeadline(context: ChannelHandlerContext) {
-    schedule(after: configuration.requestReadTimeout, context: context)
+  /// Forgets the deadline and drops the scheduled task too: the connection is going, and the
+  /// task must not keep this handler alive.
+  private func stopTimers() {
+    cancelTimer()
+    timer?.cancel()
+    timer = nil
+    timerFiresAt = nil
   }
 
   /// Forgets the pending deadline. The scheduled task, if any, stays: when it fires it finds no
@@ -547,30 +378,12 @@ final class OTLPHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
       return
     }
     deadline = nil
-    timerFired(generation: generation)
+    timerFired()
   }
 
-  private func timerFired(generation: UInt64) {
+  private func timerFired() {
     guard let context else { return }
-    switch phase {
-    case .idle:
-      logger.debug("closing idle OTLP/HTTP connection")
-      phase = .closed
-      context.close(promise: nil)
-    case .awaitingHead, .receiving:
-      logger.info("OTLP/HTTP request not received within the read deadline; answering 408")
-      var signal: Signal?
-      if case .receiving(let request) = phase { signal = request.signal }
-      configuration.metrics?.refused(signal: signal, reason: .timeout)
-      abandon()
-      context.triggerUserOutboundEvent(SendRawAnswerAndClose(answer: .requestTimeout), promise: nil)
-    case .discarding:
-      logger.info("OTLP/HTTP request not received within the read deadline; closing")
-      abandon()
-      context.close(promise: nil)
-    case .exporting, .closed:
-      break
-    }
+    perform(state.deadlinePassed(), context: context)
   }
 }
 

@@ -77,6 +77,13 @@ enum OTLPHTTPProtocol {
     }
   }
 
+  /// A request line can hold any bytes the decoder let through; keep log lines and answers short
+  /// and printable.
+  static func printable(_ text: String) -> String {
+    let cut = text.unicodeScalars.prefix(200).map { $0.value >= 0x20 && $0.value < 0x7F ? Character($0) : "?" }
+    return String(cut) + (text.unicodeScalars.count > 200 ? "…" : "")
+  }
+
   /// The response content type for a body in `encoding`.
   static func contentType(_ encoding: OTLPEncoding) -> String {
     switch encoding {
