@@ -20,6 +20,19 @@ public enum ZstdErrorCode: Sendable, Hashable {
 
 /// zstd compression and bounded decompression (BUNDLE-FORMAT.md §6.1, §7).
 public enum Zstd {
+  /// A decompression context for `input` once its frames passed ``validateFrames(_:)``, with the
+  /// window capped at ``maxWindowLog``; the caller frees it (`ZSTD_freeDCtx`).
+  private static func boundedDecompressionContext(for input: UnsafeRawBufferPointer) throws(ZstdError)
+    -> OpaquePointer
+  {
+    try validateFrames(input)
+    guard let context = ZSTD_createDCtx() else {
+      throw ZstdError(.library, "zstd: cannot allocate a decompression context")
+    }
+    _ = ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, maxWindowLog)
+    return context
+  }
+
   /// The largest window a blob may use: 2^27 bytes.
   public static let maxWindowLog: Int32 = 27
 
@@ -131,12 +144,8 @@ public enum Zstd {
     maxOutputBytes: Int,
     into sink: (UnsafeRawBufferPointer) -> Void
   ) throws(ZstdError) -> Int {
-    try validateFrames(input)
-    guard let context = ZSTD_createDCtx() else {
-      throw ZstdError(.library, "zstd: cannot allocate a decompression context")
-    }
+    let context = try boundedDecompressionContext(for: input)
     defer { ZSTD_freeDCtx(context) }
-    _ = ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, maxWindowLog)
     guard let base = input.baseAddress else { return 0 }
     let chunkSize = 1 << 17
     let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
@@ -211,12 +220,8 @@ public enum Zstd {
   public static func decompress(
     _ input: UnsafeRawBufferPointer, into output: UnsafeMutableRawBufferPointer
   ) throws(ZstdError) -> Int {
-    try validateFrames(input)
-    guard let context = ZSTD_createDCtx() else {
-      throw ZstdError(.library, "zstd: cannot allocate a decompression context")
-    }
+    let context = try boundedDecompressionContext(for: input)
     defer { ZSTD_freeDCtx(context) }
-    _ = ZSTD_DCtx_setParameter(context, ZSTD_d_windowLogMax, maxWindowLog)
     guard let inputBase = input.baseAddress else { return 0 }
     let limitExceeded = ZstdError(
       .outputLimitExceeded, "zstd: output exceeds the limit of \(max(output.count - 1, 0)) bytes")
