@@ -418,7 +418,7 @@ public final class Journal: @unchecked Sendable {
       }
       let now = clock.monotonic()
       if appendSync == .interval,
-        now &- lastIntervalSync >= UInt64(options.syncIntervalMillis) * 1_000_000 || isStopping
+        now &- lastIntervalSync >= options.syncIntervalNanos || isStopping
       {
         syncInterval()
         lastIntervalSync = now
@@ -722,7 +722,7 @@ public final class Journal: @unchecked Sendable {
   }
 
   private func rotateAged(now: UInt64, force: Bool) {
-    let maxAge = UInt64(options.maxSegmentAgeSeconds) * 1_000_000_000
+    let maxAge = options.maxSegmentAgeNanos
     for stream in streams.values {
       guard let writer = stream.writer, writer.recordCount > 0 else { continue }
       if force || now &- stream.openedAt >= maxAge { rotate(stream) }
@@ -886,7 +886,7 @@ public final class Journal: @unchecked Sendable {
     let candidates = ring.sorted { $0.lastReceivedUnixNano < $1.lastReceivedUnixNano }
     var total = diskBytes
     condition.unlock()
-    let maxAge = options.ringMaxAgeSeconds.map { UInt64($0) * 1_000_000_000 }
+    let maxAge = options.ringMaxAgeNanos
     var removed: Set<String> = []
     var removedBytes: Int64 = 0
     var removedThrough: UInt64 = 0
