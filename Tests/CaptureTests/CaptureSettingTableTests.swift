@@ -1,9 +1,9 @@
 import Foundation
+import Receivers
 import Testing
 
 @testable import Capture
 @testable import Journal
-import Receivers
 @testable import Settings
 
 /// The capture configuration's key table: one row per setting, read the same from a file and
