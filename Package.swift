@@ -89,8 +89,9 @@ let package = Package(
       name: "Audit",
       dependencies: ["EvidenceIO", "Manifest", "OTLPProto", .product(name: "SwiftProtobuf", package: "swift-protobuf")]
     ),
-    // The value syntax shared by every configuration file and flag (sizes, durations).
-    .target(name: "Settings"),
+    // The value syntax shared by every configuration file and flag (sizes, durations, listen
+    // addresses) and the one YAML configuration reader every configuration file is walked with.
+    .target(name: "Settings", dependencies: [.product(name: "Yams", package: "Yams")]),
     // The segment journal: admitted requests appended as framed records with group commit, segments
     // rotated and sealed, recovery after a crash, the ring, selection of a window for a bundle.
     .target(

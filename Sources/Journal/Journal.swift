@@ -907,7 +907,7 @@ public final class Journal: @unchecked Sendable {
     let candidates = ring.sorted { $0.lastReceivedUnixNano < $1.lastReceivedUnixNano }
     var total = diskBytes
     condition.unlock()
-    let maxAge = options.ringMaxAgeSeconds.map { UInt64($0) * 1_000_000_000 }
+    let maxAge = options.ringMaxAgeNanos
     var removed: Set<String> = []
     var removedBytes: Int64 = 0
     var removedThrough: UInt64 = 0

@@ -54,6 +54,22 @@ public struct JournalOptions: Sendable, Equatable {
   public var limits = VerificationLimits()
 
   public init() {}
+
+  /// ``syncIntervalMillis`` in nanoseconds.
+  public var syncIntervalNanos: UInt64 { Self.nanoseconds(syncIntervalMillis, per: 1_000_000) }
+  /// ``maxSegmentAgeSeconds`` in nanoseconds.
+  public var maxSegmentAgeNanos: UInt64 { Self.nanoseconds(maxSegmentAgeSeconds, per: 1_000_000_000) }
+  /// ``ringMaxAgeSeconds`` in nanoseconds.
+  public var ringMaxAgeNanos: UInt64? { ringMaxAgeSeconds.map { Self.nanoseconds($0, per: 1_000_000_000) } }
+
+  /// `value` units of `per` nanoseconds each, checked: these options can be set through the API
+  /// as well as from a validated configuration, and a negative or overlong value must not trap
+  /// the writer thread. Below 0 reads as 0, past `UInt64.max` as `UInt64.max` (never).
+  static func nanoseconds(_ value: Int, per unit: UInt64) -> UInt64 {
+    guard value > 0 else { return 0 }
+    let (product, overflow) = UInt64(value).multipliedReportingOverflow(by: unit)
+    return overflow ? .max : product
+  }
 }
 
 /// Why the journal could not open or take a record.

@@ -72,19 +72,11 @@ struct JournalWriterStateMachine {
       case .interval: commit = .syncOnTick
       }
     }
-    syncIntervalNanos = Self.nanos(options.syncIntervalMillis, per: 1_000_000)
+    syncIntervalNanos = options.syncIntervalNanos
     maxSegmentBytes = options.maxSegmentBytes
-    maxSegmentAgeNanos = Self.nanos(options.maxSegmentAgeSeconds, per: 1_000_000_000)
+    maxSegmentAgeNanos = options.maxSegmentAgeNanos
     maxSealBacklogBytes = options.maxSealBacklogBytes
     prunesRing = options.ringMaxAgeSeconds != nil || options.ringMaxBytes != nil
-  }
-
-  /// `value` units of `unit` nanoseconds. Options come from validated configuration; a value
-  /// out of range here means "never" (too large) or "at once" (negative) rather than a trap.
-  private static func nanos(_ value: Int, per unit: UInt64) -> UInt64 {
-    guard value > 0 else { return 0 }
-    let (product, overflow) = UInt64(value).multipliedReportingOverflow(by: unit)
-    return overflow ? .max : product
   }
 
   /// Whether queued appends wait before being written: compression is more than half its bound

@@ -157,13 +157,7 @@ public struct SamplingPolicy: Sendable, Equatable {
   /// policy, then validates it. Unknown keys are errors naming the file and the key.
   public mutating func apply(yaml text: String, path: String) throws(SamplingPolicyError) {
     let reader = PolicyYAML(path: path)
-    let node: Node?
-    do {
-      node = try Yams.compose(yaml: text)
-    } catch {
-      throw SamplingPolicyError(path: path, key: "the document", "not valid YAML: \(error)")
-    }
-    guard let node else { return }
+    guard let node = try reader.yaml.document(text) else { return }
     for (key, value) in try reader.mapping(node, "the document") {
       switch key {
       case "traces":
@@ -228,32 +222,39 @@ public struct SamplingPolicy: Sendable, Equatable {
   }
 }
 
-/// Typed readers of YAML scalars whose errors name the file and the key.
+/// Typed readers of YAML scalars whose errors name the file and the key: the shared
+/// configuration reader in this file's wording, and the value kinds only a policy has.
 private struct PolicyYAML {
-  var path: String
+  let yaml: ConfigurationYAML<SamplingPolicyError>
+
+  init(path: String) {
+    yaml = ConfigurationYAML(path: path) { key, problem in
+      let message =
+        switch problem {
+        case .invalidYAML(let description): "not valid YAML: \(description)"
+        case .notMapping: "must be a mapping"
+        case .nonStringKey: "has a non-string key"
+        case .notScalar: "must be a scalar"
+        case .notList: "must be a list"
+        case .notDuration(let text): "\"\(text)\" is not a duration (\(DurationText.hint))"
+        case .notSize(let text): "\"\(text)\" is not a size (like 1048576, 512KiB, 64MiB)"
+        case .unknownKey: "unknown key (see config/sampling.example.yaml)"
+        }
+      return SamplingPolicyError(path: path, key: key, message)
+    }
+  }
 
   func error(_ key: String, _ message: String) -> SamplingPolicyError {
-    SamplingPolicyError(path: path, key: key, message)
+    SamplingPolicyError(path: yaml.path, key: key, message)
   }
 
-  func unknown(_ key: String) -> SamplingPolicyError {
-    error(key, "unknown key (see config/sampling.example.yaml)")
-  }
+  func unknown(_ key: String) -> SamplingPolicyError { yaml.unknown(key) }
 
   func mapping(_ node: Node, _ key: String) throws(SamplingPolicyError) -> [(String, Node)] {
-    guard let mapping = node.mapping else { throw error(key, "must be a mapping") }
-    var result: [(String, Node)] = []
-    for (name, value) in mapping {
-      guard let text = name.string else { throw error(key, "has a non-string key") }
-      result.append((text, value))
-    }
-    return result
+    try yaml.mapping(node, key)
   }
 
-  func string(_ node: Node, _ key: String) throws(SamplingPolicyError) -> String {
-    guard let scalar = node.scalar else { throw error(key, "must be a scalar") }
-    return scalar.string
-  }
+  func string(_ node: Node, _ key: String) throws(SamplingPolicyError) -> String { try yaml.string(node, key) }
 
   /// `off`, `none`, `null` or `~`: the rule is turned off.
   func isOff(_ node: Node) throws(SamplingPolicyError) -> Bool {
@@ -284,9 +285,8 @@ private struct PolicyYAML {
   }
 
   func strings(_ node: Node, _ key: String) throws(SamplingPolicyError) -> [String] {
-    guard let sequence = node.sequence else { throw error(key, "must be a list") }
     var result: [String] = []
-    for item in sequence {
+    for item in try yaml.sequence(node, key) {
       guard let scalar = item.scalar else { throw error(key, "must be a list of names") }
       result.append(scalar.string)
     }
@@ -294,18 +294,12 @@ private struct PolicyYAML {
   }
 
   func milliseconds(_ node: Node, _ key: String) throws(SamplingPolicyError) -> Int {
-    let text = try string(node, key)
-    guard let value = DurationText.milliseconds(text) else {
-      throw error(key, "\"\(text)\" is not a duration (\(DurationText.hint))")
-    }
-    return value
+    try yaml.duration(node, key).milliseconds
   }
 
   func size(_ node: Node, _ key: String) throws(SamplingPolicyError) -> Int {
     let text = try string(node, key)
-    guard let value = ByteSize.parse(text), let bytes = Int(exactly: value) else {
-      throw error(key, "\"\(text)\" is not a size (like 1048576, 512KiB, 64MiB)")
-    }
+    guard let bytes = try yaml.size(node, key).intValue else { throw yaml.error(key, .notSize(text)) }
     return bytes
   }
 

@@ -34,17 +34,23 @@ struct CaptureCommand: AsyncParsableCommand {
   @Option(help: "Data directory holding the journal (default ./stella-data).")
   var data: String?
 
-  @Option(name: .customLong("otlp-http"), help: "OTLP/HTTP listen address (default 127.0.0.1:4318).")
-  var otlpHTTP: String?
+  @Option(
+    name: .customLong("otlp-http"),
+    help: ArgumentHelp("OTLP/HTTP listen address (default 127.0.0.1:4318).", valueName: "host:port"))
+  var otlpHTTP: ListenAddress?
 
-  @Option(name: .customLong("otlp-grpc"), help: "OTLP/gRPC listen address (default 127.0.0.1:4317).")
-  var otlpGRPC: String?
+  @Option(
+    name: .customLong("otlp-grpc"),
+    help: ArgumentHelp("OTLP/gRPC listen address (default 127.0.0.1:4317).", valueName: "host:port"))
+  var otlpGRPC: ListenAddress?
 
-  @Option(help: "Admin endpoint listen address (default 127.0.0.1:4320).")
-  var admin: String?
+  @Option(help: ArgumentHelp("Admin endpoint listen address (default 127.0.0.1:4320).", valueName: "host:port"))
+  var admin: ListenAddress?
 
-  @Option(help: "Prometheus GET /metrics listen address, or off (default 127.0.0.1:9464).")
-  var metrics: String?
+  @Option(
+    help: ArgumentHelp(
+      "Prometheus GET /metrics listen address, or off (default 127.0.0.1:9464).", valueName: "host:port|off"))
+  var metrics: OptionalListenAddress?
 
   @Option(
     name: .customLong("admin-tokens"),
@@ -75,28 +81,30 @@ struct CaptureCommand: AsyncParsableCommand {
   var insecureListen = false
 
   @Option(help: "Preset: default, forensic or airgap.")
-  var profile: String?
+  var profile: CaptureProfile?
 
   @Option(name: .customLong("node-id"), help: "Node id (default: the one stored in the data directory, or a new one).")
   var nodeID: String?
 
   @Option(help: "fsync-per-batch, group-commit (default) or interval.")
-  var durability: String?
+  var durability: DurabilityPolicy?
 
-  @Option(name: .customLong("sync-interval"), help: "Sync period of the interval policy (default 200ms).")
-  var syncInterval: String?
+  @Option(name: .customLong("sync-interval"), help: duration("Sync period of the interval policy (default 200ms)."))
+  var syncInterval: ConfiguredDuration?
 
-  @Option(name: .customLong("max-inflight-bytes"), help: "In-flight request memory bound (default 256MiB).")
-  var maxInFlightBytes: String?
+  @Option(name: .customLong("max-inflight-bytes"), help: size("In-flight request memory bound (default 256MiB)."))
+  var maxInFlightBytes: ByteCount?
 
-  @Option(name: .customLong("max-journal-bytes"), help: "Journal disk bound (default 8GiB).")
-  var maxJournalBytes: String?
+  @Option(name: .customLong("max-journal-bytes"), help: size("Journal disk bound (default 8GiB)."))
+  var maxJournalBytes: ByteCount?
 
-  @Option(name: .customLong("min-free-bytes"), help: "Free space left on the journal's file system (default 256MiB).")
-  var minFreeBytes: String?
+  @Option(
+    name: .customLong("min-free-bytes"), help: size("Free space left on the journal's file system (default 256MiB)."))
+  var minFreeBytes: ByteCount?
 
-  @Option(name: .customLong("max-request-bytes"), help: "Largest request body, compressed or not (default 16MiB).")
-  var maxRequestBytes: String?
+  @Option(
+    name: .customLong("max-request-bytes"), help: size("Largest request body, compressed or not (default 16MiB)."))
+  var maxRequestBytes: ByteCount?
 
   @Option(
     name: .customLong("max-connections"), help: "Open OTLP connections, HTTP and gRPC together (default 1024).")
@@ -105,14 +113,15 @@ struct CaptureCommand: AsyncParsableCommand {
   @Option(name: .customLong("max-tenants"), help: "Tenants taken; new ones past this are refused (default 1000).")
   var maxTenants: Int?
 
-  @Option(name: .customLong("segment-max-bytes"), help: "Seal a segment at this uncompressed size (default 32MiB).")
-  var segmentMaxBytes: String?
+  @Option(
+    name: .customLong("segment-max-bytes"), help: size("Seal a segment at this uncompressed size (default 32MiB)."))
+  var segmentMaxBytes: ByteCount?
 
-  @Option(name: .customLong("segment-max-age"), help: "Seal a segment at this age (default 60s).")
-  var segmentMaxAge: String?
+  @Option(name: .customLong("segment-max-age"), help: duration("Seal a segment at this age (default 60s)."))
+  var segmentMaxAge: ConfiguredDuration?
 
-  @Option(name: .customLong("request-timeout"), help: "A request must arrive within this (default 30s).")
-  var requestTimeout: String?
+  @Option(name: .customLong("request-timeout"), help: duration("A request must arrive within this (default 30s)."))
+  var requestTimeout: ConfiguredDuration?
 
   @Option(name: .customLong("redaction-policy"), help: "Redaction policy applied before anything reaches disk.")
   var redactionPolicy: String?
@@ -120,14 +129,15 @@ struct CaptureCommand: AsyncParsableCommand {
   @Option(name: .customLong("sampling-policy"), help: "Tail-sampling policy for the long-term archive.")
   var samplingPolicy: String?
 
-  @Option(name: .customLong("ring-max-age"), help: "Flight recorder age bound (default 1h).")
-  var ringMaxAge: String?
+  @Option(name: .customLong("ring-max-age"), help: duration("Flight recorder age bound (default 1h)."))
+  var ringMaxAge: ConfiguredDuration?
 
-  @Option(name: .customLong("ring-max-bytes"), help: "Flight recorder byte bound (default 4GiB).")
-  var ringMaxBytes: String?
+  @Option(name: .customLong("ring-max-bytes"), help: size("Flight recorder byte bound (default 4GiB)."))
+  var ringMaxBytes: ByteCount?
 
-  @Option(name: .customLong("default-lookback"), help: "Look-back of incidents that name none (default 15m).")
-  var defaultLookback: String?
+  @Option(
+    name: .customLong("default-lookback"), help: duration("Look-back of incidents that name none (default 15m)."))
+  var defaultLookback: ConfiguredDuration?
 
   @Option(name: .customLong("log-level"), help: "trace, debug, info (default), notice, warning, error.")
   var logLevel: String = "info"
@@ -261,158 +271,79 @@ struct CaptureCommand: AsyncParsableCommand {
     } catch {
       throw CLIFailure.usage(error.message)
     }
-    if let profile {
-      guard let chosen = CaptureProfile(rawValue: profile) else {
-        throw CLIFailure.usage("--profile must be default, forensic or airgap, not \(profile)")
-      }
-      profileChoice = chosen
-    }
+    if let profile { profileChoice = profile }
     var configuration = CaptureConfiguration(profile: profileChoice)
     do {
       if let yamlText { try configuration.apply(yaml: yamlText, path: config ?? "") }
     } catch {
       throw CLIFailure.usage(error.message)
     }
-    if profile != nil { configuration.noteFlag("--profile", setting: "profile") }
     try applyFlags(to: &configuration)
     return configuration
   }
 
-  /// Every flag given, over the profile and the file; kept in the order of the option list.
+  /// The value each flag was given, in the order of the option list: the key table
+  /// (`CaptureConfiguration.apply(flag:_:)`) says which setting each one sets.
+  private var flagValues: [(flag: String, value: SettingValue?)] {
+    [
+      ("--profile", profile.map { .text($0.rawValue) }),
+      ("--data", data.map { .text($0) }),
+      ("--node-id", nodeID.map { .text($0) }),
+      ("--otlp-http", otlpHTTP.map { .address($0) }),
+      ("--otlp-grpc", otlpGRPC.map { .address($0) }),
+      ("--admin", admin.map { .address($0) }),
+      ("--metrics", metrics.map { .address($0.address) }),
+      ("--admin-tokens", adminTokens.map { .text($0) }),
+      ("--admin-host-name", adminHostName.isEmpty ? nil : .names(adminHostName)),
+      ("--insecure-listen", insecureListen ? .bool(true) : nil),
+      ("--tls-cert", tlsCert.map { .text($0) }),
+      ("--tls-key", tlsKey.map { .text($0) }),
+      ("--tls-client-ca", tlsClientCA.map { .text($0) }),
+      ("--durability", durability.map { .text($0.rawValue) }),
+      ("--sync-interval", syncInterval.map { .duration($0) }),
+      ("--max-inflight-bytes", maxInFlightBytes.map { .size($0) }),
+      ("--max-journal-bytes", maxJournalBytes.map { .size($0) }),
+      ("--min-free-bytes", minFreeBytes.map { .size($0) }),
+      ("--max-request-bytes", maxRequestBytes.map { .size($0) }),
+      ("--max-connections", maxConnections.map { .count($0) }),
+      ("--max-tenants", maxTenants.map { .count($0) }),
+      ("--segment-max-bytes", segmentMaxBytes.map { .size($0) }),
+      ("--segment-max-age", segmentMaxAge.map { .duration($0) }),
+      ("--redaction-policy", redactionPolicy.map { .text($0) }),
+      ("--sampling-policy", samplingPolicy.map { .text($0) }),
+      ("--ring-max-age", ringMaxAge.map { .duration($0) }),
+      ("--ring-max-bytes", ringMaxBytes.map { .size($0) }),
+      ("--default-lookback", defaultLookback.map { .duration($0) }),
+      ("--request-timeout", requestTimeout.map { .duration($0) }),
+    ]
+  }
+
+  /// Every flag given, over the profile and the file.
   private func applyFlags(to configuration: inout CaptureConfiguration) throws {
-    if let data { configuration.set(\.dataDirectory, to: data, key: "data", flag: "--data") }
-    if let nodeID { configuration.set(\.nodeID, to: nodeID, key: "node-id", flag: "--node-id") }
-    if let otlpHTTP {
-      configuration.set(
-        \.otlpHTTP, to: try Self.address(otlpHTTP, "--otlp-http"), key: "listeners.otlp-http", flag: "--otlp-http")
-    }
-    if let otlpGRPC {
-      configuration.set(
-        \.otlpGRPC, to: try Self.address(otlpGRPC, "--otlp-grpc"), key: "listeners.otlp-grpc", flag: "--otlp-grpc")
-    }
-    if let admin {
-      configuration.set(\.admin, to: try Self.address(admin, "--admin"), key: "listeners.admin", flag: "--admin")
-    }
-    if let metrics {
-      let address = metrics == ListenAddress.off ? nil : try Self.address(metrics, "--metrics")
-      configuration.set(\.metrics, to: address, key: "listeners.metrics", flag: "--metrics")
-    }
-    if let adminTokens {
-      configuration.set(\.adminTokensPath, to: adminTokens, key: "admin.tokens", flag: "--admin-tokens")
-    }
-    if !adminHostName.isEmpty {
-      configuration.set(\.adminHostNames, to: adminHostName, key: "admin.host-names", flag: "--admin-host-name")
-    }
-    if insecureListen {
-      configuration.set(\.insecureListen, to: true, key: "insecure-listen", flag: "--insecure-listen")
-    }
-    if tlsCert != nil || tlsKey != nil || tlsClientCA != nil {
-      let certificate = tlsCert ?? configuration.tls?.certificatePath
-      let key = tlsKey ?? configuration.tls?.keyPath
-      guard let certificate, let key else {
-        throw CLIFailure.usage("--tls-cert and --tls-key go together (and --tls-client-ca needs both)")
+    for case (let flag, let value?) in flagValues {
+      do {
+        try configuration.apply(flag: flag, value)
+      } catch {
+        throw CLIFailure.usage(error.message)
       }
-      configuration.tls = TLSFiles(
-        certificatePath: certificate, keyPath: key, clientCAPath: tlsClientCA ?? configuration.tls?.clientCAPath)
-      if tlsCert != nil { configuration.noteFlag("--tls-cert", setting: "tls.cert") }
-      if tlsKey != nil { configuration.noteFlag("--tls-key", setting: "tls.key") }
-      if tlsClientCA != nil { configuration.noteFlag("--tls-client-ca", setting: "tls.client-ca") }
     }
-    if let durability {
-      guard let policy = DurabilityPolicy(rawValue: durability) else {
-        throw CLIFailure.usage("--durability must be fsync-per-batch, group-commit or interval, not \(durability)")
-      }
-      configuration.set(\.journal.durability, to: policy, key: "journal.durability", flag: "--durability")
-    }
-    if let syncInterval {
-      configuration.set(
-        \.journal.syncIntervalMillis, to: try Self.milliseconds(syncInterval, "--sync-interval"),
-        key: "journal.sync-interval", flag: "--sync-interval")
-    }
-    if let maxInFlightBytes {
-      configuration.set(
-        \.maxInFlightBytes, to: Int(try Self.size(maxInFlightBytes, "--max-inflight-bytes")),
-        key: "limits.max-inflight-bytes", flag: "--max-inflight-bytes")
-    }
-    if let maxJournalBytes {
-      configuration.set(
-        \.journal.maxJournalBytes, to: try Self.size(maxJournalBytes, "--max-journal-bytes"),
-        key: "journal.max-bytes", flag: "--max-journal-bytes")
-    }
-    if let minFreeBytes {
-      configuration.set(
-        \.journal.minFreeBytes, to: try Self.size(minFreeBytes, "--min-free-bytes"),
-        key: "journal.min-free-bytes", flag: "--min-free-bytes")
-    }
-    if let maxRequestBytes {
-      configuration.set(
-        \.maxRequestBytes, to: Int(try Self.size(maxRequestBytes, "--max-request-bytes")),
-        key: "limits.max-request-bytes", flag: "--max-request-bytes")
-    }
-    if let maxConnections {
-      configuration.set(
-        \.maxConnections, to: maxConnections, key: "limits.max-connections", flag: "--max-connections")
-    }
-    if let maxTenants {
-      configuration.set(\.maxTenants, to: maxTenants, key: "limits.max-tenants", flag: "--max-tenants")
-    }
-    if let segmentMaxBytes {
-      configuration.set(
-        \.journal.maxSegmentBytes, to: Int(try Self.size(segmentMaxBytes, "--segment-max-bytes")),
-        key: "journal.segment-max-bytes", flag: "--segment-max-bytes")
-    }
-    if let segmentMaxAge {
-      configuration.set(
-        \.journal.maxSegmentAgeSeconds, to: max(1, try Self.milliseconds(segmentMaxAge, "--segment-max-age") / 1000),
-        key: "journal.segment-max-age", flag: "--segment-max-age")
-    }
-    if let redactionPolicy {
-      configuration.set(\.redactionPolicyPath, to: redactionPolicy, key: "redaction", flag: "--redaction-policy")
-    }
-    if let samplingPolicy {
-      configuration.set(\.samplingPolicyPath, to: samplingPolicy, key: "sampling", flag: "--sampling-policy")
-    }
-    if let ringMaxAge {
-      configuration.set(
-        \.journal.ringMaxAgeSeconds, to: max(1, try Self.milliseconds(ringMaxAge, "--ring-max-age") / 1000),
-        key: "ring.max-age", flag: "--ring-max-age")
-    }
-    if let ringMaxBytes {
-      configuration.set(
-        \.journal.ringMaxBytes, to: try Self.size(ringMaxBytes, "--ring-max-bytes"), key: "ring.max-bytes",
-        flag: "--ring-max-bytes")
-    }
-    if let defaultLookback {
-      configuration.set(
-        \.defaultLookbackSeconds, to: try Self.milliseconds(defaultLookback, "--default-lookback") / 1000,
-        key: "incidents.default-lookback", flag: "--default-lookback")
-    }
-    if let requestTimeout {
-      configuration.set(
-        \.requestTimeoutSeconds, to: max(1, try Self.milliseconds(requestTimeout, "--request-timeout") / 1000),
-        key: "limits.request-timeout", flag: "--request-timeout")
+    // A certificate without its key (or a CA without both) is no TLS setup, whichever of the
+    // file and the flags named each part.
+    if tlsCert != nil || tlsKey != nil || tlsClientCA != nil,
+      configuration.tls.map({ $0.certificatePath.isEmpty || $0.keyPath.isEmpty }) ?? true
+    {
+      throw CLIFailure.usage("--tls-cert and --tls-key go together (and --tls-client-ca needs both)")
     }
   }
 
-  static func address(_ text: String, _ flag: String) throws -> ListenAddress {
-    do {
-      return try ListenAddress(parsing: text)
-    } catch {
-      throw CLIFailure.usage("\(flag): \(error.message)")
-    }
+  /// Help for a size option, naming the syntax: ArgumentParser shows this line with a value it
+  /// refuses, so the error says what a size looks like.
+  private static func size(_ text: String) -> ArgumentHelp {
+    ArgumentHelp("\(text) A size, \(ByteCount.hint).", valueName: "size")
   }
 
-  static func size(_ text: String, _ flag: String) throws -> Int64 {
-    guard let value = ByteSize.parse(text) else {
-      throw CLIFailure.usage("\(flag): \"\(text)\" is not a size (like 1048576, 512KiB, 64MiB, 1GiB)")
-    }
-    return value
-  }
-
-  static func milliseconds(_ text: String, _ flag: String) throws -> Int {
-    guard let value = DurationText.milliseconds(text) else {
-      throw CLIFailure.usage("\(flag): \"\(text)\" is not a duration (\(DurationText.hint))")
-    }
-    return value
+  /// Help for a duration option, naming the syntax and its bound (as `size(_:)` does).
+  private static func duration(_ text: String) -> ArgumentHelp {
+    ArgumentHelp("\(text) A duration, \(DurationText.hint).", valueName: "duration")
   }
 }

@@ -113,6 +113,9 @@ public struct CaptureConfiguration: Sendable {
   /// Checks cross-field rules; the airgap profile refuses non-loopback listeners, and any
   /// profile refuses a non-loopback listener without TLS unless ``insecureListen`` is set.
   public func validate() throws(CaptureConfigurationError) {
+    for row in Self.settingTable {
+      if let problem = row.rangeProblem(self) { throw self.problem(row.key, problem) }
+    }
     let listeners =
       [("otlp-http", otlpHTTP), ("otlp-grpc", otlpGRPC), ("admin", admin)] + (metrics.map { [("metrics", $0)] } ?? [])
     if profile == .airgap {
@@ -208,185 +211,23 @@ public struct CaptureConfiguration: Sendable {
 
   /// The profile a YAML document names, if any (read first, since it picks the preset).
   public static func profile(inYAML text: String, path: String) throws(CaptureConfigurationError) -> CaptureProfile? {
-    let root = try parseYAML(text, path: path)
-    guard let name = root.first(where: { $0.0 == "profile" })?.1 else { return nil }
-    guard let profile = CaptureProfile(rawValue: try string(name, "profile", path)) else {
+    let reader = ConfigurationYAML(path: path, example: "config/capture.example.yaml")
+    guard let root = try reader.document(text) else { return nil }
+    guard let name = try reader.section(root, "the document").first(where: { $0.0 == "profile" })?.1 else {
+      return nil
+    }
+    guard let profile = CaptureProfile(rawValue: try reader.string(name, "profile")) else {
       throw CaptureConfigurationError("\(path): profile must be one of default, forensic, airgap")
     }
     return profile
   }
 
-  /// Applies a YAML configuration document over this configuration. Unknown keys are errors.
-  public mutating func apply(yaml text: String, path: String) throws(CaptureConfigurationError) {
-    let root = try Self.parseYAML(text, path: path)
-    try apply(root, path: path)
-    noteFileKeys(root, path: path)
-  }
-
-  private mutating func apply(_ root: [(String, Node)], path: String) throws(CaptureConfigurationError) {
-    for (key, value) in root {
-      switch key {
-      case "profile": continue
-      case "data": dataDirectory = try Self.string(value, key, path)
-      case "node-id": nodeID = try Self.string(value, key, path)
-      case "listeners":
-        for (name, entry) in try Self.mapping(value, key, path) {
-          if name == "metrics", entry.scalar?.string == ListenAddress.off {
-            metrics = nil
-            continue
-          }
-          let address = try Self.address(entry, "listeners.\(name)", path)
-          switch name {
-          case "otlp-http": otlpHTTP = address
-          case "otlp-grpc": otlpGRPC = address
-          case "admin": admin = address
-          case "metrics": metrics = address
-          default: throw Self.unknown("listeners.\(name)", path)
-          }
-        }
-      case "admin":
-        for (name, entry) in try Self.mapping(value, key, path) {
-          let field = "admin.\(name)"
-          switch name {
-          case "tokens": adminTokensPath = Self.relative(try Self.string(entry, field, path), to: path)
-          case "host-names":
-            guard let sequence = entry.sequence else {
-              throw CaptureConfigurationError("\(path): \(field) must be a list of host names")
-            }
-            var names: [String] = []
-            for item in sequence { names.append(try Self.string(item, field, path)) }
-            adminHostNames = names
-          case "request-deadline": adminRequestDeadlineMillis = try Self.milliseconds(entry, field, path)
-          default: throw Self.unknown(field, path)
-          }
-        }
-      case "journal":
-        for (name, entry) in try Self.mapping(value, key, path) {
-          let field = "journal.\(name)"
-          switch name {
-          case "durability":
-            guard let policy = DurabilityPolicy(rawValue: try Self.string(entry, field, path)) else {
-              throw CaptureConfigurationError("\(path): \(field) must be fsync-per-batch, group-commit or interval")
-            }
-            journal.durability = policy
-          case "sync-interval": journal.syncIntervalMillis = try Self.milliseconds(entry, field, path)
-          case "segment-max-bytes": journal.maxSegmentBytes = Int(try Self.size(entry, field, path))
-          case "segment-max-age": journal.maxSegmentAgeSeconds = try Self.milliseconds(entry, field, path) / 1000
-          case "max-bytes": journal.maxJournalBytes = try Self.size(entry, field, path)
-          case "min-free-bytes": journal.minFreeBytes = try Self.size(entry, field, path)
-          default: throw Self.unknown(field, path)
-          }
-        }
-      case "limits":
-        for (name, entry) in try Self.mapping(value, key, path) {
-          let field = "limits.\(name)"
-          switch name {
-          case "max-inflight-bytes": maxInFlightBytes = Int(try Self.size(entry, field, path))
-          case "max-request-bytes": maxRequestBytes = Int(try Self.size(entry, field, path))
-          case "max-connections": maxConnections = Int(try Self.size(entry, field, path))
-          case "grpc-max-concurrent-streams": grpcMaxConcurrentStreams = Int(try Self.size(entry, field, path))
-          case "max-connection-age": maxConnectionAgeSeconds = try Self.milliseconds(entry, field, path) / 1000
-          case "max-tenants": maxTenants = Int(try Self.size(entry, field, path))
-          case "idle-timeout": idleTimeoutSeconds = try Self.milliseconds(entry, field, path) / 1000
-          case "request-timeout": requestTimeoutSeconds = try Self.milliseconds(entry, field, path) / 1000
-          default: throw Self.unknown(field, path)
-          }
-        }
-      case "redaction": redactionPolicyPath = Self.relative(try Self.string(value, key, path), to: path)
-      case "sampling": samplingPolicyPath = Self.relative(try Self.string(value, key, path), to: path)
-      case "archive":
-        for (name, entry) in try Self.mapping(value, key, path) {
-          let field = "archive.\(name)"
-          switch name {
-          case "max-bytes": archiveMaxBytes = try Self.size(entry, field, path)
-          default: throw Self.unknown(field, path)
-          }
-        }
-      case "hooks":
-        hooks = try HookConfiguration(node: value, path: path, field: "hooks")
-      case "tls":
-        var certificate: String?
-        var keyFile: String?
-        var clientCA: String?
-        for (name, entry) in try Self.mapping(value, key, path) {
-          let field = "tls.\(name)"
-          let file = Self.relative(try Self.string(entry, field, path), to: path)
-          switch name {
-          case "cert": certificate = file
-          case "key": keyFile = file
-          case "client-ca": clientCA = file
-          default: throw Self.unknown(field, path)
-          }
-        }
-        guard let certificate, let keyFile else {
-          throw CaptureConfigurationError("\(path): tls needs both cert and key (PEM files)")
-        }
-        tls = TLSFiles(certificatePath: certificate, keyPath: keyFile, clientCAPath: clientCA)
-      case "insecure-listen":
-        guard let flag = value.bool else {
-          throw CaptureConfigurationError("\(path): insecure-listen must be true or false")
-        }
-        insecureListen = flag
-      case "ring":
-        for (name, entry) in try Self.mapping(value, key, path) {
-          let field = "ring.\(name)"
-          switch name {
-          case "max-age": journal.ringMaxAgeSeconds = try Self.milliseconds(entry, field, path) / 1000
-          case "max-bytes": journal.ringMaxBytes = try Self.size(entry, field, path)
-          default: throw Self.unknown(field, path)
-          }
-        }
-      case "incidents":
-        for (name, entry) in try Self.mapping(value, key, path) {
-          let field = "incidents.\(name)"
-          switch name {
-          case "default-lookback": defaultLookbackSeconds = try Self.milliseconds(entry, field, path) / 1000
-          case "max-active": maxActiveIncidents = Int(try Self.size(entry, field, path))
-          case "max-ttl": maxIncidentTTLSeconds = try Self.milliseconds(entry, field, path) / 1000
-          default: throw Self.unknown(field, path)
-          }
-        }
-      case "tenancy":
-        for (name, entry) in try Self.mapping(value, key, path) {
-          let field = "tenancy.\(name)"
-          switch name {
-          case "header": tenancy.header = try Self.string(entry, field, path)
-          case "default-tenant": tenancy.defaultTenant = try Self.string(entry, field, path)
-          case "resource-attribute": tenancy.resourceAttribute = try Self.string(entry, field, path)
-          case "tenants":
-            guard let sequence = entry.sequence else {
-              throw CaptureConfigurationError("\(path): \(field) must be a list of tenant names")
-            }
-            var names: Set<String> = []
-            for item in sequence {
-              let name = try Self.string(item, field, path)
-              if let problem = TenantName.problem(with: name) {
-                throw CaptureConfigurationError("\(path): \(field): \(problem)")
-              }
-              names.insert(name)
-            }
-            tenancy.allowed = names
-          case "unknown":
-            guard let choice = TenantPolicy.UnknownTenant(rawValue: try Self.string(entry, field, path)) else {
-              throw CaptureConfigurationError("\(path): \(field) must be reject or default")
-            }
-            tenancy.unknown = choice
-          case "identities":
-            tenancy.identities = try Self.identities(entry, field, path)
-          default: throw Self.unknown(field, path)
-          }
-        }
-      default:
-        throw Self.unknown(key, path)
-      }
-    }
-  }
-
   /// `tenancy.identities`: a list of `{certificate: SELECTOR, tenants: [NAME, ...]}`. Names are
   /// checked here; ``validate()`` checks them against the rest of the configuration.
-  private static func identities(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError)
-    -> [IdentityTenants]
-  {
+  static func identities(
+    _ node: Node, _ field: String, _ reader: ConfigurationYAML<CaptureConfigurationError>
+  ) throws(CaptureConfigurationError) -> SettingValue {
+    let path = reader.path
     guard let sequence = node.sequence else {
       throw CaptureConfigurationError(
         "\(path): \(field) must be a list of {certificate: NAME, tenants: [TENANT, ...]}")
@@ -396,20 +237,20 @@ public struct CaptureConfiguration: Sendable {
       let entryField = "\(field)[\(index)]"
       var certificate: String?
       var tenants: [String]?
-      for (name, value) in try mapping(item, entryField, path) {
+      for (name, value) in try reader.section(item, entryField) {
         switch name {
-        case "certificate": certificate = try string(value, "\(entryField).certificate", path)
+        case "certificate": certificate = try reader.string(value, "\(entryField).certificate")
         case "tenants":
           guard let names = value.sequence else {
             throw CaptureConfigurationError("\(path): \(entryField).tenants must be a list of tenant names")
           }
           var list: [String] = []
           for name in names {
-            let tenant = try string(name, "\(entryField).tenants", path)
+            let tenant = try reader.string(name, "\(entryField).tenants")
             if !list.contains(tenant) { list.append(tenant) }
           }
           tenants = list
-        default: throw unknown("\(entryField).\(name)", path)
+        default: throw reader.unknown("\(entryField).\(name)")
         }
       }
       guard let certificate, let tenants else {
@@ -417,76 +258,6 @@ public struct CaptureConfiguration: Sendable {
       }
       entries.append(IdentityTenants(certificate: certificate, tenants: tenants))
     }
-    return entries
-  }
-
-  /// A path named in a configuration file is relative to that file's directory.
-  private static func relative(_ file: String, to configuration: String) -> String {
-    guard !file.hasPrefix("/"), let slash = configuration.lastIndex(of: "/") else { return file }
-    return String(configuration[...slash]) + file
-  }
-
-  private static func parseYAML(_ text: String, path: String) throws(CaptureConfigurationError) -> [(String, Node)] {
-    let node: Node?
-    do {
-      node = try Yams.compose(yaml: text)
-    } catch {
-      throw CaptureConfigurationError("\(path): not valid YAML: \(error)")
-    }
-    guard let node else { return [] }
-    return try mapping(node, "the document", path)
-  }
-
-  private static func mapping(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError)
-    -> [(String, Node)]
-  {
-    // A section whose every entry is commented out is an empty one, not an error.
-    if case .scalar(let scalar) = node, ["", "~", "null"].contains(scalar.string) { return [] }
-    guard let mapping = node.mapping else { throw CaptureConfigurationError("\(path): \(field) must be a mapping") }
-    var result: [(String, Node)] = []
-    for (key, value) in mapping {
-      guard let name = key.string else { throw CaptureConfigurationError("\(path): \(field) has a non-string key") }
-      result.append((name, value))
-    }
-    return result
-  }
-
-  private static func string(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError) -> String
-  {
-    guard let scalar = node.scalar else { throw CaptureConfigurationError("\(path): \(field) must be a scalar") }
-    return scalar.string
-  }
-
-  private static func address(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError)
-    -> ListenAddress
-  {
-    do {
-      return try ListenAddress(parsing: try string(node, field, path))
-    } catch {
-      throw CaptureConfigurationError("\(path): \(field): \(error.message)")
-    }
-  }
-
-  private static func size(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError) -> Int64 {
-    let text = try string(node, field, path)
-    guard let value = ByteSize.parse(text) else {
-      throw CaptureConfigurationError(
-        "\(path): \(field): \"\(text)\" is not a size (like 1048576, 512KiB, 64MiB, 1GiB)")
-    }
-    return value
-  }
-
-  private static func milliseconds(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError)
-    -> Int
-  {
-    let text = try string(node, field, path)
-    guard let value = DurationText.milliseconds(text) else {
-      throw CaptureConfigurationError("\(path): \(field): \"\(text)\" is not a duration (\(DurationText.hint))")
-    }
-    return value
-  }
-
-  private static func unknown(_ field: String, _ path: String) -> CaptureConfigurationError {
-    CaptureConfigurationError("\(path): unknown key \(field) (see config/capture.example.yaml)")
+    return .identities(entries)
   }
 }

@@ -122,10 +122,11 @@ public final class CaptureService: Sendable {
     do {
       incidents = try IncidentManager(
         dataDirectory: configuration.dataDirectory,
-        defaultLookbackNanos: UInt64(configuration.defaultLookbackSeconds) * 1_000_000_000,
-        maxLookbackNanos: configuration.journal.ringMaxAgeSeconds.map { UInt64($0) * 1_000_000_000 },
+        // `validate()` above keeps every duration within 100 years, so none of these saturates.
+        defaultLookbackNanos: DurationText.nanoseconds(seconds: configuration.defaultLookbackSeconds) ?? .max,
+        maxLookbackNanos: configuration.journal.ringMaxAgeNanos,
         maxActiveIncidents: configuration.maxActiveIncidents,
-        maxTTLNanos: UInt64(configuration.maxIncidentTTLSeconds) * 1_000_000_000,
+        maxTTLNanos: DurationText.nanoseconds(seconds: configuration.maxIncidentTTLSeconds) ?? .max,
         onChange: { change in
           hooks.notify(NotifyEvent(change: change, nodeID: nodeID))
           // Starts and stops are audited by the admin gate, with their principal; an expiry

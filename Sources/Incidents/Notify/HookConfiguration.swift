@@ -126,13 +126,8 @@ public struct HookConfiguration: Sendable, Equatable {
   /// holding only that section). Other top-level keys are the capture configuration's business
   /// and are not looked at; an absent section is no hooks. Unknown keys inside it are errors.
   public init(yaml text: String, path: String) throws(CaptureConfigurationError) {
-    let node: Node?
-    do {
-      node = try Yams.compose(yaml: text)
-    } catch {
-      throw CaptureConfigurationError("\(path): not valid YAML: \(error)")
-    }
-    guard let node, let section = try Self.mapping(node, "the document", path).first(where: { $0.0 == "hooks" })?.1
+    guard let node = try Self.reader(path).document(text),
+      let section = try Self.mapping(node, "the document", path).first(where: { $0.0 == "hooks" })?.1
     else {
       self.init()
       return
@@ -288,40 +283,35 @@ public struct HookConfiguration: Sendable, Equatable {
     }
   }
 
-  // MARK: - YAML helpers (the capture configuration's conventions)
+  // MARK: - YAML
+
+  /// The capture configuration's reader and wording; unknown keys point to the hooks example.
+  private static func reader(_ path: String) -> ConfigurationYAML<CaptureConfigurationError> {
+    ConfigurationYAML(path: path, example: "config/hooks.example.yaml")
+  }
 
   private static func mapping(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError)
     -> [(String, Node)]
   {
-    guard let mapping = node.mapping else { throw CaptureConfigurationError("\(path): \(field) must be a mapping") }
-    var result: [(String, Node)] = []
-    for (key, value) in mapping {
-      guard let name = key.string else { throw CaptureConfigurationError("\(path): \(field) has a non-string key") }
-      result.append((name, value))
-    }
-    return result
+    try reader(path).mapping(node, field)
   }
 
   private static func sequence(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError)
     -> [Node]
   {
-    guard let sequence = node.sequence else { throw CaptureConfigurationError("\(path): \(field) must be a list") }
-    return Array(sequence)
+    try reader(path).sequence(node, field)
   }
 
   private static func string(_ node: Node, _ field: String, _ path: String) throws(CaptureConfigurationError) -> String
   {
-    guard let scalar = node.scalar else { throw CaptureConfigurationError("\(path): \(field) must be a scalar") }
-    return scalar.string
+    try reader(path).string(node, field)
   }
 
   private static func milliseconds(
     _ node: Node, _ field: String, _ path: String, range: ClosedRange<Int>
   ) throws(CaptureConfigurationError) -> Int {
     let text = try string(node, field, path)
-    guard let value = DurationText.milliseconds(text) else {
-      throw CaptureConfigurationError("\(path): \(field): \"\(text)\" is not a duration (\(DurationText.hint))")
-    }
+    let value = try reader(path).duration(node, field).milliseconds
     guard range.contains(value) else {
       throw CaptureConfigurationError(
         "\(path): \(field): \(text) is outside \(range.lowerBound)ms...\(range.upperBound / 1000)s")
@@ -330,6 +320,6 @@ public struct HookConfiguration: Sendable, Equatable {
   }
 
   private static func unknown(_ field: String, _ path: String) -> CaptureConfigurationError {
-    CaptureConfigurationError("\(path): unknown key \(field) (see config/hooks.example.yaml)")
+    reader(path).unknown(field)
   }
 }
