@@ -103,7 +103,7 @@ let package = Package(
     .target(
       name: "Ingest",
       dependencies: [
-        "Audit", "EvidenceIO", "Manifest", "OTLPProto", "OTLPWire",
+        "Settings", "Audit", "EvidenceIO", "Manifest", "OTLPProto", "OTLPWire",
         .product(name: "SwiftProtobuf", package: "swift-protobuf"),
         .product(name: "Yams", package: "Yams"),
       ]

@@ -1,6 +1,7 @@
 import EvidenceIO
 import Foundation
 public import Manifest
+import Settings
 import Yams
 
 /// A redaction policy document that cannot be used, naming the file and the key that is wrong.
@@ -83,17 +84,10 @@ public struct RedactionPolicy: Sendable {
       throw RedactionPolicyError(path: path, key: nil, message: "not UTF-8 text")
     }
     let document = Document(path: path)
-    let root: [(String, Node)]
-    do {
-      guard let node = try Yams.compose(yaml: text) else {
-        throw RedactionPolicyError(path: path, key: "id", message: "required key is missing (the document is empty)")
-      }
-      root = try document.mapping(node, nil)
-    } catch let error as RedactionPolicyError {
-      throw error
-    } catch {
-      throw RedactionPolicyError(path: path, key: nil, message: "not valid YAML: \(error)")
+    guard let node = try document.yaml.document(text) else {
+      throw RedactionPolicyError(path: path, key: "id", message: "required key is missing (the document is empty)")
     }
+    let root = try document.yaml.mapping(node, Document.root)
 
     var id: String?
     var allow: KeyMatcher?
@@ -107,7 +101,7 @@ public struct RedactionPolicy: Sendable {
       case "id":
         id = try document.policyID(value)
       case "attributes":
-        for (name, entry) in try document.mapping(value, key) {
+        for (name, entry) in try document.yaml.mapping(value, key) {
           switch name {
           case "allow": allow = try document.keyMatcher(entry, "attributes.allow")
           case "block": block = try document.keyMatcher(entry, "attributes.block")
@@ -143,37 +137,50 @@ public struct RedactionPolicy: Sendable {
 /// Reads the parts of one policy document, making every error name the file and the key.
 private struct Document {
   let path: String
+  /// The shared configuration reader, in the policy's own wording.
+  let yaml: ConfigurationYAML<RedactionPolicyError>
+
+  /// The key the reader is given for the document itself: its errors name no key.
+  static let root = ""
+
+  init(path: String) {
+    self.path = path
+    yaml = ConfigurationYAML(path: path) { key, problem in
+      let key: String? = key == Self.root || key == "the document" ? nil : key
+      let message =
+        switch problem {
+        case .invalidYAML(let description): "not valid YAML: \(description)"
+        case .notMapping: key == nil ? "the document must be a mapping" : "must be a mapping"
+        case .nonStringKey: "has a key that is not a string"
+        case .notScalar: "must be a string"
+        case .notList: "must be a list"
+        case .notDuration(let text): "\"\(text)\" is not a duration"
+        case .notSize(let text): "\"\(text)\" is not a size"
+        case .unknownKey: "unknown key (see config/redaction.example.yaml)"
+        }
+      return RedactionPolicyError(path: path, key: key, message: message)
+    }
+  }
 
   func error(_ key: String?, _ message: String) -> RedactionPolicyError {
     RedactionPolicyError(path: path, key: key, message: message)
   }
 
-  func unknown(_ key: String) -> RedactionPolicyError {
-    error(key, "unknown key (see config/redaction.example.yaml)")
-  }
+  func unknown(_ key: String) -> RedactionPolicyError { yaml.unknown(key) }
 
-  func mapping(_ node: Node, _ key: String?) throws(RedactionPolicyError) -> [(String, Node)] {
-    guard let mapping = node.mapping else {
-      throw error(key, key == nil ? "the document must be a mapping" : "must be a mapping")
-    }
-    var result: [(String, Node)] = []
-    for (name, value) in mapping {
-      guard let text = name.scalar?.string else { throw error(key, "has a key that is not a string") }
-      result.append((text, value))
-    }
-    return result
+  func mapping(_ node: Node, _ key: String) throws(RedactionPolicyError) -> [(String, Node)] {
+    try yaml.mapping(node, key)
   }
 
   func sequence(_ node: Node, _ key: String) throws(RedactionPolicyError) -> [Node] {
-    guard let sequence = node.sequence else { throw error(key, "must be a list") }
-    return Array(sequence)
+    try yaml.sequence(node, key)
   }
 
   /// A non-null scalar's text. YAML's `~`/`null` is refused rather than read as the text "null".
   func string(_ node: Node, _ key: String) throws(RedactionPolicyError) -> String {
-    guard let scalar = node.scalar else { throw error(key, "must be a string") }
-    if scalar.style == .plain, node.null != nil { throw error(key, "must be a string, not null") }
-    return scalar.string
+    let text = try yaml.string(node, key)
+    if node.scalar?.style == .plain, node.null != nil { throw error(key, "must be a string, not null") }
+    return text
   }
 
   func policyID(_ node: Node) throws(RedactionPolicyError) -> String {

@@ -17,7 +17,7 @@ enum DependencyRules {
     "Keys": ["EvidenceIO", "Manifest", "CSodium"],
     "Signing": ["Keys", "EvidenceIO", "Manifest", "CSodium"],
     "Audit": ["EvidenceIO", "Manifest", "OTLPProto"],
-    "Ingest": ["Audit", "EvidenceIO", "Manifest", "OTLPProto", "OTLPWire"],
+    "Ingest": ["Audit", "EvidenceIO", "Manifest", "OTLPProto", "OTLPWire", "Settings"],
     "Settings": [],
     "Journal": ["CodedErrors", "Audit", "EvidenceIO", "Manifest"],
     "Sampling": ["Journal", "Manifest", "OTLPWire", "Settings"],
