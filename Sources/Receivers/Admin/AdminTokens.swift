@@ -1,6 +1,8 @@
+public import CodedErrors
 import EvidenceIO
 import Foundation
 import Manifest
+import Settings
 import Yams
 
 #if canImport(Glibc)
@@ -56,27 +58,16 @@ public struct AdminPrincipal: Sendable, Equatable {
 }
 
 /// Why a tokens file cannot be used, naming the file and, where it applies, the entry.
-public struct AdminTokensError: Error, Sendable, CustomStringConvertible {
-  public enum Kind: Sendable, Equatable {
-    /// Not valid YAML, or an entry that breaks a rule (bad name, role or digest; duplicates).
-    case invalid
-    /// The file is readable or writable by others, or owned by another user.
-    case insecure
-    /// The file could not be read or written.
-    case io
-  }
+public typealias AdminTokensError = FileError<AdminTokensErrorCode>
 
-  public var kind: Kind
-  public var path: String
-  public var message: String
-
-  public init(_ kind: Kind, path: String, _ message: String) {
-    self.kind = kind
-    self.path = path
-    self.message = message
-  }
-
-  public var description: String { "\(path): \(message)" }
+/// The codes of ``AdminTokensError``: what kind of failure it is.
+public enum AdminTokensErrorCode: Sendable, Hashable {
+  /// Not valid YAML, or an entry that breaks a rule (bad name, role or digest; duplicates).
+  case invalid
+  /// The file is readable or writable by others, or owned by another user.
+  case insecure
+  /// The file could not be read or written.
+  case io
 }
 
 /// The admin API's tokens: name, role and the SHA-256 of each token (the token itself is never
@@ -154,24 +145,18 @@ public struct AdminTokens: Sendable {
 
   /// Parses the YAML form (no file checks; ``load(path:)`` does those).
   public static func parse(yaml text: String, path: String) throws(AdminTokensError) -> AdminTokens {
-    let node: Node?
-    do {
-      node = try Yams.compose(yaml: text)
-    } catch {
-      throw AdminTokensError(.invalid, path: path, "not valid YAML: \(error)")
+    let yaml = ConfigurationYAML<AdminTokensError>(path: path) { key, problem in
+      AdminTokensError(.invalid, path: path, tokensFileProblem(key, problem))
     }
-    guard let root = node?.mapping else {
+    guard let node = try yaml.document(text), node.mapping != nil else {
       throw AdminTokensError(.invalid, path: path, "must be a mapping with a tokens: list")
     }
-    var list: Node.Sequence?
-    for (key, value) in root {
-      guard key.string == "tokens" else {
-        throw AdminTokensError(.invalid, path: path, "unknown key \(key.string ?? "?") (only tokens:)")
+    var list: [Node]?
+    for (key, value) in try yaml.mapping(node, "") {
+      guard key == "tokens" else {
+        throw AdminTokensError(.invalid, path: path, "unknown key \(key) (only tokens:)")
       }
-      guard let sequence = value.sequence else {
-        throw AdminTokensError(.invalid, path: path, "tokens must be a list")
-      }
-      list = sequence
+      list = try yaml.sequence(value, "tokens")
     }
     guard let list, !list.isEmpty else {
       throw AdminTokensError(.invalid, path: path, "tokens: at least one token is needed")
@@ -179,15 +164,12 @@ public struct AdminTokens: Sendable {
     var entries: [Entry] = []
     for (index, item) in list.enumerated() {
       let at = "tokens[\(index)]"
-      guard let fields = item.mapping else { throw AdminTokensError(.invalid, path: path, "\(at) must be a mapping") }
       var name: String?
       var role: AdminRole?
       var digest: [UInt8]?
-      for (key, value) in fields {
-        guard let text = value.scalar?.string else {
-          throw AdminTokensError(.invalid, path: path, "\(at).\(key.string ?? "?") must be a scalar")
-        }
-        switch key.string {
+      for (key, value) in try yaml.mapping(item, at) {
+        let text = try yaml.string(value, "\(at).\(key)")
+        switch key {
         case "name":
           if let problem = nameProblem(text) { throw AdminTokensError(.invalid, path: path, "\(at).name: \(problem)") }
           name = text
@@ -203,8 +185,7 @@ public struct AdminTokens: Sendable {
           }
           digest = bytes
         default:
-          throw AdminTokensError(
-            .invalid, path: path, "\(at): unknown key \(key.string ?? "?") (name, role, sha256)")
+          throw yaml.unknown("\(at).\(key)")
         }
       }
       guard let name, let role, let digest else {
@@ -220,6 +201,23 @@ public struct AdminTokens: Sendable {
       entries.append(Entry(name: name, role: role, digest: digest))
     }
     return AdminTokens(path: path, entries: entries)
+  }
+
+  /// The tokens file's wording of a problem the shared reader found at `key` (`""` for the
+  /// document, `tokens`, `tokens[2]`, `tokens[2].role`).
+  private static func tokensFileProblem(_ key: String, _ problem: YAMLProblem) -> String {
+    switch problem {
+    case .invalidYAML(let description): return "not valid YAML: \(description)"
+    case .notMapping: return key.isEmpty ? "must be a mapping with a tokens: list" : "\(key) must be a mapping"
+    case .notList: return "\(key) must be a list"
+    case .notScalar, .notDuration, .notSize: return "\(key) must be a scalar"
+    case .nonStringKey:
+      return key.isEmpty ? "unknown key ? (only tokens:)" : "\(key): unknown key ? (name, role, sha256)"
+    case .unknownKey:
+      // Only an entry's keys reach here: `tokens[2].colour`.
+      let parts = key.split(separator: ".", maxSplits: 1)
+      return "\(parts.first ?? ""): unknown key \(parts.last ?? "?") (name, role, sha256)"
+    }
   }
 
   /// The file's text, if it is a regular file (not a symlink) of mode 0600 owned by this user.
