@@ -27,6 +27,13 @@ public struct FileError<Code: Sendable & Hashable>: Error, CustomStringConvertib
   /// `PATH: MESSAGE`.
   public var description: String { "\(path): \(message)" }
 
+  /// The failure the operating system's `errno` describes now: `what` failed on `path`, with the
+  /// system's own words for why.
+  public static func system(_ code: Code, path: String, _ what: String) -> FileError {
+    let number = errno
+    return FileError(code, path: path, "\(what): \(String(cString: strerror(number)))", osError: number)
+  }
+
   /// Whether the operating system said the disk or the quota is full.
   public var isNoSpace: Bool { osError == ENOSPC || osError == EDQUOT }
 

@@ -25,14 +25,13 @@ public enum FileSafetyErrorCode: Sendable, Hashable {
 extension FileSafetyError {
   /// The failure `errno` describes now.
   static func system(_ path: String, _ what: String) -> FileSafetyError {
-    let code = errno
-    let kind: Kind =
-      switch code {
+    let code: Kind =
+      switch errno {
       case EEXIST: .exists
       case ENOSPC, EDQUOT: .full
       default: .io
       }
-    return FileSafetyError(kind, path: path, "\(what): \(String(cString: strerror(code)))", osError: code)
+    return system(code, path: path, what)
   }
 }
 

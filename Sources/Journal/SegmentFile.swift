@@ -25,13 +25,6 @@ public enum SegmentFileErrorCode: Sendable, Hashable {
   case closed
 }
 
-extension SegmentFileError {
-  static func errno(_ kind: Kind = .io, path: String, _ what: String) -> SegmentFileError {
-    let code = Glibc.errno
-    return SegmentFileError(kind, path: path, "\(what): \(String(cString: strerror(code)))", osError: code)
-  }
-}
-
 /// One request to append to a segment file.
 public struct SegmentFileRecord {
   public var request: [UInt8]
@@ -100,7 +93,7 @@ public final class SegmentFileWriter {
   /// Continues a recovered segment file: appends go after its last valid record.
   public init(continuing recovered: RecoveredSegment, limits: VerificationLimits = .init()) throws(SegmentFileError) {
     let fd = open(recovered.path, O_WRONLY | O_APPEND | O_CLOEXEC)
-    guard fd >= 0 else { throw .errno(path: recovered.path, "cannot open segment file") }
+    guard fd >= 0 else { throw .system(.io, path: recovered.path, "cannot open segment file") }
     self.path = recovered.path
     self.header = recovered.header
     self.firstSeq = recovered.firstSeq
@@ -215,7 +208,7 @@ public final class SegmentFileWriter {
   public func sync() throws(SegmentFileError) {
     if suspended { return }
     guard descriptor >= 0 else { throw SegmentFileError(.closed, path: path, "segment is closed") }
-    guard fdatasync(descriptor) == 0 else { throw .errno(path: path, "fdatasync failed") }
+    guard fdatasync(descriptor) == 0 else { throw .system(.io, path: path, "fdatasync failed") }
     syncedByteCount = byteCount
     syncedNextSeq = nextSeq
   }
@@ -272,7 +265,7 @@ public final class SegmentFileWriter {
   private func resume() throws(SegmentFileError) {
     guard suspended else { return }
     let fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
-    guard fd >= 0 else { throw .errno(path: path, "cannot reopen segment file") }
+    guard fd >= 0 else { throw .system(.io, path: path, "cannot reopen segment file") }
     descriptor = fd
     suspended = false
   }
@@ -296,7 +289,7 @@ public final class SegmentFileWriter {
       )
     }
     let input = open(path, O_RDONLY | O_CLOEXEC)
-    guard input >= 0 else { throw .errno(path: path, "cannot open segment file to seal it") }
+    guard input >= 0 else { throw .system(.io, path: path, "cannot open segment file to seal it") }
     defer { close(input) }
     let temporary = compressedPath + ".partial"
     let fd: Int32
@@ -315,7 +308,7 @@ public final class SegmentFileWriter {
       } catch {
         throw SegmentFileError(.io, path: temporary, error.message)
       }
-      guard fsync(fd) == 0 else { throw SegmentFileError.errno(path: temporary, "fsync failed") }
+      guard fsync(fd) == 0 else { throw SegmentFileError.system(.io, path: temporary, "fsync failed") }
       close(fd)
     } catch {
       close(fd)
@@ -324,7 +317,7 @@ public final class SegmentFileWriter {
     }
     guard rename(temporary, compressedPath) == 0 else {
       unlink(temporary)
-      throw .errno(path: compressedPath, "cannot rename sealed segment into place")
+      throw .system(.io, path: compressedPath, "cannot rename sealed segment into place")
     }
     try SegmentFileWriter.syncDirectory(of: compressedPath)
     let (firstTime, lastTime) = times.range
@@ -343,7 +336,7 @@ public final class SegmentFileWriter {
         let written = write(fd, raw.baseAddress.map { $0 + done }, raw.count - done)
         if written < 0 {
           if Glibc.errno == EINTR { continue }
-          failure = .errno(path: path, "write failed")
+          failure = .system(.io, path: path, "write failed")
           return
         }
         done += written
@@ -395,11 +388,13 @@ public enum SegmentFileRecovery {
   {
     let recovered = try scan(path: path, expectedFirstSeq: expectedFirstSeq, limits: limits)
     if recovered.tornTailBytes > 0 {
-      guard truncate(path, off_t(recovered.validLength)) == 0 else { throw .errno(path: path, "cannot cut torn tail") }
+      guard truncate(path, off_t(recovered.validLength)) == 0 else {
+        throw .system(.io, path: path, "cannot cut torn tail")
+      }
       let fd = open(path, O_WRONLY | O_CLOEXEC)
-      guard fd >= 0 else { throw .errno(path: path, "cannot reopen after cutting") }
+      guard fd >= 0 else { throw .system(.io, path: path, "cannot reopen after cutting") }
       defer { close(fd) }
-      guard fsync(fd) == 0 else { throw .errno(path: path, "fsync after cutting failed") }
+      guard fsync(fd) == 0 else { throw .system(.io, path: path, "fsync after cutting failed") }
     }
     return recovered
   }
