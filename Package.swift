@@ -96,7 +96,9 @@ let package = Package(
     // rotated and sealed, recovery after a crash, the ring, selection of a window for a bundle.
     .target(
       name: "Journal",
-      dependencies: ["CodedErrors", "Audit", "EvidenceIO", "Manifest", .product(name: "Logging", package: "swift-log")]
+      dependencies: [
+        "CodedErrors", "Audit", "EvidenceIO", "Manifest", "Settings", .product(name: "Logging", package: "swift-log"),
+      ]
     ),
     // Admission: checking an OTLP request (protobuf through OTLPWire, JSON through swift-protobuf),
     // resolving its tenant, redacting it. No networking: receivers and import call it.

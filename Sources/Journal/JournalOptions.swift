@@ -1,5 +1,6 @@
 public import CodedErrors
 public import Manifest
+import Settings
 
 /// When the journal makes appended records durable, and so when a client is acknowledged.
 ///
@@ -56,20 +57,11 @@ public struct JournalOptions: Sendable, Equatable {
   public init() {}
 
   /// ``syncIntervalMillis`` in nanoseconds.
-  public var syncIntervalNanos: UInt64 { Self.nanoseconds(syncIntervalMillis, per: 1_000_000) }
+  public var syncIntervalNanos: UInt64 { DurationText.saturatingNanoseconds(milliseconds: syncIntervalMillis) }
   /// ``maxSegmentAgeSeconds`` in nanoseconds.
-  public var maxSegmentAgeNanos: UInt64 { Self.nanoseconds(maxSegmentAgeSeconds, per: 1_000_000_000) }
+  public var maxSegmentAgeNanos: UInt64 { DurationText.saturatingNanoseconds(seconds: maxSegmentAgeSeconds) }
   /// ``ringMaxAgeSeconds`` in nanoseconds.
-  public var ringMaxAgeNanos: UInt64? { ringMaxAgeSeconds.map { Self.nanoseconds($0, per: 1_000_000_000) } }
-
-  /// `value` units of `per` nanoseconds each, checked: these options can be set through the API
-  /// as well as from a validated configuration, and a negative or overlong value must not trap
-  /// the writer thread. Below 0 reads as 0, past `UInt64.max` as `UInt64.max` (never).
-  static func nanoseconds(_ value: Int, per unit: UInt64) -> UInt64 {
-    guard value > 0 else { return 0 }
-    let (product, overflow) = UInt64(value).multipliedReportingOverflow(by: unit)
-    return overflow ? .max : product
-  }
+  public var ringMaxAgeNanos: UInt64? { ringMaxAgeSeconds.map { DurationText.saturatingNanoseconds(seconds: $0) } }
 }
 
 /// Why the journal could not open or take a record.

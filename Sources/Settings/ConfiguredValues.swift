@@ -85,16 +85,25 @@ extension DurationText {
   /// `seconds` in nanoseconds, `nil` when negative or past `UInt64`: settings kept in seconds
   /// can be set through the API as well as parsed, so their conversion is checked where it is
   /// made rather than trusted.
-  public static func nanoseconds(seconds: Int) -> UInt64? {
-    guard seconds >= 0 else { return nil }
-    let (product, overflow) = UInt64(seconds).multipliedReportingOverflow(by: 1_000_000_000)
-    return overflow ? nil : product
-  }
+  public static func nanoseconds(seconds: Int) -> UInt64? { nanoseconds(seconds, per: 1_000_000_000) }
 
   /// `milliseconds` in nanoseconds, `nil` when negative or past `UInt64`.
-  public static func nanoseconds(milliseconds: Int) -> UInt64? {
-    guard milliseconds >= 0 else { return nil }
-    let (product, overflow) = UInt64(milliseconds).multipliedReportingOverflow(by: 1_000_000)
+  public static func nanoseconds(milliseconds: Int) -> UInt64? { nanoseconds(milliseconds, per: 1_000_000) }
+
+  /// ``nanoseconds(seconds:)`` for a consumer that must always have a number (a writer thread's
+  /// timer): below 0 reads as 0 (at once), past `UInt64` as `UInt64.max` (never).
+  public static func saturatingNanoseconds(seconds: Int) -> UInt64 {
+    nanoseconds(seconds: seconds) ?? (seconds < 0 ? 0 : .max)
+  }
+
+  /// ``nanoseconds(milliseconds:)``, saturating as ``saturatingNanoseconds(seconds:)`` does.
+  public static func saturatingNanoseconds(milliseconds: Int) -> UInt64 {
+    nanoseconds(milliseconds: milliseconds) ?? (milliseconds < 0 ? 0 : .max)
+  }
+
+  private static func nanoseconds(_ value: Int, per unit: UInt64) -> UInt64? {
+    guard value >= 0 else { return nil }
+    let (product, overflow) = UInt64(value).multipliedReportingOverflow(by: unit)
     return overflow ? nil : product
   }
 }

@@ -19,7 +19,7 @@ enum DependencyRules {
     "Audit": ["EvidenceIO", "Manifest", "OTLPProto"],
     "Ingest": ["Audit", "EvidenceIO", "Manifest", "OTLPProto", "OTLPWire", "Settings"],
     "Settings": [],
-    "Journal": ["CodedErrors", "Audit", "EvidenceIO", "Manifest"],
+    "Journal": ["CodedErrors", "Audit", "EvidenceIO", "Manifest", "Settings"],
     "Sampling": ["Journal", "Manifest", "OTLPWire", "Settings"],
     "Incidents": ["CodedErrors", "Audit", "BlockingHTTP", "Journal", "EvidenceIO", "Manifest", "Settings"],
     "Receivers": ["CodedErrors", "Audit", "Incidents", "Ingest", "EvidenceIO", "Manifest", "Settings"],
