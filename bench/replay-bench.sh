@@ -23,7 +23,10 @@
 #                                  tar, the deep verification it always does first, then sending
 #   verify --deep
 #   export --format otlp-proto     into BENCH_EXPORT_DIR (tmpfs by default, so the figure is the
-#                                  tool's work and not this machine's disk; --force each run)
+#                                  tool's work and not this machine's disk), emptied before each
+#                                  run by hyperfine's --prepare (untimed): what is timed is one
+#                                  export into an empty directory, not also the freeing of the
+#                                  previous run's 256 MB of files that --force would replace
 # Ratios are zstd's median time ÷ the tool's median time over the same bundle (so ≥ 1 would be
 # faster than decompressing alone).
 #
@@ -143,12 +146,14 @@ log "replay sends $records requests, $payload_bytes payload bytes per run; the s
 # --- timed: hyperfine, whole processes --------------------------------------------------------
 read -r requests0 bytes0 bad0 < <(sink_stats)
 # -N: no intermediate shell, so each figure is the process alone; output goes to /dev/null.
+# --prepare is given once per command, in order: only export's empties its output directory.
 hyperfine -N --style basic --warmup 1 --runs "$runs" --export-json "$work/hyperfine.json" \
+  --prepare true --prepare true --prepare true --prepare true --prepare "rm -rf $export_dir" \
   -n zstd "zstd -d -c -q ${blob_files[*]}" \
   -n replay-none "$bin ${replay_args[*]} --time-shift none" \
   -n replay-now "$bin ${replay_args[*]} --time-shift now" \
   -n verify-deep "$bin verify $bundle --trusted-key $pub --deep" \
-  -n export-proto "$bin export $bundle --trusted-key $pub --format otlp-proto --out $export_dir --force" >&2
+  -n export-proto "$bin export $bundle --trusted-key $pub --format otlp-proto --out $export_dir" >&2
 read -r requests1 bytes1 bad1 < <(sink_stats)
 replays=$((2 * (runs + 1)))
 ((requests1 - requests0 == replays * records && bytes1 - bytes0 == replays * payload_bytes && bad1 == bad0)) \

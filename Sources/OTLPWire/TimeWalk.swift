@@ -84,7 +84,10 @@ extension OTLPWireReader {
   {
     try forEachField(metric, base: base) { (field, wire, value, offset) throws(OTLPWireError) in
       // gauge 5, sum 7, histogram 9, exponential_histogram 10, summary 11.
-      guard [5, 7, 9, 10, 11].contains(field) else { return }
+      switch field {
+      case 5, 7, 9, 10, 11: break
+      default: return
+      }
       let data = try lengthDelimited(wire, value, offset, "metric data")
       try forEachField(data, base: offset) { (field, wire, value, offset) throws(OTLPWireError) in
         guard field == 1 else { return }
@@ -119,24 +122,24 @@ extension OTLPWireReader {
   /// Groups nested deeper than this are refused, so hostile input cannot exhaust the stack.
   private static let maxGroupDepth = WireLimits.timeWalkGroupDepth
 
-  private static func lengthDelimited(_ wire: TimeWalkWireType, _ value: TimeWalkValue, _ offset: Int, _ what: String)
-    throws(OTLPWireError) -> UnsafeRawBufferPointer
-  {
+  // `what` is an autoclosure so the interpolated names are only built for an error.
+  private static func lengthDelimited(
+    _ wire: TimeWalkWireType, _ value: TimeWalkValue, _ offset: Int, _ what: @autoclosure () -> String
+  ) throws(OTLPWireError) -> UnsafeRawBufferPointer {
     guard wire == .lengthDelimited, case .bytes(let bytes) = value else {
-      throw OTLPWireError(offset: offset, message: "\(what) is not length-delimited")
+      throw OTLPWireError(offset: offset, message: "\(what()) is not length-delimited")
     }
     return bytes
   }
 
-  private static func fixed64(_ wire: TimeWalkWireType, _ value: TimeWalkValue, _ offset: Int, _ what: String)
-    throws(OTLPWireError) -> UInt64
-  {
+  private static func fixed64(
+    _ wire: TimeWalkWireType, _ value: TimeWalkValue, _ offset: Int, _ what: @autoclosure () -> String
+  ) throws(OTLPWireError) -> UInt64 {
     guard wire == .fixed64, case .bytes(let bytes) = value else {
-      throw OTLPWireError(offset: offset, message: "\(what) is not fixed64")
+      throw OTLPWireError(offset: offset, message: "\(what()) is not fixed64")
     }
-    var result: UInt64 = 0
-    for index in (0..<8).reversed() { result = result << 8 | UInt64(bytes[index]) }
-    return result
+    // fixed64 is little-endian on the wire; `forEachField` made `bytes` exactly 8 long.
+    return UInt64(littleEndian: bytes.loadUnaligned(as: UInt64.self))
   }
 
   /// Calls `body` for each field of a message; `offset` is where the field's payload starts,
@@ -156,17 +159,9 @@ extension OTLPWireReader {
       // Where the field's content starts: after the length prefix for length-delimited fields.
       var contentOffset = payloadOffset
       let value: TimeWalkValue
-      switch wire {
-      case .varint:
-        value = .varint(try readVarint(message, &position, base: base))
-      case .fixed64, .fixed32:
-        let width = wire == .fixed64 ? 8 : 4
-        guard message.count - position >= width else {
-          throw OTLPWireError(offset: payloadOffset, message: "truncated fixed-width field")
-        }
-        value = .bytes(UnsafeRawBufferPointer(rebasing: message[position..<position + width]))
-        position += width
-      case .lengthDelimited:
+      // Tested most frequent first (nested messages, then timestamps and ids, then varints):
+      // a jump table here mispredicted on most fields.
+      if wire == .lengthDelimited {
         let length = try readVarint(message, &position, base: base)
         guard length <= UInt64(message.count - position) else {
           throw OTLPWireError(offset: payloadOffset, message: "length \(length) runs past the end of its message")
@@ -175,16 +170,26 @@ extension OTLPWireReader {
         let end = position + Int(length)
         value = .bytes(UnsafeRawBufferPointer(rebasing: message[position..<end]))
         position = end
-      case .startGroup:
+      } else if wire == .fixed64 || wire == .fixed32 {
+        let width = wire == .fixed64 ? 8 : 4
+        guard message.count - position >= width else {
+          throw OTLPWireError(offset: payloadOffset, message: "truncated fixed-width field")
+        }
+        value = .bytes(UnsafeRawBufferPointer(rebasing: message[position..<position + width]))
+        position += width
+      } else if wire == .varint {
+        value = .varint(try readVarint(message, &position, base: base))
+      } else if wire == .startGroup {
         try skipGroup(message, &position, base: base, fieldNumber: fieldNumber, depth: 1)
         value = .group
-      case .endGroup:
+      } else {
         throw OTLPWireError(offset: tagOffset, message: "unexpected end-group tag")
       }
       try body(fieldNumber, wire, value, contentOffset)
     }
   }
 
+  @inline(__always)
   private static func readTag(_ message: UnsafeRawBufferPointer, _ position: inout Int, base: Int)
     throws(OTLPWireError) -> (UInt64, TimeWalkWireType)
   {
@@ -238,7 +243,22 @@ extension OTLPWireReader {
     throw OTLPWireError(offset: groupOffset, message: "group \(fieldNumber) has no end-group tag")
   }
 
+  @inline(__always)
   private static func readVarint(_ bytes: UnsafeRawBufferPointer, _ position: inout Int, base: Int)
+    throws(OTLPWireError) -> UInt64
+  {
+    // Most tags and lengths fit in one byte: take those without entering the loop.
+    if position < bytes.count {
+      let first = bytes[position]
+      if first < 0x80 {
+        position += 1
+        return UInt64(first)
+      }
+    }
+    return try readLongVarint(bytes, &position, base: base)
+  }
+
+  private static func readLongVarint(_ bytes: UnsafeRawBufferPointer, _ position: inout Int, base: Int)
     throws(OTLPWireError) -> UInt64
   {
     var result: UInt64 = 0
