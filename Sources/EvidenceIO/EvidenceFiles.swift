@@ -227,14 +227,15 @@ public enum EvidenceFiles {
     return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
   }
 
-  static func trimmingTrailingSlashes(_ path: String) -> String {
+  /// `path` without trailing slashes (`/` stays `/`).
+  public static func trimmingTrailingSlashes(_ path: String) -> String {
     var trimmed = Substring(path)
     while trimmed.count > 1, trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
     return String(trimmed)
   }
 
   /// The directory holding `path`: `.` for a bare name, `/` for a top-level name.
-  static func parentDirectory(of path: String) -> String {
+  public static func parentDirectory(of path: String) -> String {
     guard let slash = path.lastIndex(of: "/") else { return "." }
     let parent = path[..<slash]
     return parent.isEmpty ? "/" : String(parent)

@@ -111,53 +111,60 @@ public struct ArchivedRecordReader: Sendable {
   static func locateRecords(in bytes: [UInt8], blob: BlobEntry, bundlePath: String) throws(ReplayError)
     -> [ArchivedSegment.Record]
   {
-    let location = "\(bundlePath): \(blob.path)"
     let result = bytes.withUnsafeBytes { raw in
       Result { () throws(ReplayError) -> [ArchivedSegment.Record] in
-        let parsed: (SegmentHeader, Int)?
-        do {
-          parsed = try SegmentHeader.read(from: raw)
-        } catch {
-          throw ReplayError(.bundleChanged, "\(location): \(error)")
-        }
-        guard let (header, headerLength) = parsed else {
-          throw ReplayError(.bundleChanged, "\(location): segment header is incomplete")
-        }
-        var position = headerLength
-        guard header.signal == blob.signal, header.tenant == blob.tenant, header.node == blob.node else {
-          throw ReplayError(.bundleChanged, "\(location): segment header does not match the manifest")
-        }
-        var records: [ArchivedSegment.Record] = []
-        records.reserveCapacity(Int(min(blob.recordCount, 1 << 20)))
-        var expectedSeq = blob.firstSeq
-        while position < raw.count {
-          guard raw.count - position >= SegmentRecord.frameHeaderSize + SegmentRecord.bodyPrefixSize else {
-            throw ReplayError(.bundleChanged, "\(location): record frame truncated at byte \(position)")
-          }
-          let length = Int(bigEndian(UInt32.self, raw, position + 4))
-          let bodyStart = position + SegmentRecord.frameHeaderSize
-          guard length >= SegmentRecord.bodyPrefixSize, raw.count - bodyStart >= length else {
-            throw ReplayError(.bundleChanged, "\(location): record length out of bounds at byte \(position)")
-          }
-          let seq = bigEndian(UInt64.self, raw, bodyStart)
-          guard seq == expectedSeq else {
-            throw ReplayError(.bundleChanged, "\(location): record seq \(seq) where \(expectedSeq) was expected")
-          }
-          let received = bigEndian(UInt64.self, raw, bodyStart + 8)
-          records.append(
-            .init(
-              seq: seq, receivedUnixNano: received,
-              request: (bodyStart + SegmentRecord.bodyPrefixSize)..<(bodyStart + length)))
-          expectedSeq &+= 1
-          position = bodyStart + length
-        }
-        guard UInt64(records.count) == blob.recordCount else {
-          throw ReplayError(.bundleChanged, "\(location): \(records.count) records, manifest says \(blob.recordCount)")
-        }
-        return records
+        try locateRecords(in: raw, blob: blob, bundlePath: bundlePath)
       }
     }
     return try result.get()
+  }
+
+  /// ``locateRecords(in:blob:bundlePath:)`` over bytes held elsewhere.
+  static func locateRecords(in raw: UnsafeRawBufferPointer, blob: BlobEntry, bundlePath: String) throws(ReplayError)
+    -> [ArchivedSegment.Record]
+  {
+    let location = "\(bundlePath): \(blob.path)"
+    let parsed: (SegmentHeader, Int)?
+    do {
+      parsed = try SegmentHeader.read(from: raw)
+    } catch {
+      throw ReplayError(.bundleChanged, "\(location): \(error)")
+    }
+    guard let (header, headerLength) = parsed else {
+      throw ReplayError(.bundleChanged, "\(location): segment header is incomplete")
+    }
+    var position = headerLength
+    guard header.signal == blob.signal, header.tenant == blob.tenant, header.node == blob.node else {
+      throw ReplayError(.bundleChanged, "\(location): segment header does not match the manifest")
+    }
+    var records: [ArchivedSegment.Record] = []
+    records.reserveCapacity(Int(min(blob.recordCount, 1 << 20)))
+    var expectedSeq = blob.firstSeq
+    while position < raw.count {
+      guard raw.count - position >= SegmentRecord.frameHeaderSize + SegmentRecord.bodyPrefixSize else {
+        throw ReplayError(.bundleChanged, "\(location): record frame truncated at byte \(position)")
+      }
+      let length = Int(bigEndian(UInt32.self, raw, position + 4))
+      let bodyStart = position + SegmentRecord.frameHeaderSize
+      guard length >= SegmentRecord.bodyPrefixSize, raw.count - bodyStart >= length else {
+        throw ReplayError(.bundleChanged, "\(location): record length out of bounds at byte \(position)")
+      }
+      let seq = bigEndian(UInt64.self, raw, bodyStart)
+      guard seq == expectedSeq else {
+        throw ReplayError(.bundleChanged, "\(location): record seq \(seq) where \(expectedSeq) was expected")
+      }
+      let received = bigEndian(UInt64.self, raw, bodyStart + 8)
+      records.append(
+        .init(
+          seq: seq, receivedUnixNano: received,
+          request: (bodyStart + SegmentRecord.bodyPrefixSize)..<(bodyStart + length)))
+      expectedSeq &+= 1
+      position = bodyStart + length
+    }
+    guard UInt64(records.count) == blob.recordCount else {
+      throw ReplayError(.bundleChanged, "\(location): \(records.count) records, manifest says \(blob.recordCount)")
+    }
+    return records
   }
 }
 

@@ -65,28 +65,14 @@ public enum BundleExport {
   public static func run(bundle: DeeplyVerifiedBundle, format: ExportFormat, directory: String, replacing: Bool = false)
     throws(ReplayError) -> ExportReport
   {
-    var groups: [GroupKey: [(StreamKey, [BlobEntry])]] = [:]
-    for (key, blobs) in bundle.streams {
-      if format == .openMetrics && key.signal != .metrics { continue }
-      groups[GroupKey(signal: key.signal, tenant: key.tenant), default: []].append((key, blobs))
-    }
-    let names = groups.keys.map { fileName(signal: $0.signal, tenant: $0.tenant, format: format) } + [indexName]
-    if !replacing {
-      let existing = names.filter { EvidenceFiles.exists(directory + "/" + $0) }.sorted()
-      guard existing.isEmpty else {
-        throw ReplayError(
-          .outputExists,
-          "\(directory) already holds \(existing.joined(separator: ", ")); refusing to overwrite (give --force to replace them)"
-        )
-      }
-    }
-    try makeDirectory(directory)
+    let plan = ExportPlan(streams: bundle.streams, format: format)
+    try plan.prepare(directory: directory, replacing: replacing)
     let reader = try ArchivedRecordReader(bundle)
     // Files are independent, so they are written at once (one per core): while one file's
     // bytes are hashed, another's go to the page cache. Each file's content is still made in
     // its own fixed order, so the output does not depend on the interleaving.
-    let ordered = groups.keys.sorted()
-    let streamsOfGroup = ordered.map { groups[$0] ?? [] }
+    let ordered = plan.groups
+    let streamsOfGroup = plan.streamsOfGroup
     let written = Mutex([Result<WrittenGroup, ReplayError>?](repeating: nil, count: ordered.count))
     DispatchQueue.concurrentPerform(iterations: ordered.count) { position in
       let group = ordered[position]
@@ -97,10 +83,21 @@ public enum BundleExport {
       }
       written.withLock { $0[position] = result }
     }
-    var report = ExportReport()
+    var groups: [WrittenGroup] = []
     for result in written.withLock({ $0 }) {
       guard let result else { continue }
-      let group = try result.get()
+      groups.append(try result.get())
+    }
+    return try finish(groups, bundle: bundle, format: format, directory: directory, replacing: replacing)
+  }
+
+  /// Adds up the written files and writes `index.json`, last, so its presence means a complete
+  /// export.
+  static func finish(
+    _ groups: [WrittenGroup], bundle: DeeplyVerifiedBundle, format: ExportFormat, directory: String, replacing: Bool
+  ) throws(ReplayError) -> ExportReport {
+    var report = ExportReport()
+    for group in groups {
       report.files.append(group.file)
       report.renderedPoints += group.renderedPoints
       report.skippedPoints += group.skippedPoints
@@ -109,6 +106,40 @@ public enum BundleExport {
     try index.append(indexJSON(bundle: bundle, format: format, report: report) + [0x0A])
     _ = try index.commit()
     return report
+  }
+
+  /// Which files an export writes, and which streams go into each, in file order.
+  struct ExportPlan {
+    /// One per file, sorted.
+    let groups: [GroupKey]
+    /// Per group, its streams in ``StreamKey`` order, each with its blobs in sequence order.
+    let streamsOfGroup: [[(StreamKey, [BlobEntry])]]
+    let fileNames: [String]
+
+    init(streams: [(key: StreamKey, blobs: [BlobEntry])], format: ExportFormat) {
+      var byGroup: [GroupKey: [(StreamKey, [BlobEntry])]] = [:]
+      for (key, blobs) in streams {
+        if format == .openMetrics && key.signal != .metrics { continue }
+        byGroup[GroupKey(signal: key.signal, tenant: key.tenant), default: []].append((key, blobs))
+      }
+      groups = byGroup.keys.sorted()
+      streamsOfGroup = groups.map { byGroup[$0] ?? [] }
+      fileNames = groups.map { fileName(signal: $0.signal, tenant: $0.tenant, format: format) }
+    }
+
+    /// Refuses files already in `directory` (unless `replacing`), then makes the directory.
+    func prepare(directory: String, replacing: Bool) throws(ReplayError) {
+      if !replacing {
+        let existing = (fileNames + [indexName]).filter { EvidenceFiles.exists(directory + "/" + $0) }.sorted()
+        guard existing.isEmpty else {
+          throw ReplayError(
+            .outputExists,
+            "\(directory) already holds \(existing.joined(separator: ", ")); refusing to overwrite (give --force to replace them)"
+          )
+        }
+      }
+      try makeDirectory(directory)
+    }
   }
 
   /// One file written, with the OpenMetrics point counts it added.
@@ -123,49 +154,77 @@ public enum BundleExport {
     _ group: GroupKey, streams: [(StreamKey, [BlobEntry])], reader: ArchivedRecordReader, format: ExportFormat,
     directory: String, replacing: Bool
   ) throws(ReplayError) -> WrittenGroup {
-    let name = fileName(signal: group.signal, tenant: group.tenant, format: format)
-    let file = try OutputFile(directory: directory, name: name, replacing: replacing)
-    var records: UInt64 = 0
-    var renderer = OpenMetricsRenderer()
+    let writer = try GroupWriter(group, format: format, directory: directory, replacing: replacing)
     for (_, blobs) in streams {
       for blob in blobs {
         let segment = try reader.segment(blob)
-        for index in segment.records.indices {
-          let request = segment.request(at: index)
-          do {
-            switch format {
-            case .otlpJSON:
-              try file.append(OTLPJSONEncoding.json(request: request, signal: group.signal))
-              try file.append([0x0A])
-            case .otlpProto:
-              // The length prefix and the archived bytes go straight from the segment into the
-              // file's buffer: no per-record array.
-              try file.appendLengthPrefixed(request)
-            case .openMetrics:
-              try renderer.add(request: request)
-            }
-          } catch {
-            var located = error
-            located.stream = blob.stream
-            located.seq = segment.records[index].seq
-            throw located
-          }
-          records += 1
-        }
+        try segment.bytes.withUnsafeBytes { raw in
+          Result { () throws(ReplayError) in try writer.append(raw, records: segment.records, of: blob) }
+        }.get()
       }
     }
-    var written = WrittenGroup(
-      file: ExportedFile(name: name, signal: group.signal, tenant: group.tenant, records: 0, bytes: 0, sha256: ""))
-    if format == .openMetrics {
-      try file.append(renderer.render())
-      written.renderedPoints = renderer.renderedPoints
-      written.skippedPoints = renderer.skippedPoints
+    return try writer.commit()
+  }
+
+  /// One export file being written: the records of its segments, given in file order.
+  final class GroupWriter {
+    let group: GroupKey
+    let name: String
+    private let format: ExportFormat
+    private let file: OutputFile
+    private var records: UInt64 = 0
+    private var renderer = OpenMetricsRenderer()
+
+    init(_ group: GroupKey, format: ExportFormat, directory: String, replacing: Bool) throws(ReplayError) {
+      self.group = group
+      self.format = format
+      name = fileName(signal: group.signal, tenant: group.tenant, format: format)
+      file = try OutputFile(directory: directory, name: name, replacing: replacing)
     }
-    let (bytes, digest) = try file.commit()
-    written.file.records = records
-    written.file.bytes = bytes
-    written.file.sha256 = digest
-    return written
+
+    /// Appends the records of one decompressed segment (`records` locate them in `segment`).
+    func append(_ segment: UnsafeRawBufferPointer, records located: [ArchivedSegment.Record], of blob: BlobEntry)
+      throws(ReplayError)
+    {
+      for record in located {
+        let request = UnsafeRawBufferPointer(rebasing: segment[record.request])
+        do {
+          switch format {
+          case .otlpJSON:
+            try file.append(OTLPJSONEncoding.json(request: request, signal: group.signal))
+            try file.append([0x0A])
+          case .otlpProto:
+            // The length prefix and the archived bytes go straight from the segment into the
+            // file's buffer: no per-record array.
+            try file.appendLengthPrefixed(request)
+          case .openMetrics:
+            try renderer.add(request: request)
+          }
+        } catch {
+          var located = error
+          located.stream = blob.stream
+          located.seq = record.seq
+          throw located
+        }
+        records += 1
+      }
+    }
+
+    /// Finishes the file (OpenMetrics renders here), syncs it and moves it into place.
+    func commit() throws(ReplayError) -> WrittenGroup {
+      var written = WrittenGroup(
+        file: ExportedFile(name: name, signal: group.signal, tenant: group.tenant, records: 0, bytes: 0, sha256: ""))
+      if format == .openMetrics {
+        try file.append(renderer.render())
+        written.renderedPoints = renderer.renderedPoints
+        written.skippedPoints = renderer.skippedPoints
+      }
+      let (bytes, digest) = try file.commit()
+      written.file.records = records
+      written.file.bytes = bytes
+      written.file.sha256 = digest
+      return written
+    }
   }
 
   struct GroupKey: Hashable, Comparable, Sendable {
@@ -256,7 +315,7 @@ final class OutputFile {
   }
 
   /// Appends a 4-byte big-endian length, then `bytes` (the Collector's `format: proto` framing).
-  func appendLengthPrefixed(_ bytes: ArraySlice<UInt8>) throws(ReplayError) {
+  func appendLengthPrefixed(_ bytes: UnsafeRawBufferPointer) throws(ReplayError) {
     let length = UInt32(truncatingIfNeeded: bytes.count)
     buffer.append(UInt8(truncatingIfNeeded: length >> 24))
     buffer.append(UInt8(truncatingIfNeeded: length >> 16))
@@ -269,7 +328,7 @@ final class OutputFile {
     }
     // A large request is hashed and written from where it lies rather than copied first.
     try flush()
-    try bytes.withUnsafeBytes { raw in Result { () throws(ReplayError) in try writeOut(raw) } }.get()
+    try writeOut(bytes)
   }
 
   private func flush() throws(ReplayError) {

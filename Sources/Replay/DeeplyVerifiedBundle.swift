@@ -34,7 +34,10 @@ public struct DeeplyVerifiedBundle: Sendable {
   public var manifestSHA256: String { verified.manifestSHA256 }
 
   /// Each stream's blobs, in sequence order, streams in ``StreamKey`` order.
-  public var streams: [(key: StreamKey, blobs: [BlobEntry])] {
+  public var streams: [(key: StreamKey, blobs: [BlobEntry])] { Self.streams(of: manifest) }
+
+  /// The streams of `manifest`, as ``streams``.
+  static func streams(of manifest: BundleManifest) -> [(key: StreamKey, blobs: [BlobEntry])] {
     var byStream: [StreamKey: [BlobEntry]] = [:]
     for blob in manifest.blobs { byStream[blob.stream, default: []].append(blob) }
     return byStream.keys.sorted().map { key in

@@ -30,12 +30,16 @@ struct BlobChecker<Source: ByteSource> {
   private var receiveTimeBudget: Int
   /// Gets each segment that passed (deep mode), see ``BundleVerifier/segmentSink``.
   let segmentSink: (@Sendable (BlobEntry, [UInt8]) -> Void)?
+  /// Gets each segment that passed (deep mode) from the worker's own buffer, see
+  /// ``CheckedSegmentConsumer``.
+  let segmentConsumer: (any CheckedSegmentConsumer)?
 
   init(
     source: Source, limits: VerificationLimits, depth: VerificationDepth, receiveTimeLimit: Int = 0,
-    segmentSink: (@Sendable (BlobEntry, [UInt8]) -> Void)? = nil
+    segmentSink: (@Sendable (BlobEntry, [UInt8]) -> Void)? = nil, segmentConsumer: (any CheckedSegmentConsumer)? = nil
   ) {
     self.segmentSink = segmentSink
+    self.segmentConsumer = segmentConsumer
     self.source = source
     self.limits = limits
     self.depth = depth
@@ -141,7 +145,13 @@ struct BlobChecker<Source: ByteSource> {
       segment.consume(UnsafeRawBufferPointer(start: scratch.decompressed.pointer, count: produced))
     }
     try segment.finish()
-    if let decompressed { segmentSink?(entry, decompressed) }
+    if let decompressed {
+      segmentSink?(entry, decompressed)
+      decompressed.withUnsafeBytes { segmentConsumer?.consume(entry, segment: $0) }
+    } else {
+      segmentConsumer?.consume(
+        entry, segment: UnsafeRawBufferPointer(start: scratch.decompressed.pointer, count: produced))
+    }
     return CheckedBlobFacts(keptRequests: segment.keptRequests, keptReceiveTimes: segment.keptReceiveTimes)
   }
 

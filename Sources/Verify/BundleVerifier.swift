@@ -30,6 +30,9 @@ public struct BundleVerifier: Sendable {
   /// over belongs to a bundle that may still be rejected by a later blob; use it only when the
   /// result is `.verified`.
   public var segmentSink: (@Sendable (_ blob: BlobEntry, _ segment: [UInt8]) -> Void)?
+  /// Deep mode: gets each checked segment in the order it asks for, without a copy (see
+  /// ``CheckedSegmentConsumer``).
+  public var segmentConsumer: (any CheckedSegmentConsumer)?
 
   public init(policy: TrustPolicy, depth: VerificationDepth = .quick, limits: VerificationLimits = .init()) {
     self.policy = policy
@@ -49,7 +52,7 @@ public struct BundleVerifier: Sendable {
   public func verify(source: some ByteSource, path: String) throws(BundleIOError) -> VerificationResult {
     let check = BundleCheck(
       source: source, limits: limits, depth: depth, progress: progress, receiveTimeLimit: receiveTimeLimit,
-      segmentSink: segmentSink)
+      segmentSink: segmentSink, segmentConsumer: depth == .deep ? segmentConsumer : nil)
     switch try check.run(trust: policy) {
     case .success(let checked):
       return .verified(
@@ -94,6 +97,7 @@ struct BundleCheck<Source: ByteSource> {
   var progress: (@Sendable (VerificationProgress) -> Void)? = nil
   var receiveTimeLimit = 0
   var segmentSink: (@Sendable (BlobEntry, [UInt8]) -> Void)? = nil
+  var segmentConsumer: (any CheckedSegmentConsumer)? = nil
 
   /// Runs every step. `trust == nil` skips step 4 (signature trust); only the co-signer does
   /// that, to check integrity before adding its own signature, and it never yields a
@@ -155,12 +159,21 @@ struct BundleCheck<Source: ByteSource> {
       }
     }
     let workers = depth == .deep ? ConcurrentBlobCheck.workers(blobs: work.count) : 1
-    if workers > 1, let shared = source as? any ConcurrentByteSource {
+    let shared = source as? any ConcurrentByteSource
+    if let consumer = segmentConsumer, shared == nil {
+      // Feeding a consumer in its order needs the threaded check (see CheckedSegmentConsumer);
+      // every blob is passed, in the consumer's order, as its contract says.
+      let order = ConcurrentBlobCheck.schedule(work, following: consumer.blobOrder(for: manifest))
+      for index in order { consumer.pass(work[index].entry) }
+    }
+    if let shared, workers > 1 || segmentConsumer != nil {
       // Deep checks are CPU-bound and blobs independent: several at once, same outcome.
       let progress = self.progress
       let counted = done
+      let consumer = segmentConsumer
       let results = ConcurrentBlobCheck.examine(
-        work, source: shared, limits: limits, workers: workers, segmentSink: segmentSink
+        work, source: shared, limits: limits, workers: workers, segmentSink: segmentSink,
+        consumer: consumer, preferredOrder: consumer?.blobOrder(for: manifest)
       ) {
         blobs, bytes in
         var now = counted

@@ -21,6 +21,9 @@ import Synchronization
 /// - blob facts (audit records, receive times) are merged in manifest order afterwards, so the
 ///   receive-time budget runs out at the same blob as in a sequential check.
 /// Memory: up to `workers` blobs (compressed and decompressed) are held at once instead of one.
+///
+/// With a ``CheckedSegmentConsumer``, blobs are started in the consumer's order instead, and
+/// every blob gets its one consume or pass call (the consumer's contract).
 enum ConcurrentBlobCheck {
   /// Threads worth using: the online CPUs, at most `blobs`, at most 8.
   static func workers(blobs: Int) -> Int {
@@ -34,17 +37,26 @@ enum ConcurrentBlobCheck {
   static func examine<Source: ConcurrentByteSource>(
     _ work: [(entry: BlobEntry, member: TarMember, keepsReceiveTimes: Bool)], source: Source,
     limits: VerificationLimits, workers: Int, segmentSink: (@Sendable (BlobEntry, [UInt8]) -> Void)?,
+    consumer: (any CheckedSegmentConsumer)? = nil, preferredOrder: [BlobEntry]? = nil,
     checked: @Sendable (_ blobs: Int, _ bytes: UInt64) -> Void
   ) -> [Result<CheckedBlobFacts, any Error>?] {
-    let checker = BlobChecker(source: source, limits: limits, depth: .deep, segmentSink: segmentSink)
+    let checker = BlobChecker(
+      source: source, limits: limits, depth: .deep, segmentSink: segmentSink, segmentConsumer: consumer)
     let next = Atomic<Int>(0)
     let firstFailure = Atomic<Int>(Int.max)
     let state = Mutex(
       (results: [Result<CheckedBlobFacts, any Error>?](repeating: nil, count: work.count), blobs: 0, bytes: UInt64(0)))
     // Largest blobs first, so the threads finish together instead of one waiting on a big blob
     // started last; results still go by manifest position.
-    let schedule = work.indices.sorted {
-      work[$0].entry.size > work[$1].entry.size || (work[$0].entry.size == work[$1].entry.size && $0 < $1)
+    let schedule: [Int]
+    if let preferredOrder {
+      schedule = Self.schedule(work, following: preferredOrder)
+    } else {
+      schedule = work.indices.sorted { (left: Int, right: Int) -> Bool in
+        let leftSize = work[left].entry.size
+        let rightSize = work[right].entry.size
+        return leftSize > rightSize || (leftSize == rightSize && left < right)
+      }
     }
     DispatchQueue.concurrentPerform(iterations: workers) { _ in
       let scratch = BlobScratch()
@@ -53,13 +65,17 @@ enum ConcurrentBlobCheck {
         guard position < schedule.count else { return }
         let index = schedule[position]
         // A blob after a known failure (in manifest order) is not started.
-        guard index < firstFailure.load(ordering: .acquiring) else { continue }
+        guard index < firstFailure.load(ordering: .acquiring) else {
+          consumer?.pass(work[index].entry)
+          continue
+        }
         let item = work[index]
         let result = Result { () throws -> CheckedBlobFacts in
           try checker.examine(
             item.entry, member: item.member, keepsReceiveTimes: item.keepsReceiveTimes, scratch: scratch)
         }
         if case .failure = result {
+          consumer?.pass(item.entry)
           // Lower the mark to this blob unless an earlier one failed already.
           var current = firstFailure.load(ordering: .relaxed)
           while index < current {
@@ -78,6 +94,23 @@ enum ConcurrentBlobCheck {
       }
     }
     return state.withLock { $0.results }
+  }
+
+  /// Work positions in the order of `preferred` (by blob path), then those it leaves out in
+  /// manifest order.
+  static func schedule(
+    _ work: [(entry: BlobEntry, member: TarMember, keepsReceiveTimes: Bool)], following preferred: [BlobEntry]
+  ) -> [Int] {
+    var positionOfPath: [String: Int] = [:]
+    for (index, item) in work.enumerated() { positionOfPath[item.entry.path] = index }
+    var scheduled = Set<Int>()
+    var schedule: [Int] = []
+    for entry in preferred {
+      guard let index = positionOfPath[entry.path], scheduled.insert(index).inserted else { continue }
+      schedule.append(index)
+    }
+    schedule += work.indices.filter { !scheduled.contains($0) }
+    return schedule
   }
 }
 

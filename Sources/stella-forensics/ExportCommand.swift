@@ -7,8 +7,9 @@ struct ExportCommand: ParsableCommand {
     commandName: "export",
     abstract: "Write a verified bundle as files other tools read.",
     discussion: """
-      The bundle is verified in full (as verify --deep) first; a bundle that fails is refused with
-      exit 1. Formats: otlp-json (OTLP/JSON lines, one Export…ServiceRequest per line, as the
+      The bundle is verified in full (as verify --deep) while the files are written under
+      temporary names; they appear only once every check has passed, and a bundle that fails is
+      refused with exit 1 and leaves nothing behind. Formats: otlp-json (OTLP/JSON lines, one Export…ServiceRequest per line, as the
       Collector's otlpjsonfile receiver reads), otlp-proto (the Collector file exporter's stream: a
       4-byte big-endian length before each serialized request), openmetrics (metrics only, for
       promtool tsdb create-blocks-from openmetrics). One file per signal and tenant, named
@@ -44,13 +45,23 @@ struct ExportCommand: ParsableCommand {
   }
 
   func run() throws {
-    let verified = try DeepVerification.verify(
-      bundle: bundle, trustedKeys: trust.trustedKeys, threshold: trust.threshold, json: json, command: "export")
+    // The files are written while the bundle is verified and appear only once it has passed.
+    let staged = StagedExport(
+      bundle: bundle, format: ExportFormat(rawValue: format) ?? .otlpJSON, directory: out, replacing: force)
+    let verified: DeeplyVerifiedBundle
+    do {
+      verified = try DeepVerification.verify(
+        bundle: bundle, trustedKeys: trust.trustedKeys, threshold: trust.threshold, json: json, command: "export",
+        consumer: staged)
+    } catch {
+      staged.abandon()
+      throw error
+    }
     let report: ExportReport
     do {
-      report = try BundleExport.run(
-        bundle: verified, format: ExportFormat(rawValue: format) ?? .otlpJSON, directory: out, replacing: force)
+      report = try staged.publish(verified)
     } catch {
+      staged.abandon()
       if error.isEvidenceError { throw CLIFailure.evidence(error.description) }
       if error.code == .outputExists { throw CLIFailure.usage("--out: \(error.description)") }
       throw CLIFailure.runtime(error.description)

@@ -236,9 +236,12 @@ enum DeepVerification {
     return min(physical, 1 << 30)
   }
 
-  static func verify(bundle: String, trustedKeys: [String], threshold: Int, json: Bool, command: String) throws
-    -> DeeplyVerifiedBundle
-  {
+  /// - Parameter consumer: takes each checked segment while verification runs (export); without
+  ///   one, the segments are kept for the command that follows (replay).
+  static func verify(
+    bundle: String, trustedKeys: [String], threshold: Int, json: Bool, command: String,
+    consumer: (any CheckedSegmentConsumer)? = nil
+  ) throws -> DeeplyVerifiedBundle {
     let keys = try KeyLoading.publicKeys(trustedKeys)
     let policy: TrustPolicy
     do {
@@ -248,9 +251,12 @@ enum DeepVerification {
     }
     // The segments the verifier decompresses are kept (within a memory budget) for the command
     // that follows, so each blob is read and decompressed once.
-    let segments = VerifiedSegments(budgetBytes: segmentBudgetBytes)
     var verifier = BundleVerifier(policy: policy, depth: .deep)
-    verifier.segmentSink = { blob, segment in segments.keep(blob, segment: segment) }
+    let segments = consumer == nil ? VerifiedSegments(budgetBytes: segmentBudgetBytes) : nil
+    if let segments {
+      verifier.segmentSink = { blob, segment in segments.keep(blob, segment: segment) }
+    }
+    verifier.segmentConsumer = consumer
     let result = try verifier.verifyShowingProgress(path: bundle, quiet: json)
     switch result {
     case .verified(let verified):
