@@ -50,9 +50,11 @@ public enum SigV4Encoding {
 
   /// Whether `byte` is an RFC 9110 `tchar`, the characters of a method or header name.
   static func isTokenByte(_ byte: UInt8) -> Bool {
-    if isUnreserved(byte) { return true }
-    return Array("!#$%&'*+^`|".utf8).contains(byte)
+    isUnreserved(byte) || tokenPunctuation.contains(byte)
   }
+
+  /// The `tchar` punctuation besides the unreserved `-`, `.`, `_`, `~`.
+  private static let tokenPunctuation = Set("!#$%&'*+^`|".utf8)
 }
 
 /// How the canonical URI is made from the request path. The two rules AWS documents differ, so
