@@ -31,6 +31,7 @@ let package = Package(
     .library(name: "Replay", targets: ["Replay"]),
     .library(name: "Kit", targets: ["Kit"]),
     .library(name: "Report", targets: ["Report"]),
+    .library(name: "ObjectStore", targets: ["ObjectStore"]),
   ],
   dependencies: [
     .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -193,6 +194,10 @@ let package = Package(
       ]
     ),
 
+    // Shipping sealed segments to an S3-compatible store: for now AWS Signature Version 4 and the
+    // credentials it signs with (HMAC and SHA-256 through EvidenceIO's libcrypto wrapper).
+    .target(name: "ObjectStore", dependencies: ["CodedErrors", "EvidenceIO", "Manifest"]),
+
     .executableTarget(
       name: "StellaForensicsCLI",
       dependencies: [
@@ -210,6 +215,7 @@ let package = Package(
     .testTarget(name: "ManifestTests", dependencies: ["CodedErrors", "EvidenceIO", "Manifest", "WireTestSupport"]),
     .testTarget(name: "SigningTests", dependencies: ["Keys", "Signing"]),
     .testTarget(name: "BlockingHTTPTests", dependencies: ["BlockingHTTP"]),
+    .testTarget(name: "ObjectStoreTests", dependencies: ["CodedErrors", "EvidenceIO", "ObjectStore"]),
     // Reads Sources/ as text: the dependency rules of docs/architecture.md.
     .testTarget(name: "ArchitectureTests"),
     .testTarget(

@@ -33,6 +33,7 @@ enum DependencyRules {
     "Kit": ["Keys", "EvidenceIO", "Manifest", "Signing"],
     "Report": ["Audit", "Keys", "Manifest", "Verify"],
     "Replay": ["Audit", "BlockingHTTP", "EvidenceIO", "Manifest", "OTLPProto", "OTLPWire", "Verify"],
+    "ObjectStore": ["CodedErrors", "EvidenceIO", "Manifest"],
     "StellaForensicsCLI": [
       "CodedErrors", "Audit", "Capture", "EvidenceIO", "Incidents", "Ingest", "Journal", "Keys", "Kit", "Manifest",
       "Receivers",
