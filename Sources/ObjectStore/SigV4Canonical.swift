@@ -1,4 +1,4 @@
-public import CodedErrors
+import CodedErrors
 
 /// The canonical forms SigV4 signs: URI encoding, the canonical URI, query string and headers.
 /// Everything works on UTF-8 bytes, so no Unicode normalization can change what is signed.
