@@ -1,3 +1,5 @@
+import Manifest
+
 /// RFC 3339 timestamps (`2026-11-25T10:00:00Z`, `2026-11-25T11:00:00.123456789+01:00`) as Unix
 /// nanoseconds, exactly: fractions keep all nine digits, unlike Foundation's ISO 8601 parser.
 public enum RFC3339Time {
@@ -70,16 +72,7 @@ public enum RFC3339Time {
     let nanos = unixNano % 1_000_000_000
     let days = seconds / 86_400
     let secondOfDay = seconds % 86_400
-    // Civil-from-days (proleptic Gregorian), after H. Hinnant's algorithm.
-    let z = days + 719_468
-    let era = z / 146_097
-    let dayOfEra = z - era * 146_097
-    let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-    let mp = (5 * dayOfYear + 2) / 153
-    let day = dayOfYear - (153 * mp + 2) / 5 + 1
-    let month = mp < 10 ? mp + 3 : mp - 9
-    let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+    let (year, month, day) = CivilDate.from(daysSince1970: days)
     func pad(_ value: Int64, _ width: Int) -> String {
       let text = String(value)
       return String(repeating: "0", count: max(0, width - text.count)) + text

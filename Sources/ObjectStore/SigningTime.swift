@@ -1,5 +1,6 @@
 public import CodedErrors
 public import Foundation
+import Manifest
 
 /// The instant a request is signed, as SigV4 writes it: `YYYYMMDD'T'HHMMSS'Z'` in UTC.
 ///
@@ -23,7 +24,7 @@ public struct SigningTime: Sendable, Hashable {
     }
     let days = secondsSince1970 / 86_400
     let secondOfDay = secondsSince1970 % 86_400
-    let (year, month, day) = Self.civilDate(daysSince1970: days)
+    let (year, month, day) = CivilDate.from(daysSince1970: days)
     let date = Self.digits(year, 4) + Self.digits(month, 2) + Self.digits(day, 2)
     dateStamp = date
     amzDate =
@@ -38,22 +39,6 @@ public struct SigningTime: Sendable, Hashable {
       throw SigV4Error(.invalidTime, "signing time \(date.timeIntervalSince1970) cannot be written as a date")
     }
     try self.init(secondsSince1970: whole)
-  }
-
-  /// The proleptic Gregorian year, month and day of a day count from 1970-01-01 (the
-  /// era-based conversion in Howard Hinnant's "chrono-compatible low-level date algorithms",
-  /// here only for non-negative counts).
-  static func civilDate(daysSince1970: Int64) -> (year: Int64, month: Int64, day: Int64) {
-    let shifted = daysSince1970 + 719_468  // days since 0000-03-01
-    let era = shifted / 146_097
-    let dayOfEra = shifted - era * 146_097
-    let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-    let monthFromMarch = (5 * dayOfYear + 2) / 153
-    let day = dayOfYear - (153 * monthFromMarch + 2) / 5 + 1
-    let month = monthFromMarch < 10 ? monthFromMarch + 3 : monthFromMarch - 9
-    let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-    return (year, month, day)
   }
 
   private static func digits(_ value: Int64, _ width: Int) -> String {

@@ -1,3 +1,5 @@
+import Manifest
+
 /// Turning untrusted text into HTML text. Every string that comes from a bundle (tenant and node
 /// names, incident facts, audit records, finding details) is attacker-controlled and passes
 /// through here before it reaches the page.
@@ -61,10 +63,10 @@ enum UTCTime {
   static func format(_ unixNano: UInt64) -> String {
     let seconds = unixNano / 1_000_000_000
     let nanos = unixNano % 1_000_000_000
-    let (year, month, day) = civilDate(daysSinceEpoch: Int64(seconds / 86_400))
+    let (year, month, day) = CivilDate.from(daysSince1970: Int64(seconds / 86_400))
     let secondOfDay = Int(seconds % 86_400)
     var text =
-      "\(year)-\(padded(month, 2))-\(padded(day, 2))T\(padded(secondOfDay / 3600, 2)):\(padded(secondOfDay / 60 % 60, 2)):\(padded(secondOfDay % 60, 2))"
+      "\(year)-\(padded(Int(month), 2))-\(padded(Int(day), 2))T\(padded(secondOfDay / 3600, 2)):\(padded(secondOfDay / 60 % 60, 2)):\(padded(secondOfDay % 60, 2))"
     if nanos != 0 { text += "." + padded(Int(nanos), 9) }
     return text + "Z"
   }
@@ -88,19 +90,5 @@ enum UTCTime {
   private static func padded(_ value: Int, _ width: Int) -> String {
     let digits = String(value)
     return String(repeating: "0", count: max(0, width - digits.count)) + digits
-  }
-
-  /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian calendar).
-  private static func civilDate(daysSinceEpoch: Int64) -> (Int, Int, Int) {
-    let z = daysSinceEpoch + 719_468
-    let era = (z >= 0 ? z : z - 146_096) / 146_097
-    let dayOfEra = z - era * 146_097
-    let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-    let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-    let monthIndex = (5 * dayOfYear + 2) / 153
-    let day = dayOfYear - (153 * monthIndex + 2) / 5 + 1
-    let month = monthIndex < 10 ? monthIndex + 3 : monthIndex - 9
-    let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-    return (Int(year), Int(month), Int(day))
   }
 }
