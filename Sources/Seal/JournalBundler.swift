@@ -95,12 +95,14 @@ public struct MissingRecords: Error, Sendable, Equatable, CustomStringConvertibl
   /// The seqs no segment holds, inclusive.
   public var seqs: ClosedRange<UInt64>
 
+  /// The hole `seqs` in `stream`, found in `dataDirectory`.
   public init(dataDirectory: String, stream: StreamKey, seqs: ClosedRange<UInt64>) {
     self.dataDirectory = dataDirectory
     self.stream = stream
     self.seqs = seqs
   }
 
+  /// One line for a person: the node, stream, missing seqs and directory, and why it is refused.
   public var description: String {
     "node \(stream.node), stream \(stream.signal.rawValue) of tenant \(stream.tenant): records \(seqs.lowerBound)...\(seqs.upperBound) are missing from \(dataDirectory) (no segment file holds them: deleted, or pruned from the ring); a bundle cannot have a hole in a stream"
   }

@@ -10,7 +10,9 @@
 /// starts at the earliest look-back start and ends at the latest end, and it is active while it
 /// is active on any node. Nodes whose log does not record it are bundled over the same window.
 public struct NodesIncident: Sendable {
+  /// The incident id, the same in every log.
   public var id: String
+  /// Why it was declared, the same in every log that records it.
   public var reason: String
   /// The authenticated principal who declared it.
   public var declaredBy: String
