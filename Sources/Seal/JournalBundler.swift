@@ -73,12 +73,44 @@ public enum JournalBundleErrorCode: Sendable, Hashable {
   case unusableWindow
   /// No captured record arrived in the window.
   case emptyWindow
+  /// A stream's selected segments do not join: records between two of them are in no segment
+  /// file (deleted, or pruned from the ring). The cause is the ``MissingRecords``.
+  case sequenceGap
+  /// The data directories do not name distinct capture nodes: one directory given twice, two
+  /// directories of one node id, a directory without a valid node id, or segments captured by
+  /// another node than the directory's.
+  case nodeIdentity
   /// Writing or signing the bundle failed; the cause is the ``SealError``.
   case sealing
 }
 
-/// The `bundle` step for a capture journal: selects the window's segments from a data directory
-/// (sealed ones as they are, open ones sealed in memory) and seals them into a signed bundle.
+/// Records of one stream that a bundle would have to hold, because segments on both sides of
+/// them are in it, but that no segment file in the data directory holds: the cause of a
+/// ``JournalBundleError`` with code `.sequenceGap`.
+public struct MissingRecords: Error, Sendable, Equatable, CustomStringConvertible {
+  /// The data directory of the node whose stream has the hole.
+  public var dataDirectory: String
+  /// The stream (node, signal, tenant).
+  public var stream: StreamKey
+  /// The seqs no segment holds, inclusive.
+  public var seqs: ClosedRange<UInt64>
+
+  /// The hole `seqs` in `stream`, found in `dataDirectory`.
+  public init(dataDirectory: String, stream: StreamKey, seqs: ClosedRange<UInt64>) {
+    self.dataDirectory = dataDirectory
+    self.stream = stream
+    self.seqs = seqs
+  }
+
+  /// One line for a person: the node, stream, missing seqs and directory, and why it is refused.
+  public var description: String {
+    "node \(stream.node), stream \(stream.signal.rawValue) of tenant \(stream.tenant): records \(seqs.lowerBound)...\(seqs.upperBound) are missing from \(dataDirectory) (no segment file holds them: deleted, or pruned from the ring); a bundle cannot have a hole in a stream"
+  }
+}
+
+/// The `bundle` step for a capture journal: selects the window's segments from one or several
+/// data directories (each one capture node; sealed segments as they are, open ones sealed in
+/// memory) and seals them into one signed bundle.
 public enum JournalBundler {
   /// Seals `scope` of the journal in `dataDirectory` into a bundle at `outputPath`.
   ///
@@ -87,36 +119,116 @@ public enum JournalBundler {
     dataDirectory: String, scope: BundleScope, signingKeys: [Ed25519PrivateKey], outputPath: String,
     replacing: Bool
   ) throws(JournalBundleError) -> BundleManifest {
-    let selection: JournalSelection.Selection
-    do {
-      if scope.carriesAuditStream {
-        selection = try JournalSelection.selectWithAudit(
-          dataDirectory: dataDirectory, fromUnixNano: scope.window.lowerBound, toUnixNano: scope.window.upperBound,
-          tenants: scope.tenants)
-      } else {
-        selection = try JournalSelection.select(
-          dataDirectory: dataDirectory, fromUnixNano: scope.window.lowerBound, toUnixNano: scope.window.upperBound,
-          tenants: scope.tenants, excludingAudit: scope.tenants == nil)
-      }
-    } catch {
-      throw JournalBundleError(error.kind == .io ? .unreadableJournal : .unusableWindow, error.message, cause: error)
+    try seal(
+      dataDirectories: [dataDirectory], scope: scope, signingKeys: signingKeys, outputPath: outputPath,
+      replacing: replacing)
+  }
+
+  /// Seals `scope` of the journals in `dataDirectories`, one capture node each, into one bundle
+  /// at `outputPath`: every node's streams (and, when the scope carries it, every node's audit
+  /// stream) over the same window, listed in one manifest.
+  ///
+  /// With several directories each must name a distinct node (its `node-id` file), and they must
+  /// have journaled the window under one redaction policy, since a manifest states one. A
+  /// stream whose selected segments do not join is refused (`.sequenceGap`, naming the node,
+  /// stream and missing seqs) instead of sealing a bundle with a hole. One directory bundles
+  /// exactly as it always has.
+  ///
+  /// - Returns: the bundle's manifest.
+  public static func seal(
+    dataDirectories: [String], scope: BundleScope, signingKeys: [Ed25519PrivateKey], outputPath: String,
+    replacing: Bool
+  ) throws(JournalBundleError) -> BundleManifest {
+    let nodes = try CaptureNodeDirectory.identify(dataDirectories)
+    var selections: [(node: CaptureNodeDirectory, selection: JournalSelection.Selection)] = []
+    for node in nodes {
+      let selection = try select(node.dataDirectory, scope: scope)
+      try node.checkOwnership(of: selection.segments)
+      selections.append((node, selection))
     }
-    guard !selection.segments.isEmpty else {
+    let nonEmpty = selections.filter { !$0.selection.segments.isEmpty }
+    guard !nonEmpty.isEmpty else {
       let tenantNote = scope.tenants.map { " for tenant(s) \($0.joined(separator: ", "))" } ?? ""
       throw JournalBundleError(
         .emptyWindow,
         "no captured records arrived between \(RFC3339Time.format(scope.window.lowerBound)) and \(RFC3339Time.format(scope.window.upperBound))\(tenantNote)"
       )
     }
+    for (node, selection) in nonEmpty {
+      try checkStreamsJoin(selection.segments, dataDirectory: node.dataDirectory)
+    }
+    let redactionPolicy = try commonRedactionPolicy(nonEmpty)
+    // A node that does not know when its first selected record arrived lets no start be claimed.
+    let firstArrivals = nonEmpty.map(\.selection.firstArrivalUnixNano)
+    let firstArrival = firstArrivals.contains(nil) ? nil : firstArrivals.compactMap { $0 }.min()
     var facts = scope.facts
-    facts.redactionPolicy = selection.redactionPolicy
-    facts.captureStartUnixNano = selection.captureStart(requested: facts.captureStartUnixNano)
+    facts.redactionPolicy = redactionPolicy
+    facts.captureStartUnixNano = max(facts.captureStartUnixNano, firstArrival ?? facts.captureStartUnixNano)
     do {
       return try BundleSealer.seal(
-        segments: selection.segments, facts: facts, signingKeys: signingKeys, outputPath: outputPath,
-        replacing: replacing)
+        segments: nonEmpty.flatMap(\.selection.segments), facts: facts, signingKeys: signingKeys,
+        outputPath: outputPath, replacing: replacing)
     } catch {
       throw JournalBundleError(.sealing, error.message, cause: error)
     }
+  }
+
+  /// One data directory's selection for `scope`.
+  private static func select(_ dataDirectory: String, scope: BundleScope) throws(JournalBundleError)
+    -> JournalSelection.Selection
+  {
+    do {
+      if scope.carriesAuditStream {
+        return try JournalSelection.selectWithAudit(
+          dataDirectory: dataDirectory, fromUnixNano: scope.window.lowerBound, toUnixNano: scope.window.upperBound,
+          tenants: scope.tenants)
+      }
+      return try JournalSelection.select(
+        dataDirectory: dataDirectory, fromUnixNano: scope.window.lowerBound, toUnixNano: scope.window.upperBound,
+        tenants: scope.tenants, excludingAudit: scope.tenants == nil)
+    } catch {
+      throw JournalBundleError(error.kind == .io ? .unreadableJournal : .unusableWindow, error.message, cause: error)
+    }
+  }
+
+  /// Refuses a selection in which a stream's segments do not join seq to seq. The selection
+  /// takes every segment between a stream's first and last in the window, so a hole there is a
+  /// segment file that is gone; sealing it would give a bundle every verifier rejects
+  /// (`MANIFEST_SEQUENCE_GAP`), or, were it dropped, a silent hole.
+  static func checkStreamsJoin(_ segments: [SealedSegment], dataDirectory: String) throws(JournalBundleError) {
+    let byStream = Dictionary(grouping: segments.map(\.entry), by: \.stream)
+    for stream in byStream.keys.sorted() {
+      let ordered = (byStream[stream] ?? []).sorted { $0.firstSeq < $1.firstSeq }
+      for (previous, next) in zip(ordered, ordered.dropFirst()) {
+        if next.firstSeq <= previous.lastSeq {
+          throw JournalBundleError(
+            .unusableWindow,
+            "node \(stream.node), stream \(stream.signal.rawValue) of tenant \(stream.tenant) in \(dataDirectory): the segment starting at seq \(next.firstSeq) overlaps the one holding \(previous.firstSeq)...\(previous.lastSeq)"
+          )
+        }
+        if next.firstSeq > previous.lastSeq + 1 {
+          let missing = MissingRecords(
+            dataDirectory: dataDirectory, stream: stream, seqs: (previous.lastSeq + 1)...(next.firstSeq - 1))
+          throw JournalBundleError(.sequenceGap, missing.description, cause: missing)
+        }
+      }
+    }
+  }
+
+  /// The one redaction policy the nodes journaled the window under: a manifest states one.
+  private static func commonRedactionPolicy(
+    _ selections: [(node: CaptureNodeDirectory, selection: JournalSelection.Selection)]
+  ) throws(JournalBundleError) -> RedactionPolicyReference {
+    let policies = Set(selections.map(\.selection.redactionPolicy))
+    guard policies.count <= 1, let policy = policies.first else {
+      let named = selections.map { node, selection in
+        "\(node.dataDirectory): \(selection.redactionPolicy.id) (\(selection.redactionPolicy.sha256.prefix(12))…)"
+      }
+      throw JournalBundleError(
+        .unusableWindow,
+        "the data directories journaled the window under different redaction policies (\(named.joined(separator: ", "))); a manifest states one policy: bundle them separately"
+      )
+    }
+    return policy
   }
 }

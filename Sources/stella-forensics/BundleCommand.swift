@@ -24,14 +24,24 @@ struct BundleCommand: AsyncParsableCommand {
       fewer than are inside it; the audit stream only with --tenant stella-forensics:audit.
       Sealed segments are copied as they are; records still in an open segment are sealed from
       the file's valid prefix, so this works while capture runs.
+      Several nodes: give --data once per capture node's data directory. The bundle lists every
+      node with records in the window, with each node's streams (and audit stream) over the same
+      window. Each directory must be a different node (its node-id file); the same directory
+      twice, or two of one node id, is refused. With --incident, the incident must be in at least
+      one directory's incident log; where several logs record it, their reason, declarer and
+      tenants must agree (else it is refused: bundle the nodes separately), and the bundle takes
+      the earliest declaration as its declared time and the window from the earliest look-back
+      start to the latest end (to now while it is active on any node).
+      A stream whose segments in the window do not join (a segment file missing between two
+      others) is refused, naming the node, stream and missing seqs, rather than sealed with a hole.
       Defaults: incident id "capture-" + the window's two times in compact UTC form; reason
       "captured OTLP from FROM to TO"; declared by "stella-forensics bundle"; declared at --to.
       """)
 
-  @Option(help: "Capture data directory.")
-  var data: String
+  @Option(help: "Capture data directory; repeat it for one bundle of several capture nodes.")
+  var data: [String] = []
 
-  @Option(help: "Bundle this incident (from the data directory's incident log).")
+  @Option(help: "Bundle this incident (from the data directories' incident logs).")
   var incident: String?
 
   @Option(help: "Window start (RFC 3339, e.g. 2026-11-25T10:00:00Z).")
@@ -70,6 +80,7 @@ struct BundleCommand: AsyncParsableCommand {
   var force = false
 
   func validate() throws {
+    if data.isEmpty { throw ValidationError("give --data DIR (once per capture node)") }
     if incident != nil {
       if from != nil || to != nil { throw ValidationError("give either --incident or --from/--to, not both") }
       if id != nil || reason != nil || declaredBy != nil {
@@ -84,21 +95,23 @@ struct BundleCommand: AsyncParsableCommand {
     try CLIFailure.refuseExisting(out, force: force)
     let hooks = try notifyConfig.map(Self.loadHooks)
     if let tenant, let problem = TenantName.problem(with: tenant) { throw CLIFailure.usage("--tenant: \(problem)") }
-    let journalData = archive ? JournalLayout(dataDirectory: data).archiveDataDirectory : data
-    guard FileManager.default.fileExists(atPath: JournalLayout(dataDirectory: journalData).journalDirectory) else {
-      throw CLIFailure.usage("--data: \(data) holds no capture \(archive ? "archive" : "journal")")
+    let journalData = data.map { archive ? JournalLayout(dataDirectory: $0).archiveDataDirectory : $0 }
+    for (directory, journal) in zip(data, journalData)
+    where !FileManager.default.fileExists(atPath: JournalLayout(dataDirectory: journal).journalDirectory) {
+      throw CLIFailure.usage("--data: \(directory) holds no capture \(archive ? "archive" : "journal")")
     }
-    let scope = try incident.map(incidentScope) ?? rangeScope()
+    let incidentRecords = try incident.map { try Self.findIncident($0, in: data) }
+    let scope = try incidentRecords.map(incidentScope) ?? rangeScope()
     let signingKey = try KeyLoading.privateKey(key)
     let manifest: BundleManifest
     do {
       manifest = try JournalBundler.seal(
-        dataDirectory: journalData, scope: scope, signingKeys: [signingKey], outputPath: out, replacing: force)
+        dataDirectories: journalData, scope: scope, signingKeys: [signingKey], outputPath: out, replacing: force)
     } catch {
       switch error.code {
-      case .unreadableJournal: throw CLIFailure.runtime(error.message)
-      case .unusableWindow: throw CLIFailure.usage(error.message)
-      case .emptyWindow: throw CLIFailure.usage("\(error.message) in \(data)")
+      case .unreadableJournal, .sequenceGap: throw CLIFailure.runtime(error.message)
+      case .unusableWindow, .nodeIdentity: throw CLIFailure.usage(error.message)
+      case .emptyWindow: throw CLIFailure.usage("\(error.message) in \(data.joined(separator: ", "))")
       case .sealing:
         guard let sealError = error.cause as? SealError else { throw CLIFailure.runtime(error.message) }
         throw CLIFailure.sealing(sealError, out: out)
@@ -106,9 +119,8 @@ struct BundleCommand: AsyncParsableCommand {
     }
     let records = manifest.blobs.reduce(UInt64(0)) { $0 + $1.recordCount }
     if let hooks {
-      let incidentRecord = try incident.flatMap { id in try Self.readIncidents(data).first { $0.id == id } }
       let described =
-        incidentRecord.map { NotifyEvent.Incident($0) }
+        incidentRecords.map { NotifyEvent.Incident($0) }
         ?? NotifyEvent.Incident(
           id: manifest.incident.id, reason: manifest.incident.reason, declaredBy: manifest.incident.declaredBy,
           tenants: scope.tenants ?? [], startedAtUnixNano: manifest.incident.declaredAtUnixNano,
@@ -120,11 +132,15 @@ struct BundleCommand: AsyncParsableCommand {
     )
   }
 
-  static func readIncidents(_ data: String) throws -> [Incident] {
+  /// The incident as the data directories' incident logs record it (see ``NodesIncident``).
+  static func findIncident(_ id: String, in data: [String]) throws -> NodesIncident {
     do {
-      return try IncidentLog(dataDirectory: data).read()
+      return try NodesIncident.find(id: id, in: data)
     } catch {
-      throw CLIFailure.runtime(error.message)
+      switch error.code {
+      case .notFound, .conflict, .invalid: throw CLIFailure.usage(error.message)
+      case .io: throw CLIFailure.runtime(error.message)
+      }
     }
   }
 
@@ -185,12 +201,7 @@ struct BundleCommand: AsyncParsableCommand {
   }
 
   /// The scope of an incident's bundle.
-  private func incidentScope(_ incidentID: String) throws -> BundleScope {
-    let incidents = try Self.readIncidents(data)
-    guard let incident = incidents.first(where: { $0.id == incidentID }) else {
-      throw CLIFailure.usage(
-        "no incident \(incidentID) in \(data) (known: \(incidents.map(\.id).joined(separator: ", ")))")
-    }
+  private func incidentScope(_ incident: NodesIncident) throws -> BundleScope {
     // An active incident is bundled up to now; its bundle says so in the capture window's end.
     let end = incident.endUnixNano ?? IncidentManager.wallClock()
     var tenants: [String]? = incident.tenants.isEmpty ? nil : incident.tenants
@@ -200,12 +211,12 @@ struct BundleCommand: AsyncParsableCommand {
       }
       tenants = [tenant]
     }
-    // An incident bundle of the flight recorder carries the node's audit stream (README, "The
+    // An incident bundle of the flight recorder carries each node's audit stream (README, "The
     // audit stream"); the archive holds no audit stream of its own.
     return .incident(
       IncidentFacts(
         id: incident.id, reason: incident.reason, declaredBy: incident.declaredBy,
-        declaredAtUnixNano: incident.startUnixNano),
+        declaredAtUnixNano: incident.declaredAtUnixNano),
       windowStart: incident.windowStartUnixNano, end: end, tenants: tenants, carriesAuditStream: !archive)
   }
 }
